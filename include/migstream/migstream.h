@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migstream: streams for virtual machine and device state migration.
+ *
+ * The umbrella header: include this one.  Each module header can also be
+ * included on its own.
+ */
+#ifndef MIGSTREAM_MIGSTREAM_H
+#define MIGSTREAM_MIGSTREAM_H
+
+#include <migstream/version.h>
+#include <migstream/stream.h>
+
+#endif /* MIGSTREAM_MIGSTREAM_H */

@@ -1,0 +1,597 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migstream stream core: a buffered, one-direction byte stream with
+ * big-endian puts and gets, sticky first-error reporting and pluggable
+ * sinks (memory, file descriptor, iovec, custom).
+ *
+ * Conventions used by every function in this header:
+ * - Functions that can fail return 0 (or a byte count) on success and a
+ *   negative errno on failure.  ms_strerror() names every code.
+ * - A stream's first error is sticky.  After it, every ms_put_*() does
+ *   nothing and returns the error, every ms_get_*() returns 0 (or fills
+ *   its destination with zeros) and returns the error, and
+ *   ms_stream_flush() and ms_stream_close() return it.  The error keeps
+ *   its code, a message and the byte offset at which it happened.
+ * - Caller bugs (NULL stream, a put on a reader, a get on a writer) are
+ *   caught by assert(); in builds with NDEBUG they return -EINVAL and do
+ *   not touch the stream's error state.
+ * - A stream is not thread-safe: one thread at a time may use it.  The
+ *   library keeps no global or static mutable state, so different streams
+ *   may be used on different threads at the same time.
+ */
+#ifndef MIGSTREAM_STREAM_H
+#define MIGSTREAM_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * ms_strerror() - Describe an error code returned by this library.
+ * @err: a negative errno as returned by a migstream function (a positive
+ *       value is accepted and treated as its negation; 0 means success).
+ *
+ * Return: a static, human-readable string.  Unknown codes give
+ * "unknown error".  Thread-safe.
+ */
+const char *ms_strerror(int err);
+
+/**
+ * struct ms_allocator - Per-object memory allocation hooks.
+ * @malloc: like malloc(3); returns NULL on failure.
+ * @realloc: like realloc(3); returns NULL on failure and leaves @ptr alone.
+ * @free: like free(3); must accept NULL.
+ * @opaque: passed as the last argument of each hook.
+ *
+ * Objects created with an allocator use it for every allocation they make
+ * (zlib's included) and keep the pointer to it: the structure must stay
+ * valid until the last object created with it is freed.  NULL where an
+ * allocator is accepted means the C library's.
+ */
+typedef struct ms_allocator {
+	void *(*malloc)(size_t size, void *opaque);
+	void *(*realloc)(void *ptr, size_t size, void *opaque);
+	void (*free)(void *ptr, void *opaque);
+	void *opaque;
+} ms_allocator;
+
+/** typedef ms_stream - An opaque stream handle. */
+typedef struct ms_stream ms_stream;
+
+/* Default internal buffer size, as QEMUFile's IO_BUF_SIZE. */
+#define MS_STREAM_DEFAULT_BUFFER_SIZE (32u * 1024u)
+/* Default size from which ms_put_buffer_async() queues instead of copying. */
+#define MS_STREAM_DEFAULT_ZERO_COPY_THRESHOLD 4096u
+/* Number of iovecs a writer queues before it flushes. */
+#define MS_STREAM_MAX_IOV 64
+/* Largest number of bytes ms_put_counted_string() can write. */
+#define MS_COUNTED_STRING_MAX 255
+
+#define MS_STREAM_OPTS_VERSION 1
+
+/**
+ * struct ms_stream_opts - Optional settings for a new stream.
+ * @version: must be MS_STREAM_OPTS_VERSION.
+ * @allocator: allocation hooks, or NULL for the C library's.
+ * @buffer_size: size of the internal buffer in bytes; 0 means
+ *               MS_STREAM_DEFAULT_BUFFER_SIZE.  It is also the largest
+ *               ms_peek().  At least 16 bytes.
+ * @zero_copy_threshold: ms_put_buffer_async() queues buffers of at least
+ *                       this many bytes without copying them; 0 means
+ *                       MS_STREAM_DEFAULT_ZERO_COPY_THRESHOLD.
+ * @timeout_ms: how long a file-descriptor stream waits in poll() for a
+ *              non-blocking descriptor to become ready; 0 waits forever.
+ *              A wait that runs out fails the stream with -ETIMEDOUT.
+ *
+ * Pass NULL instead of a pointer to this structure for all defaults.  A
+ * structure with an unknown @version is refused with -EINVAL.
+ */
+typedef struct ms_stream_opts {
+	unsigned version;
+	const ms_allocator *allocator;
+	size_t buffer_size;
+	size_t zero_copy_threshold;
+	int timeout_ms;
+} ms_stream_opts;
+
+/**
+ * enum ms_stream_mode - The one direction a stream moves data in.
+ * @MS_STREAM_WRITER: the stream accepts ms_put_*() calls.
+ * @MS_STREAM_READER: the stream accepts ms_get_*() calls.
+ */
+typedef enum ms_stream_mode {
+	MS_STREAM_WRITER = 1,
+	MS_STREAM_READER = 2
+} ms_stream_mode;
+
+/*
+ * Memory sink.
+ */
+
+/**
+ * ms_stream_new_mem() - Create a writer into a growable memory buffer.
+ * @out: receives the new stream; untouched on failure.
+ * @max_size: the largest number of bytes the buffer may hold at once; 0
+ *            means no limit.  A put that would go past it fails the
+ *            stream with -ENOSPC.
+ * @opts: settings, or NULL.
+ *
+ * Growth is geometric, so N bytes of puts cost O(N) in total.  The
+ * contents are available at any time through ms_stream_mem_view().
+ *
+ * Return: 0, -EINVAL (bad @opts) or -ENOMEM.
+ */
+int ms_stream_new_mem(ms_stream **out, size_t max_size,
+		      const ms_stream_opts *opts);
+
+/**
+ * ms_stream_mem_view() - Look at the bytes a memory writer holds.
+ * @s: a stream from ms_stream_new_mem().
+ * @data: receives a pointer to the first byte not yet discarded; valid
+ *        until the next put, ms_stream_mem_discard() or close.  May be
+ *        NULL when the length is 0.
+ * @len: receives the number of bytes held.
+ *
+ * Return: 0, or the stream's sticky error (the view is still given: it
+ * holds every byte put before the error).
+ */
+int ms_stream_mem_view(ms_stream *s, const uint8_t **data, size_t *len);
+
+/**
+ * ms_stream_mem_discard() - Drop bytes from the front of a memory writer.
+ * @s: a stream from ms_stream_new_mem().
+ * @len: how many bytes to drop; at most the number held.
+ *
+ * Lets a producer hand its output out in windows while keeping memory
+ * bounded by what is still held.  ms_stream_tell() is not affected, and
+ * the space is reused without copying more than O(held) bytes.
+ *
+ * Return: 0, or -EINVAL when @len exceeds what is held.
+ */
+int ms_stream_mem_discard(ms_stream *s, size_t len);
+
+/**
+ * ms_stream_new_mem_reader() - Create a reader over a caller's buffer.
+ * @out: receives the new stream; untouched on failure.
+ * @buf: the bytes to read; borrowed, not copied: it must stay valid and
+ *       unchanged until the stream is closed.  May be NULL if @len is 0.
+ * @len: number of bytes in @buf.
+ * @opts: settings, or NULL.
+ *
+ * Return: 0, -EINVAL or -ENOMEM.
+ */
+int ms_stream_new_mem_reader(ms_stream **out, const void *buf, size_t len,
+			     const ms_stream_opts *opts);
+
+/**
+ * ms_stream_new_feed() - Create a reader that is fed data chunk by chunk.
+ * @out: receives the new stream; untouched on failure.
+ * @opts: settings, or NULL.
+ *
+ * Data is appended with ms_stream_feed() and the end is marked with
+ * ms_stream_feed_end().  Only what has not been read yet is kept.  A get
+ * that needs more bytes than were fed fails the stream with -EAGAIN
+ * before ms_stream_feed_end() and with -ENODATA after it, so incremental
+ * consumers check ms_stream_available() before they read.
+ *
+ * Return: 0, -EINVAL or -ENOMEM.
+ */
+int ms_stream_new_feed(ms_stream **out, const ms_stream_opts *opts);
+
+/**
+ * ms_stream_feed() - Append data to a feed reader.
+ * @s: a stream from ms_stream_new_feed().
+ * @buf: the bytes; copied before return.
+ * @len: number of bytes.
+ *
+ * Return: 0, -EINVAL (after ms_stream_feed_end()), -ENOMEM (the stream
+ * fails with it too) or the sticky error.
+ */
+int ms_stream_feed(ms_stream *s, const void *buf, size_t len);
+
+/**
+ * ms_stream_feed_end() - Mark the end of a feed reader's data.
+ * @s: a stream from ms_stream_new_feed().
+ *
+ * Return: 0, or the sticky error.
+ */
+int ms_stream_feed_end(ms_stream *s);
+
+/**
+ * ms_stream_available() - Bytes a reader can deliver without waiting.
+ * @s: a reader.
+ *
+ * Return: for memory and feed readers, every byte not yet read; for the
+ * others, what is already buffered.  0 after an error.
+ */
+size_t ms_stream_available(const ms_stream *s);
+
+/*
+ * File-descriptor sink.
+ */
+
+/* ms_stream_new_fd() flag: ms_stream_close() closes the descriptor. */
+#define MS_FD_OWN 0x1u
+
+/**
+ * ms_stream_new_fd() - Create a stream over a file, pipe or socket.
+ * @out: receives the new stream; untouched on failure.
+ * @fd: an open descriptor, blocking or non-blocking.
+ * @mode: MS_STREAM_WRITER or MS_STREAM_READER.
+ * @flags: 0 or MS_FD_OWN.
+ * @opts: settings, or NULL.
+ *
+ * Short transfers are completed, EINTR is retried, EAGAIN/EWOULDBLOCK on
+ * a non-blocking descriptor waits with poll() (see @opts->timeout_ms).
+ * A writer never raises SIGPIPE: a closed peer fails the stream with
+ * -EPIPE.  A reader reports the end of the data as a short read
+ * (-ENODATA) only when a get needs bytes past it.  With MS_FD_OWN the
+ * descriptor is closed by ms_stream_close(); when this function fails the
+ * descriptor is left open whatever @flags say.
+ *
+ * Return: 0, -EINVAL or -ENOMEM.
+ */
+int ms_stream_new_fd(ms_stream **out, int fd, ms_stream_mode mode,
+		     unsigned flags, const ms_stream_opts *opts);
+
+/*
+ * Iovec sink.
+ */
+
+/**
+ * typedef ms_iov_fn - Receives a writer's data as a gather list.
+ * @opaque: the pointer given at creation.
+ * @iov: the data, in order; valid only during the call.
+ * @iovcnt: number of entries, at least 1.
+ *
+ * Return: 0 when all the data was consumed, or a negative errno, which
+ * becomes the stream's sticky error.
+ */
+typedef int (*ms_iov_fn)(void *opaque, const struct iovec *iov, int iovcnt);
+
+/**
+ * ms_stream_new_iov() - Create a writer that hands its data to a callback.
+ * @out: receives the new stream; untouched on failure.
+ * @fn: called on every flush with up to MS_STREAM_MAX_IOV entries:
+ *      buffered small puts and, without a copy, the buffers queued by
+ *      ms_put_buffer_async().
+ * @opaque: passed to @fn.
+ * @opts: settings, or NULL.
+ *
+ * Return: 0, -EINVAL or -ENOMEM.
+ */
+int ms_stream_new_iov(ms_stream **out, ms_iov_fn fn, void *opaque,
+		      const ms_stream_opts *opts);
+
+/**
+ * ms_stream_new_iov_array() - Create a writer that gathers into an array.
+ * @out: receives the new stream; untouched on failure.
+ * @iov: the caller's array, filled in order as data is flushed.
+ * @iovmax: number of entries in @iov.
+ * @iovcnt: receives the number of entries filled so far; updated by every
+ *          flush.
+ * @opts: settings, or NULL.
+ *
+ * The entries point either at the caller's buffers queued with
+ * ms_put_buffer_async() (no copy) or at memory the stream owns, which
+ * stays valid until ms_stream_close().  Running out of entries fails the
+ * stream with -ENOSPC.
+ *
+ * Return: 0, -EINVAL or -ENOMEM.
+ */
+int ms_stream_new_iov_array(ms_stream **out, struct iovec *iov, int iovmax,
+			    int *iovcnt, const ms_stream_opts *opts);
+
+/**
+ * ms_stream_new_iov_reader() - Create a reader over a caller's iovecs.
+ * @out: receives the new stream; untouched on failure.
+ * @iov: the data; the array is copied, the memory it points at is
+ *       borrowed and must stay valid until the stream is closed.
+ * @iovcnt: number of entries (0 or more; empty entries are allowed).
+ * @opts: settings, or NULL.
+ *
+ * Return: 0, -EINVAL or -ENOMEM.
+ */
+int ms_stream_new_iov_reader(ms_stream **out, const struct iovec *iov,
+			     int iovcnt, const ms_stream_opts *opts);
+
+/*
+ * Custom sink.
+ */
+
+#define MS_STREAM_OPS_VERSION 1
+
+/* ms_stream_ops.wait() events. */
+#define MS_WAIT_READ  0x1
+#define MS_WAIT_WRITE 0x2
+
+/**
+ * struct ms_stream_ops - A user-defined transport.
+ * @version: must be MS_STREAM_OPS_VERSION.
+ * @writev: for writers: write some of @iovcnt (≥ 1) entries.  Return the
+ *          number of bytes taken (≥ 1, fewer than offered is fine: the
+ *          stream offers the rest again), or a negative errno.  -EINTR
+ *          is retried at once; -EAGAIN calls @wait and retries; any other
+ *          error fails the stream.  A return of 0 fails it with -EIO.
+ * @read: for readers: read up to @len (≥ 1) bytes into @buf.  Return the
+ *        number read (≥ 1), 0 at the end of the data, or a negative
+ *        errno handled as for @writev.
+ * @wait: optional: block until the transport is ready for @events
+ *        (MS_WAIT_READ or MS_WAIT_WRITE).  Return 0 or a negative errno
+ *        (which fails the stream).  Without it, -EAGAIN fails the stream.
+ * @close: optional: called once by ms_stream_close() after the final
+ *         flush.  A negative errno from it becomes the stream's error if
+ *         it had none.
+ *
+ * The stream calls these from the thread that uses the stream, never
+ * concurrently, and never after @close.
+ */
+typedef struct ms_stream_ops {
+	unsigned version;
+	ssize_t (*writev)(void *opaque, const struct iovec *iov, int iovcnt);
+	ssize_t (*read)(void *opaque, void *buf, size_t len);
+	int (*wait)(void *opaque, int events);
+	int (*close)(void *opaque);
+} ms_stream_ops;
+
+/**
+ * ms_stream_new_custom() - Create a stream over a user-defined transport.
+ * @out: receives the new stream; untouched on failure.
+ * @ops: the transport; borrowed, must stay valid until the stream is
+ *       closed.  A writer needs @ops->writev, a reader @ops->read.
+ * @opaque: passed to every op.
+ * @mode: MS_STREAM_WRITER or MS_STREAM_READER.
+ * @opts: settings, or NULL.
+ *
+ * Return: 0, -EINVAL or -ENOMEM.
+ */
+int ms_stream_new_custom(ms_stream **out, const ms_stream_ops *ops,
+			 void *opaque, ms_stream_mode mode,
+			 const ms_stream_opts *opts);
+
+/*
+ * Life cycle, position and errors.
+ */
+
+/**
+ * ms_stream_flush() - Push buffered and queued data to the sink.
+ * @s: a writer.
+ *
+ * After it returns, buffers queued by ms_put_buffer_async() are no longer
+ * referenced.  On a reader it does nothing.
+ *
+ * Return: 0 or the sticky error.
+ */
+int ms_stream_flush(ms_stream *s);
+
+/**
+ * ms_stream_close() - Flush, close the sink if owned, and free the stream.
+ * @s: a stream, or NULL (nothing happens, 0 is returned).
+ *
+ * The stream is freed whatever happens.
+ *
+ * Return: 0 or the stream's first error, including one from this final
+ * flush or from closing the sink.
+ */
+int ms_stream_close(ms_stream *s);
+
+/**
+ * ms_stream_tell() - Bytes put into or got from the stream so far.
+ * @s: a stream.
+ *
+ * Buffered bytes count: this is the logical position, not what reached
+ * the sink.  Skipped and discarded bytes count too.
+ *
+ * Return: the position.
+ */
+uint64_t ms_stream_tell(const ms_stream *s);
+
+/**
+ * ms_stream_error() - The stream's sticky error.
+ * @s: a stream.
+ *
+ * Return: 0 or the first negative errno the stream met.
+ */
+int ms_stream_error(const ms_stream *s);
+
+/**
+ * ms_stream_errmsg() - Message of the stream's sticky error.
+ * @s: a stream.
+ *
+ * Return: "" when there is no error, otherwise a message such as
+ * "end of stream: 4 bytes needed, 2 left"; valid until the stream is
+ * closed.
+ */
+const char *ms_stream_errmsg(const ms_stream *s);
+
+/**
+ * ms_stream_error_offset() - Where the sticky error happened.
+ * @s: a stream.
+ *
+ * For a reader, the position of the first byte of the get that failed;
+ * for a writer, the position of the first byte the sink did not take.
+ *
+ * Return: the byte offset, or 0 when there is no error.
+ */
+uint64_t ms_stream_error_offset(const ms_stream *s);
+
+/**
+ * ms_stream_set_error() - Fail a stream from outside (e.g. a parser).
+ * @s: a stream.
+ * @err: a negative errno.
+ * @fmt: printf-style message, or NULL for ms_strerror(@err).
+ *
+ * Does nothing if the stream already failed (the first error wins).  The
+ * offset recorded is the current ms_stream_tell().
+ *
+ * Return: the stream's error after the call.
+ */
+int ms_stream_set_error(ms_stream *s, int err, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+/**
+ * ms_stream_is_eof() - Whether a reader is at the clean end of its data.
+ * @s: a reader.
+ *
+ * May read from the sink to find out (and so may fail the stream with a
+ * transport error).  A feed reader is at its end only after
+ * ms_stream_feed_end().
+ *
+ * Return: true when no byte is left and no error happened.
+ */
+bool ms_stream_is_eof(ms_stream *s);
+
+/**
+ * ms_stream_mode_of() - The direction of a stream.
+ * @s: a stream.
+ *
+ * Return: MS_STREAM_WRITER or MS_STREAM_READER.
+ */
+ms_stream_mode ms_stream_mode_of(const ms_stream *s);
+
+/**
+ * struct ms_stream_stats - Counters of a stream, for tuning and tests.
+ * @bytes: bytes moved through the stream (equals ms_stream_tell()).
+ * @bytes_copied: bytes the stream copied into its own memory on the way.
+ * @bytes_zero_copy: bytes passed on from caller memory without a copy.
+ * @sink_calls: calls made to the sink (writev, read or callback).
+ */
+typedef struct ms_stream_stats {
+	uint64_t bytes;
+	uint64_t bytes_copied;
+	uint64_t bytes_zero_copy;
+	uint64_t sink_calls;
+} ms_stream_stats;
+
+/**
+ * ms_stream_get_stats() - Read a stream's counters.
+ * @s: a stream.
+ * @st: receives the counters.
+ */
+void ms_stream_get_stats(const ms_stream *s, ms_stream_stats *st);
+
+/*
+ * Writing.  Each put returns 0 or the sticky error.
+ */
+
+int ms_put_u8(ms_stream *s, uint8_t v);
+int ms_put_be16(ms_stream *s, uint16_t v);
+int ms_put_be32(ms_stream *s, uint32_t v);
+int ms_put_be64(ms_stream *s, uint64_t v);
+int ms_put_s8(ms_stream *s, int8_t v);
+int ms_put_sbe16(ms_stream *s, int16_t v);
+int ms_put_sbe32(ms_stream *s, int32_t v);
+int ms_put_sbe64(ms_stream *s, int64_t v);
+
+/**
+ * ms_put_buffer() - Append bytes.
+ * @s: a writer.
+ * @buf: caller-owned; copied (or written out) before return.
+ * @len: number of bytes; 0 does nothing.
+ *
+ * Return: 0 or the sticky error.
+ */
+int ms_put_buffer(ms_stream *s, const void *buf, size_t len);
+
+/**
+ * ms_put_buffer_async() - Append bytes without copying them.
+ * @s: a writer.
+ * @buf: caller-owned.  When @len is at least the zero-copy threshold the
+ *       stream queues a pointer to it: the memory must stay valid and
+ *       unchanged until the next ms_stream_flush() or ms_stream_close()
+ *       returns (an earlier, internal flush may send it sooner, never
+ *       later).  Smaller buffers are copied before return.  A memory
+ *       writer always copies.
+ * @len: number of bytes.
+ *
+ * Return: 0 or the sticky error.
+ */
+int ms_put_buffer_async(ms_stream *s, const void *buf, size_t len);
+
+/**
+ * ms_put_counted_string() - Append a u8 length and that many bytes.
+ * @s: a writer.
+ * @str: NUL-terminated string of at most MS_COUNTED_STRING_MAX bytes; the
+ *       NUL is not written (QEMU's counted string).
+ *
+ * Return: 0, -EINVAL (string too long; nothing written, the stream is not
+ * failed) or the sticky error.
+ */
+int ms_put_counted_string(ms_stream *s, const char *str);
+
+/*
+ * Reading.  Each get stores its value (0 after an error) and returns 0 or
+ * the sticky error.  A get that runs out of data fails the stream with
+ * -ENODATA ("end of stream"), never passing zeros off as data.
+ */
+
+int ms_get_u8(ms_stream *s, uint8_t *v);
+int ms_get_be16(ms_stream *s, uint16_t *v);
+int ms_get_be32(ms_stream *s, uint32_t *v);
+int ms_get_be64(ms_stream *s, uint64_t *v);
+int ms_get_s8(ms_stream *s, int8_t *v);
+int ms_get_sbe16(ms_stream *s, int16_t *v);
+int ms_get_sbe32(ms_stream *s, int32_t *v);
+int ms_get_sbe64(ms_stream *s, int64_t *v);
+
+/**
+ * ms_get_buffer() - Read exactly @len bytes.
+ * @s: a reader.
+ * @buf: receives the bytes; on error it is filled with zeros.
+ * @len: number of bytes.
+ *
+ * Never writes past @buf + @len and never consumes more than @len bytes
+ * of the stream.
+ *
+ * Return: 0 or the sticky error.
+ */
+int ms_get_buffer(ms_stream *s, void *buf, size_t len);
+
+/**
+ * ms_get_counted_string() - Read a u8 length and that many bytes.
+ * @s: a reader.
+ * @buf: receives the string, NUL-terminated; "" on error.
+ *
+ * Return: the string's length (0..255), or the sticky error.
+ */
+int ms_get_counted_string(ms_stream *s, char buf[MS_COUNTED_STRING_MAX + 1]);
+
+/**
+ * ms_peek() - Look at upcoming bytes without consuming them.
+ * @s: a reader.
+ * @data: receives a pointer to the bytes; valid until the next call on
+ *        @s.
+ * @len: how many bytes to look at; at most the buffer size, except for
+ *       memory and feed readers, which hold all their data and take any
+ *       length.
+ *
+ * Return: the number of bytes available at @data, @len or fewer when the
+ * data ends first (0 at the end), or a negative errno: the sticky error,
+ * or -EINVAL when @len is larger than the buffer size (the stream is not
+ * failed).
+ */
+ssize_t ms_peek(ms_stream *s, const uint8_t **data, size_t len);
+
+/**
+ * ms_skip() - Consume and drop @len bytes.
+ * @s: a reader.
+ * @len: number of bytes.
+ *
+ * Return: 0 or the sticky error (-ENODATA when fewer bytes are left).
+ */
+int ms_skip(ms_stream *s, uint64_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MIGSTREAM_STREAM_H */

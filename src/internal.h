@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private declarations shared by the library's source files.  Nothing here
+ * is installed; every non-static name carries the ms__ prefix.
+ */
+#ifndef MIGSTREAM_INTERNAL_H
+#define MIGSTREAM_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "migstream/stream.h"
+
+#define MS__ERRMSG_SIZE 256
+
+/* Allocation through an optional ms_allocator (NULL means libc). */
+void *ms__malloc(const ms_allocator *a, size_t size);
+void *ms__realloc(const ms_allocator *a, void *ptr, size_t size);
+void ms__free(const ms_allocator *a, void *ptr);
+
+/* Explicit big-endian encoding, independent of the host's byte order. */
+static inline void ms__store_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void ms__store_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline void ms__store_be64(uint8_t *p, uint64_t v)
+{
+	ms__store_be32(p, (uint32_t)(v >> 32));
+	ms__store_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint16_t ms__load_be16(const uint8_t *p)
+{
+	return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+
+static inline uint32_t ms__load_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static inline uint64_t ms__load_be64(const uint8_t *p)
+{
+	return (uint64_t)ms__load_be32(p) << 32 | ms__load_be32(p + 4);
+}
+
+/*
+ * Fail a stream with an explicit offset.  The first error wins; returns
+ * the stream's error after the call.
+ */
+int ms__stream_fail(ms_stream *s, int err, uint64_t offset, const char *fmt,
+		    ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 4, 5)))
+#endif
+	;
+
+/* The stream's allocator, for objects layered on a stream. */
+const ms_allocator *ms__stream_allocator(const ms_stream *s);
+
+#endif /* MIGSTREAM_INTERNAL_H */

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * File-descriptor sink: files, pipes and sockets, blocking or not.
+ *
+ * The core completes short transfers and retries EINTR; this file turns
+ * system calls into negative errnos, waits with poll() on EAGAIN and keeps
+ * SIGPIPE away: sockets use MSG_NOSIGNAL (or SO_NOSIGPIPE), everything
+ * else blocks the signal in the calling thread around the write and
+ * consumes the one the write raised, as libcurl and OpenSSL do.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stream-impl.h"
+
+static ssize_t neg_errno(void)
+{
+	return errno ? -errno : -EIO;
+}
+
+/* Write to something that is not a socket with SIGPIPE held off. */
+static ssize_t writev_nosigpipe(int fd, const struct iovec *iov, int cnt)
+{
+	sigset_t pipe_set, old_set, pending;
+	bool was_pending;
+	ssize_t n;
+	int saved;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&pending);
+	sigpending(&pending);
+	was_pending = sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+
+	n = writev(fd, iov, cnt);
+	saved = errno;
+
+	if (n < 0 && saved == EPIPE && !was_pending) {
+		/* Consume the SIGPIPE this write raised, and only that one. */
+#ifdef HAVE_SIGTIMEDWAIT
+		struct timespec zero = {0, 0};
+
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 &&
+		       errno == EINTR)
+			;
+#else
+		int sig;
+
+		sigemptyset(&pending);
+		sigpending(&pending);
+		if (sigismember(&pending, SIGPIPE) == 1)
+			sigwait(&pipe_set, &sig);
+#endif
+	}
+	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+	errno = saved;
+	return n;
+}
+
+static ssize_t fd_writev(ms_stream *s, const struct iovec *iov, int cnt)
+{
+	ssize_t n;
+
+	if (s->fd_is_socket) {
+#if HAVE_DECL_MSG_NOSIGNAL
+		struct msghdr msg;
+
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = (struct iovec *)(uintptr_t)iov;
+		msg.msg_iovlen = cnt;
+		n = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+#elif HAVE_DECL_SO_NOSIGPIPE
+		n = writev(s->fd, iov, cnt);
+#else
+		n = writev_nosigpipe(s->fd, iov, cnt);
+#endif
+	} else {
+		n = writev_nosigpipe(s->fd, iov, cnt);
+	}
+	return n < 0 ? neg_errno() : n;
+}
+
+static ssize_t fd_read(ms_stream *s, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	n = read(s->fd, buf, len);
+	return n < 0 ? neg_errno() : n;
+}
+
+static int fd_wait(ms_stream *s, int events)
+{
+	struct pollfd p;
+	int r;
+
+	p.fd = s->fd;
+	p.events = events & MS_WAIT_READ ? POLLIN : POLLOUT;
+	p.revents = 0;
+	for (;;) {
+		r = poll(&p, 1, s->timeout_ms ? s->timeout_ms : -1);
+		if (r > 0) {
+			if (p.revents & POLLNVAL)
+				return -EBADF;
+			/* Readiness, hang-up or error: the retry tells which. */
+			return 0;
+		}
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static int fd_close(ms_stream *s)
+{
+	if (!(s->fd_flags & MS_FD_OWN))
+		return 0;
+	/* POSIX leaves the descriptor's state unspecified after EINTR. */
+	if (close(s->fd) < 0 && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
+static const struct ms__transport fd_transport = {
+	.writev = fd_writev,
+	.read = fd_read,
+	.wait = fd_wait,
+	.close = fd_close,
+};
+
+int ms_stream_new_fd(ms_stream **out, int fd, ms_stream_mode mode,
+		     unsigned flags, const ms_stream_opts *opts)
+{
+	struct stat st;
+	ms_stream *s;
+	int ret;
+
+	if (!out || fd < 0 || (flags & ~MS_FD_OWN))
+		return -EINVAL;
+	if (fstat(fd, &st) < 0)
+		return errno == EBADF ? -EBADF : -EINVAL;
+	ret = ms__stream_create(&s, mode, MS__KIND_FD, opts);
+	if (ret)
+		return ret;
+	ret = ms__stream_alloc_buf(s);
+	if (ret) {
+		ms__stream_destroy(s);
+		return ret;
+	}
+	s->t = &fd_transport;
+	s->fd = fd;
+	s->fd_flags = flags;
+	s->fd_is_socket = S_ISSOCK(st.st_mode);
+#if !HAVE_DECL_MSG_NOSIGNAL && HAVE_DECL_SO_NOSIGPIPE
+	if (s->fd_is_socket && mode == MS_STREAM_WRITER) {
+		int one = 1;
+
+		setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
+	}
+#endif
+	*out = s;
+	return 0;
+}

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Memory sinks: a growable writer, a reader over the caller's buffer, and
+ * a reader fed chunk by chunk.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+
+#include "stream-impl.h"
+
+int ms_stream_new_mem(ms_stream **out, size_t max_size,
+		      const ms_stream_opts *opts)
+{
+	ms_stream *s;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	ret = ms__stream_create(&s, MS_STREAM_WRITER, MS__KIND_MEM, opts);
+	if (ret)
+		return ret;
+	s->max_size = max_size;
+	s->buf_owned = true;
+	/* The buffer is allocated on the first put. */
+	*out = s;
+	return 0;
+}
+
+int ms_stream_mem_view(ms_stream *s, const uint8_t **data, size_t *len)
+{
+	assert(s && s->kind == MS__KIND_MEM && data && len);
+	if (!s || s->kind != MS__KIND_MEM || !data || !len)
+		return -EINVAL;
+	*data = s->buf ? s->buf + s->buf_pos : NULL;
+	*len = s->buf_len - s->buf_pos;
+	return s->err;
+}
+
+int ms_stream_mem_discard(ms_stream *s, size_t len)
+{
+	assert(s && s->kind == MS__KIND_MEM);
+	if (!s || s->kind != MS__KIND_MEM || len > s->buf_len - s->buf_pos)
+		return -EINVAL;
+	s->buf_pos += len;
+	if (s->buf_pos == s->buf_len) {
+		/* Everything was taken: start again at the front for free. */
+		s->buf_pos = 0;
+		s->buf_len = 0;
+	}
+	ms__mem_set_limit(s);
+	return 0;
+}
+
+int ms_stream_new_mem_reader(ms_stream **out, const void *buf, size_t len,
+			     const ms_stream_opts *opts)
+{
+	ms_stream *s;
+	int ret;
+
+	if (!out || (!buf && len))
+		return -EINVAL;
+	ret = ms__stream_create(&s, MS_STREAM_READER, MS__KIND_MEM_READER,
+				opts);
+	if (ret)
+		return ret;
+	/* Never written through: readers only load from buf. */
+	s->buf = (uint8_t *)(uintptr_t)buf;
+	s->buf_len = len;
+	s->buf_cap = len;
+	s->eof = true;
+	*out = s;
+	return 0;
+}
+
+int ms_stream_new_feed(ms_stream **out, const ms_stream_opts *opts)
+{
+	ms_stream *s;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	ret = ms__stream_create(&s, MS_STREAM_READER, MS__KIND_FEED, opts);
+	if (ret)
+		return ret;
+	s->buf_owned = true;
+	*out = s;
+	return 0;
+}
+
+int ms_stream_feed(ms_stream *s, const void *buf, size_t len)
+{
+	size_t have;
+
+	assert(s && s->kind == MS__KIND_FEED);
+	if (!s || s->kind != MS__KIND_FEED || s->eof || (!buf && len))
+		return -EINVAL;
+	if (s->err)
+		return s->err;
+	if (!len)
+		return 0;
+	have = s->buf_len - s->buf_pos;
+	if (len > SIZE_MAX / 4 - s->buf_len)
+		return ms__stream_fail(s, -ENOMEM, s->pos,
+				       "feed: too much unread data");
+	if (s->buf_cap - s->buf_len < len) {
+		/*
+		 * Move the unread bytes to the front only when that reclaims
+		 * at least as many bytes as it moves (so each byte is moved
+		 * at most once per byte consumed), otherwise grow.
+		 */
+		if (s->buf_pos >= have && s->buf_cap - have >= len) {
+			memmove(s->buf, s->buf + s->buf_pos, have);
+			s->buf_pos = 0;
+			s->buf_len = have;
+		} else {
+			size_t cap = s->buf_cap ? s->buf_cap : 256;
+			uint8_t *nb;
+
+			while (cap - s->buf_len < len)
+				cap *= 2;
+			nb = ms__realloc(s->alloc, s->buf, cap);
+			if (!nb)
+				return ms__stream_fail(
+					s, -ENOMEM, s->pos,
+					"feed: cannot grow to %zu bytes", cap);
+			s->buf = nb;
+			s->buf_cap = cap;
+		}
+	}
+	memcpy(s->buf + s->buf_len, buf, len);
+	s->buf_len += len;
+	s->received += len;
+	s->copied += len;
+	return 0;
+}
+
+int ms_stream_feed_end(ms_stream *s)
+{
+	assert(s && s->kind == MS__KIND_FEED);
+	if (!s || s->kind != MS__KIND_FEED)
+		return -EINVAL;
+	s->eof = true;
+	return s->err;
+}

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The stream structure, shared by the core (stream.c) and the sinks
+ * (sink-*.c).  Private.
+ */
+#ifndef MIGSTREAM_STREAM_IMPL_H
+#define MIGSTREAM_STREAM_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "internal.h"
+
+enum ms__kind {
+	MS__KIND_MEM,	     /* writer into growable memory */
+	MS__KIND_MEM_READER, /* reader over the caller's buffer */
+	MS__KIND_FEED,	     /* reader fed with ms_stream_feed() */
+	MS__KIND_FD,	     /* file descriptor, either direction */
+	MS__KIND_IOV_CB,     /* writer handing iovecs to a callback */
+	MS__KIND_IOV_ARRAY,  /* writer filling the caller's iovec array */
+	MS__KIND_IOV_READER, /* reader over the caller's iovecs */
+	MS__KIND_CUSTOM,     /* user-defined ops, either direction */
+};
+
+/* How the core reaches a sink; errors are negative errnos. */
+struct ms__transport {
+	ssize_t (*writev)(ms_stream *s, const struct iovec *iov, int cnt);
+	ssize_t (*read)(ms_stream *s, void *buf, size_t len);
+	int (*wait)(ms_stream *s, int events); /* NULL: EAGAIN fails */
+	int (*close)(ms_stream *s);
+};
+
+/* Staging memory an iovec-array writer handed out and must keep. */
+struct ms__chunk {
+	struct ms__chunk *next;
+};
+
+struct ms_stream {
+	/* Hot fields first: the fast paths touch only these. */
+	uint8_t *buf;
+	size_t buf_pos; /* reader: next byte; memory writer: held start */
+	size_t buf_len; /* bytes in buf */
+	size_t buf_cap;
+	uint64_t pos; /* logical position: bytes put or got */
+	int err;      /* sticky first error, 0 if none */
+	ms_stream_mode mode;
+
+	enum ms__kind kind;
+	const ms_allocator *alloc;
+	const struct ms__transport *t; /* NULL for memory and feed */
+	bool buf_owned;
+	bool eof; /* reader: the sink reported the end */
+	size_t buf_size;
+	size_t zc_threshold;
+	int timeout_ms;
+
+	/* Writer queue. */
+	size_t stage_start; /* staging bytes before this are queued */
+	struct iovec iov[MS_STREAM_MAX_IOV];
+	int iovcnt;
+	uint64_t flushed; /* bytes the sink has taken */
+
+	/* Reader progress. */
+	uint64_t received; /* bytes the sink has delivered */
+
+	/* Memory writer. */
+	size_t max_size;
+	size_t mem_alloc; /* bytes allocated at buf */
+
+	/* File descriptor. */
+	int fd;
+	unsigned fd_flags;
+	bool fd_is_socket;
+
+	/* Iovec sinks. */
+	ms_iov_fn iov_fn;
+	void *iov_opaque;
+	struct iovec *out_iov;
+	int out_iovmax;
+	int *out_iovcnt;
+	struct ms__chunk *chunks;
+	struct iovec *riov; /* reader's copy of the caller's list */
+	int riovcnt;
+	int riov_idx;
+	size_t riov_off;
+
+	/* Custom. */
+	const ms_stream_ops *ops;
+	void *ops_opaque;
+
+	/* Counters. */
+	uint64_t copied;
+	uint64_t zero_copied;
+	uint64_t sink_calls;
+
+	uint64_t err_offset;
+	char errmsg[MS__ERRMSG_SIZE];
+};
+
+int ms__stream_create(ms_stream **sp, ms_stream_mode mode, enum ms__kind kind,
+		      const ms_stream_opts *opts);
+int ms__stream_alloc_buf(ms_stream *s);
+void ms__stream_destroy(ms_stream *s);
+int ms__writer_flush(ms_stream *s);
+int ms__iov_array_flush(ms_stream *s);
+void ms__mem_set_limit(ms_stream *s);
+
+#endif /* MIGSTREAM_STREAM_IMPL_H */

@@ -1,0 +1,947 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The stream core: buffering, big-endian puts and gets, sticky errors.
+ *
+ * A writer keeps small puts in a staging buffer and queues large
+ * ms_put_buffer_async() buffers as iovecs that point at the caller's
+ * memory; a flush hands the staging bytes and the queued buffers, in
+ * order, to the sink.  Staging bytes that are not yet described by an
+ * iovec run from stage_start to buf_len, so a small put is a bounds check
+ * and a store.  The memory writer has no sink: its staging buffer is the
+ * growable result itself.
+ *
+ * A reader consumes buf[buf_pos, buf_len).  Memory readers point buf at
+ * the caller's data, feed readers at an owned buffer that ms_stream_feed()
+ * appends to, and the others refill an owned buffer from the sink.
+ *
+ * After an error a reader's window is emptied and a writer refuses puts,
+ * so the fast paths need no extra test for the sticky error beyond one
+ * load.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "stream-impl.h"
+
+/*
+ * Errors.
+ */
+
+static void stream_vfail(ms_stream *s, int err, uint64_t offset,
+			 const char *fmt, va_list ap)
+{
+	if (s->err)
+		return;
+	if (err >= 0)
+		err = -EIO;
+	s->err = err;
+	s->err_offset = offset;
+	if (fmt)
+		vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+	else
+		snprintf(s->errmsg, sizeof(s->errmsg), "%s", ms_strerror(err));
+	if (s->mode == MS_STREAM_READER) {
+		/* Nothing buffered may be consumed after an error. */
+		s->buf_pos = 0;
+		s->buf_len = 0;
+	}
+}
+
+int ms__stream_fail(ms_stream *s, int err, uint64_t offset, const char *fmt,
+		    ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	stream_vfail(s, err, offset, fmt, ap);
+	va_end(ap);
+	return s->err;
+}
+
+int ms_stream_set_error(ms_stream *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	assert(s);
+	if (!s)
+		return -EINVAL;
+	va_start(ap, fmt);
+	stream_vfail(s, err, s->pos, fmt, ap);
+	va_end(ap);
+	return s->err;
+}
+
+int ms_stream_error(const ms_stream *s)
+{
+	assert(s);
+	return s ? s->err : -EINVAL;
+}
+
+const char *ms_stream_errmsg(const ms_stream *s)
+{
+	assert(s);
+	if (!s || !s->err)
+		return "";
+	return s->errmsg;
+}
+
+uint64_t ms_stream_error_offset(const ms_stream *s)
+{
+	assert(s);
+	return s && s->err ? s->err_offset : 0;
+}
+
+uint64_t ms_stream_tell(const ms_stream *s)
+{
+	assert(s);
+	return s ? s->pos : 0;
+}
+
+ms_stream_mode ms_stream_mode_of(const ms_stream *s)
+{
+	assert(s);
+	return s->mode;
+}
+
+void ms_stream_get_stats(const ms_stream *s, ms_stream_stats *st)
+{
+	assert(s && st);
+	st->bytes = s->pos;
+	st->bytes_copied = s->copied;
+	st->bytes_zero_copy = s->zero_copied;
+	st->sink_calls = s->sink_calls;
+}
+
+const ms_allocator *ms__stream_allocator(const ms_stream *s)
+{
+	return s->alloc;
+}
+
+/*
+ * Creation and destruction.
+ */
+
+int ms__stream_create(ms_stream **sp, ms_stream_mode mode, enum ms__kind kind,
+		      const ms_stream_opts *opts)
+{
+	const ms_allocator *a = NULL;
+	size_t buf_size = MS_STREAM_DEFAULT_BUFFER_SIZE;
+	size_t zc = MS_STREAM_DEFAULT_ZERO_COPY_THRESHOLD;
+	int timeout_ms = 0;
+	ms_stream *s;
+
+	if (mode != MS_STREAM_WRITER && mode != MS_STREAM_READER)
+		return -EINVAL;
+	if (opts) {
+		if (opts->version != MS_STREAM_OPTS_VERSION)
+			return -EINVAL;
+		if (opts->allocator &&
+		    (!opts->allocator->malloc || !opts->allocator->realloc ||
+		     !opts->allocator->free))
+			return -EINVAL;
+		a = opts->allocator;
+		if (opts->buffer_size) {
+			if (opts->buffer_size < 16 ||
+			    opts->buffer_size > ((size_t)1 << 30))
+				return -EINVAL;
+			buf_size = opts->buffer_size;
+		}
+		if (opts->zero_copy_threshold)
+			zc = opts->zero_copy_threshold;
+		if (opts->timeout_ms < 0)
+			return -EINVAL;
+		timeout_ms = opts->timeout_ms;
+	}
+
+	s = ms__malloc(a, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	memset(s, 0, sizeof(*s));
+	s->mode = mode;
+	s->kind = kind;
+	s->alloc = a;
+	s->buf_size = buf_size;
+	s->zc_threshold = zc;
+	s->timeout_ms = timeout_ms;
+	s->fd = -1;
+	*sp = s;
+	return 0;
+}
+
+/* Allocate the owned staging buffer of a writer or pull reader. */
+int ms__stream_alloc_buf(ms_stream *s)
+{
+	s->buf = ms__malloc(s->alloc, s->buf_size);
+	if (!s->buf)
+		return -ENOMEM;
+	s->buf_owned = true;
+	s->buf_cap = s->buf_size;
+	return 0;
+}
+
+void ms__stream_destroy(ms_stream *s)
+{
+	struct ms__chunk *c, *next;
+
+	for (c = s->chunks; c; c = next) {
+		next = c->next;
+		ms__free(s->alloc, c);
+	}
+	if (s->buf_owned)
+		ms__free(s->alloc, s->buf);
+	ms__free(s->alloc, s->riov);
+	ms__free(s->alloc, s);
+}
+
+int ms_stream_close(ms_stream *s)
+{
+	int ret;
+
+	if (!s)
+		return 0;
+	if (s->mode == MS_STREAM_WRITER)
+		ms_stream_flush(s);
+	if (s->t && s->t->close) {
+		ret = s->t->close(s);
+		if (ret < 0)
+			ms__stream_fail(s, ret, s->pos, "closing the sink: %s",
+					ms_strerror(ret));
+	}
+	ret = s->err;
+	ms__stream_destroy(s);
+	return ret;
+}
+
+/*
+ * Writing.
+ */
+
+/* Describe the staging bytes not yet queued with one iovec. */
+static void seal_stage(ms_stream *s)
+{
+	size_t n = s->buf_len - s->stage_start;
+
+	if (!n)
+		return;
+	assert(s->iovcnt < MS_STREAM_MAX_IOV);
+	s->iov[s->iovcnt].iov_base = s->buf + s->stage_start;
+	s->iov[s->iovcnt].iov_len = n;
+	s->iovcnt++;
+	s->stage_start = s->buf_len;
+}
+
+/* Hand every iovec to the sink, completing short writes. */
+static int sink_write_all(ms_stream *s, struct iovec *iov, int cnt)
+{
+	while (cnt > 0) {
+		size_t offered = 0;
+		ssize_t n;
+		int i, r;
+
+		for (i = 0; i < cnt; i++)
+			offered += iov[i].iov_len;
+		if (!offered)
+			break;
+		s->sink_calls++;
+		n = s->t->writev(s, iov, cnt);
+		if (n > 0) {
+			size_t left = (size_t)n;
+
+			if (left > offered)
+				return ms__stream_fail(
+					s, -EIO, s->flushed,
+					"sink claims %zu bytes written, %zu "
+					"offered",
+					left, offered);
+			s->flushed += left;
+			while (cnt > 0 && left >= iov->iov_len) {
+				left -= iov->iov_len;
+				iov++;
+				cnt--;
+			}
+			if (left) {
+				iov->iov_base = (uint8_t *)iov->iov_base + left;
+				iov->iov_len -= left;
+			}
+			continue;
+		}
+		if (n == 0)
+			return ms__stream_fail(s, -EIO, s->flushed,
+					       "write error at offset %llu: "
+					       "sink took no bytes",
+					       (unsigned long long)s->flushed);
+		if (n == -EINTR)
+			continue;
+		if ((n == -EAGAIN || n == -EWOULDBLOCK) && s->t->wait) {
+			r = s->t->wait(s, MS_WAIT_WRITE);
+			if (r < 0)
+				return ms__stream_fail(
+					s, r, s->flushed,
+					"write error at offset %llu: waiting "
+					"for the sink: %s",
+					(unsigned long long)s->flushed,
+					ms_strerror(r));
+			continue;
+		}
+		return ms__stream_fail(
+			s, (int)n, s->flushed, "write error at offset %llu: %s",
+			(unsigned long long)s->flushed, ms_strerror((int)n));
+	}
+	return 0;
+}
+
+int ms__writer_flush(ms_stream *s)
+{
+	int ret = 0;
+
+	if (s->err)
+		return s->err;
+	switch (s->kind) {
+	case MS__KIND_MEM:
+		return 0;
+	case MS__KIND_IOV_ARRAY:
+		return ms__iov_array_flush(s);
+	case MS__KIND_IOV_CB:
+		seal_stage(s);
+		if (s->iovcnt) {
+			s->sink_calls++;
+			ret = s->iov_fn(s->iov_opaque, s->iov, s->iovcnt);
+			if (ret < 0)
+				ms__stream_fail(s, ret, s->flushed,
+						"iovec callback failed at "
+						"offset %llu: %s",
+						(unsigned long long)s->flushed,
+						ms_strerror(ret));
+			else
+				s->flushed = s->pos;
+		}
+		break;
+	default:
+		seal_stage(s);
+		if (s->iovcnt)
+			sink_write_all(s, s->iov, s->iovcnt);
+		break;
+	}
+	s->iovcnt = 0;
+	s->buf_len = 0;
+	s->stage_start = 0;
+	return s->err;
+}
+
+int ms_stream_flush(ms_stream *s)
+{
+	assert(s);
+	if (!s)
+		return -EINVAL;
+	if (s->mode != MS_STREAM_WRITER)
+		return s->err;
+	return ms__writer_flush(s);
+}
+
+/*
+ * A memory writer's buf_cap is what the fast paths may fill: the
+ * allocation, cut down so that no more than max_size bytes are held.
+ */
+void ms__mem_set_limit(ms_stream *s)
+{
+	s->buf_cap = s->mem_alloc;
+	if (s->max_size && s->buf_cap - s->buf_pos > s->max_size)
+		s->buf_cap = s->buf_pos + s->max_size;
+}
+
+/* Make room for @need contiguous bytes in a memory writer. */
+static int mem_grow(ms_stream *s, size_t need)
+{
+	size_t held = s->buf_len - s->buf_pos;
+	size_t cap;
+	uint8_t *nb;
+
+	if (s->max_size && need > s->max_size - held)
+		return ms__stream_fail(s, -ENOSPC, s->pos,
+				       "memory sink full: %zu bytes held, %zu "
+				       "more do not fit in %zu",
+				       held, need, s->max_size);
+	if (need > SIZE_MAX / 4 - s->buf_len)
+		return ms__stream_fail(s, -ENOMEM, s->pos,
+				       "memory sink too large");
+	/*
+	 * Move the held bytes over the discarded ones only when that
+	 * reclaims at least as much as it moves: amortised O(1) per byte.
+	 */
+	if (s->buf_pos && s->buf_pos >= held && s->mem_alloc - held >= need) {
+		memmove(s->buf, s->buf + s->buf_pos, held);
+		s->buf_pos = 0;
+		s->buf_len = held;
+	} else if (s->mem_alloc - s->buf_len < need) {
+		cap = s->mem_alloc ? s->mem_alloc : 256;
+		while (cap - s->buf_len < need)
+			cap *= 2;
+		nb = ms__realloc(s->alloc, s->buf, cap);
+		if (!nb)
+			return ms__stream_fail(s, -ENOMEM, s->pos,
+					       "memory sink: cannot grow to "
+					       "%zu bytes",
+					       cap);
+		s->buf = nb;
+		s->mem_alloc = cap;
+	}
+	ms__mem_set_limit(s);
+	return 0;
+}
+
+/*
+ * Make room in the staging buffer: flush (or grow, for memory), so that
+ * at least one byte, and @want bytes where possible, fit.
+ */
+static int make_room(ms_stream *s, size_t want)
+{
+	if (s->kind == MS__KIND_MEM)
+		return mem_grow(s, want);
+	return ms__writer_flush(s);
+}
+
+#define WRITER_CHECK(s)                                                        \
+	do {                                                                   \
+		assert((s) && (s)->mode == MS_STREAM_WRITER);                  \
+		if (!(s) || (s)->mode != MS_STREAM_WRITER)                     \
+			return -EINVAL;                                        \
+		if ((s)->err)                                                  \
+			return (s)->err;                                       \
+	} while (0)
+
+/* Copy @len bytes into the staging buffer, flushing as it fills. */
+static int put_copy(ms_stream *s, const uint8_t *p, size_t len)
+{
+	while (len) {
+		size_t room = s->buf_cap - s->buf_len;
+		size_t n;
+
+		if (!room) {
+			if (make_room(s, len))
+				return s->err;
+			continue;
+		}
+		n = len < room ? len : room;
+		memcpy(s->buf + s->buf_len, p, n);
+		s->buf_len += n;
+		s->pos += n;
+		s->copied += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Slow path of the fixed-size puts: the bytes straddle a flush. */
+static int put_small(ms_stream *s, const uint8_t *p, size_t len)
+{
+	if (s->kind == MS__KIND_MEM && make_room(s, len))
+		return s->err;
+	return put_copy(s, p, len);
+}
+
+int ms_put_u8(ms_stream *s, uint8_t v)
+{
+	WRITER_CHECK(s);
+	if (s->buf_len < s->buf_cap) {
+		s->buf[s->buf_len++] = v;
+		s->pos++;
+		s->copied++;
+		return 0;
+	}
+	return put_small(s, &v, 1);
+}
+
+int ms_put_be16(ms_stream *s, uint16_t v)
+{
+	uint8_t b[2];
+
+	WRITER_CHECK(s);
+	if (s->buf_cap - s->buf_len >= 2) {
+		ms__store_be16(s->buf + s->buf_len, v);
+		s->buf_len += 2;
+		s->pos += 2;
+		s->copied += 2;
+		return 0;
+	}
+	ms__store_be16(b, v);
+	return put_small(s, b, 2);
+}
+
+int ms_put_be32(ms_stream *s, uint32_t v)
+{
+	uint8_t b[4];
+
+	WRITER_CHECK(s);
+	if (s->buf_cap - s->buf_len >= 4) {
+		ms__store_be32(s->buf + s->buf_len, v);
+		s->buf_len += 4;
+		s->pos += 4;
+		s->copied += 4;
+		return 0;
+	}
+	ms__store_be32(b, v);
+	return put_small(s, b, 4);
+}
+
+int ms_put_be64(ms_stream *s, uint64_t v)
+{
+	uint8_t b[8];
+
+	WRITER_CHECK(s);
+	if (s->buf_cap - s->buf_len >= 8) {
+		ms__store_be64(s->buf + s->buf_len, v);
+		s->buf_len += 8;
+		s->pos += 8;
+		s->copied += 8;
+		return 0;
+	}
+	ms__store_be64(b, v);
+	return put_small(s, b, 8);
+}
+
+int ms_put_s8(ms_stream *s, int8_t v)
+{
+	return ms_put_u8(s, (uint8_t)v);
+}
+
+int ms_put_sbe16(ms_stream *s, int16_t v)
+{
+	return ms_put_be16(s, (uint16_t)v);
+}
+
+int ms_put_sbe32(ms_stream *s, int32_t v)
+{
+	return ms_put_be32(s, (uint32_t)v);
+}
+
+int ms_put_sbe64(ms_stream *s, int64_t v)
+{
+	return ms_put_be64(s, (uint64_t)v);
+}
+
+int ms_put_buffer(ms_stream *s, const void *buf, size_t len)
+{
+	WRITER_CHECK(s);
+	if (!len)
+		return 0;
+	assert(buf);
+	if (!buf)
+		return -EINVAL;
+	if (s->kind == MS__KIND_MEM && s->buf_cap - s->buf_len < len &&
+	    make_room(s, len))
+		return s->err;
+	return put_copy(s, buf, len);
+}
+
+int ms_put_buffer_async(ms_stream *s, const void *buf, size_t len)
+{
+	WRITER_CHECK(s);
+	if (!len)
+		return 0;
+	assert(buf);
+	if (!buf)
+		return -EINVAL;
+	if (len < s->zc_threshold || s->kind == MS__KIND_MEM)
+		return ms_put_buffer(s, buf, len);
+	/* Two entries may be needed: the staging bytes and this buffer. */
+	if (s->iovcnt + 2 > MS_STREAM_MAX_IOV && ms__writer_flush(s))
+		return s->err;
+	seal_stage(s);
+	s->iov[s->iovcnt].iov_base = (void *)(uintptr_t)buf;
+	s->iov[s->iovcnt].iov_len = len;
+	s->iovcnt++;
+	s->pos += len;
+	s->zero_copied += len;
+	if (s->iovcnt == MS_STREAM_MAX_IOV)
+		return ms__writer_flush(s);
+	return 0;
+}
+
+int ms_put_counted_string(ms_stream *s, const char *str)
+{
+	size_t len;
+
+	WRITER_CHECK(s);
+	assert(str);
+	if (!str)
+		return -EINVAL;
+	len = strlen(str);
+	if (len > MS_COUNTED_STRING_MAX)
+		return -EINVAL;
+	ms_put_u8(s, (uint8_t)len);
+	return ms_put_buffer(s, str, len);
+}
+
+/*
+ * Reading.
+ */
+
+#define READER_CHECK(s)                                                        \
+	do {                                                                   \
+		assert((s) && (s)->mode == MS_STREAM_READER);                  \
+		if (!(s) || (s)->mode != MS_STREAM_READER)                     \
+			return -EINVAL;                                        \
+	} while (0)
+
+/* Read from the sink, retrying EINTR and waiting on EAGAIN. */
+static ssize_t sink_read(ms_stream *s, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n;
+		int r;
+
+		s->sink_calls++;
+		n = s->t->read(s, buf, len);
+		if (n > 0) {
+			if ((size_t)n > len)
+				return ms__stream_fail(
+					s, -EIO, s->received,
+					"sink claims %zd bytes read, %zu asked",
+					n, len);
+			s->received += (size_t)n;
+			return n;
+		}
+		if (n == 0) {
+			s->eof = true;
+			return 0;
+		}
+		if (n == -EINTR)
+			continue;
+		if ((n == -EAGAIN || n == -EWOULDBLOCK) && s->t->wait) {
+			r = s->t->wait(s, MS_WAIT_READ);
+			if (r < 0)
+				return ms__stream_fail(
+					s, r, s->received,
+					"read error at offset %llu: waiting "
+					"for the sink: %s",
+					(unsigned long long)s->received,
+					ms_strerror(r));
+			continue;
+		}
+		return ms__stream_fail(
+			s, (int)n, s->received, "read error at offset %llu: %s",
+			(unsigned long long)s->received, ms_strerror((int)n));
+	}
+}
+
+/*
+ * Fail the stream for a get that started at @start, needed @need bytes and
+ * found @have: -EAGAIN while a feed reader may still get more data,
+ * -ENODATA at the end of the data.
+ */
+static int fail_short(ms_stream *s, uint64_t start, uint64_t need,
+		      uint64_t have)
+{
+	if (s->err)
+		return s->err;
+	if (s->kind == MS__KIND_FEED && !s->eof)
+		return ms__stream_fail(s, -EAGAIN, start,
+				       "offset %llu: %llu bytes needed, %llu "
+				       "fed so far",
+				       (unsigned long long)start,
+				       (unsigned long long)need,
+				       (unsigned long long)have);
+	return ms__stream_fail(s, -ENODATA, start,
+			       "end of stream at offset %llu: %llu bytes "
+			       "needed, %llu left",
+			       (unsigned long long)start,
+			       (unsigned long long)need,
+			       (unsigned long long)have);
+}
+
+/*
+ * Make at least @need bytes (at most the buffer capacity) available in
+ * buf[buf_pos...].  Returns what is available, possibly less when the
+ * data ends; the stream may have failed.
+ */
+static size_t fill(ms_stream *s, size_t need)
+{
+	size_t have = s->buf_len - s->buf_pos;
+
+	if (have >= need || s->err || !s->t || s->eof)
+		return have;
+	if (s->buf_pos) {
+		memmove(s->buf, s->buf + s->buf_pos, have);
+		s->buf_pos = 0;
+		s->buf_len = have;
+	}
+	while (s->buf_len < need && !s->eof && !s->err) {
+		ssize_t n = sink_read(s, s->buf + s->buf_len,
+				      s->buf_cap - s->buf_len);
+
+		if (n > 0) {
+			s->buf_len += (size_t)n;
+			s->copied += (size_t)n;
+		}
+	}
+	return s->buf_len - s->buf_pos;
+}
+
+/* Copy exactly @len bytes out of the stream (slow path). */
+static int get_copy(ms_stream *s, uint8_t *p, size_t len)
+{
+	size_t want = len;
+	uint64_t start = s->pos;
+
+	while (len) {
+		size_t have = s->buf_len - s->buf_pos;
+		size_t n;
+
+		if (!have && s->t && len >= s->buf_cap && !s->eof) {
+			/* Large read: straight into the caller's memory. */
+			ssize_t r = sink_read(s, p, len);
+
+			if (r > 0) {
+				p += r;
+				len -= (size_t)r;
+				s->pos += (uint64_t)r;
+			}
+			if (r <= 0 && (s->err || s->eof))
+				break;
+			continue;
+		}
+		if (!have) {
+			have = fill(s, len < s->buf_cap ? len : s->buf_cap);
+			if (!have)
+				break;
+		}
+		n = len < have ? len : have;
+		memcpy(p, s->buf + s->buf_pos, n);
+		s->buf_pos += n;
+		s->pos += n;
+		p += n;
+		len -= n;
+	}
+	if (len) {
+		size_t got = want - len;
+
+		fail_short(s, start, want, got);
+		memset(p - got, 0, want);
+		return s->err;
+	}
+	return 0;
+}
+
+/* Fixed-size get slow path: the bytes straddle a refill, or are missing. */
+static int get_small(ms_stream *s, uint8_t *p, size_t len)
+{
+	if (s->err) {
+		memset(p, 0, len);
+		return s->err;
+	}
+	if (fill(s, len) < len) {
+		memset(p, 0, len);
+		return fail_short(s, s->pos, len, s->buf_len - s->buf_pos);
+	}
+	memcpy(p, s->buf + s->buf_pos, len);
+	s->buf_pos += len;
+	s->pos += len;
+	return 0;
+}
+
+int ms_get_u8(ms_stream *s, uint8_t *v)
+{
+	READER_CHECK(s);
+	if (s->buf_pos < s->buf_len) {
+		*v = s->buf[s->buf_pos++];
+		s->pos++;
+		return 0;
+	}
+	return get_small(s, v, 1);
+}
+
+int ms_get_be16(ms_stream *s, uint16_t *v)
+{
+	uint8_t b[2];
+	int r;
+
+	READER_CHECK(s);
+	if (s->buf_len - s->buf_pos >= 2) {
+		*v = ms__load_be16(s->buf + s->buf_pos);
+		s->buf_pos += 2;
+		s->pos += 2;
+		return 0;
+	}
+	r = get_small(s, b, 2);
+	*v = ms__load_be16(b);
+	return r;
+}
+
+int ms_get_be32(ms_stream *s, uint32_t *v)
+{
+	uint8_t b[4];
+	int r;
+
+	READER_CHECK(s);
+	if (s->buf_len - s->buf_pos >= 4) {
+		*v = ms__load_be32(s->buf + s->buf_pos);
+		s->buf_pos += 4;
+		s->pos += 4;
+		return 0;
+	}
+	r = get_small(s, b, 4);
+	*v = ms__load_be32(b);
+	return r;
+}
+
+int ms_get_be64(ms_stream *s, uint64_t *v)
+{
+	uint8_t b[8];
+	int r;
+
+	READER_CHECK(s);
+	if (s->buf_len - s->buf_pos >= 8) {
+		*v = ms__load_be64(s->buf + s->buf_pos);
+		s->buf_pos += 8;
+		s->pos += 8;
+		return 0;
+	}
+	r = get_small(s, b, 8);
+	*v = ms__load_be64(b);
+	return r;
+}
+
+int ms_get_s8(ms_stream *s, int8_t *v)
+{
+	uint8_t u;
+	int r = ms_get_u8(s, &u);
+
+	*v = (int8_t)u;
+	return r;
+}
+
+int ms_get_sbe16(ms_stream *s, int16_t *v)
+{
+	uint16_t u;
+	int r = ms_get_be16(s, &u);
+
+	*v = (int16_t)u;
+	return r;
+}
+
+int ms_get_sbe32(ms_stream *s, int32_t *v)
+{
+	uint32_t u;
+	int r = ms_get_be32(s, &u);
+
+	*v = (int32_t)u;
+	return r;
+}
+
+int ms_get_sbe64(ms_stream *s, int64_t *v)
+{
+	uint64_t u;
+	int r = ms_get_be64(s, &u);
+
+	*v = (int64_t)u;
+	return r;
+}
+
+int ms_get_buffer(ms_stream *s, void *buf, size_t len)
+{
+	READER_CHECK(s);
+	if (!len)
+		return s->err;
+	assert(buf);
+	if (!buf)
+		return -EINVAL;
+	if (s->err) {
+		memset(buf, 0, len);
+		return s->err;
+	}
+	if (s->buf_len - s->buf_pos >= len) {
+		memcpy(buf, s->buf + s->buf_pos, len);
+		s->buf_pos += len;
+		s->pos += len;
+		return 0;
+	}
+	return get_copy(s, buf, len);
+}
+
+int ms_get_counted_string(ms_stream *s, char buf[MS_COUNTED_STRING_MAX + 1])
+{
+	uint8_t len;
+
+	READER_CHECK(s);
+	buf[0] = '\0';
+	if (ms_get_u8(s, &len))
+		return s->err;
+	if (ms_get_buffer(s, buf, len)) {
+		buf[0] = '\0';
+		return s->err;
+	}
+	buf[len] = '\0';
+	return len;
+}
+
+ssize_t ms_peek(ms_stream *s, const uint8_t **data, size_t len)
+{
+	size_t have;
+
+	READER_CHECK(s);
+	assert(data);
+	*data = NULL;
+	if (s->err)
+		return s->err;
+	if (s->t && len > s->buf_cap)
+		return -EINVAL;
+	have = fill(s, len);
+	if (s->err)
+		return s->err;
+	*data = s->buf + s->buf_pos;
+	return (ssize_t)(have < len ? have : len);
+}
+
+int ms_skip(ms_stream *s, uint64_t len)
+{
+	uint64_t start;
+
+	READER_CHECK(s);
+	if (s->err)
+		return s->err;
+	start = s->pos;
+	while (len) {
+		size_t have = s->buf_len - s->buf_pos;
+		size_t n;
+
+		if (!have) {
+			have = fill(s, 1);
+			if (!have) {
+				uint64_t done = s->pos - start;
+
+				return fail_short(s, start, done + len, done);
+			}
+		}
+		n = len < have ? (size_t)len : have;
+		s->buf_pos += n;
+		s->pos += n;
+		len -= n;
+	}
+	return 0;
+}
+
+bool ms_stream_is_eof(ms_stream *s)
+{
+	assert(s && s->mode == MS_STREAM_READER);
+	if (!s || s->mode != MS_STREAM_READER || s->err)
+		return false;
+	if (s->buf_len > s->buf_pos)
+		return false;
+	fill(s, 1);
+	return !s->err && s->buf_len == s->buf_pos && s->eof;
+}
+
+size_t ms_stream_available(const ms_stream *s)
+{
+	assert(s);
+	if (!s || s->mode != MS_STREAM_READER || s->err)
+		return 0;
+	return s->buf_len - s->buf_pos;
+}

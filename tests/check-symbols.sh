@@ -1,0 +1,18 @@
+#!/bin/sh
+# Every global symbol libmigstream.a defines must carry the project prefix
+# (ms_ for the API, ms__ for internals): a static archive cannot hide them.
+set -u
+lib="${top_builddir:-.}/src/libmigstream.a"
+nm_cmd="${NM:-nm}"
+[ -f "$lib" ] || { echo "missing $lib" >&2; exit 99; }
+bad=$("$nm_cmd" -g --defined-only "$lib" 2>/dev/null |
+	awk 'NF >= 3 && $2 ~ /^[A-Z]$/ { print $3 }' |
+	grep -v '^_*ms_' || true)
+if [ -n "$bad" ]; then
+	echo "global symbols without the ms_ prefix in $lib:" >&2
+	echo "$bad" >&2
+	exit 1
+fi
+count=$("$nm_cmd" -g --defined-only "$lib" | awk 'NF >= 3 && $2 ~ /^[A-Z]$/' | wc -l)
+[ "$count" -gt 0 ] || { echo "no symbols found in $lib" >&2; exit 99; }
+echo "ok: $count global symbols, all prefixed"

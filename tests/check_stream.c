@@ -1,0 +1,713 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The stream core over the memory sinks: round trips, boundaries, sticky
+ * errors, peek, skip, feed readers, limits, version and error names.
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <pthread.h>
+
+#include "ms-test.h"
+
+static ms_stream *new_writer(size_t bufsize)
+{
+	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, NULL, bufsize, 0, 0};
+	ms_stream *s = NULL;
+
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, &o), 0);
+	return s;
+}
+
+static ms_stream *reader_of(ms_stream *w, size_t bufsize)
+{
+	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, NULL, bufsize, 0, 0};
+	const uint8_t *data;
+	size_t len;
+	ms_stream *r = NULL;
+
+	ck_assert_int_eq(ms_stream_mem_view(w, &data, &len), 0);
+	ck_assert_int_eq(ms_stream_new_mem_reader(&r, data, len, &o), 0);
+	return r;
+}
+
+START_TEST(test_stream_version_matches_configure)
+{
+	ck_assert_uint_eq(ms_version(), MS_VERSION_HEX);
+	ck_assert_str_eq(ms_version_string(), MS_VERSION_STRING);
+	ck_assert_str_eq(ms_version_string(), PACKAGE_VERSION);
+	ck_assert_uint_eq(MS_VERSION_HEX,
+			  (unsigned)(MS_VERSION_MAJOR << 16 |
+				     MS_VERSION_MINOR << 8 | MS_VERSION_PATCH));
+}
+END_TEST
+
+START_TEST(test_stream_strerror_names_every_code)
+{
+	static const int codes[] = {
+		EINVAL,	   ENOMEM,    EIO,     ENOSPC, EBADMSG, EPROTO,
+		ENOTSUP,   EOVERFLOW, ENODATA, EAGAIN, EPIPE,	ECONNRESET,
+		ETIMEDOUT, EBADF,     ERANGE,  ENOENT, EEXIST,	ECANCELED,
+		EBUSY,	   EFBIG,     EILSEQ,  EPERM,
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		ck_assert_str_ne(ms_strerror(-codes[i]), "unknown error");
+		ck_assert_str_eq(ms_strerror(-codes[i]), ms_strerror(codes[i]));
+	}
+	ck_assert_str_eq(ms_strerror(0), "success");
+	ck_assert_str_eq(ms_strerror(-100000), "unknown error");
+	ck_assert_str_eq(ms_strerror(INT_MIN), "unknown error");
+}
+END_TEST
+
+/* Every integer type at its boundaries, through buffers from 16 bytes up. */
+START_TEST(test_stream_roundtrip_boundaries)
+{
+	static const uint64_t v64[] = {0,
+				       1,
+				       0x7f,
+				       0x80,
+				       0xff,
+				       0x100,
+				       0x7fff,
+				       0x8000,
+				       0xffff,
+				       0x10000,
+				       0x7fffffff,
+				       0x80000000u,
+				       0xffffffffu,
+				       0x100000000ull,
+				       0x7fffffffffffffffull,
+				       0x8000000000000000ull,
+				       UINT64_MAX};
+	static const size_t bufsizes[] = {16, 17, 31, 4096, 0};
+	size_t b, i, n = sizeof(v64) / sizeof(v64[0]);
+
+	for (b = 0; b < sizeof(bufsizes) / sizeof(bufsizes[0]); b++) {
+		ms_stream *w = new_writer(bufsizes[b]), *r;
+
+		for (i = 0; i < n; i++) {
+			ms_put_u8(w, (uint8_t)v64[i]);
+			ms_put_be16(w, (uint16_t)v64[i]);
+			ms_put_be32(w, (uint32_t)v64[i]);
+			ms_put_be64(w, v64[i]);
+			ms_put_s8(w, (int8_t)v64[i]);
+			ms_put_sbe16(w, (int16_t)v64[i]);
+			ms_put_sbe32(w, (int32_t)v64[i]);
+			ms_put_sbe64(w, (int64_t)v64[i]);
+		}
+		ck_assert_uint_eq(ms_stream_tell(w), n * 30);
+		r = reader_of(w, bufsizes[b]);
+		for (i = 0; i < n; i++) {
+			uint8_t a;
+			uint16_t c;
+			uint32_t d;
+			uint64_t e;
+			int8_t f;
+			int16_t g;
+			int32_t h;
+			int64_t k;
+
+			ck_assert_int_eq(ms_get_u8(r, &a), 0);
+			ck_assert_int_eq(ms_get_be16(r, &c), 0);
+			ck_assert_int_eq(ms_get_be32(r, &d), 0);
+			ck_assert_int_eq(ms_get_be64(r, &e), 0);
+			ck_assert_int_eq(ms_get_s8(r, &f), 0);
+			ck_assert_int_eq(ms_get_sbe16(r, &g), 0);
+			ck_assert_int_eq(ms_get_sbe32(r, &h), 0);
+			ck_assert_int_eq(ms_get_sbe64(r, &k), 0);
+			ck_assert_uint_eq(a, (uint8_t)v64[i]);
+			ck_assert_uint_eq(c, (uint16_t)v64[i]);
+			ck_assert_uint_eq(d, (uint32_t)v64[i]);
+			ck_assert_uint_eq(e, v64[i]);
+			ck_assert_int_eq(f, (int8_t)v64[i]);
+			ck_assert_int_eq(g, (int16_t)v64[i]);
+			ck_assert_int_eq(h, (int32_t)v64[i]);
+			ck_assert(k == (int64_t)v64[i]);
+		}
+		ck_assert(ms_stream_is_eof(r));
+		ck_assert_uint_eq(ms_stream_tell(r), n * 30);
+		ck_assert_int_eq(ms_stream_close(r), 0);
+		ck_assert_int_eq(ms_stream_close(w), 0);
+	}
+}
+END_TEST
+
+/* The wire form is big-endian whatever the host. */
+START_TEST(test_stream_bytes_are_big_endian)
+{
+	static const uint8_t want[] = {0xab, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef,
+				       0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+				       0x08, 0xff, 0xfe, 0x03, 'a',  'b',  'c'};
+	ms_stream *w = new_writer(0);
+	const uint8_t *data;
+	size_t len;
+
+	ms_put_u8(w, 0xab);
+	ms_put_be16(w, 0x1234);
+	ms_put_be32(w, 0xdeadbeef);
+	ms_put_be64(w, 0x0102030405060708ull);
+	ms_put_sbe16(w, -2);
+	ms_put_counted_string(w, "abc");
+	ck_assert_int_eq(ms_stream_mem_view(w, &data, &len), 0);
+	ck_assert_uint_eq(len, sizeof(want));
+	ck_assert_mem_eq(data, want, sizeof(want));
+	ck_assert_int_eq(ms_stream_close(w), 0);
+}
+END_TEST
+
+/* Puts that straddle the staging buffer, for every alignment. */
+START_TEST(test_stream_straddling_puts)
+{
+	struct ms_test_script sc;
+	size_t bs;
+
+	ms_test_script_init(&sc);
+	for (bs = 16; bs <= 40; bs++) {
+		ms_stream *w = new_writer(bs), *r;
+
+		ck_assert_int_eq(ms_test_script_write(w, &sc), 0);
+		ck_assert_uint_eq(ms_stream_tell(w), ms_test_script_size());
+		r = reader_of(w, bs);
+		ms_test_script_read(r, &sc);
+		ck_assert(ms_stream_is_eof(r));
+		ms_stream_close(r);
+		ms_stream_close(w);
+	}
+}
+END_TEST
+
+START_TEST(test_stream_counted_string_limits)
+{
+	char s255[256], s256[257], out[256];
+	ms_stream *w = new_writer(0), *r;
+
+	memset(s255, 'x', 255);
+	s255[255] = '\0';
+	memset(s256, 'y', 256);
+	s256[256] = '\0';
+	ck_assert_int_eq(ms_put_counted_string(w, ""), 0);
+	ck_assert_int_eq(ms_put_counted_string(w, s255), 0);
+	/* Too long: refused, nothing written, the stream still works. */
+	ck_assert_int_eq(ms_put_counted_string(w, s256), -EINVAL);
+	ck_assert_int_eq(ms_stream_error(w), 0);
+	ck_assert_uint_eq(ms_stream_tell(w), 1 + 1 + 255);
+	r = reader_of(w, 0);
+	ck_assert_int_eq(ms_get_counted_string(r, out), 0);
+	ck_assert_str_eq(out, "");
+	ck_assert_int_eq(ms_get_counted_string(r, out), 255);
+	ck_assert_str_eq(out, s255);
+	/* A count past the end of the data is a short read, not zeros. */
+	ck_assert_int_eq(ms_get_counted_string(r, out), -ENODATA);
+	ck_assert_str_eq(out, "");
+	ms_stream_close(r);
+	ms_stream_close(w);
+}
+END_TEST
+
+START_TEST(test_stream_counted_string_truncated)
+{
+	static const uint8_t data[] = {5, 'a', 'b'};
+	char out[256];
+	ms_stream *r;
+
+	ck_assert_int_eq(ms_stream_new_mem_reader(&r, data, 3, NULL), 0);
+	ck_assert_int_eq(ms_get_counted_string(r, out), -ENODATA);
+	ck_assert_str_eq(out, "");
+	ck_assert_uint_eq(ms_stream_error_offset(r), 1);
+	ck_assert_ptr_nonnull(strstr(ms_stream_errmsg(r), "5 bytes needed"));
+	ms_stream_close(r);
+}
+END_TEST
+
+/* A short read fails with -ENODATA at the offset of the get, sticky. */
+START_TEST(test_stream_short_read_is_sticky_error)
+{
+	static const uint8_t data[] = {1, 2, 3, 4, 5, 6};
+	uint8_t buf[8];
+	uint32_t v32 = 99;
+	uint64_t v64 = 99;
+	uint8_t v8 = 99;
+	ms_stream *r;
+
+	ck_assert_int_eq(ms_stream_new_mem_reader(&r, data, 6, NULL), 0);
+	ck_assert_int_eq(ms_get_be32(r, &v32), 0);
+	ck_assert_uint_eq(v32, 0x01020304);
+	ck_assert_int_eq(ms_get_be64(r, &v64), -ENODATA);
+	ck_assert_uint_eq(v64, 0);
+	ck_assert_int_eq(ms_stream_error(r), -ENODATA);
+	ck_assert_uint_eq(ms_stream_error_offset(r), 4);
+	ck_assert_str_eq(ms_stream_errmsg(r),
+			 "end of stream at offset 4: 8 bytes needed, 2 left");
+	/* Bytes that were there are not handed out after the error. */
+	ck_assert_int_eq(ms_get_u8(r, &v8), -ENODATA);
+	ck_assert_uint_eq(v8, 0);
+	memset(buf, 0xaa, sizeof(buf));
+	ck_assert_int_eq(ms_get_buffer(r, buf, 2), -ENODATA);
+	ck_assert_uint_eq(buf[0], 0);
+	ck_assert_uint_eq(buf[1], 0);
+	ck_assert_uint_eq(buf[2], 0xaa);
+	ck_assert(!ms_stream_is_eof(r));
+	ck_assert_uint_eq(ms_stream_available(r), 0);
+	/* A later error does not replace the first. */
+	ms_stream_set_error(r, -EIO, "later");
+	ck_assert_int_eq(ms_stream_error(r), -ENODATA);
+	ck_assert_int_eq(ms_stream_close(r), -ENODATA);
+}
+END_TEST
+
+/* ms_get_buffer never copies more than asked, nor past the data. */
+START_TEST(test_stream_get_buffer_exact)
+{
+	uint8_t src[100], dst[120];
+	ms_stream *r;
+	size_t i;
+
+	for (i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)i;
+	ck_assert_int_eq(ms_stream_new_mem_reader(&r, src, 100, NULL), 0);
+	memset(dst, 0xee, sizeof(dst));
+	ck_assert_int_eq(ms_get_buffer(r, dst, 30), 0);
+	ck_assert_mem_eq(dst, src, 30);
+	for (i = 30; i < sizeof(dst); i++)
+		ck_assert_uint_eq(dst[i], 0xee);
+	ck_assert_int_eq(ms_get_buffer(r, dst + 30, 70), 0);
+	ck_assert_mem_eq(dst, src, 100);
+	for (i = 100; i < sizeof(dst); i++)
+		ck_assert_uint_eq(dst[i], 0xee);
+	ck_assert(ms_stream_is_eof(r));
+	/* Asking for more than is left zero-fills exactly the request. */
+	ck_assert_int_eq(ms_get_buffer(r, dst, 10), -ENODATA);
+	for (i = 0; i < 10; i++)
+		ck_assert_uint_eq(dst[i], 0);
+	ck_assert_uint_eq(dst[10], 10);
+	ms_stream_close(r);
+}
+END_TEST
+
+START_TEST(test_stream_peek_and_skip)
+{
+	uint8_t src[64];
+	const uint8_t *p;
+	ms_stream *w = new_writer(16), *r;
+	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, NULL, 16, 0, 0};
+	uint8_t v;
+	size_t i;
+
+	for (i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i + 1);
+	/* Memory readers peek any length. */
+	ck_assert_int_eq(ms_stream_new_mem_reader(&r, src, 64, &o), 0);
+	ck_assert_int_eq(ms_peek(r, &p, 64), 64);
+	ck_assert_mem_eq(p, src, 64);
+	ck_assert_int_eq(ms_peek(r, &p, 100), 64);
+	ck_assert_uint_eq(ms_stream_tell(r), 0);
+	ck_assert_int_eq(ms_skip(r, 60), 0);
+	ck_assert_uint_eq(ms_stream_tell(r), 60);
+	/* Peek at the end returns what is left, then 0. */
+	ck_assert_int_eq(ms_peek(r, &p, 8), 4);
+	ck_assert_uint_eq(p[0], 61);
+	ck_assert_int_eq(ms_skip(r, 4), 0);
+	ck_assert_int_eq(ms_peek(r, &p, 8), 0);
+	ck_assert_int_eq(ms_stream_error(r), 0);
+	ck_assert(ms_stream_is_eof(r));
+	ck_assert_int_eq(ms_skip(r, 1), -ENODATA);
+	ck_assert_uint_eq(ms_stream_error_offset(r), 64);
+	ck_assert_int_eq(ms_get_u8(r, &v), -ENODATA);
+	ms_stream_close(r);
+	ms_stream_close(w);
+}
+END_TEST
+
+START_TEST(test_stream_skip_past_end)
+{
+	uint8_t src[10] = {0};
+	ms_stream *r;
+
+	ck_assert_int_eq(ms_stream_new_mem_reader(&r, src, 10, NULL), 0);
+	ck_assert_int_eq(ms_skip(r, 3), 0);
+	ck_assert_int_eq(ms_skip(r, 1000), -ENODATA);
+	ck_assert_uint_eq(ms_stream_error_offset(r), 3);
+	ck_assert_str_eq(ms_stream_errmsg(r),
+			 "end of stream at offset 3: 1000 bytes needed, 7 "
+			 "left");
+	ms_stream_close(r);
+}
+END_TEST
+
+START_TEST(test_stream_empty_reader)
+{
+	ms_stream *r;
+	uint8_t v;
+
+	ck_assert_int_eq(ms_stream_new_mem_reader(&r, NULL, 0, NULL), 0);
+	ck_assert(ms_stream_is_eof(r));
+	ck_assert_int_eq(ms_get_u8(r, &v), -ENODATA);
+	ck_assert_uint_eq(ms_stream_error_offset(r), 0);
+	ms_stream_close(r);
+	ck_assert_int_eq(ms_stream_new_mem_reader(&r, NULL, 1, NULL), -EINVAL);
+}
+END_TEST
+
+/* After a writer error, puts do nothing and return the first error. */
+START_TEST(test_stream_writer_sticky_error)
+{
+	ms_stream *w;
+	const uint8_t *data;
+	size_t len;
+	uint8_t big[100] = {0};
+
+	ck_assert_int_eq(ms_stream_new_mem(&w, 10, NULL), 0);
+	ck_assert_int_eq(ms_put_be64(w, 1), 0);
+	ck_assert_int_eq(ms_put_be32(w, 2), -ENOSPC);
+	ck_assert_uint_eq(ms_stream_error_offset(w), 8);
+	ck_assert_int_eq(ms_put_u8(w, 1), -ENOSPC);
+	ck_assert_int_eq(ms_put_buffer(w, big, 1), -ENOSPC);
+	ck_assert_int_eq(ms_put_buffer_async(w, big, 100), -ENOSPC);
+	ck_assert_int_eq(ms_put_counted_string(w, "a"), -ENOSPC);
+	ck_assert_uint_eq(ms_stream_tell(w), 8);
+	/* The view still holds everything put before the error. */
+	ck_assert_int_eq(ms_stream_mem_view(w, &data, &len), -ENOSPC);
+	ck_assert_uint_eq(len, 8);
+	ck_assert_int_eq(ms_stream_flush(w), -ENOSPC);
+	ck_assert_ptr_nonnull(strstr(ms_stream_errmsg(w), "memory sink full"));
+	ck_assert_int_eq(ms_stream_close(w), -ENOSPC);
+}
+END_TEST
+
+START_TEST(test_stream_mem_limit_exact)
+{
+	ms_stream *w;
+	uint8_t buf[300];
+	int i;
+
+	memset(buf, 1, sizeof(buf));
+	ck_assert_int_eq(ms_stream_new_mem(&w, 1000, NULL), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(ms_put_buffer(w, buf, 300), 0);
+	ck_assert_int_eq(ms_put_buffer(w, buf, 100), 0);
+	ck_assert_int_eq(ms_put_u8(w, 1), -ENOSPC);
+	ck_assert_uint_eq(ms_stream_tell(w), 1000);
+	ms_stream_close(w);
+}
+END_TEST
+
+/* Discarding held bytes makes room under the limit, and tell() goes on. */
+START_TEST(test_stream_mem_discard_windows)
+{
+	ms_stream *w;
+	const uint8_t *data;
+	size_t len, total = 0;
+	uint8_t chunk[700];
+	uint64_t expect = 0;
+	int i;
+
+	ck_assert_int_eq(ms_stream_new_mem(&w, 4096, NULL), 0);
+	for (i = 0; i < 2000; i++) {
+		size_t k;
+
+		for (k = 0; k < sizeof(chunk); k++)
+			chunk[k] = (uint8_t)(total + k);
+		ck_assert_int_eq(ms_put_buffer(w, chunk, sizeof(chunk)), 0);
+		total += sizeof(chunk);
+		ck_assert_int_eq(ms_stream_mem_view(w, &data, &len), 0);
+		ck_assert_uint_le(len, 4096);
+		/* Take out a window of up to 1000 bytes and check it. */
+		if (len > 1000)
+			len = 1000;
+		for (k = 0; k < len; k++)
+			ck_assert_uint_eq(data[k], (uint8_t)(expect + k));
+		ck_assert_int_eq(ms_stream_mem_discard(w, len), 0);
+		expect += len;
+	}
+	ck_assert_uint_eq(ms_stream_tell(w), total);
+	ck_assert_int_eq(ms_stream_mem_discard(w, 1u << 30), -EINVAL);
+	ms_stream_close(w);
+}
+END_TEST
+
+/* Growth is geometric: a million 1-byte puts make few reallocations. */
+START_TEST(test_stream_mem_growth_amortised)
+{
+	struct ms_test_alloc ta;
+	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, NULL, 0, 0, 0};
+	ms_stream *w;
+	int i;
+
+	ms_test_alloc_init(&ta, 0);
+	o.allocator = &ta.a;
+	ck_assert_int_eq(ms_stream_new_mem(&w, 0, &o), 0);
+	for (i = 0; i < 1000000; i++)
+		ck_assert_int_eq(ms_put_u8(w, (uint8_t)i), 0);
+	ck_assert_int_le(ta.calls, 40);
+	ck_assert_int_eq(ms_stream_close(w), 0);
+	ck_assert_int_eq(ta.live, 0);
+}
+END_TEST
+
+START_TEST(test_stream_feed_incremental)
+{
+	struct ms_test_script sc;
+	ms_stream *w = new_writer(0), *r;
+	const uint8_t *data;
+	size_t len, off = 0;
+	uint8_t v;
+
+	ms_test_script_init(&sc);
+	ms_test_script_write(w, &sc);
+	ms_stream_mem_view(w, &data, &len);
+	ck_assert_int_eq(ms_stream_new_feed(&r, NULL), 0);
+	ck_assert_uint_eq(ms_stream_available(r), 0);
+	ck_assert(!ms_stream_is_eof(r));
+	/* Feed in odd-sized chunks; everything arrives before it is read. */
+	while (off < len) {
+		size_t n = len - off < 777 ? len - off : 777;
+
+		ck_assert_int_eq(ms_stream_feed(r, data + off, n), 0);
+		off += n;
+	}
+	ck_assert_uint_eq(ms_stream_available(r), len);
+	ms_test_script_read(r, &sc);
+	ck_assert(!ms_stream_is_eof(r));
+	/* Reading past what was fed, before the end: -EAGAIN. */
+	ck_assert_int_eq(ms_get_u8(r, &v), -EAGAIN);
+	ck_assert_uint_eq(ms_stream_error_offset(r), len);
+	ck_assert_int_eq(ms_stream_feed(r, data, 1), -EAGAIN);
+	ms_stream_close(r);
+
+	/* The same after the end is marked: -ENODATA. */
+	ck_assert_int_eq(ms_stream_new_feed(&r, NULL), 0);
+	ck_assert_int_eq(ms_stream_feed(r, data, 3), 0);
+	ck_assert_int_eq(ms_stream_feed_end(r), 0);
+	ck_assert_int_eq(ms_stream_feed(r, data, 3), -EINVAL);
+	ck_assert_int_eq(ms_skip(r, 3), 0);
+	ck_assert(ms_stream_is_eof(r));
+	ck_assert_int_eq(ms_get_u8(r, &v), -ENODATA);
+	ms_stream_close(r);
+	ms_stream_close(w);
+}
+END_TEST
+
+/* A consumer that keeps up keeps a feed reader's memory bounded. */
+START_TEST(test_stream_feed_bounded)
+{
+	struct ms_test_alloc ta;
+	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, NULL, 0, 0, 0};
+	uint8_t chunk[1000], out[1000];
+	ms_stream *r;
+	int i;
+
+	ms_test_alloc_init(&ta, 0);
+	o.allocator = &ta.a;
+	ck_assert_int_eq(ms_stream_new_feed(&r, &o), 0);
+	for (i = 0; i < 10000; i++) {
+		ms_test_fill(chunk, sizeof(chunk), (uint64_t)i);
+		ck_assert_int_eq(ms_stream_feed(r, chunk, sizeof(chunk)), 0);
+		ck_assert_int_eq(ms_get_buffer(r, out, 600), 0);
+		ck_assert_mem_eq(out, chunk, 600);
+		ck_assert_int_eq(ms_get_buffer(r, out, 400), 0);
+		ck_assert_mem_eq(out, chunk + 600, 400);
+	}
+	ck_assert_int_le(ta.calls, 10);
+	ms_stream_close(r);
+	ck_assert_int_eq(ta.live, 0);
+}
+END_TEST
+
+START_TEST(test_stream_set_error_and_offsets)
+{
+	ms_stream *w = new_writer(0);
+
+	ms_put_be32(w, 7);
+	ck_assert_int_eq(ms_stream_errmsg(w)[0], '\0');
+	ck_assert_uint_eq(ms_stream_error_offset(w), 0);
+	ck_assert_int_eq(ms_stream_set_error(w, -EBADMSG, "bad %s %d", "x", 3),
+			 -EBADMSG);
+	ck_assert_str_eq(ms_stream_errmsg(w), "bad x 3");
+	ck_assert_uint_eq(ms_stream_error_offset(w), 4);
+	ck_assert_int_eq(ms_stream_close(w), -EBADMSG);
+
+	w = new_writer(0);
+	ck_assert_int_eq(ms_stream_set_error(w, -EPROTO, NULL), -EPROTO);
+	ck_assert_str_eq(ms_stream_errmsg(w), ms_strerror(-EPROTO));
+	ck_assert_int_eq(ms_stream_close(w), -EPROTO);
+}
+END_TEST
+
+START_TEST(test_stream_bad_arguments)
+{
+	ms_stream_opts o = {999, NULL, 0, 0, 0};
+	ms_allocator half = {malloc, NULL, NULL, NULL};
+	ms_stream *s = (ms_stream *)0x1;
+
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, &o), -EINVAL);
+	ck_assert_ptr_eq(s, (ms_stream *)0x1);
+	o.version = MS_STREAM_OPTS_VERSION;
+	o.buffer_size = 8;
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, &o), -EINVAL);
+	o.buffer_size = 0;
+	o.timeout_ms = -1;
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, &o), -EINVAL);
+	o.timeout_ms = 0;
+	o.allocator = &half;
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, &o), -EINVAL);
+	ck_assert_ptr_eq(s, (ms_stream *)0x1);
+	ck_assert_int_eq(ms_stream_new_mem(NULL, 0, NULL), -EINVAL);
+	ck_assert_int_eq(ms_stream_close(NULL), 0);
+}
+END_TEST
+
+START_TEST(test_stream_zero_length_ops)
+{
+	ms_stream *w = new_writer(0), *r;
+	const uint8_t *p;
+
+	ck_assert_int_eq(ms_put_buffer(w, NULL, 0), 0);
+	ck_assert_int_eq(ms_put_buffer_async(w, NULL, 0), 0);
+	ck_assert_uint_eq(ms_stream_tell(w), 0);
+	r = reader_of(w, 0);
+	ck_assert_int_eq(ms_get_buffer(r, NULL, 0), 0);
+	ck_assert_int_eq(ms_skip(r, 0), 0);
+	ck_assert_int_eq(ms_peek(r, &p, 0), 0);
+	ck_assert_int_eq(ms_stream_flush(r), 0);
+	ck_assert_int_eq(ms_stream_mode_of(r), MS_STREAM_READER);
+	ck_assert_int_eq(ms_stream_mode_of(w), MS_STREAM_WRITER);
+	ms_stream_close(r);
+	ms_stream_close(w);
+}
+END_TEST
+
+START_TEST(test_stream_stats_count_copies)
+{
+	ms_stream *w = new_writer(0);
+	ms_stream_stats st;
+	uint8_t big[8192] = {0};
+
+	ms_put_be64(w, 1);
+	ms_put_buffer_async(w, big, sizeof(big));
+	ms_stream_get_stats(w, &st);
+	ck_assert_uint_eq(st.bytes, 8 + sizeof(big));
+	/* The memory sink must store every byte: all of it is copied. */
+	ck_assert_uint_eq(st.bytes_copied, 8 + sizeof(big));
+	ck_assert_uint_eq(st.bytes_zero_copy, 0);
+	ms_stream_close(w);
+}
+END_TEST
+
+/* Two streams on two threads at once never see each other's state. */
+struct thread_arg {
+	int id;
+	int ok;
+};
+
+static void *thread_main(void *p)
+{
+	struct thread_arg *a = p;
+	uint8_t buf[512];
+	int round;
+
+	a->ok = 1;
+	for (round = 0; round < 200; round++) {
+		ms_stream *w, *r;
+		const uint8_t *data;
+		size_t len;
+		uint64_t v;
+		int i;
+
+		if (ms_stream_new_mem(&w, 0, NULL))
+			return (a->ok = 0, NULL);
+		for (i = 0; i < 100; i++) {
+			ms_put_be64(w, (uint64_t)a->id << 32 | (uint64_t)i);
+			memset(buf, a->id, sizeof(buf));
+			ms_put_buffer(w, buf, (size_t)i * 5);
+		}
+		ms_stream_mem_view(w, &data, &len);
+		if (ms_stream_new_mem_reader(&r, data, len, NULL))
+			return (a->ok = 0, NULL);
+		for (i = 0; i < 100; i++) {
+			if (ms_get_be64(r, &v) ||
+			    v != ((uint64_t)a->id << 32 | (uint64_t)i))
+				a->ok = 0;
+			if (ms_get_buffer(r, buf, (size_t)i * 5) ||
+			    (i && buf[i * 5 - 1] != a->id))
+				a->ok = 0;
+		}
+		/* An error on one thread's stream stays there. */
+		if (ms_get_u8(r, buf) != -ENODATA)
+			a->ok = 0;
+		ms_stream_close(r);
+		ms_stream_close(w);
+	}
+	return NULL;
+}
+
+START_TEST(test_stream_threads_independent)
+{
+	pthread_t t[4];
+	struct thread_arg a[4];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		a[i].id = i + 1;
+		ck_assert_int_eq(
+			pthread_create(&t[i], NULL, thread_main, &a[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(a[i].ok, 1);
+	}
+}
+END_TEST
+
+static Suite *stream_suite(void)
+{
+	Suite *s = suite_create("stream");
+	TCase *tc;
+
+	tc = tcase_create("basics");
+	tcase_add_test(tc, test_stream_version_matches_configure);
+	tcase_add_test(tc, test_stream_strerror_names_every_code);
+	tcase_add_test(tc, test_stream_bad_arguments);
+	tcase_add_test(tc, test_stream_zero_length_ops);
+	tcase_add_test(tc, test_stream_stats_count_copies);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("round trips");
+	tcase_add_test(tc, test_stream_roundtrip_boundaries);
+	tcase_add_test(tc, test_stream_bytes_are_big_endian);
+	tcase_add_test(tc, test_stream_straddling_puts);
+	tcase_add_test(tc, test_stream_counted_string_limits);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reader");
+	tcase_add_test(tc, test_stream_counted_string_truncated);
+	tcase_add_test(tc, test_stream_short_read_is_sticky_error);
+	tcase_add_test(tc, test_stream_get_buffer_exact);
+	tcase_add_test(tc, test_stream_peek_and_skip);
+	tcase_add_test(tc, test_stream_skip_past_end);
+	tcase_add_test(tc, test_stream_empty_reader);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("memory writer");
+	tcase_add_test(tc, test_stream_writer_sticky_error);
+	tcase_add_test(tc, test_stream_mem_limit_exact);
+	tcase_add_test(tc, test_stream_mem_discard_windows);
+	tcase_add_test(tc, test_stream_mem_growth_amortised);
+	tcase_add_test(tc, test_stream_set_error_and_offsets);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("feed reader");
+	tcase_add_test(tc, test_stream_feed_incremental);
+	tcase_add_test(tc, test_stream_feed_bounded);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_stream_threads_independent);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+MS_TEST_MAIN(stream_suite)
