@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 
 #include "migstream/stream.h"
 
@@ -35,11 +36,13 @@
 
 const char *ms_strerror(int err)
 {
-	if (err > 0)
-		err = -err;
 	if (err == 0)
 		return "success";
-	switch (-err) {
+	if (err == INT_MIN)
+		return "unknown error";
+	if (err < 0)
+		err = -err;
+	switch (err) {
 #define MS__ERRNO_CASE(code, text)                                             \
 	case code:                                                             \
 		return text;

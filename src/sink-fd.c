@@ -85,8 +85,11 @@ static ssize_t fd_writev(ms_stream *s, const struct iovec *iov, int cnt)
 #else
 		n = writev_nosigpipe(s->fd, iov, cnt);
 #endif
-	} else {
+	} else if (s->fd_may_sigpipe) {
 		n = writev_nosigpipe(s->fd, iov, cnt);
+	} else {
+		/* Files and devices never raise SIGPIPE: no masking needed. */
+		n = writev(s->fd, iov, cnt);
 	}
 	return n < 0 ? neg_errno() : n;
 }
@@ -164,6 +167,8 @@ int ms_stream_new_fd(ms_stream **out, int fd, ms_stream_mode mode,
 	s->fd = fd;
 	s->fd_flags = flags;
 	s->fd_is_socket = S_ISSOCK(st.st_mode);
+	s->fd_may_sigpipe = !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) &&
+			    !S_ISBLK(st.st_mode);
 #if !HAVE_DECL_MSG_NOSIGNAL && HAVE_DECL_SO_NOSIGPIPE
 	if (s->fd_is_socket && mode == MS_STREAM_WRITER) {
 		int one = 1;

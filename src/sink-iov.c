@@ -119,7 +119,10 @@ static ssize_t iov_read(ms_stream *s, void *buf, size_t len)
 		size_t left = v->iov_len - s->riov_off;
 		size_t n = len - done < left ? len - done : left;
 
-		memcpy(p + done, (const uint8_t *)v->iov_base + s->riov_off, n);
+		/* Empty entries may have a NULL base: no memcpy() for them. */
+		if (n)
+			memcpy(p + done,
+			       (const uint8_t *)v->iov_base + s->riov_off, n);
 		done += n;
 		s->riov_off += n;
 		if (s->riov_off == v->iov_len) {

@@ -72,6 +72,7 @@ struct ms_stream {
 	int fd;
 	unsigned fd_flags;
 	bool fd_is_socket;
+	bool fd_may_sigpipe; /* a pipe or socket: writes may raise SIGPIPE */
 
 	/* Iovec sinks. */
 	ms_iov_fn iov_fn;

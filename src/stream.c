@@ -35,6 +35,13 @@
 
 static void stream_vfail(ms_stream *s, int err, uint64_t offset,
 			 const char *fmt, va_list ap)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 4, 0)))
+#endif
+	;
+
+static void stream_vfail(ms_stream *s, int err, uint64_t offset,
+			 const char *fmt, va_list ap)
 {
 	if (s->err)
 		return;
@@ -526,6 +533,63 @@ int ms_put_sbe64(ms_stream *s, int64_t v)
 	return ms_put_be64(s, (uint64_t)v);
 }
 
+/*
+ * Array puts: store as many values as fit in the staging buffer in one
+ * loop that keeps the write position in a register, then let the
+ * single-value slow path flush or grow.
+ */
+#define DEFINE_PUT_ARRAY(bits)                                                 \
+	int ms_put_be##bits##_array(ms_stream *s, const uint##bits##_t *v,     \
+				    size_t n)                                  \
+	{                                                                      \
+		WRITER_CHECK(s);                                               \
+		assert(v || !n);                                               \
+		while (n) {                                                    \
+			size_t k = (s->buf_cap - s->buf_len) / (bits / 8), i;  \
+			uint8_t *p = s->buf + s->buf_len;                      \
+                                                                               \
+			if (!k) {                                              \
+				if (ms_put_be##bits(s, *v))                    \
+					return s->err;                         \
+				v++;                                           \
+				n--;                                           \
+				continue;                                      \
+			}                                                      \
+			if (k > n)                                             \
+				k = n;                                         \
+			for (i = 0; i < k; i++)                                \
+				ms__store_be##bits(p + i * (bits / 8), v[i]);  \
+			s->buf_len += k * (bits / 8);                          \
+			s->pos += k * (bits / 8);                              \
+			s->copied += k * (bits / 8);                           \
+			v += k;                                                \
+			n -= k;                                                \
+		}                                                              \
+		return 0;                                                      \
+	}
+
+DEFINE_PUT_ARRAY(16)
+DEFINE_PUT_ARRAY(32)
+DEFINE_PUT_ARRAY(64)
+
+/*
+ * Queue the caller's buffer as an iovec after the staging bytes.  The
+ * caller makes sure it is no longer referenced when it may change.
+ */
+static int queue_buffer(ms_stream *s, const void *buf, size_t len)
+{
+	/* Two entries may be needed: the staging bytes and this buffer. */
+	if (s->iovcnt + 2 > MS_STREAM_MAX_IOV && ms__writer_flush(s))
+		return s->err;
+	seal_stage(s);
+	s->iov[s->iovcnt].iov_base = (void *)(uintptr_t)buf;
+	s->iov[s->iovcnt].iov_len = len;
+	s->iovcnt++;
+	s->pos += len;
+	s->zero_copied += len;
+	return 0;
+}
+
 int ms_put_buffer(ms_stream *s, const void *buf, size_t len)
 {
 	WRITER_CHECK(s);
@@ -537,6 +601,18 @@ int ms_put_buffer(ms_stream *s, const void *buf, size_t len)
 	if (s->kind == MS__KIND_MEM && s->buf_cap - s->buf_len < len &&
 	    make_room(s, len))
 		return s->err;
+	/*
+	 * A buffer at least as large as the staging buffer would only be
+	 * copied to be written out at once: hand it to the sink directly,
+	 * together with what is queued, before returning.
+	 */
+	if (len >= s->buf_size &&
+	    (s->kind == MS__KIND_FD || s->kind == MS__KIND_CUSTOM ||
+	     s->kind == MS__KIND_IOV_CB)) {
+		if (queue_buffer(s, buf, len))
+			return s->err;
+		return ms__writer_flush(s);
+	}
 	return put_copy(s, buf, len);
 }
 
@@ -550,15 +626,8 @@ int ms_put_buffer_async(ms_stream *s, const void *buf, size_t len)
 		return -EINVAL;
 	if (len < s->zc_threshold || s->kind == MS__KIND_MEM)
 		return ms_put_buffer(s, buf, len);
-	/* Two entries may be needed: the staging bytes and this buffer. */
-	if (s->iovcnt + 2 > MS_STREAM_MAX_IOV && ms__writer_flush(s))
+	if (queue_buffer(s, buf, len))
 		return s->err;
-	seal_stage(s);
-	s->iov[s->iovcnt].iov_base = (void *)(uintptr_t)buf;
-	s->iov[s->iovcnt].iov_len = len;
-	s->iovcnt++;
-	s->pos += len;
-	s->zero_copied += len;
 	if (s->iovcnt == MS_STREAM_MAX_IOV)
 		return ms__writer_flush(s);
 	return 0;
@@ -843,6 +912,45 @@ int ms_get_sbe64(ms_stream *s, int64_t *v)
 	*v = (int64_t)u;
 	return r;
 }
+
+/* Array gets: decode what is buffered in one loop, refill as needed. */
+#define DEFINE_GET_ARRAY(bits)                                                 \
+	int ms_get_be##bits##_array(ms_stream *s, uint##bits##_t *v, size_t n) \
+	{                                                                      \
+		size_t left = n;                                               \
+		uint##bits##_t *out = v;                                       \
+                                                                               \
+		READER_CHECK(s);                                               \
+		assert(v || !n);                                               \
+		while (left) {                                                 \
+			size_t k = (s->buf_len - s->buf_pos) / (bits / 8), i;  \
+			const uint8_t *p = s->buf + s->buf_pos;                \
+                                                                               \
+			if (!k) {                                              \
+				if (ms_get_be##bits(s, out))                   \
+					break;                                 \
+				out++;                                         \
+				left--;                                        \
+				continue;                                      \
+			}                                                      \
+			if (k > left)                                          \
+				k = left;                                      \
+			for (i = 0; i < k; i++)                                \
+				out[i] =                                       \
+					ms__load_be##bits(p + i * (bits / 8)); \
+			s->buf_pos += k * (bits / 8);                          \
+			s->pos += k * (bits / 8);                              \
+			out += k;                                              \
+			left -= k;                                             \
+		}                                                              \
+		if (left)                                                      \
+			memset(v, 0, n * sizeof(*v));                          \
+		return s->err;                                                 \
+	}
+
+DEFINE_GET_ARRAY(16)
+DEFINE_GET_ARRAY(32)
+DEFINE_GET_ARRAY(64)
 
 int ms_get_buffer(ms_stream *s, void *buf, size_t len)
 {

@@ -179,6 +179,80 @@ START_TEST(test_stream_straddling_puts)
 }
 END_TEST
 
+/* Array puts and gets produce exactly the bytes of single-value calls. */
+START_TEST(test_stream_arrays_match_single_values)
+{
+	static const size_t bufsizes[] = {16, 17, 23, 0};
+	uint16_t a16[101], b16[101];
+	uint32_t a32[101], b32[101];
+	uint64_t a64[101], b64[101];
+	size_t b, i;
+
+	for (i = 0; i < 101; i++) {
+		a16[i] = (uint16_t)(i * 0x1357);
+		a32[i] = (uint32_t)(i * 0x13579bdf);
+		a64[i] = (uint64_t)i * 0x13579bdf2468ace1ull;
+	}
+	for (b = 0; b < sizeof(bufsizes) / sizeof(bufsizes[0]); b++) {
+		ms_stream *w1 = new_writer(bufsizes[b]);
+		ms_stream *w2 = new_writer(bufsizes[b]), *r;
+		const uint8_t *d1, *d2;
+		size_t l1, l2;
+
+		ms_put_u8(w1, 1);
+		ms_put_u8(w2, 1);
+		for (i = 0; i < 101; i++)
+			ms_put_be16(w1, a16[i]);
+		for (i = 0; i < 101; i++)
+			ms_put_be32(w1, a32[i]);
+		for (i = 0; i < 101; i++)
+			ms_put_be64(w1, a64[i]);
+		ck_assert_int_eq(ms_put_be16_array(w2, a16, 101), 0);
+		ck_assert_int_eq(ms_put_be32_array(w2, a32, 101), 0);
+		ck_assert_int_eq(ms_put_be64_array(w2, a64, 101), 0);
+		ck_assert_int_eq(ms_put_be64_array(w2, NULL, 0), 0);
+		ms_stream_mem_view(w1, &d1, &l1);
+		ms_stream_mem_view(w2, &d2, &l2);
+		ck_assert_uint_eq(l1, 1 + 101 * 14);
+		ck_assert_uint_eq(l1, l2);
+		ck_assert_mem_eq(d1, d2, l1);
+		ck_assert_uint_eq(ms_stream_tell(w2), l1);
+
+		r = reader_of(w2, bufsizes[b]);
+		ck_assert_int_eq(ms_skip(r, 1), 0);
+		ck_assert_int_eq(ms_get_be16_array(r, b16, 101), 0);
+		ck_assert_int_eq(ms_get_be32_array(r, b32, 101), 0);
+		ck_assert_int_eq(ms_get_be64_array(r, b64, 101), 0);
+		ck_assert_mem_eq(a16, b16, sizeof(a16));
+		ck_assert_mem_eq(a32, b32, sizeof(a32));
+		ck_assert_mem_eq(a64, b64, sizeof(a64));
+		ck_assert(ms_stream_is_eof(r));
+		ms_stream_close(r);
+		ms_stream_close(w1);
+		ms_stream_close(w2);
+	}
+}
+END_TEST
+
+/* An array get that runs out zeroes the whole array. */
+START_TEST(test_stream_array_short_read)
+{
+	uint8_t data[8 * 5 + 3];
+	uint64_t v[6];
+	size_t i;
+	ms_stream *r;
+
+	memset(data, 0x11, sizeof(data));
+	ck_assert_int_eq(ms_stream_new_mem_reader(&r, data, sizeof(data), NULL),
+			 0);
+	ck_assert_int_eq(ms_get_be64_array(r, v, 6), -ENODATA);
+	for (i = 0; i < 6; i++)
+		ck_assert_uint_eq(v[i], 0);
+	ck_assert_uint_eq(ms_stream_error_offset(r), 40);
+	ms_stream_close(r);
+}
+END_TEST
+
 START_TEST(test_stream_counted_string_limits)
 {
 	char s255[256], s256[257], out[256];
@@ -397,34 +471,52 @@ END_TEST
 /* Discarding held bytes makes room under the limit, and tell() goes on. */
 START_TEST(test_stream_mem_discard_windows)
 {
+	struct ms_test_alloc ta;
+	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, NULL, 0, 0, 0};
 	ms_stream *w;
 	const uint8_t *data;
-	size_t len, total = 0;
+	size_t len, k, total = 0;
 	uint8_t chunk[700];
 	uint64_t expect = 0;
 	int i;
 
-	ck_assert_int_eq(ms_stream_new_mem(&w, 4096, NULL), 0);
-	for (i = 0; i < 2000; i++) {
-		size_t k;
-
+	ms_test_alloc_init(&ta, 0);
+	o.allocator = &ta.a;
+	ck_assert_int_eq(ms_stream_new_mem(&w, 4096, &o), 0);
+	for (i = 0; i < 3000; i++) {
 		for (k = 0; k < sizeof(chunk); k++)
 			chunk[k] = (uint8_t)(total + k);
-		ck_assert_int_eq(ms_put_buffer(w, chunk, sizeof(chunk)), 0);
+		if (ms_put_buffer(w, chunk, sizeof(chunk)))
+			ck_abort_msg("put %d: %s", i, ms_stream_errmsg(w));
 		total += sizeof(chunk);
-		ck_assert_int_eq(ms_stream_mem_view(w, &data, &len), 0);
-		ck_assert_uint_le(len, 4096);
-		/* Take out a window of up to 1000 bytes and check it. */
-		if (len > 1000)
-			len = 1000;
-		for (k = 0; k < len; k++)
-			ck_assert_uint_eq(data[k], (uint8_t)(expect + k));
-		ck_assert_int_eq(ms_stream_mem_discard(w, len), 0);
-		expect += len;
+		ms_stream_mem_view(w, &data, &len);
+		if (len > 4096)
+			ck_abort_msg("%zu bytes held", len);
+		/* Near the limit, take a window of 1000 bytes out. */
+		if (len < 3000)
+			continue;
+		for (k = 0; k < 1000; k++)
+			if (data[k] != (uint8_t)(expect + k))
+				ck_abort_msg("byte %llu differs",
+					     (unsigned long long)(expect + k));
+		if (ms_stream_mem_discard(w, 1000))
+			ck_abort_msg("discard failed");
+		expect += 1000;
 	}
 	ck_assert_uint_eq(ms_stream_tell(w), total);
+	ck_assert_uint_gt(expect, total - 4096);
+	/* Memory stays bounded: a few allocations, never one per window. */
+	ck_assert_int_le(ta.calls, 8);
 	ck_assert_int_eq(ms_stream_mem_discard(w, 1u << 30), -EINVAL);
+	/* A put larger than the limit fails even with room discarded. */
+	ms_stream_mem_view(w, &data, &len);
+	ck_assert_int_eq(ms_stream_mem_discard(w, len), 0);
+	ck_assert_int_eq(ms_put_buffer(w, chunk, 1), 0);
+	for (k = 0; k < 6; k++)
+		ms_put_buffer(w, chunk, sizeof(chunk));
+	ck_assert_int_eq(ms_stream_error(w), -ENOSPC);
 	ms_stream_close(w);
+	ck_assert_int_eq(ta.live, 0);
 }
 END_TEST
 
@@ -434,13 +526,14 @@ START_TEST(test_stream_mem_growth_amortised)
 	struct ms_test_alloc ta;
 	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, NULL, 0, 0, 0};
 	ms_stream *w;
-	int i;
+	int i, ret = 0;
 
 	ms_test_alloc_init(&ta, 0);
 	o.allocator = &ta.a;
 	ck_assert_int_eq(ms_stream_new_mem(&w, 0, &o), 0);
 	for (i = 0; i < 1000000; i++)
-		ck_assert_int_eq(ms_put_u8(w, (uint8_t)i), 0);
+		ret |= ms_put_u8(w, (uint8_t)i);
+	ck_assert_int_eq(ret, 0);
 	ck_assert_int_le(ta.calls, 40);
 	ck_assert_int_eq(ms_stream_close(w), 0);
 	ck_assert_int_eq(ta.live, 0);
@@ -502,13 +595,12 @@ START_TEST(test_stream_feed_bounded)
 	ms_test_alloc_init(&ta, 0);
 	o.allocator = &ta.a;
 	ck_assert_int_eq(ms_stream_new_feed(&r, &o), 0);
-	for (i = 0; i < 10000; i++) {
+	for (i = 0; i < 3000; i++) {
 		ms_test_fill(chunk, sizeof(chunk), (uint64_t)i);
-		ck_assert_int_eq(ms_stream_feed(r, chunk, sizeof(chunk)), 0);
-		ck_assert_int_eq(ms_get_buffer(r, out, 600), 0);
-		ck_assert_mem_eq(out, chunk, 600);
-		ck_assert_int_eq(ms_get_buffer(r, out, 400), 0);
-		ck_assert_mem_eq(out, chunk + 600, 400);
+		if (ms_stream_feed(r, chunk, sizeof(chunk)) ||
+		    ms_get_buffer(r, out, 600) || memcmp(out, chunk, 600) ||
+		    ms_get_buffer(r, out, 400) || memcmp(out, chunk + 600, 400))
+			ck_abort_msg("round %d: %s", i, ms_stream_errmsg(r));
 	}
 	ck_assert_int_le(ta.calls, 10);
 	ms_stream_close(r);
@@ -539,7 +631,7 @@ END_TEST
 START_TEST(test_stream_bad_arguments)
 {
 	ms_stream_opts o = {999, NULL, 0, 0, 0};
-	ms_allocator half = {malloc, NULL, NULL, NULL};
+	ms_allocator half = {ms_test_alloc_malloc, NULL, NULL, NULL};
 	ms_stream *s = (ms_stream *)0x1;
 
 	ck_assert_int_eq(ms_stream_new_mem(&s, 0, &o), -EINVAL);
@@ -679,6 +771,8 @@ static Suite *stream_suite(void)
 	tcase_add_test(tc, test_stream_bytes_are_big_endian);
 	tcase_add_test(tc, test_stream_straddling_puts);
 	tcase_add_test(tc, test_stream_counted_string_limits);
+	tcase_add_test(tc, test_stream_arrays_match_single_values);
+	tcase_add_test(tc, test_stream_array_short_read);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reader");

@@ -414,8 +414,11 @@ const char *ms_stream_errmsg(const ms_stream *s);
  * ms_stream_error_offset() - Where the sticky error happened.
  * @s: a stream.
  *
- * For a reader, the position of the first byte of the get that failed;
- * for a writer, the position of the first byte the sink did not take.
+ * When a reader's data ends (-ENODATA, or -EAGAIN for a feed reader),
+ * the position of the first byte of the get that ran out, so that the
+ * item that was cut short is named.  When a sink fails, the position of
+ * the first byte it did not deliver (reader) or did not take (writer).
+ * For ms_stream_set_error(), the position at the time of the call.
  *
  * Return: the byte offset, or 0 when there is no error.
  */
@@ -493,6 +496,23 @@ int ms_put_sbe32(ms_stream *s, int32_t v);
 int ms_put_sbe64(ms_stream *s, int64_t v);
 
 /**
+ * ms_put_be16_array() - Append @n values, each as a big-endian u16.
+ * @s: a writer.
+ * @v: the values; caller-owned, read before return.  May be NULL if @n is
+ *     0.
+ * @n: number of values.
+ *
+ * The same bytes as @n calls of ms_put_be16(), several times faster for
+ * register files, bitmaps and other arrays.  ms_put_be32_array() and
+ * ms_put_be64_array() are the same for u32 and u64.
+ *
+ * Return: 0 or the sticky error.
+ */
+int ms_put_be16_array(ms_stream *s, const uint16_t *v, size_t n);
+int ms_put_be32_array(ms_stream *s, const uint32_t *v, size_t n);
+int ms_put_be64_array(ms_stream *s, const uint64_t *v, size_t n);
+
+/**
  * ms_put_buffer() - Append bytes.
  * @s: a writer.
  * @buf: caller-owned; copied (or written out) before return.
@@ -542,6 +562,21 @@ int ms_get_s8(ms_stream *s, int8_t *v);
 int ms_get_sbe16(ms_stream *s, int16_t *v);
 int ms_get_sbe32(ms_stream *s, int32_t *v);
 int ms_get_sbe64(ms_stream *s, int64_t *v);
+
+/**
+ * ms_get_be16_array() - Read @n big-endian u16 values.
+ * @s: a reader.
+ * @v: receives the values; all zeros on error.
+ * @n: number of values.
+ *
+ * The same as @n calls of ms_get_be16(); ms_get_be32_array() and
+ * ms_get_be64_array() are the same for u32 and u64.
+ *
+ * Return: 0 or the sticky error.
+ */
+int ms_get_be16_array(ms_stream *s, uint16_t *v, size_t n);
+int ms_get_be32_array(ms_stream *s, uint32_t *v, size_t n);
+int ms_get_be64_array(ms_stream *s, uint64_t *v, size_t n);
 
 /**
  * ms_get_buffer() - Read exactly @len bytes.
