@@ -67,6 +67,16 @@ int ms__stream_fail(ms_stream *s, int err, uint64_t offset, const char *fmt,
 #endif
 	;
 
+/* CRC-32 (IEEE, zlib's crc32()), continuing from @crc (0 to start). */
+uint32_t ms__crc32(uint32_t crc, const void *buf, size_t len);
+
+/* Stream over at most @limit bytes of @parent (reader), for payloads of
+ * known length; closing it does not close @parent. */
+int ms__stream_new_window(ms_stream **out, ms_stream *parent, uint64_t limit,
+			  const ms_allocator *a);
+/* Bytes of the window not yet taken from its parent. */
+uint64_t ms__window_left(const ms_stream *w);
+
 /* The stream's allocator, for objects layered on a stream. */
 const ms_allocator *ms__stream_allocator(const ms_stream *s);
 

@@ -106,5 +106,6 @@ void ms__stream_destroy(ms_stream *s);
 int ms__writer_flush(ms_stream *s);
 int ms__iov_array_flush(ms_stream *s);
 void ms__mem_set_limit(ms_stream *s);
+void ms__stream_drop(ms_stream *s);
 
 #endif /* MIGSTREAM_STREAM_IMPL_H */

@@ -341,6 +341,16 @@ int ms__writer_flush(ms_stream *s)
 	return s->err;
 }
 
+void ms__stream_drop(ms_stream *s)
+{
+	if (s->mode != MS_STREAM_WRITER || s->kind == MS__KIND_MEM ||
+	    s->kind == MS__KIND_IOV_ARRAY)
+		return;
+	s->iovcnt = 0;
+	s->buf_len = 0;
+	s->stage_start = 0;
+}
+
 int ms_stream_flush(ms_stream *s)
 {
 	assert(s);

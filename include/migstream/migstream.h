@@ -10,5 +10,6 @@
 
 #include <migstream/version.h>
 #include <migstream/stream.h>
+#include <migstream/section.h>
 
 #endif /* MIGSTREAM_MIGSTREAM_H */
