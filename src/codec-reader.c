@@ -51,8 +51,10 @@ struct ms_reader {
 	struct sec *secs;
 	size_t nsecs, capsecs;
 	/* Payload of the current element. */
-	ms_stream *window;  /* QEMU: commands and the trailer */
-	ms_stream *payload; /* native: the dechunking stream */
+	ms_stream *window;	/* QEMU: commands and the trailer */
+	ms_stream *dead_window; /* closed once no snapshot can revive it */
+	bool defer_free;	/* a fed load takes snapshots */
+	ms_stream *payload;	/* native: the dechunking stream */
 	/* Native. */
 	uint64_t start;
 	bool crc_on;
@@ -331,6 +333,8 @@ static void close_payload(ms_reader *r)
 {
 	ms_stream_close(r->window);
 	r->window = NULL;
+	ms_stream_close(r->dead_window);
+	r->dead_window = NULL;
 	ms_stream_close(r->payload);
 	r->payload = NULL;
 }
@@ -526,7 +530,7 @@ static ssize_t payload_read(void *opaque, void *buf, size_t len)
 	size_t n;
 
 	if (nat_next_data(r))
-		return -EIO;
+		return r->err;
 	if (!r->dleft)
 		return 0;
 	n = len < r->dleft ? len : r->dleft;
@@ -680,6 +684,9 @@ static int nat_next(ms_reader *r, ms_record *rec)
 	struct cur c;
 	int ret;
 
+	/* A command's payload points into rbuf: drop it before reading on. */
+	ms_stream_close(r->window);
+	r->window = NULL;
 	for (;;) {
 		if (r->open != O_NONE && nat_close_element(r))
 			return r->err;
@@ -976,11 +983,21 @@ static int qemu_next(ms_reader *r, ms_record *rec)
 		/* The window reads no further than its end: skip the rest. */
 		uint64_t unread = ms__window_left(r->window);
 
-		ms_stream_close(r->window);
-		r->window = NULL;
+		/* Skip first: a fed load may retry this call from a
+		 * snapshot that still holds the window. */
 		if (unread && ms_skip(r->s, unread))
 			return rstream(r, r->s, "skipping a payload");
+		if (r->defer_free) {
+			ms_stream_close(r->dead_window);
+			r->dead_window = r->window;
+		} else {
+			ms_stream_close(r->window);
+		}
+		r->window = NULL;
 		if (r->state == R_AFTER_VMDESC) {
+			if (ms__stream_is_starved(r->s))
+				return rfail(r, -EAGAIN, ms_stream_tell(r->s),
+					     "waiting for the end of the data");
 			if (!ms_stream_is_eof(r->s))
 				return ms_stream_error(r->s)
 					       ? rstream(r, r->s, "trailer")
@@ -1162,4 +1179,50 @@ int ms_reader_next(ms_reader *r, ms_record *rec)
 	if (r->profile == MS_PROFILE_NATIVE)
 		return nat_next(r, rec);
 	return qemu_next(r, rec);
+}
+
+/*
+ * For the load driver's fed loads: a copy of the reader's state taken
+ * before a call to ms_reader_next() that may run out of fed data, put
+ * back if it did.  Only the QEMU profile needs it (a native element is
+ * loaded once complete), and its ms_reader_next() changes no pointer
+ * before the point where data can run out.
+ */
+int ms__reader_snapshot_new(ms_reader *r, void **snap)
+{
+	*snap = ms__malloc(r->a, sizeof(*r));
+	if (!*snap)
+		return -ENOMEM;
+	r->defer_free = true;
+	return 0;
+}
+
+/* After a successful ms_reader_next(): nothing can revive a closed
+ * window any more. */
+void ms__reader_commit(ms_reader *r)
+{
+	ms_stream_close(r->dead_window);
+	r->dead_window = NULL;
+}
+
+void ms__reader_snapshot_free(const ms_reader *r, void *snap)
+{
+	ms__free(r->a, snap);
+}
+
+void *ms__reader_snapshot(const ms_reader *r, void *snap)
+{
+	memcpy(snap, r, sizeof(*r));
+	return snap;
+}
+
+void ms__reader_restore(ms_reader *r, const void *snap)
+{
+	memcpy(r, snap, sizeof(*r));
+}
+
+/* Bytes of CRC after each native record (0 or 4). */
+unsigned ms__reader_native_crc(const ms_reader *r)
+{
+	return r->crc_on ? 4 : 0;
 }

@@ -56,6 +56,13 @@ int ms__codec_opts_apply(ms_codec_opts *dst, const ms_codec_opts *src,
 			 bool reader);
 int ms__command_len(uint16_t cmd);
 void ms__zstream_init(z_stream *z, const ms_allocator *a);
+int ms__reader_snapshot_new(ms_reader *r, void **snap);
+void ms__reader_commit(ms_reader *r);
+void ms__reader_snapshot_free(const ms_reader *r, void *snap);
+void *ms__reader_snapshot(const ms_reader *r, void *snap);
+void ms__reader_restore(ms_reader *r, const void *snap);
+unsigned ms__reader_native_crc(const ms_reader *r);
+
 /* Drop what a writer stream buffered, without sending it. */
 void ms__stream_drop(ms_stream *s);
 

@@ -77,6 +77,9 @@ int ms__stream_new_window(ms_stream **out, ms_stream *parent, uint64_t limit,
 /* Bytes of the window not yet taken from its parent. */
 uint64_t ms__window_left(const ms_stream *w);
 
+/* A feed reader with nothing to read yet and no end marked. */
+bool ms__stream_is_starved(const ms_stream *s);
+
 /* The stream's allocator, for objects layered on a stream. */
 const ms_allocator *ms__stream_allocator(const ms_stream *s);
 

@@ -92,8 +92,6 @@ int ms_stream_new_feed(ms_stream **out, const ms_stream_opts *opts)
 
 int ms_stream_feed(ms_stream *s, const void *buf, size_t len)
 {
-	size_t have;
-
 	assert(s && s->kind == MS__KIND_FEED);
 	if (!s || s->kind != MS__KIND_FEED || s->eof || (!buf && len))
 		return -EINVAL;
@@ -101,7 +99,6 @@ int ms_stream_feed(ms_stream *s, const void *buf, size_t len)
 		return s->err;
 	if (!len)
 		return 0;
-	have = s->buf_len - s->buf_pos;
 	if (len > SIZE_MAX / 4 - s->buf_len)
 		return ms__stream_fail(s, -ENOMEM, s->pos,
 				       "feed: too much unread data");
@@ -111,10 +108,17 @@ int ms_stream_feed(ms_stream *s, const void *buf, size_t len)
 		 * at least as many bytes as it moves (so each byte is moved
 		 * at most once per byte consumed), otherwise grow.
 		 */
-		if (s->buf_pos >= have && s->buf_cap - have >= len) {
-			memmove(s->buf, s->buf + s->buf_pos, have);
-			s->buf_pos = 0;
-			s->buf_len = have;
+		size_t keep = s->feed_marked && s->feed_mark < s->buf_pos
+				      ? s->feed_mark
+				      : s->buf_pos;
+		size_t held = s->buf_len - keep;
+
+		if (keep && keep >= held && s->buf_cap - held >= len) {
+			memmove(s->buf, s->buf + keep, held);
+			s->buf_pos -= keep;
+			s->buf_len = held;
+			if (s->feed_marked)
+				s->feed_mark -= keep;
 		} else {
 			size_t cap = s->buf_cap ? s->buf_cap : 256;
 			uint8_t *nb;
@@ -144,4 +148,44 @@ int ms_stream_feed_end(ms_stream *s)
 		return -EINVAL;
 	s->eof = true;
 	return s->err;
+}
+
+/*
+ * Mark and rewind, for the load driver: a parser that ran out of fed data
+ * (-EAGAIN) goes back to the mark and tries again when more has come.
+ * The bytes from the mark on are kept until the mark moves.
+ */
+void ms__feed_mark(ms_stream *s)
+{
+	s->feed_marked = true;
+	s->feed_mark = s->buf_pos;
+	s->feed_mark_pos = s->pos;
+}
+
+void ms__feed_unmark(ms_stream *s)
+{
+	s->feed_marked = false;
+}
+
+int ms__feed_rewind(ms_stream *s)
+{
+	if (!s->feed_marked || (s->err && s->err != -EAGAIN))
+		return -EINVAL;
+	/* An error emptied the window: the data is still in the buffer. */
+	if (s->err) {
+		s->err = 0;
+		s->err_offset = 0;
+		s->errmsg[0] = '\0';
+		s->buf_len = s->feed_len_saved;
+	}
+	s->buf_pos = s->feed_mark;
+	s->pos = s->feed_mark_pos;
+	return 0;
+}
+
+/* A feed reader with nothing to read yet and no end marked. */
+bool ms__stream_is_starved(const ms_stream *s)
+{
+	return s->kind == MS__KIND_FEED && !s->eof && !s->err &&
+	       s->buf_pos == s->buf_len;
 }

@@ -64,6 +64,12 @@ struct ms_stream {
 	/* Reader progress. */
 	uint64_t received; /* bytes the sink has delivered */
 
+	/* Feed reader: the mark of ms__feed_mark(). */
+	bool feed_marked;
+	size_t feed_mark;
+	uint64_t feed_mark_pos;
+	size_t feed_len_saved; /* buf_len when an error emptied it */
+
 	/* Memory writer. */
 	size_t max_size;
 	size_t mem_alloc; /* bytes allocated at buf */
@@ -107,5 +113,8 @@ int ms__writer_flush(ms_stream *s);
 int ms__iov_array_flush(ms_stream *s);
 void ms__mem_set_limit(ms_stream *s);
 void ms__stream_drop(ms_stream *s);
+void ms__feed_mark(ms_stream *s);
+void ms__feed_unmark(ms_stream *s);
+int ms__feed_rewind(ms_stream *s);
 
 #endif /* MIGSTREAM_STREAM_IMPL_H */

@@ -54,7 +54,9 @@ static void stream_vfail(ms_stream *s, int err, uint64_t offset,
 	else
 		snprintf(s->errmsg, sizeof(s->errmsg), "%s", ms_strerror(err));
 	if (s->mode == MS_STREAM_READER) {
-		/* Nothing buffered may be consumed after an error. */
+		/* Nothing buffered may be consumed after an error; a feed
+		 * reader keeps its data for ms__feed_rewind(). */
+		s->feed_len_saved = s->buf_len;
 		s->buf_pos = 0;
 		s->buf_len = 0;
 	}

@@ -1,21 +1,802 @@
 /* SPDX-License-Identifier: MIT */
-/* Placeholder: being written. */
+/*
+ * The save and load drivers: round trips in both profiles, blocking and
+ * fed in chunks of every size, stop at the first error (the seed patch's
+ * break-inside-switch bug), unknown sections, versions, truncation at
+ * every offset, cancellation and allocation failure.
+ */
 #include "config.h"
 
 #include "ms-test.h"
 
-START_TEST(test_driver_placeholder)
+#define PAGES 64
+#define PAGE  256
+
+/* A small VM: iterative RAM, a CPU with a subsection, a timer. */
+struct vm {
+	uint8_t ram[PAGES][PAGE];
+	bool dirty[PAGES];
+	int per_round;
+	uint64_t regs[8];
+	uint32_t msr;
+	bool has_msr;
+	uint64_t timer;
+	/* Counters. */
+	int loads[4];
+	int cleanups;
+	int fail_load;	/* section id whose load fails, or -1 */
+	int short_read; /* load reads one byte less (-1 off) */
+};
+
+static void vm_init(struct vm *v, uint64_t seed)
 {
-	ck_assert_int_eq(ms_version(), MS_VERSION_HEX);
+	int i;
+
+	memset(v, 0, sizeof(*v));
+	for (i = 0; i < PAGES; i++) {
+		/* Every fourth page is zero, as in a real guest. */
+		if (i % 4)
+			ms_test_fill(v->ram[i], PAGE, seed + (uint64_t)i);
+		v->dirty[i] = true;
+	}
+	for (i = 0; i < 8; i++)
+		v->regs[i] = seed * 1000 + (uint64_t)i;
+	v->msr = (uint32_t)seed;
+	v->has_msr = true;
+	v->timer = 0x1122334455667788ull ^ seed;
+	v->per_round = 10;
+	v->fail_load = -1;
+	v->short_read = -1;
+}
+
+static void vm_clear(struct vm *v)
+{
+	memset(v->ram, 0xee, sizeof(v->ram));
+	memset(v->regs, 0, sizeof(v->regs));
+	v->msr = 0;
+	v->has_msr = false;
+	v->timer = 0;
+	memset(v->loads, 0, sizeof(v->loads));
+	v->fail_load = -1;
+	v->short_read = -1;
+}
+
+static bool vm_equal(const struct vm *a, const struct vm *b)
+{
+	return !memcmp(a->ram, b->ram, sizeof(a->ram)) &&
+	       !memcmp(a->regs, b->regs, sizeof(a->regs)) && a->msr == b->msr &&
+	       a->has_msr == b->has_msr && a->timer == b->timer;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	int i;
+
+	for (i = 0; i < PAGE; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* RAM: be32 page index | flags, then the page unless it is zero. */
+static int ram_send(ms_stream *s, struct vm *v, int max)
+{
+	int i, sent = 0;
+
+	for (i = 0; i < PAGES && sent < max; i++) {
+		if (!v->dirty[i])
+			continue;
+		v->dirty[i] = false;
+		sent++;
+		if (page_is_zero(v->ram[i])) {
+			ms_put_be32(s, (uint32_t)i << 8 | 0x02);
+		} else {
+			ms_put_be32(s, (uint32_t)i << 8 | 0x08);
+			ms_put_buffer_async(s, v->ram[i], PAGE);
+		}
+	}
+	ms_put_be32(s, 0x10); /* end of this section's pages */
+	return ms_stream_error(s);
+}
+
+static int ram_setup(ms_stream *s, void *opaque)
+{
+	(void)opaque;
+	return ms_put_be64(s, (uint64_t)PAGES * PAGE);
+}
+
+static uint64_t ram_pending(void *opaque)
+{
+	struct vm *v = opaque;
+	uint64_t n = 0;
+	int i;
+
+	for (i = 0; i < PAGES; i++)
+		n += v->dirty[i] ? PAGE : 0;
+	return n;
+}
+
+static int ram_iterate(ms_stream *s, void *opaque)
+{
+	struct vm *v = opaque;
+	int ret = ram_send(s, v, v->per_round);
+
+	return ret ? ret : ram_pending(v) > 0;
+}
+
+static int ram_complete(ms_stream *s, void *opaque)
+{
+	return ram_send(s, opaque, PAGES);
+}
+
+static int ram_load(ms_stream *s, uint32_t version, uint8_t type, void *opaque)
+{
+	struct vm *v = opaque;
+	uint64_t size;
+	uint32_t w;
+
+	v->loads[0]++;
+	if (v->fail_load == 0)
+		return -EIO;
+	if (type == MS_REC_START) {
+		ms_get_be64(s, &size);
+		if (size != (uint64_t)PAGES * PAGE)
+			return ms_stream_set_error(s, -EINVAL, "RAM size %llu",
+						   (unsigned long long)size);
+		return ms_stream_error(s);
+	}
+	for (;;) {
+		uint32_t idx;
+
+		if (ms_get_be32(s, &w))
+			return ms_stream_error(s);
+		if (w == 0x10)
+			return 0;
+		idx = w >> 8;
+		if (idx >= PAGES)
+			return ms_stream_set_error(s, -EINVAL, "page %u", idx);
+		if ((w & 0xff) == 0x02)
+			memset(v->ram[idx], 0, PAGE);
+		else if ((w & 0xff) == 0x08)
+			ms_get_buffer(s, v->ram[idx], PAGE);
+		else
+			return ms_stream_set_error(s, -EINVAL, "flags 0x%x",
+						   w & 0xff);
+	}
+}
+
+static void ram_cleanup(void *opaque)
+{
+	((struct vm *)opaque)->cleanups++;
+}
+
+static int cpu_save(ms_stream *s, void *opaque)
+{
+	struct vm *v = opaque;
+
+	ms_put_be64_array(s, v->regs, 8);
+	if (v->has_msr) {
+		ms_put_subsection(s, "cpu/msr", 1);
+		ms_put_be32(s, v->msr);
+	}
+	return ms_stream_error(s);
+}
+
+static int cpu_load(ms_stream *s, uint32_t version, uint8_t type, void *opaque)
+{
+	struct vm *v = opaque;
+	char name[MS_COUNTED_STRING_MAX + 1];
+	uint32_t sv;
+	int ret;
+
+	v->loads[1]++;
+	if (v->fail_load == 1)
+		return -EIO;
+	ms_get_be64_array(s, v->regs, 8);
+	v->has_msr = false;
+	while ((ret = ms_get_subsection(s, "cpu", name, &sv)) == 1) {
+		if (strcmp(name, "cpu/msr") || sv != 1)
+			return ms_stream_set_error(
+				s, -ENOENT, "unknown subsection %s", name);
+		ms_get_be32(s, &v->msr);
+		v->has_msr = true;
+	}
+	return ret < 0 ? ret : ms_stream_error(s);
+}
+
+static int timer_save(ms_stream *s, void *opaque)
+{
+	return ms_put_be64(s, ((struct vm *)opaque)->timer);
+}
+
+static int timer_load(ms_stream *s, uint32_t version, uint8_t type,
+		      void *opaque)
+{
+	struct vm *v = opaque;
+	uint32_t hi, lo;
+
+	v->loads[2]++;
+	if (v->fail_load == 2)
+		return -EIO;
+	ms_get_be32(s, &hi);
+	if (v->short_read == 2)
+		return ms_stream_error(s);
+	ms_get_be32(s, &lo);
+	v->timer = (uint64_t)hi << 32 | lo;
+	return ms_stream_error(s);
+}
+
+static const ms_handler_ops ram_ops = {
+	.version = MS_HANDLER_OPS_VERSION,
+	.save_setup = ram_setup,
+	.save_iterate = ram_iterate,
+	.pending = ram_pending,
+	.save_complete = ram_complete,
+	.load = ram_load,
+	.save_cleanup = ram_cleanup,
+};
+
+static const ms_handler_ops cpu_ops = {
+	.version = MS_HANDLER_OPS_VERSION,
+	.save_state = cpu_save,
+	.load = cpu_load,
+};
+
+static const ms_handler_ops timer_ops = {
+	.version = MS_HANDLER_OPS_VERSION,
+	.save_state = timer_save,
+	.load = timer_load,
+};
+
+/* A registry for @v; cpu at @cpu_version (its minimum is 2). */
+static ms_registry *vm_registry(struct vm *v, uint32_t cpu_version,
+				const ms_allocator *a)
+{
+	ms_registry *reg;
+
+	ck_assert_int_eq(ms_registry_new(&reg, a), 0);
+	ck_assert_int_eq(ms_registry_add(reg, "ram", 0, 4, 4, &ram_ops, v), 0);
+	ck_assert_int_eq(
+		ms_registry_add(reg, "cpu", 0, cpu_version, 2, &cpu_ops, v), 1);
+	ck_assert_int_eq(ms_registry_add(reg, "timer", 0, 1, 1, &timer_ops, v),
+			 2);
+	return reg;
+}
+
+static ms_codec_opts codec(ms_profile p, int level)
+{
+	ms_codec_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.version = MS_CODEC_OPTS_VERSION;
+	o.profile = p;
+	o.compress_level = level;
+	o.chunk_size = 1000; /* several DATA records per section */
+	return o;
+}
+
+/* Saves @v with precopy rounds; returns the stream bytes (malloc'd). */
+static uint8_t *vm_save(struct vm *v, ms_codec_opts c, size_t *len)
+{
+	ms_save_opts so;
+	ms_registry *reg = vm_registry(v, 3, NULL);
+	ms_stream *s;
+	ms_save *sv;
+	const uint8_t *data;
+	uint8_t *copy;
+	int rounds = 0, ret;
+
+	memset(&so, 0, sizeof(so));
+	so.version = MS_SAVE_OPTS_VERSION;
+	so.codec = c;
+	so.machine = "migstream-test-1.0";
+	so.vmdesc = "{\"page_size\": 256, \"devices\": []}";
+	so.vmdesc_len = strlen(so.vmdesc);
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
+	ck_assert_int_eq(ms_save_setup(sv), 0);
+	ck_assert_uint_eq(ms_save_pending(sv), (uint64_t)PAGES * PAGE);
+	while ((ret = ms_save_iterate(sv)) == 1) {
+		rounds++;
+		/* The guest dirties a page while precopy runs. */
+		if (rounds == 2) {
+			v->ram[5][7] ^= 0x5a;
+			v->dirty[5] = true;
+		}
+	}
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_ge(rounds, PAGES / v->per_round - 1);
+	ck_assert_uint_eq(ms_save_pending(sv), 0);
+	/* Stop-and-copy: a last change is sent in the END section. */
+	v->ram[9][0] ^= 0xff;
+	v->dirty[9] = true;
+	ck_assert_int_eq(ms_save_complete(sv), 0);
+	ck_assert_str_eq(ms_save_errmsg(sv), "");
+	ms_save_free(sv);
+	ck_assert_int_eq(v->cleanups, 1);
+	v->cleanups = 0;
+	ms_stream_mem_view(s, &data, len);
+	copy = malloc(*len);
+	memcpy(copy, data, *len);
+	ms_stream_close(s);
+	ms_registry_free(reg);
+	return copy;
+}
+
+static const struct {
+	ms_profile p;
+	int level;
+} profiles[] = {
+	{MS_PROFILE_QEMU, 0},
+	{MS_PROFILE_NATIVE, 0},
+	{MS_PROFILE_NATIVE, 6},
+};
+
+START_TEST(test_driver_roundtrip_blocking)
+{
+	struct vm src, dst;
+	ms_registry *reg;
+	ms_load *ld;
+	ms_stream *in;
+	uint8_t *data;
+	size_t len;
+
+	vm_init(&src, 1 + (uint64_t)_i);
+	data = vm_save(&src, codec(profiles[_i].p, profiles[_i].level), &len);
+	vm_init(&dst, 99);
+	vm_clear(&dst);
+	reg = vm_registry(&dst, 3, NULL);
+	ck_assert_int_eq(ms_stream_new_mem_reader(&in, data, len, NULL), 0);
+	ck_assert_int_eq(ms_load_new(&ld, reg, NULL), 0);
+	ck_assert_msg(ms_load_run(ld, in) == 0, "%s", ms_load_errmsg(ld));
+	ck_assert(ms_load_is_complete(ld));
+	ck_assert(vm_equal(&src, &dst));
+	ck_assert_int_eq(dst.loads[1], 1);
+	ck_assert_int_eq(dst.loads[2], 1);
+	ck_assert_int_ge(dst.loads[0], 7); /* START, PARTs, END */
+	ms_load_free(ld);
+	ms_stream_close(in);
+	ms_registry_free(reg);
+	free(data);
+}
+END_TEST
+
+/* Fed in chunks of many sizes: the same state, and (native) each section
+ * loaded exactly once. */
+START_TEST(test_driver_roundtrip_fed)
+{
+	static const size_t sizes[] = {1, 2, 3, 7, 64, 999, 4096, 1 << 20};
+	struct vm src, dst;
+	uint8_t *data;
+	size_t len, k;
+	int sections_once = -1;
+
+	vm_init(&src, 7);
+	data = vm_save(&src, codec(profiles[_i].p, profiles[_i].level), &len);
+	for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		ms_registry *reg;
+		ms_load *ld;
+		size_t off = 0;
+
+		vm_init(&dst, 99);
+		vm_clear(&dst);
+		reg = vm_registry(&dst, 3, NULL);
+		ck_assert_int_eq(ms_load_new(&ld, reg, NULL), 0);
+		while (off < len) {
+			size_t n = len - off < sizes[k] ? len - off : sizes[k];
+
+			ck_assert_msg(ms_load_feed(ld, data + off, n) == 0,
+				      "chunk %zu at %zu: %s", sizes[k], off,
+				      ms_load_errmsg(ld));
+			off += n;
+		}
+		ck_assert_msg(ms_load_finish(ld) == 0, "%s",
+			      ms_load_errmsg(ld));
+		ck_assert(ms_load_is_complete(ld));
+		ck_assert(vm_equal(&src, &dst));
+		if (profiles[_i].p == MS_PROFILE_NATIVE) {
+			int total = dst.loads[0] + dst.loads[1] + dst.loads[2];
+
+			/* No section is ever retried. */
+			ck_assert_int_eq(dst.loads[1], 1);
+			ck_assert_int_eq(dst.loads[2], 1);
+			if (sections_once < 0)
+				sections_once = total;
+			ck_assert_int_eq(total, sections_once);
+		}
+		ms_load_free(ld);
+		ms_registry_free(reg);
+	}
+	free(data);
+}
+END_TEST
+
+/* Loads a stream (blocking); returns the error, with the message. */
+static int load_bytes(struct vm *dst, uint32_t cpu_version, const uint8_t *data,
+		      size_t len, char *msg, size_t msglen, uint64_t *off)
+{
+	ms_registry *reg = vm_registry(dst, cpu_version, NULL);
+	ms_stream *in;
+	ms_load *ld;
+	int ret;
+
+	ck_assert_int_eq(ms_stream_new_mem_reader(&in, data, len, NULL), 0);
+	ck_assert_int_eq(ms_load_new(&ld, reg, NULL), 0);
+	ret = ms_load_run(ld, in);
+	snprintf(msg, msglen, "%s", ms_load_errmsg(ld));
+	if (off)
+		*off = ms_load_error_offset(ld);
+	ck_assert_int_eq(ret, ms_load_error(ld));
+	ms_load_free(ld);
+	ms_stream_close(in);
+	ms_registry_free(reg);
+	return ret;
+}
+
+/*
+ * The seed patch's load loop broke out of its switch, not its loop, on an
+ * error: later sections were parsed from a misaligned stream and the
+ * error was lost.  Here the first failing load ends everything.
+ */
+START_TEST(test_driver_stops_at_first_error)
+{
+	struct vm src, dst;
+	char msg[512];
+	uint8_t *data;
+	size_t len;
+	uint64_t off;
+	int ret;
+
+	vm_init(&src, 3);
+	data = vm_save(&src, codec(profiles[_i].p, 0), &len);
+
+	/* The CPU (a FULL section before the timer) fails to load. */
+	vm_init(&dst, 99);
+	vm_clear(&dst);
+	dst.fail_load = 1;
+	ret = load_bytes(&dst, 3, data, len, msg, sizeof(msg), &off);
+	ck_assert_int_eq(ret, -EIO);
+	ck_assert_int_eq(dst.loads[1], 1);
+	ck_assert_int_eq(dst.loads[2], 0); /* nothing after it ran */
+	ck_assert_ptr_nonnull(strstr(msg, "section 1 'cpu'"));
+	ck_assert_ptr_nonnull(strstr(msg, "load failed"));
+	ck_assert_uint_gt(off, 0);
+	ck_assert_uint_lt(off, len);
+
+	/* RAM fails at its START: no PART, no device is touched. */
+	vm_init(&dst, 99);
+	vm_clear(&dst);
+	dst.fail_load = 0;
+	ret = load_bytes(&dst, 3, data, len, msg, sizeof(msg), NULL);
+	ck_assert_int_eq(ret, -EIO);
+	ck_assert_int_eq(dst.loads[0], 1);
+	ck_assert_int_eq(dst.loads[1] + dst.loads[2], 0);
+	ck_assert_ptr_nonnull(strstr(msg, "section 0 'ram'"));
+
+	/* A load that reads too little is caught at its section. */
+	vm_init(&dst, 99);
+	vm_clear(&dst);
+	dst.short_read = 2;
+	ret = load_bytes(&dst, 3, data, len, msg, sizeof(msg), NULL);
+	ck_assert_int_lt(ret, 0);
+	ck_assert_ptr_nonnull(strstr(msg, "'timer'"));
+	if (profiles[_i].p == MS_PROFILE_QEMU)
+		ck_assert_ptr_nonnull(strstr(msg, "footer for section 2"));
+	else
+		ck_assert_ptr_nonnull(strstr(msg, "unread"));
+	free(data);
+}
+END_TEST
+
+START_TEST(test_driver_unknown_section_and_versions)
+{
+	struct vm src, dst;
+	ms_registry *reg;
+	ms_stream *in;
+	ms_load *ld;
+	char msg[512];
+	uint8_t *data;
+	size_t len;
+
+	vm_init(&src, 4);
+	data = vm_save(&src, codec(profiles[_i].p, 0), &len);
+
+	/* A destination without a "timer" handler. */
+	vm_init(&dst, 99);
+	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
+	ms_registry_add(reg, "ram", 0, 4, 4, &ram_ops, &dst);
+	ms_registry_add(reg, "cpu", 0, 3, 2, &cpu_ops, &dst);
+	ms_stream_new_mem_reader(&in, data, len, NULL);
+	ms_load_new(&ld, reg, NULL);
+	ck_assert_int_eq(ms_load_run(ld, in), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(ms_load_errmsg(ld), "'timer'"));
+	ck_assert_ptr_nonnull(strstr(ms_load_errmsg(ld), "unknown section"));
+	ms_load_free(ld);
+	ms_stream_close(in);
+	ms_registry_free(reg);
+
+	/* Source cpu version 3; an older destination knows only 2. */
+	vm_init(&dst, 99);
+	ck_assert_int_eq(load_bytes(&dst, 2, data, len, msg, sizeof(msg), NULL),
+			 -ENOTSUP);
+	ck_assert_ptr_nonnull(strstr(msg, "'cpu'"));
+	ck_assert_ptr_nonnull(strstr(msg, "version 3 is newer than this "
+					  "build's 2"));
+	free(data);
+
+	/* A stream saved with cpu version 1, below the minimum of 2. */
+	{
+		ms_registry *r2;
+		ms_save *sv;
+		ms_stream *s;
+		const uint8_t *d;
+		size_t l;
+		ms_save_opts so;
+
+		memset(&so, 0, sizeof(so));
+		so.version = MS_SAVE_OPTS_VERSION;
+		so.codec = codec(profiles[_i].p, 0);
+		vm_init(&src, 4);
+		ms_registry_new(&r2, NULL);
+		ms_registry_add(r2, "cpu", 0, 1, 1, &cpu_ops, &src);
+		ms_stream_new_mem(&s, 0, NULL);
+		ms_save_new(&sv, r2, s, &so);
+		ck_assert_int_eq(ms_save_setup(sv), 0);
+		ck_assert_int_eq(ms_save_complete(sv), 0);
+		ms_save_free(sv);
+		ms_stream_mem_view(s, &d, &l);
+		vm_init(&dst, 99);
+		ck_assert_int_eq(
+			load_bytes(&dst, 3, d, l, msg, sizeof(msg), NULL),
+			-ENOTSUP);
+		ck_assert_ptr_nonnull(strstr(msg, "version 1 is older"));
+		ms_stream_close(s);
+		ms_registry_free(r2);
+	}
+}
+END_TEST
+
+/* Cut at every offset: a clean error, blocking and fed. */
+START_TEST(test_driver_truncation_every_offset)
+{
+	struct vm src, dst;
+	uint8_t *data;
+	size_t len, cut, eof_end;
+
+	vm_init(&src, 5);
+	src.per_round = 32;
+	data = vm_save(&src, codec(profiles[_i].p, profiles[_i].level), &len);
+	/* vm_save's trailer: u8 0x06, be32 length, the JSON. */
+	eof_end = len - 5 - strlen("{\"page_size\": 256, \"devices\": []}");
+	for (cut = 0; cut < len; cut++) {
+		ms_registry *reg;
+		ms_stream *in;
+		ms_load *ld;
+		int ret;
+
+		vm_init(&dst, 99);
+		reg = vm_registry(&dst, 3, NULL);
+		ms_stream_new_mem_reader(&in, data, cut, NULL);
+		ms_load_new(&ld, reg, NULL);
+		ret = ms_load_run(ld, in);
+		/* QEMU's trailer is optional: a cut right after EOF is a
+		 * whole stream. */
+		if (ret == 0 && profiles[_i].p == MS_PROFILE_QEMU &&
+		    cut == eof_end) {
+			ms_load_free(ld);
+			ms_stream_close(in);
+			ms_registry_free(reg);
+			continue;
+		}
+		if (ret == 0 || ms_load_error_offset(ld) > cut ||
+		    strncmp(ms_load_errmsg(ld), "offset 0x", 9))
+			ck_abort_msg(
+				"cut at %zu: %d '%s' at %llu", cut, ret,
+				ms_load_errmsg(ld),
+				(unsigned long long)ms_load_error_offset(ld));
+		ms_load_free(ld);
+		ms_stream_close(in);
+
+		/* Fed in two pieces, then finished. */
+		ms_load_new(&ld, reg, NULL);
+		ret = ms_load_feed(ld, data, cut / 2);
+		if (!ret)
+			ret = ms_load_feed(ld, data + cut / 2, cut - cut / 2);
+		if (!ret)
+			ret = ms_load_finish(ld);
+		if (ret == 0 || ms_load_error_offset(ld) > cut)
+			ck_abort_msg("fed, cut at %zu: %d '%s'", cut, ret,
+				     ms_load_errmsg(ld));
+		ms_load_free(ld);
+		ms_registry_free(reg);
+	}
+	free(data);
+}
+END_TEST
+
+/* A save abandoned midway cleans up and the registry is reusable. */
+START_TEST(test_driver_cancel_and_reuse)
+{
+	struct vm src, dst;
+	ms_registry *reg;
+	ms_stream *s, *in;
+	ms_save *sv;
+	ms_load *ld;
+	const uint8_t *d;
+	size_t l;
+
+	vm_init(&src, 6);
+	reg = vm_registry(&src, 3, NULL);
+	ms_stream_new_mem(&s, 0, NULL);
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, NULL), 0);
+	ck_assert_int_eq(ms_save_setup(sv), 0);
+	ck_assert_int_eq(ms_save_iterate(sv), 1);
+	ms_save_free(sv); /* cancelled */
+	ck_assert_int_eq(src.cleanups, 1);
+	ms_stream_close(s);
+
+	/* A second attempt from scratch succeeds. */
+	vm_init(&src, 6);
+	ms_stream_new_mem(&s, 0, NULL);
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, NULL), 0);
+	ck_assert_int_eq(ms_save_setup(sv), 0);
+	while (ms_save_iterate(sv) == 1)
+		;
+	ck_assert_int_eq(ms_save_complete(sv), 0);
+	ms_save_free(sv);
+	ms_stream_mem_view(s, &d, &l);
+
+	/* A load abandoned midway, then a complete one. */
+	vm_init(&dst, 99);
+	vm_clear(&dst);
+	{
+		ms_registry *r2 = vm_registry(&dst, 3, NULL);
+
+		ms_load_new(&ld, r2, NULL);
+		ck_assert_int_eq(ms_load_feed(ld, d, l / 2), 0);
+		ms_load_free(ld);
+		ms_stream_new_mem_reader(&in, d, l, NULL);
+		ms_load_new(&ld, r2, NULL);
+		ck_assert_int_eq(ms_load_run(ld, in), 0);
+		ck_assert(vm_equal(&src, &dst));
+		ms_load_free(ld);
+		ms_stream_close(in);
+		ms_registry_free(r2);
+	}
+	ms_stream_close(s);
+	ms_registry_free(reg);
+}
+END_TEST
+
+START_TEST(test_driver_registry_arguments)
+{
+	static const ms_handler_ops no_load = {
+		.version = MS_HANDLER_OPS_VERSION,
+		.save_state = timer_save,
+	};
+	static const ms_handler_ops no_save = {
+		.version = MS_HANDLER_OPS_VERSION,
+		.load = timer_load,
+	};
+	char long_name[300];
+	ms_registry *reg;
+	ms_save *sv = NULL;
+	struct vm v;
+
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
+	ck_assert_int_eq(ms_registry_add(reg, "t", 0, 1, 1, &timer_ops, &v), 0);
+	ck_assert_int_eq(ms_registry_add(reg, "t", 0, 1, 1, &timer_ops, &v),
+			 -EEXIST);
+	ck_assert_int_eq(ms_registry_add(reg, "t", 1, 1, 1, &timer_ops, &v), 1);
+	ck_assert_int_eq(ms_registry_add(reg, "u", 0, 1, 2, &timer_ops, &v),
+			 -EINVAL);
+	ck_assert_int_eq(ms_registry_add(reg, "", 0, 1, 1, &timer_ops, &v),
+			 -EINVAL);
+	ck_assert_int_eq(
+		ms_registry_add(reg, long_name, 0, 1, 1, &timer_ops, &v),
+		-EINVAL);
+	ck_assert_int_eq(ms_registry_add(reg, "v", 0, 1, 1, &no_load, &v),
+			 -EINVAL);
+	ck_assert_int_eq(ms_registry_add(reg, "v", 0, 1, 1, &no_save, &v),
+			 -EINVAL);
+	ck_assert_int_eq(ms_save_new(&sv, reg, NULL, NULL), -EINVAL);
+	ck_assert_ptr_null(sv);
+	ms_registry_free(reg);
+	ms_registry_free(NULL);
+	ms_save_free(NULL);
+	ms_load_free(NULL);
+}
+END_TEST
+
+/* Allocation failure at every N, in a save and a load. */
+START_TEST(test_driver_alloc_failure)
+{
+	struct vm src, dst;
+	uint8_t *data;
+	size_t len;
+	long n;
+
+	vm_init(&src, 8);
+	data = vm_save(&src, codec(profiles[_i].p, profiles[_i].level), &len);
+	for (n = 1;; n++) {
+		struct ms_test_alloc ta;
+		ms_stream_opts so = {MS_STREAM_OPTS_VERSION, NULL, 0, 0, 0};
+		ms_load_opts lo;
+		ms_registry *reg = NULL;
+		ms_stream *in;
+		ms_load *ld;
+		int ret;
+
+		ms_test_alloc_init(&ta, n);
+		so.allocator = &ta.a;
+		memset(&lo, 0, sizeof(lo));
+		lo.version = MS_LOAD_OPTS_VERSION;
+		lo.codec.version = MS_CODEC_OPTS_VERSION;
+		lo.codec.allocator = &ta.a;
+		vm_init(&dst, 99);
+		ret = ms_registry_new(&reg, &ta.a);
+		if (!ret) {
+			int a = ms_registry_add(reg, "ram", 0, 4, 4, &ram_ops,
+						&dst);
+			int b = ms_registry_add(reg, "cpu", 0, 3, 2, &cpu_ops,
+						&dst);
+			int c = ms_registry_add(reg, "timer", 0, 1, 1,
+						&timer_ops, &dst);
+
+			ret = a < 0 ? a : b < 0 ? b : c < 0 ? c : 0;
+		}
+		if (!ret)
+			ret = ms_stream_new_mem_reader(&in, data, len, &so);
+		if (!ret) {
+			ret = ms_load_new(&ld, reg, &lo);
+			if (!ret) {
+				ret = ms_load_run(ld, in);
+				ms_load_free(ld);
+			}
+			ms_stream_close(in);
+		}
+		if (reg)
+			ms_registry_free(reg);
+		ck_assert_msg(ret == 0 || ret == -ENOMEM, "allocation %ld: %d",
+			      n, ret);
+		ck_assert_msg(ta.live == 0, "allocation %ld: %ld leaked", n,
+			      ta.live);
+		if (ta.calls < n) {
+			ck_assert_int_eq(ret, 0);
+			ck_assert(vm_equal(&src, &dst));
+			break;
+		}
+	}
+	free(data);
 }
 END_TEST
 
 static Suite *driver_suite(void)
 {
 	Suite *s = suite_create("driver");
-	TCase *tc = tcase_create("placeholder");
+	TCase *tc;
+	int np = (int)(sizeof(profiles) / sizeof(profiles[0]));
 
-	tcase_add_test(tc, test_driver_placeholder);
+	tc = tcase_create("round trips");
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_driver_roundtrip_blocking, 0, np);
+	tcase_add_loop_test(tc, test_driver_roundtrip_fed, 0, np);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("errors");
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, test_driver_stops_at_first_error, 0, 2);
+	tcase_add_loop_test(tc, test_driver_unknown_section_and_versions, 0, 2);
+	tcase_add_loop_test(tc, test_driver_truncation_every_offset, 0, np);
+	tcase_add_test(tc, test_driver_registry_arguments);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("life cycle");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_driver_cancel_and_reuse);
+	tcase_add_loop_test(tc, test_driver_alloc_failure, 0, np);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -11,5 +11,6 @@
 #include <migstream/version.h>
 #include <migstream/stream.h>
 #include <migstream/section.h>
+#include <migstream/driver.h>
 
 #endif /* MIGSTREAM_MIGSTREAM_H */

@@ -425,6 +425,42 @@ const char *ms_reader_errmsg(const ms_reader *r);
  */
 uint64_t ms_reader_error_offset(const ms_reader *r);
 
+/*
+ * Subsections, inside a section's payload (QEMU's vmstate subsections).
+ */
+
+/**
+ * ms_put_subsection() - Write a subsection header.
+ * @s: a payload stream.
+ * @name: "<parent>/<name>", such as "cpu/poll_control_msr", at most 255
+ *        bytes.
+ * @version_id: the subsection's version.
+ *
+ * Writes u8 0x05, the counted name and be32 @version_id; the subsection's
+ * fields follow.
+ *
+ * Return: 0, -EINVAL (name too long) or the stream's sticky error.
+ */
+int ms_put_subsection(ms_stream *s, const char *name, uint32_t version_id);
+
+/**
+ * ms_get_subsection() - Read the next subsection header, if one follows.
+ * @s: a payload stream.
+ * @parent: the section's vmstate name; only subsections named
+ *          "@parent/..." are taken.
+ * @name: receives the full name.
+ * @version_id: receives the version.
+ *
+ * Peeks first: when the next byte is not 0x05, or the name does not start
+ * with "@parent/", nothing is consumed, as in QEMU's loader.
+ *
+ * Return: 1 with a subsection header read, 0 when none follows, or the
+ * stream's sticky error.
+ */
+int ms_get_subsection(ms_stream *s, const char *parent,
+		      char name[MS_COUNTED_STRING_MAX + 1],
+		      uint32_t *version_id);
+
 #ifdef __cplusplus
 }
 #endif

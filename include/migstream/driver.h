@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migstream save and load drivers: a registry of section handlers, a save
+ * driver that runs them through setup, precopy rounds and stop-and-copy,
+ * and a load driver that dispatches each section to its handler and stops
+ * at the first error, reading from a stream or from chunks fed to it.
+ *
+ * Errors are negative errnos with a message that names the byte offset
+ * and the section ("offset 0x1d2: section 3 'timer': ...").  No object is
+ * thread-safe; there is no global state.
+ */
+#ifndef MIGSTREAM_DRIVER_H
+#define MIGSTREAM_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <migstream/section.h>
+#include <migstream/stream.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MS_HANDLER_OPS_VERSION 1
+
+/**
+ * struct ms_handler_ops - What a device (or RAM) provides to migrate.
+ * @version: must be MS_HANDLER_OPS_VERSION.
+ * @save_setup: iterative handlers: write the START section's payload (the
+ *              first data, set up dirty tracking).  Optional.
+ * @save_iterate: iterative handlers: write one PART section's payload
+ *                while the guest runs.  Return 1 if more remains, 0 if
+ *                this handler has nothing left for now, or a negative
+ *                errno.  Its presence makes the handler iterative.
+ * @pending: iterative handlers: estimate of the bytes still to send, used
+ *           to decide when to stop iterating.  Optional (0).
+ * @save_complete: iterative handlers: write the END section's payload: all
+ *                 that remains, with the guest stopped.  Optional.
+ * @save_state: non-iterative handlers: write the whole state as one FULL
+ *              section's payload, with the guest stopped.
+ * @load: read a section's payload.  @version_id is the version in the
+ *        stream (between the handler's minimum and its version), @type the
+ *        section type (START, PART, END or FULL).  Read exactly the
+ *        payload; return 0 or a negative errno (or fail @s with
+ *        ms_stream_set_error() for a message of your own).  When a load
+ *        is fed in chunks with the QEMU profile, a load may be called
+ *        again for the same section from its first byte, if its data had
+ *        not fully arrived: it must not accumulate across calls.
+ * @save_cleanup: called once when a save ends, completes or is cancelled,
+ *                for handlers whose save started.  Optional.
+ *
+ * Every save callback writes through @s, the section's payload stream,
+ * and returns 0 or a negative errno; write errors need not be checked in
+ * between (the stream's error is sticky and the driver checks it).
+ */
+typedef struct ms_handler_ops {
+	unsigned version;
+	int (*save_setup)(ms_stream *s, void *opaque);
+	int (*save_iterate)(ms_stream *s, void *opaque);
+	uint64_t (*pending)(void *opaque);
+	int (*save_complete)(ms_stream *s, void *opaque);
+	int (*save_state)(ms_stream *s, void *opaque);
+	int (*load)(ms_stream *s, uint32_t version_id, uint8_t type,
+		    void *opaque);
+	void (*save_cleanup)(void *opaque);
+} ms_handler_ops;
+
+/** typedef ms_registry - The handlers of one VM or device server. */
+typedef struct ms_registry ms_registry;
+
+/**
+ * ms_registry_new() - Create an empty registry.
+ * @out: receives the registry; untouched on failure.
+ * @allocator: allocation hooks, or NULL.
+ *
+ * Return: 0, -EINVAL or -ENOMEM.
+ */
+int ms_registry_new(ms_registry **out, const ms_allocator *allocator);
+
+/**
+ * ms_registry_free() - Free a registry.
+ * @reg: a registry, or NULL.  No save or load may still use it.
+ */
+void ms_registry_free(ms_registry *reg);
+
+/**
+ * ms_registry_add() - Register a section handler.
+ * @reg: a registry.
+ * @idstr: the section's name, at most 255 bytes; copied.
+ * @instance_id: distinguishes handlers with the same name.
+ * @version_id: the version this build saves (and the newest it loads).
+ * @min_version_id: the oldest version it loads.
+ * @ops: the callbacks; borrowed, must outlive the registry.
+ * @opaque: passed to every callback.
+ *
+ * Sections get ids in registration order (0, 1, ...), as QEMU's do, and
+ * are saved in that order.
+ *
+ * Return: the new section id (≥ 0), -EINVAL (bad arguments, no @load, or
+ * neither @save_iterate nor @save_state), -EEXIST (same idstr and
+ * instance) or -ENOMEM.
+ */
+int ms_registry_add(ms_registry *reg, const char *idstr, uint32_t instance_id,
+		    uint32_t version_id, uint32_t min_version_id,
+		    const ms_handler_ops *ops, void *opaque);
+
+#define MS_SAVE_OPTS_VERSION 1
+
+/**
+ * struct ms_save_opts - Settings of a save.
+ * @version: must be MS_SAVE_OPTS_VERSION.
+ * @codec: the stream profile and its settings (see struct ms_codec_opts);
+ *         a zeroed @codec.version means QEMU's defaults.
+ * @machine: machine type for the CONFIGURATION record, or NULL for none.
+ * @vmdesc: a VM-description JSON to append after EOF, or NULL.
+ * @vmdesc_len: its length.
+ */
+typedef struct ms_save_opts {
+	unsigned version;
+	ms_codec_opts codec;
+	const char *machine;
+	const char *vmdesc;
+	size_t vmdesc_len;
+} ms_save_opts;
+
+/** typedef ms_save - A save in progress. */
+typedef struct ms_save ms_save;
+
+/**
+ * ms_save_new() - Prepare a save of every registered handler.
+ * @out: receives the save; untouched on failure.
+ * @reg: the handlers; must outlive the save.
+ * @s: the output stream; borrowed, not closed.
+ * @opts: settings, or NULL for the QEMU profile without configuration.
+ *
+ * Return: 0, -EINVAL or -ENOMEM.
+ */
+int ms_save_new(ms_save **out, ms_registry *reg, ms_stream *s,
+		const ms_save_opts *opts);
+
+/**
+ * ms_save_setup() - Write the header, configuration and START sections.
+ * @sv: a save.
+ *
+ * Return: 0 or the save's sticky error.
+ */
+int ms_save_setup(ms_save *sv);
+
+/**
+ * ms_save_iterate() - One precopy round: a PART section per iterative
+ *                     handler that still has data.
+ * @sv: a save, after ms_save_setup().
+ *
+ * Return: 1 while some handler has more, 0 when none has, or the sticky
+ * error.
+ */
+int ms_save_iterate(ms_save *sv);
+
+/**
+ * ms_save_pending() - Sum of the iterative handlers' pending estimates.
+ * @sv: a save.
+ *
+ * Return: bytes; the caller compares it with what it can send within its
+ * downtime to decide when to call ms_save_complete().
+ */
+uint64_t ms_save_pending(ms_save *sv);
+
+/**
+ * ms_save_complete() - Stop-and-copy: END sections for the iterative
+ *                      handlers, FULL sections for the others, EOF, the
+ *                      trailer, and a flush.
+ * @sv: a save, after ms_save_setup().
+ *
+ * Return: 0 or the sticky error.
+ */
+int ms_save_complete(ms_save *sv);
+
+/**
+ * ms_save_free() - End a save, complete or not.
+ * @sv: a save, or NULL.
+ *
+ * A save abandoned midway calls each started handler's @save_cleanup and
+ * writes nothing more; the registry can be used for a new save.
+ */
+void ms_save_free(ms_save *sv);
+
+/**
+ * ms_save_errmsg() - Message of the save's error.
+ * @sv: a save.
+ *
+ * Return: "" or a message naming the offset and the section.
+ */
+const char *ms_save_errmsg(const ms_save *sv);
+
+#define MS_LOAD_OPTS_VERSION 1
+
+/**
+ * struct ms_load_opts - Settings of a load.
+ * @version: must be MS_LOAD_OPTS_VERSION.
+ * @codec: the expected profile and its settings; a zeroed @codec.version
+ *         means detect the profile with QEMU's defaults.
+ */
+typedef struct ms_load_opts {
+	unsigned version;
+	ms_codec_opts codec;
+} ms_load_opts;
+
+/** typedef ms_load - A load in progress. */
+typedef struct ms_load ms_load;
+
+/**
+ * ms_load_new() - Prepare a load into the registered handlers.
+ * @out: receives the load; untouched on failure.
+ * @reg: the handlers; must outlive the load.
+ * @opts: settings, or NULL.
+ *
+ * Return: 0, -EINVAL or -ENOMEM.
+ */
+int ms_load_new(ms_load **out, ms_registry *reg, const ms_load_opts *opts);
+
+/**
+ * ms_load_run() - Load a whole stream.
+ * @ld: a load that has not been fed.
+ * @s: the input; borrowed, not closed.
+ *
+ * Dispatches every section to its handler and stops at the first error:
+ * an unknown section, a version out of range, a handler error, a payload
+ * read past or short of its end, or any error of the stream's grammar.
+ *
+ * Return: 0 when the whole stream was loaded, or a negative errno (see
+ * ms_load_errmsg()).
+ */
+int ms_load_run(ms_load *ld, ms_stream *s);
+
+/**
+ * ms_load_feed() - Give a load the next chunk of the stream.
+ * @ld: a load.
+ * @buf: the bytes; copied.
+ * @len: their number.
+ *
+ * Loads every section whose data is complete and keeps the rest (memory
+ * in O(largest section)).  Native profile: a section is loaded once all
+ * its records are there.  QEMU profile: a section is tried once its
+ * footer seems to be there and again, from its start, if it was not.
+ *
+ * Return: 0 (more data expected or the stream is complete, see
+ * ms_load_is_complete()) or the sticky error.
+ */
+int ms_load_feed(ms_load *ld, const void *buf, size_t len);
+
+/**
+ * ms_load_finish() - Tell a fed load that no more data will come.
+ * @ld: a load.
+ *
+ * Return: 0 if the stream was complete and loaded, otherwise the error
+ * (-ENODATA with the offset for a truncated stream).
+ */
+int ms_load_finish(ms_load *ld);
+
+/**
+ * ms_load_is_complete() - Whether the whole stream has been loaded.
+ * @ld: a load.
+ *
+ * Return: true after the end of the stream was read without error.
+ */
+bool ms_load_is_complete(const ms_load *ld);
+
+/**
+ * ms_load_error() - The load's sticky error.
+ * @ld: a load.
+ *
+ * Return: 0 or a negative errno.
+ */
+int ms_load_error(const ms_load *ld);
+
+/**
+ * ms_load_errmsg() - Message of the load's error.
+ * @ld: a load.
+ *
+ * Return: "" or a message naming the offset, the section and what was
+ * expected.
+ */
+const char *ms_load_errmsg(const ms_load *ld);
+
+/**
+ * ms_load_error_offset() - Input offset of the load's error.
+ * @ld: a load.
+ *
+ * Return: the offset, or 0 without an error.
+ */
+uint64_t ms_load_error_offset(const ms_load *ld);
+
+/**
+ * ms_load_free() - Free a load, finished or abandoned.
+ * @ld: a load, or NULL.  The registry can be used for a new load.
+ */
+void ms_load_free(ms_load *ld);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MIGSTREAM_DRIVER_H */

@@ -1,0 +1,822 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The save and load drivers: the corrected counterparts of the seed
+ * patch's qemu_remote_savevm() and qemu_remote_loadvm().  Every error
+ * stops the run at once and is reported with its offset and section; no
+ * loop goes on parsing after a failure.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+#include "migstream/driver.h"
+#include "stream-impl.h"
+
+struct handler {
+	char idstr[MS_COUNTED_STRING_MAX + 1];
+	uint32_t instance_id;
+	uint32_t version_id;
+	uint32_t min_version_id;
+	uint32_t section_id;
+	const ms_handler_ops *ops;
+	void *opaque;
+	/* Save state. */
+	bool started;
+	bool more;
+};
+
+struct ms_registry {
+	const ms_allocator *a;
+	struct handler *h;
+	size_t n, cap;
+};
+
+struct ms_save {
+	ms_registry *reg;
+	ms_writer *w;
+	ms_stream *s;
+	ms_save_opts o;
+	int err;
+	int stage; /* 0 new, 1 set up, 2 complete */
+	char errmsg[768];
+};
+
+struct ms_load {
+	ms_registry *reg;
+	ms_load_opts o;
+	const ms_allocator *a;
+	ms_reader *r;
+	ms_stream *feed; /* incremental loads */
+	bool complete;
+	bool have_rec; /* rec read, its payload not loaded yet */
+	ms_record rec;
+	struct handler *cur;
+	uint64_t scan_from; /* QEMU feed: footer search resumes here */
+	bool started;	    /* the file header was read */
+	bool native;
+	unsigned native_crc;
+	void *snap; /* reader state before a record that may run dry */
+	int err;
+	uint64_t err_off;
+	char errmsg[768];
+};
+
+static bool is_iterative(const struct handler *h)
+{
+	return h->ops->save_iterate != NULL;
+}
+
+/*
+ * Registry.
+ */
+
+int ms_registry_new(ms_registry **out, const ms_allocator *allocator)
+{
+	ms_registry *reg;
+
+	if (!out)
+		return -EINVAL;
+	reg = ms__malloc(allocator, sizeof(*reg));
+	if (!reg)
+		return -ENOMEM;
+	memset(reg, 0, sizeof(*reg));
+	reg->a = allocator;
+	*out = reg;
+	return 0;
+}
+
+void ms_registry_free(ms_registry *reg)
+{
+	if (!reg)
+		return;
+	ms__free(reg->a, reg->h);
+	ms__free(reg->a, reg);
+}
+
+static struct handler *find_handler(ms_registry *reg, const char *idstr,
+				    uint32_t instance_id)
+{
+	size_t i;
+
+	for (i = 0; i < reg->n; i++)
+		if (reg->h[i].instance_id == instance_id &&
+		    !strcmp(reg->h[i].idstr, idstr))
+			return &reg->h[i];
+	return NULL;
+}
+
+int ms_registry_add(ms_registry *reg, const char *idstr, uint32_t instance_id,
+		    uint32_t version_id, uint32_t min_version_id,
+		    const ms_handler_ops *ops, void *opaque)
+{
+	struct handler *h;
+
+	if (!reg || !idstr || !ops || ops->version != MS_HANDLER_OPS_VERSION ||
+	    !ops->load || (!ops->save_iterate && !ops->save_state) ||
+	    strlen(idstr) > MS_COUNTED_STRING_MAX || !idstr[0] ||
+	    min_version_id > version_id || reg->n >= MS_MAX_SECTIONS)
+		return -EINVAL;
+	if (find_handler(reg, idstr, instance_id))
+		return -EEXIST;
+	if (reg->n == reg->cap) {
+		size_t cap = reg->cap ? reg->cap * 2 : 16;
+		struct handler *n =
+			ms__realloc(reg->a, reg->h, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		reg->h = n;
+		reg->cap = cap;
+	}
+	h = &reg->h[reg->n];
+	memset(h, 0, sizeof(*h));
+	strcpy(h->idstr, idstr);
+	h->instance_id = instance_id;
+	h->version_id = version_id;
+	h->min_version_id = min_version_id;
+	h->section_id = (uint32_t)reg->n;
+	h->ops = ops;
+	h->opaque = opaque;
+	reg->n++;
+	return (int)h->section_id;
+}
+
+/*
+ * Save.
+ */
+
+static int save_fail(ms_save *sv, int err, const struct handler *h,
+		     const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 4, 5)))
+#endif
+	;
+
+static int save_fail(ms_save *sv, int err, const struct handler *h,
+		     const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (sv->err)
+		return sv->err;
+	sv->err = err < 0 ? err : -EIO;
+	if (h)
+		n = snprintf(sv->errmsg, sizeof(sv->errmsg),
+			     "offset %llu: section %u '%s': ",
+			     (unsigned long long)ms_stream_tell(sv->s),
+			     h->section_id, h->idstr);
+	else
+		n = snprintf(sv->errmsg, sizeof(sv->errmsg), "offset %llu: ",
+			     (unsigned long long)ms_stream_tell(sv->s));
+	if (n < 0 || (size_t)n >= sizeof(sv->errmsg))
+		n = 0;
+	va_start(ap, fmt);
+	vsnprintf(sv->errmsg + n, sizeof(sv->errmsg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	return sv->err;
+}
+
+int ms_save_new(ms_save **out, ms_registry *reg, ms_stream *s,
+		const ms_save_opts *opts)
+{
+	ms_save_opts o;
+	ms_save *sv;
+	int ret;
+
+	if (!out || !reg || !s)
+		return -EINVAL;
+	memset(&o, 0, sizeof(o));
+	if (opts) {
+		if (opts->version != MS_SAVE_OPTS_VERSION ||
+		    (opts->vmdesc_len && !opts->vmdesc))
+			return -EINVAL;
+		o = *opts;
+	}
+	if (!o.codec.version) {
+		o.codec.version = MS_CODEC_OPTS_VERSION;
+		o.codec.profile = MS_PROFILE_QEMU;
+	}
+	if (!o.machine)
+		o.codec.no_configuration = true;
+	if (!o.vmdesc)
+		o.codec.no_vmdesc = true;
+	if (!o.codec.allocator)
+		o.codec.allocator = reg->a;
+	sv = ms__malloc(reg->a, sizeof(*sv));
+	if (!sv)
+		return -ENOMEM;
+	memset(sv, 0, sizeof(*sv));
+	ret = ms_writer_new(&sv->w, s, &o.codec);
+	if (ret) {
+		ms__free(reg->a, sv);
+		return ret;
+	}
+	sv->reg = reg;
+	sv->s = s;
+	sv->o = o;
+	*out = sv;
+	return 0;
+}
+
+const char *ms_save_errmsg(const ms_save *sv)
+{
+	return sv->err ? sv->errmsg : "";
+}
+
+/* Run one save callback inside its own section. */
+static int save_section(ms_save *sv, struct handler *h, uint8_t type,
+			int (*fn)(ms_stream *, void *), const char *what)
+{
+	ms_section_hdr hdr;
+	ms_stream *p;
+	int ret;
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.type = type;
+	hdr.section_id = h->section_id;
+	strcpy(hdr.idstr, h->idstr);
+	hdr.instance_id = h->instance_id;
+	hdr.version_id = h->version_id;
+	ret = ms_writer_begin(sv->w, &hdr, &p);
+	if (ret)
+		return save_fail(sv, ret, h, "%s", ms_writer_errmsg(sv->w));
+	ret = fn ? fn(p, h->opaque) : 0;
+	if (ret < 0)
+		return save_fail(sv, ret, h, "%s failed: %s", what,
+				 ms_stream_error(p) ? ms_stream_errmsg(p)
+						    : ms_strerror(ret));
+	if (ms_stream_error(p))
+		return save_fail(sv, ms_stream_error(p), h, "%s: %s", what,
+				 ms_stream_errmsg(p));
+	if (ms_writer_end(sv->w))
+		return save_fail(sv, ms_writer_error(sv->w), h, "%s",
+				 ms_writer_errmsg(sv->w));
+	return ret;
+}
+
+int ms_save_setup(ms_save *sv)
+{
+	size_t i;
+	int ret;
+
+	assert(sv);
+	if (sv->err)
+		return sv->err;
+	if (sv->stage != 0)
+		return -EINVAL;
+	sv->stage = 1;
+	if (ms_writer_header(sv->w))
+		return save_fail(sv, ms_writer_error(sv->w), NULL, "%s",
+				 ms_writer_errmsg(sv->w));
+	if (sv->o.machine &&
+	    (ret = ms_writer_configuration(sv->w, sv->o.machine, NULL, 0)))
+		return save_fail(sv, ret, NULL, "configuration: %s",
+				 ms_writer_errmsg(sv->w));
+	for (i = 0; i < sv->reg->n; i++) {
+		struct handler *h = &sv->reg->h[i];
+
+		h->started = false;
+		h->more = false;
+		if (!is_iterative(h))
+			continue;
+		h->started = true;
+		h->more = true;
+		if (save_section(sv, h, MS_REC_START, h->ops->save_setup,
+				 "save_setup"))
+			return sv->err;
+	}
+	return 0;
+}
+
+int ms_save_iterate(ms_save *sv)
+{
+	bool more = false;
+	size_t i;
+	int ret;
+
+	assert(sv);
+	if (sv->err)
+		return sv->err;
+	if (sv->stage != 1)
+		return -EINVAL;
+	for (i = 0; i < sv->reg->n; i++) {
+		struct handler *h = &sv->reg->h[i];
+
+		if (!is_iterative(h) || !h->more)
+			continue;
+		ret = save_section(sv, h, MS_REC_PART, h->ops->save_iterate,
+				   "save_iterate");
+		if (ret < 0)
+			return ret;
+		h->more = ret > 0;
+		more |= h->more;
+	}
+	return more ? 1 : 0;
+}
+
+uint64_t ms_save_pending(ms_save *sv)
+{
+	uint64_t sum = 0;
+	size_t i;
+
+	assert(sv);
+	for (i = 0; i < sv->reg->n; i++) {
+		const struct handler *h = &sv->reg->h[i];
+
+		if (is_iterative(h) && h->ops->pending)
+			sum += h->ops->pending(h->opaque);
+	}
+	return sum;
+}
+
+int ms_save_complete(ms_save *sv)
+{
+	size_t i;
+
+	assert(sv);
+	if (sv->err)
+		return sv->err;
+	if (sv->stage != 1)
+		return -EINVAL;
+	sv->stage = 2;
+	for (i = 0; i < sv->reg->n; i++) {
+		struct handler *h = &sv->reg->h[i];
+
+		if (is_iterative(h) &&
+		    save_section(sv, h, MS_REC_END, h->ops->save_complete,
+				 "save_complete"))
+			return sv->err;
+	}
+	for (i = 0; i < sv->reg->n; i++) {
+		struct handler *h = &sv->reg->h[i];
+
+		if (!is_iterative(h) &&
+		    save_section(sv, h, MS_REC_FULL, h->ops->save_state,
+				 "save_state"))
+			return sv->err;
+	}
+	if (ms_writer_eof(sv->w) ||
+	    (sv->o.vmdesc &&
+	     ms_writer_vmdesc(sv->w, sv->o.vmdesc, sv->o.vmdesc_len)) ||
+	    ms_writer_finish(sv->w))
+		return save_fail(sv, ms_writer_error(sv->w), NULL, "%s",
+				 ms_writer_errmsg(sv->w));
+	return 0;
+}
+
+void ms_save_free(ms_save *sv)
+{
+	size_t i;
+
+	if (!sv)
+		return;
+	for (i = 0; i < sv->reg->n; i++) {
+		struct handler *h = &sv->reg->h[i];
+
+		if (h->started && h->ops->save_cleanup)
+			h->ops->save_cleanup(h->opaque);
+		h->started = false;
+		h->more = false;
+	}
+	ms_writer_free(sv->w);
+	ms__free(sv->reg->a, sv);
+}
+
+/*
+ * Load.
+ */
+
+static int load_fail(ms_load *ld, int err, uint64_t off, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 4, 5)))
+#endif
+	;
+
+static int load_fail(ms_load *ld, int err, uint64_t off, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ld->err)
+		return ld->err;
+	ld->err = err < 0 ? err : -EIO;
+	ld->err_off = off;
+	va_start(ap, fmt);
+	vsnprintf(ld->errmsg, sizeof(ld->errmsg), fmt, ap);
+	va_end(ap);
+	return ld->err;
+}
+
+/* Take up the reader's error as the load's. */
+static int load_reader_fail(ms_load *ld)
+{
+	return load_fail(ld, ms_reader_error(ld->r),
+			 ms_reader_error_offset(ld->r), "%s",
+			 ms_reader_errmsg(ld->r));
+}
+
+int ms_load_new(ms_load **out, ms_registry *reg, const ms_load_opts *opts)
+{
+	ms_load *ld;
+
+	if (!out || !reg)
+		return -EINVAL;
+	ld = ms__malloc(reg->a, sizeof(*ld));
+	if (!ld)
+		return -ENOMEM;
+	memset(ld, 0, sizeof(*ld));
+	if (opts) {
+		if (opts->version != MS_LOAD_OPTS_VERSION) {
+			ms__free(reg->a, ld);
+			return -EINVAL;
+		}
+		ld->o = *opts;
+	}
+	if (!ld->o.codec.version) {
+		ld->o.codec.version = MS_CODEC_OPTS_VERSION;
+		ld->o.codec.profile = MS_PROFILE_AUTO;
+	}
+	if (!ld->o.codec.allocator)
+		ld->o.codec.allocator = reg->a;
+	ld->reg = reg;
+	ld->a = reg->a;
+	*out = ld;
+	return 0;
+}
+
+void ms_load_free(ms_load *ld)
+{
+	if (!ld)
+		return;
+	if (ld->snap)
+		ms__reader_snapshot_free(ld->r, ld->snap);
+	ms_reader_free(ld->r);
+	ms_stream_close(ld->feed);
+	ms__free(ld->a, ld);
+}
+
+bool ms_load_is_complete(const ms_load *ld)
+{
+	return ld->complete;
+}
+
+int ms_load_error(const ms_load *ld)
+{
+	return ld->err;
+}
+
+const char *ms_load_errmsg(const ms_load *ld)
+{
+	return ld->err ? ld->errmsg : "";
+}
+
+uint64_t ms_load_error_offset(const ms_load *ld)
+{
+	return ld->err ? ld->err_off : 0;
+}
+
+/* Find the handler of a section record and check its version. */
+static int load_lookup(ms_load *ld, const ms_record *rec)
+{
+	const ms_section_hdr *h = &rec->section;
+	struct handler *hd = find_handler(ld->reg, h->idstr, h->instance_id);
+
+	if (!hd)
+		return load_fail(ld, -ENOENT, rec->offset,
+				 "offset 0x%llx: section %u '%s' instance %u: "
+				 "unknown section: no handler is registered "
+				 "for it",
+				 (unsigned long long)rec->offset, h->section_id,
+				 h->idstr, h->instance_id);
+	if (h->version_id > hd->version_id)
+		return load_fail(ld, -ENOTSUP, rec->offset,
+				 "offset 0x%llx: section %u '%s': version %u "
+				 "is newer than this build's %u",
+				 (unsigned long long)rec->offset, h->section_id,
+				 h->idstr, h->version_id, hd->version_id);
+	if (h->version_id < hd->min_version_id)
+		return load_fail(ld, -ENOTSUP, rec->offset,
+				 "offset 0x%llx: section %u '%s': version %u "
+				 "is older than the oldest this build loads "
+				 "(%u)",
+				 (unsigned long long)rec->offset, h->section_id,
+				 h->idstr, h->version_id, hd->min_version_id);
+	ld->cur = hd;
+	return 0;
+}
+
+/*
+ * Run the handler of the current section on its payload.  Returns 0, an
+ * error, or -EAGAIN when a fed load ran out of data (the caller rewinds).
+ */
+static int load_payload(ms_load *ld)
+{
+	const ms_record *rec = &ld->rec;
+	ms_stream *p = ms_reader_payload(ld->r);
+	uint64_t start = ms_stream_tell(p);
+	int ret, perr;
+
+	ret = ld->cur->ops->load(p, rec->section.version_id, rec->section.type,
+				 ld->cur->opaque);
+	perr = ms_stream_error(p);
+	if (ld->feed && perr == -EAGAIN && p == ld->feed)
+		return -EAGAIN;
+	if (ret < 0 || perr) {
+		uint64_t off =
+			perr ? ms_stream_error_offset(p) : ms_stream_tell(p);
+		const char *msg = perr ? ms_stream_errmsg(p) : ms_strerror(ret);
+
+		/* A grammar or checksum error under the payload. */
+		if (perr && ms_reader_error(ld->r))
+			return load_reader_fail(ld);
+		if (ms_reader_profile(ld->r) == MS_PROFILE_NATIVE) {
+			/* Payload offsets are within the section. */
+			return load_fail(
+				ld, perr ? perr : ret, rec->offset,
+				"offset 0x%llx: section %u '%s': "
+				"load failed at byte %llu of its "
+				"payload: %s",
+				(unsigned long long)rec->offset,
+				rec->section.section_id, rec->section.idstr,
+				(unsigned long long)(off - start), msg);
+		}
+		return load_fail(ld, perr ? perr : ret, off,
+				 "offset 0x%llx: section %u '%s': load "
+				 "failed: %s",
+				 (unsigned long long)off,
+				 rec->section.section_id, rec->section.idstr,
+				 msg);
+	}
+	/* The native profile knows where the payload ends: all of it must
+	 * have been read, as QEMU's footer check demands. */
+	if (ms_reader_profile(ld->r) == MS_PROFILE_NATIVE &&
+	    !ms_stream_is_eof(p)) {
+		if (ms_reader_error(ld->r))
+			return load_reader_fail(ld);
+		return load_fail(
+			ld, -EBADMSG, rec->offset,
+			"offset 0x%llx: section %u '%s': the load "
+			"read %llu bytes and left the rest of the "
+			"payload unread (a version or layout "
+			"mismatch)",
+			(unsigned long long)rec->offset,
+			rec->section.section_id, rec->section.idstr,
+			(unsigned long long)(ms_stream_tell(p) - start));
+	}
+	return 0;
+}
+
+/* Dispatch one record.  Returns 0, -EAGAIN (fed load) or an error. */
+static int load_record(ms_load *ld)
+{
+	ms_record *rec = &ld->rec;
+
+	switch (rec->type) {
+	case MS_REC_START:
+	case MS_REC_FULL:
+	case MS_REC_PART:
+	case MS_REC_END:
+		if (load_lookup(ld, rec))
+			return ld->err;
+		return load_payload(ld);
+	default:
+		/* Configuration, footers, commands and the trailer need no
+		 * handler; the reader checks and skips them. */
+		return 0;
+	}
+}
+
+int ms_load_run(ms_load *ld, ms_stream *s)
+{
+	int ret;
+
+	assert(ld && s);
+	if (ld->err)
+		return ld->err;
+	if (ld->r || ld->feed)
+		return -EINVAL;
+	ret = ms_reader_new(&ld->r, s, &ld->o.codec);
+	if (ret)
+		return load_fail(ld, ret, 0, "cannot create reader: %s",
+				 ms_strerror(ret));
+	for (;;) {
+		ret = ms_reader_next(ld->r, &ld->rec);
+		if (ret < 0)
+			return load_reader_fail(ld);
+		if (ret == 0)
+			break;
+		/* Stop at the first error: nothing after it is parsed. */
+		if (load_record(ld))
+			return ld->err;
+	}
+	ld->complete = true;
+	return 0;
+}
+
+/*
+ * Fed loads.
+ */
+
+/*
+ * Native: is the next element complete in the fed data?  It starts after
+ * what is left of the previous element's DATA records; it is complete
+ * when its head record and all its DATA records are there and the byte
+ * after them (the next record's type) is too, or the data has ended.
+ */
+static bool native_element_ready(const ms_load *ld, const uint8_t *p, size_t n,
+				 bool at_end, bool first)
+{
+	size_t off = 0, crc;
+	bool head = false;
+
+	if (first) {
+		if (n < 16)
+			return at_end;
+		/* Header flags: is there a CRC after each record? */
+		crc = ms__load_be16(p + 10) & 0x0001 ? 4 : 0;
+		off = 16;
+	} else {
+		crc = ld->native_crc;
+	}
+	for (;;) {
+		uint32_t len;
+
+		if (n - off < 1)
+			return at_end;
+		if (p[off] != MS__NREC_DATA) {
+			if (head)
+				return true; /* the next element has begun */
+			head = true;
+		}
+		if (n - off < MS__NATIVE_RECORD_HDR)
+			return at_end;
+		len = ms__load_be32(p + off + 2);
+		if (len > MS_NATIVE_MAX_RECORD)
+			return true; /* the reader reports it */
+		if (n - off - MS__NATIVE_RECORD_HDR < (size_t)len + crc)
+			return at_end;
+		off += MS__NATIVE_RECORD_HDR + len + crc;
+	}
+}
+
+/* QEMU: could the open section's payload be complete? (footer search) */
+static bool qemu_section_ready(ms_load *ld, const uint8_t *p, size_t n,
+			       bool at_end)
+{
+	uint32_t id = ld->rec.section.section_id;
+	size_t i = ld->scan_from;
+
+	if (at_end || ld->o.codec.no_footers)
+		return true;
+	for (; i + 5 <= n; i++) {
+		if (p[i] == 0x7e && ms__load_be32(p + i + 1) == id) {
+			ld->scan_from = i + 1;
+			return true;
+		}
+	}
+	ld->scan_from = n > 4 ? n - 4 : 0;
+	return false;
+}
+
+/* Load what the fed data allows. */
+static int load_pump(ms_load *ld, bool at_end)
+{
+	const uint8_t *p;
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		n = ms_peek(ld->feed, &p, ms_stream_available(ld->feed));
+		if (n < 0)
+			n = 0;
+		if (!ld->have_rec) {
+			void *saved;
+			bool native;
+
+			if (ld->complete)
+				return 0;
+			native = ld->native;
+			if (!ld->started) {
+				if ((size_t)n < 16 && !at_end)
+					return 0;
+				native = (size_t)n >= 8 &&
+					 !memcmp(p, ms__native_magic, 8);
+			}
+			/* A native element is read only once complete. */
+			if (native &&
+			    !native_element_ready(ld, p, (size_t)n, at_end,
+						  !ld->started))
+				return 0;
+			/* Try the next record; undo all if data ran out. */
+			saved = ms__reader_snapshot(ld->r, ld->snap);
+			ms__feed_mark(ld->feed);
+			ret = ms_reader_next(ld->r, &ld->rec);
+			if (ret == -EAGAIN && !at_end && !native) {
+				ms__reader_restore(ld->r, saved);
+				ms__feed_rewind(ld->feed);
+				return 0;
+			}
+			ms__feed_unmark(ld->feed);
+			if (ret < 0)
+				return load_reader_fail(ld);
+			ms__reader_commit(ld->r);
+			if (!ld->started) {
+				ld->started = true;
+				ld->native = ms_reader_profile(ld->r) ==
+					     MS_PROFILE_NATIVE;
+				ld->native_crc = ms__reader_native_crc(ld->r);
+			}
+			if (ret == 0) {
+				ld->complete = true;
+				return 0;
+			}
+			ld->have_rec = true;
+			ld->scan_from = 0;
+			continue;
+		}
+		/* A section whose handler has not run yet. */
+		if (!ld->native &&
+		    (ld->rec.type >= MS_REC_START &&
+		     ld->rec.type <= MS_REC_FULL) &&
+		    !qemu_section_ready(ld, p, (size_t)n, at_end))
+			return 0;
+		ms__feed_mark(ld->feed);
+		ret = load_record(ld);
+		if (ret == -EAGAIN) {
+			if (at_end)
+				return load_fail(
+					ld, -ENODATA, ms_stream_tell(ld->feed),
+					"offset 0x%llx: section %u '%s': "
+					"stream truncated in its payload",
+					(unsigned long long)ms_stream_tell(
+						ld->feed),
+					ld->rec.section.section_id,
+					ld->rec.section.idstr);
+			ms__feed_rewind(ld->feed);
+			return 0;
+		}
+		ms__feed_unmark(ld->feed);
+		if (ret)
+			return ld->err;
+		ld->have_rec = false;
+	}
+}
+
+static int load_feed_start(ms_load *ld)
+{
+	ms_stream_opts so = {MS_STREAM_OPTS_VERSION, ld->a, 0, 0, 0};
+	int ret;
+
+	ret = ms_stream_new_feed(&ld->feed, &so);
+	if (!ret)
+		ret = ms_reader_new(&ld->r, ld->feed, &ld->o.codec);
+	if (!ret && !ld->snap)
+		ret = ms__reader_snapshot_new(ld->r, &ld->snap);
+	if (ret)
+		return load_fail(ld, ret, 0, "cannot start the load: %s",
+				 ms_strerror(ret));
+	return 0;
+}
+
+int ms_load_feed(ms_load *ld, const void *buf, size_t len)
+{
+	int ret;
+
+	assert(ld);
+	if (ld->err)
+		return ld->err;
+	if (!ld->feed && ld->r)
+		return -EINVAL;
+	if (!ld->feed && load_feed_start(ld))
+		return ld->err;
+	if (ld->complete && len)
+		return load_fail(ld, -EBADMSG, ms_stream_tell(ld->feed),
+				 "data after the end of the stream");
+	ret = ms_stream_feed(ld->feed, buf, len);
+	if (ret)
+		return load_fail(ld, ret, ms_stream_tell(ld->feed), "%s",
+				 ms_stream_errmsg(ld->feed));
+	return load_pump(ld, false);
+}
+
+int ms_load_finish(ms_load *ld)
+{
+	assert(ld);
+	if (ld->err)
+		return ld->err;
+	if (!ld->feed && load_feed_start(ld))
+		return ld->err;
+	ms_stream_feed_end(ld->feed);
+	if (load_pump(ld, true))
+		return ld->err;
+	if (!ld->complete)
+		return load_fail(ld, -ENODATA, ms_stream_tell(ld->feed),
+				 "offset 0x%llx: stream truncated",
+				 (unsigned long long)ms_stream_tell(ld->feed));
+	return 0;
+}
