@@ -42,7 +42,8 @@ struct ms_save {
 	ms_stream *s;
 	ms_save_opts o;
 	int err;
-	int stage; /* 0 new, 1 set up, 2 complete */
+	int stage;   /* 0 new, 1 set up, 2 completing, 3 complete */
+	size_t step; /* completion: the next END/FULL step */
 	char errmsg[768];
 };
 
@@ -335,32 +336,43 @@ uint64_t ms_save_pending(ms_save *sv)
 	return sum;
 }
 
-int ms_save_complete(ms_save *sv)
+int ms_save_complete_step(ms_save *sv)
 {
-	size_t i;
+	size_t n, i;
+	bool full;
 
 	assert(sv);
 	if (sv->err)
 		return sv->err;
-	if (sv->stage != 1)
+	if (sv->stage == 1) {
+		sv->stage = 2;
+		sv->step = 0;
+	} else if (sv->stage != 2) {
 		return -EINVAL;
-	sv->stage = 2;
-	for (i = 0; i < sv->reg->n; i++) {
-		struct handler *h = &sv->reg->h[i];
-
-		if (is_iterative(h) &&
-		    save_section(sv, h, MS_REC_END, h->ops->save_complete,
-				 "save_complete"))
-			return sv->err;
 	}
-	for (i = 0; i < sv->reg->n; i++) {
-		struct handler *h = &sv->reg->h[i];
+	/* Steps: END per iterative handler, FULL per other, then EOF. */
+	n = sv->reg->n;
+	while (sv->step < 2 * n) {
+		struct handler *h;
 
-		if (!is_iterative(h) &&
-		    save_section(sv, h, MS_REC_FULL, h->ops->save_state,
-				 "save_state"))
-			return sv->err;
+		i = sv->step % n;
+		full = sv->step >= n;
+		sv->step++;
+		h = &sv->reg->h[i];
+		if (!full && is_iterative(h))
+			return save_section(sv, h, MS_REC_END,
+					    h->ops->save_complete,
+					    "save_complete") < 0
+				       ? sv->err
+				       : 1;
+		if (full && !is_iterative(h))
+			return save_section(sv, h, MS_REC_FULL,
+					    h->ops->save_state,
+					    "save_state") < 0
+				       ? sv->err
+				       : 1;
 	}
+	sv->stage = 3;
 	if (ms_writer_eof(sv->w) ||
 	    (sv->o.vmdesc &&
 	     ms_writer_vmdesc(sv->w, sv->o.vmdesc, sv->o.vmdesc_len)) ||
@@ -368,6 +380,18 @@ int ms_save_complete(ms_save *sv)
 		return save_fail(sv, ms_writer_error(sv->w), NULL, "%s",
 				 ms_writer_errmsg(sv->w));
 	return 0;
+}
+
+int ms_save_complete(ms_save *sv)
+{
+	int ret;
+
+	assert(sv);
+	if (!sv->err && sv->stage != 1)
+		return -EINVAL;
+	while ((ret = ms_save_complete_step(sv)) == 1)
+		;
+	return ret;
 }
 
 void ms_save_free(ms_save *sv)

@@ -178,6 +178,20 @@ uint64_t ms_save_pending(ms_save *sv);
 int ms_save_complete(ms_save *sv);
 
 /**
+ * ms_save_complete_step() - Stop-and-copy one section at a time.
+ * @sv: a save, after ms_save_setup().
+ *
+ * Writes the next END or FULL section that ms_save_complete() would, or,
+ * after the last one, EOF, the trailer and a flush.  For a caller that
+ * sends the stream out of a bounded buffer (the vfio-user adapter): the
+ * output grows by one section per call.
+ *
+ * Return: 1 while sections remain, 0 once the stream is complete, or the
+ * sticky error.
+ */
+int ms_save_complete_step(ms_save *sv);
+
+/**
  * ms_save_free() - End a save, complete or not.
  * @sv: a save, or NULL.
  *

@@ -12,5 +12,6 @@
 #include <migstream/stream.h>
 #include <migstream/section.h>
 #include <migstream/driver.h>
+#include <migstream/vfio_user.h>
 
 #endif /* MIGSTREAM_MIGSTREAM_H */

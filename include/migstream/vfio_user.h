@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migstream vfio-user adapter: serves libvfio-user's migration callbacks
+ * (API v1: migration region with pending_bytes, data_offset and data_size
+ * registers; API v2: transition, read_data, write_data) from the save and
+ * load drivers, through a migration window smaller than the device state.
+ *
+ * This header does not need libvfio-user.  It declares compatible types
+ * (the same values) under the ms_ prefix and functions that take the
+ * adapter where libvfio-user passes its vfu_ctx_t; a server includes
+ * <libvfio-user.h> and expands MS_VFU_DEFINE_CALLBACKS_V1() or
+ * MS_VFU_DEFINE_CALLBACKS_V2() to get callbacks with libvfio-user's exact
+ * signatures, then passes them to vfu_setup_device_migration_callbacks():
+ *
+ *	static ms_vfu_adapter *adapter_of(vfu_ctx_t *ctx)
+ *	{
+ *		return ((struct my_device *)vfu_get_private(ctx))->adapter;
+ *	}
+ *	MS_VFU_DEFINE_CALLBACKS_V2(my_migr_callbacks, adapter_of)
+ *	...
+ *	vfu_setup_device_migration_callbacks(ctx, &my_migr_callbacks);
+ *
+ * or with API v1 (the region must be data_offset + the window size):
+ *
+ *	MS_VFU_DEFINE_CALLBACKS_V1(my_migr_callbacks, adapter_of)
+ *	...
+ *	vfu_setup_region(ctx, VFU_PCI_DEV_MIGR_REGION_IDX,
+ *			 vfu_get_migr_register_area_size() +
+ *				 ms_vfu_window_size(adapter), ...);
+ *	vfu_setup_device_migration_callbacks(ctx, &my_migr_callbacks,
+ *			 vfu_get_migr_register_area_size());
+ *
+ * Functions here follow libvfio-user's convention, not the rest of
+ * migstream's: they return -1 and set errno on failure.  The adapter
+ * keeps a message for the last failure (ms_vfu_errmsg()).  An adapter is
+ * not thread-safe (libvfio-user calls it from one thread); adapters share
+ * nothing, so each device may live on its own thread.
+ */
+#ifndef MIGSTREAM_VFIO_USER_H
+#define MIGSTREAM_VFIO_USER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <migstream/driver.h>
+#include <migstream/section.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * enum ms_vfu_migr_state - libvfio-user's vfu_migr_state_t, same values.
+ *
+ * Both API versions use these names in their transition callback; v2
+ * maps its STOP_COPY to STOP_AND_COPY and RESUMING to RESUME.
+ */
+typedef enum ms_vfu_migr_state {
+	MS_VFU_MIGR_STATE_STOP = 0,
+	MS_VFU_MIGR_STATE_RUNNING = 1,
+	MS_VFU_MIGR_STATE_STOP_AND_COPY = 2,
+	MS_VFU_MIGR_STATE_PRE_COPY = 3,
+	MS_VFU_MIGR_STATE_RESUME = 4
+} ms_vfu_migr_state;
+
+/* libvfio-user's VFU_MIGR_CALLBACKS_VERS of the two API versions. */
+#define MS_VFU_MIGR_CALLBACKS_V1 1
+#define MS_VFU_MIGR_CALLBACKS_V2 2
+
+/* Default size of the v1 migration window (the data area). */
+#define MS_VFU_DEFAULT_WINDOW (64u * 1024u)
+
+/** typedef ms_vfu_adapter - The migration state of one device. */
+typedef struct ms_vfu_adapter ms_vfu_adapter;
+
+#define MS_VFU_OPTS_VERSION 1
+
+/**
+ * struct ms_vfu_opts - Settings of an adapter.
+ * @version: must be MS_VFU_OPTS_VERSION.
+ * @api: MS_VFU_MIGR_CALLBACKS_V1 or MS_VFU_MIGR_CALLBACKS_V2 (which
+ *       callbacks libvfio-user will call).
+ * @window: v1: bytes of the data area, 0 for MS_VFU_DEFAULT_WINDOW; at
+ *          most 1 MiB (libvfio-user's largest transfer); v2 ignores it.
+ * @codec: how the device state is framed: a zeroed @codec.version means
+ *         the native profile with checksums; MS_PROFILE_QEMU is allowed.
+ *         Readers detect the profile.
+ *
+ * NULL means v2 with the defaults.
+ */
+typedef struct ms_vfu_opts {
+	unsigned version;
+	int api;
+	size_t window;
+	ms_codec_opts codec;
+} ms_vfu_opts;
+
+/**
+ * ms_vfu_adapter_new() - Create the adapter of one device.
+ * @out: receives the adapter; untouched on failure.
+ * @reg: the device's section handlers (iterative ones are saved during
+ *       PRE_COPY, all of them at STOP_AND_COPY); must outlive the adapter.
+ * @opts: settings, or NULL.
+ *
+ * The adapter starts in RUNNING, as libvfio-user's device does.
+ *
+ * Return: 0, -EINVAL or -ENOMEM (migstream's convention: this is not a
+ * libvfio-user callback).
+ */
+int ms_vfu_adapter_new(ms_vfu_adapter **out, ms_registry *reg,
+		       const ms_vfu_opts *opts);
+
+/**
+ * ms_vfu_adapter_free() - Free an adapter, in any state.
+ * @a: an adapter, or NULL.
+ *
+ * A save or load in progress is abandoned (its handlers cleaned up).
+ */
+void ms_vfu_adapter_free(ms_vfu_adapter *a);
+
+/**
+ * ms_vfu_window_size() - The v1 data area size, for the region's size.
+ * @a: an adapter.
+ *
+ * Return: the window in bytes.
+ */
+size_t ms_vfu_window_size(const ms_vfu_adapter *a);
+
+/**
+ * ms_vfu_state() - The adapter's current migration state.
+ * @a: an adapter.
+ *
+ * Return: an ms_vfu_migr_state value.
+ */
+ms_vfu_migr_state ms_vfu_state(const ms_vfu_adapter *a);
+
+/**
+ * ms_vfu_errmsg() - Why the last failing call failed.
+ * @a: an adapter.
+ *
+ * Return: "" or a message naming the offset and section for stream
+ * errors; valid until the next call on @a.
+ */
+const char *ms_vfu_errmsg(const ms_vfu_adapter *a);
+
+/**
+ * ms_vfu_bytes() - Bytes of device state moved in the current or last
+ *                  migration (saved and read out, or written and loaded).
+ * @a: an adapter.
+ *
+ * Return: the byte count.
+ */
+uint64_t ms_vfu_bytes(const ms_vfu_adapter *a);
+
+/**
+ * ms_vfu_transition() - The transition callback (both API versions).
+ * @a: an adapter.
+ * @state: the new state.
+ *
+ * RUNNING to PRE_COPY starts a save (iterative handlers only, the guest
+ * runs); STOP_AND_COPY completes it (the rest of the iterative data, then
+ * every non-iterative section, then EOF); RUNNING to RESUME starts a
+ * load, which RESUME to RUNNING (v1) or to STOP (v2) finishes.  Back to
+ * RUNNING from a saving state cancels the save.  The same state again is
+ * accepted and changes nothing (QEMU writes STOP_AND_COPY twice).  The
+ * legal transitions are libvfio-user's for the adapter's API version.
+ *
+ * Return: 0, or -1 with errno: EINVAL for an illegal transition (nothing
+ * changes), or the error of the save or load that the transition ran or
+ * finished (ENODATA for a truncated stream, EILSEQ for a checksum
+ * mismatch, EBADMSG, ENOENT for an unknown device, ENOTSUP for a version
+ * out of range, ENOMEM...).  After a failed load the adapter is in RESUME
+ * with the load failed; RUNNING is refused and only a new RESUME (after
+ * STOP for v2) starts again.
+ */
+int ms_vfu_transition(ms_vfu_adapter *a, ms_vfu_migr_state state);
+
+/*
+ * API v1.
+ */
+
+/**
+ * ms_vfu_v1_get_pending_bytes() - v1 get_pending_bytes callback.
+ * @a: an adapter.
+ *
+ * Commits the window last offered by ms_vfu_v1_prepare_data() (the client
+ * has read it), produces more state if the buffer ran low, and returns
+ * what remains: buffered bytes plus the handlers' estimates.  0 in
+ * non-saving states and when everything was read.  After a save error it
+ * returns 1, so that the client's next step (prepare_data) reports it.
+ *
+ * Return: pending bytes.
+ */
+uint64_t ms_vfu_v1_get_pending_bytes(ms_vfu_adapter *a);
+
+/**
+ * ms_vfu_v1_prepare_data() - v1 prepare_data callback.
+ * @a: an adapter.
+ * @offset: receives the data's offset relative to the data area (0).
+ * @size: saving: receives the size of the window offered (at most the
+ *        window); NULL when resuming, where @offset is where the client
+ *        writes next.
+ *
+ * Return: 0, or -1 with errno (EINVAL in a state without data, or the
+ * save's error).
+ */
+int ms_vfu_v1_prepare_data(ms_vfu_adapter *a, uint64_t *offset, uint64_t *size);
+
+/**
+ * ms_vfu_v1_read_data() - v1 read_data callback.
+ * @a: an adapter.
+ * @buf: receives the bytes.
+ * @count: how many; the range must lie within the offered window.
+ * @offset: relative to the data area.
+ *
+ * Any sub-range of the window may be read, any number of times.
+ *
+ * Return: @count, or -1 with errno EINVAL (out of the window or not
+ * saving).
+ */
+ssize_t ms_vfu_v1_read_data(ms_vfu_adapter *a, void *buf, uint64_t count,
+			    uint64_t offset);
+
+/**
+ * ms_vfu_v1_write_data() - v1 write_data callback.
+ * @a: an adapter, resuming.
+ * @buf: the bytes; copied.
+ * @count: how many.
+ * @offset: relative to the data area; the range must fit in the window.
+ *
+ * Return: @count, or -1 with errno EINVAL.
+ */
+ssize_t ms_vfu_v1_write_data(ms_vfu_adapter *a, const void *buf, uint64_t count,
+			     uint64_t offset);
+
+/**
+ * ms_vfu_v1_data_written() - v1 data_written callback.
+ * @a: an adapter, resuming.
+ * @count: bytes of this round, written from the offset prepare_data gave.
+ *
+ * Hands the round's bytes to the load, which parses what is complete.
+ *
+ * Return: 0, or -1 with errno (EINVAL for a count past what was written,
+ * or the load's error).
+ */
+int ms_vfu_v1_data_written(ms_vfu_adapter *a, uint64_t count);
+
+/*
+ * API v2.
+ */
+
+/**
+ * ms_vfu_v2_read_data() - v2 read_data callback.
+ * @a: an adapter in PRE_COPY or STOP_AND_COPY.
+ * @buf: receives the bytes.
+ * @count: the most to read.
+ *
+ * Return: @count while the state lasts, then a shorter count, then 0 (no
+ * more data, in PRE_COPY: for now); -1 with errno on error.
+ */
+ssize_t ms_vfu_v2_read_data(ms_vfu_adapter *a, void *buf, uint64_t count);
+
+/**
+ * ms_vfu_v2_write_data() - v2 write_data callback.
+ * @a: an adapter in RESUME.
+ * @buf: the bytes; copied.
+ * @count: how many.
+ *
+ * Return: @count, or -1 with errno (the load's error).
+ */
+ssize_t ms_vfu_v2_write_data(ms_vfu_adapter *a, const void *buf,
+			     uint64_t count);
+
+/*
+ * Callback tables with libvfio-user's signatures, for a server that
+ * includes <libvfio-user.h> (these macros use its types).  @name is the
+ * vfu_migration_callbacks_t variable defined; @get_adapter is a function
+ * or macro mapping a vfu_ctx_t * to the device's ms_vfu_adapter *.
+ */
+#define MS_VFU_DEFINE_CALLBACKS_V1(name, get_adapter)                          \
+	static int name##_transition(vfu_ctx_t *ctx, vfu_migr_state_t st)      \
+	{                                                                      \
+		return ms_vfu_transition(get_adapter(ctx),                     \
+					 (ms_vfu_migr_state)st);               \
+	}                                                                      \
+	static uint64_t name##_pending(vfu_ctx_t *ctx)                         \
+	{                                                                      \
+		return ms_vfu_v1_get_pending_bytes(get_adapter(ctx));          \
+	}                                                                      \
+	static int name##_prepare(vfu_ctx_t *ctx, uint64_t *off, uint64_t *sz) \
+	{                                                                      \
+		return ms_vfu_v1_prepare_data(get_adapter(ctx), off, sz);      \
+	}                                                                      \
+	static ssize_t name##_read(vfu_ctx_t *ctx, void *buf, uint64_t count,  \
+				   uint64_t off)                               \
+	{                                                                      \
+		return ms_vfu_v1_read_data(get_adapter(ctx), buf, count, off); \
+	}                                                                      \
+	static ssize_t name##_write(vfu_ctx_t *ctx, void *buf, uint64_t count, \
+				    uint64_t off)                              \
+	{                                                                      \
+		return ms_vfu_v1_write_data(get_adapter(ctx), buf, count,      \
+					    off);                              \
+	}                                                                      \
+	static int name##_written(vfu_ctx_t *ctx, uint64_t count)              \
+	{                                                                      \
+		return ms_vfu_v1_data_written(get_adapter(ctx), count);        \
+	}                                                                      \
+	static const vfu_migration_callbacks_t name = {                        \
+		.version = 1,                                                  \
+		.transition = name##_transition,                               \
+		.get_pending_bytes = name##_pending,                           \
+		.prepare_data = name##_prepare,                                \
+		.read_data = name##_read,                                      \
+		.write_data = name##_write,                                    \
+		.data_written = name##_written,                                \
+	}
+
+#define MS_VFU_DEFINE_CALLBACKS_V2(name, get_adapter)                          \
+	static int name##_transition(vfu_ctx_t *ctx, vfu_migr_state_t st)      \
+	{                                                                      \
+		return ms_vfu_transition(get_adapter(ctx),                     \
+					 (ms_vfu_migr_state)st);               \
+	}                                                                      \
+	static ssize_t name##_read(vfu_ctx_t *ctx, void *buf, uint64_t count)  \
+	{                                                                      \
+		return ms_vfu_v2_read_data(get_adapter(ctx), buf, count);      \
+	}                                                                      \
+	static ssize_t name##_write(vfu_ctx_t *ctx, void *buf, uint64_t count) \
+	{                                                                      \
+		return ms_vfu_v2_write_data(get_adapter(ctx), buf, count);     \
+	}                                                                      \
+	static const vfu_migration_callbacks_t name = {                        \
+		.version = 2,                                                  \
+		.transition = name##_transition,                               \
+		.read_data = name##_read,                                      \
+		.write_data = name##_write,                                    \
+	}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MIGSTREAM_VFIO_USER_H */

@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vfio-user adapter: libvfio-user's migration callbacks served from
+ * the save and load drivers.
+ *
+ * Saving: the device state is produced lazily into a memory stream, a
+ * round or a section at a time, only when less than a window is buffered,
+ * so memory stays in O(window + largest section).  v1 offers one window
+ * per iteration (prepare_data), lets the client read any part of it any
+ * number of times (read_data), and drops it when the client asks for the
+ * pending bytes again.  v2 hands out the bytes in order (read_data).
+ *
+ * Resuming: v1 writes land in a window-sized buffer at the offsets the
+ * client gives; data_written() feeds the round's bytes to an incremental
+ * load, so no round overwrites an earlier one and sections are loaded as
+ * soon as they are complete.  Leaving RESUME finishes the load and
+ * returns its error, if any.
+ *
+ * The seed patch's bugs are this file's checklist: reads are bounded by
+ * the window actually offered, no buffer is kept after it is freed, load
+ * errors stop the load and reach the client, the window is not the state
+ * size, rounds do not overwrite each other, transitions neither swallow
+ * errors nor abort.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "migstream/vfio_user.h"
+
+#define MAX_WINDOW (1u << 20)
+
+struct ms_vfu_adapter {
+	ms_registry *reg;
+	ms_vfu_opts o;
+	const ms_allocator *a;
+	ms_vfu_migr_state state;
+	size_t window;
+	uint64_t bytes;
+	/* Save. */
+	ms_stream *out; /* produced and not yet read */
+	ms_save *sv;
+	bool iter_more;	  /* iterative handlers still have data */
+	bool produced;	  /* the whole stream has been produced */
+	uint64_t offered; /* v1: bytes of the window offered */
+	int save_err;
+	/* Load. */
+	ms_load *ld;
+	uint8_t *wbuf; /* v1: the window written by the client */
+	uint64_t wlen; /* v1: bytes written in this round */
+	int load_err;
+	char errmsg[1024];
+};
+
+static int fail(ms_vfu_adapter *a, int err, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+/* Record why, set errno, return -1 (libvfio-user's convention). */
+static int fail(ms_vfu_adapter *a, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->errmsg, sizeof(a->errmsg), fmt, ap);
+	va_end(ap);
+	errno = err < 0 ? -err : err;
+	return -1;
+}
+
+int ms_vfu_adapter_new(ms_vfu_adapter **out, ms_registry *reg,
+		       const ms_vfu_opts *opts)
+{
+	ms_vfu_opts o;
+	ms_vfu_adapter *a;
+
+	if (!out || !reg)
+		return -EINVAL;
+	memset(&o, 0, sizeof(o));
+	o.version = MS_VFU_OPTS_VERSION;
+	o.api = MS_VFU_MIGR_CALLBACKS_V2;
+	if (opts) {
+		if (opts->version != MS_VFU_OPTS_VERSION ||
+		    (opts->api != MS_VFU_MIGR_CALLBACKS_V1 &&
+		     opts->api != MS_VFU_MIGR_CALLBACKS_V2) ||
+		    opts->window > MAX_WINDOW ||
+		    (opts->window && opts->window < 16))
+			return -EINVAL;
+		o = *opts;
+	}
+	if (!o.codec.version) {
+		memset(&o.codec, 0, sizeof(o.codec));
+		o.codec.version = MS_CODEC_OPTS_VERSION;
+		o.codec.profile = MS_PROFILE_NATIVE;
+	}
+	if (o.codec.profile == MS_PROFILE_AUTO)
+		return -EINVAL;
+	a = ms__malloc(o.codec.allocator, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	memset(a, 0, sizeof(*a));
+	a->reg = reg;
+	a->o = o;
+	a->a = o.codec.allocator;
+	a->window = o.window ? o.window : MS_VFU_DEFAULT_WINDOW;
+	a->state = MS_VFU_MIGR_STATE_RUNNING;
+	*out = a;
+	return 0;
+}
+
+/* Abandon any save: handlers are cleaned up, buffers freed. */
+static void save_end(ms_vfu_adapter *a)
+{
+	ms_save_free(a->sv);
+	a->sv = NULL;
+	ms_stream_close(a->out);
+	a->out = NULL;
+	a->offered = 0;
+	a->iter_more = false;
+	a->produced = false;
+	a->save_err = 0;
+}
+
+static void load_end(ms_vfu_adapter *a)
+{
+	ms_load_free(a->ld);
+	a->ld = NULL;
+	ms__free(a->a, a->wbuf);
+	a->wbuf = NULL;
+	a->wlen = 0;
+}
+
+void ms_vfu_adapter_free(ms_vfu_adapter *a)
+{
+	if (!a)
+		return;
+	save_end(a);
+	load_end(a);
+	ms__free(a->a, a);
+}
+
+size_t ms_vfu_window_size(const ms_vfu_adapter *a)
+{
+	return a->window;
+}
+
+ms_vfu_migr_state ms_vfu_state(const ms_vfu_adapter *a)
+{
+	return a->state;
+}
+
+const char *ms_vfu_errmsg(const ms_vfu_adapter *a)
+{
+	return a->errmsg;
+}
+
+uint64_t ms_vfu_bytes(const ms_vfu_adapter *a)
+{
+	return a->bytes;
+}
+
+/*
+ * Saving.
+ */
+
+static int save_start(ms_vfu_adapter *a)
+{
+	ms_save_opts so;
+	int ret;
+
+	save_end(a);
+	memset(&so, 0, sizeof(so));
+	so.version = MS_SAVE_OPTS_VERSION;
+	so.codec = a->o.codec;
+	ret = ms_stream_new_mem(&a->out, 0, NULL);
+	if (!ret)
+		ret = ms_save_new(&a->sv, a->reg, a->out, &so);
+	if (!ret)
+		ret = ms_save_setup(a->sv);
+	if (ret) {
+		fail(a, ret, "cannot start the save: %s",
+		     a->sv ? ms_save_errmsg(a->sv) : ms_strerror(ret));
+		save_end(a);
+		return ret;
+	}
+	a->iter_more = true;
+	a->bytes = 0;
+	return 0;
+}
+
+static size_t held(const ms_vfu_adapter *a)
+{
+	const uint8_t *d;
+	size_t n = 0;
+
+	if (a->out)
+		ms_stream_mem_view(a->out, &d, &n);
+	return n;
+}
+
+/*
+ * Produce until at least @want bytes are buffered or, in PRE_COPY, the
+ * iterative handlers have nothing more for now, or the whole stream is
+ * out.  One precopy round or one completion section per step.
+ */
+static int produce(ms_vfu_adapter *a, size_t want)
+{
+	int ret;
+
+	if (a->save_err)
+		return a->save_err;
+	while (held(a) < want && !a->produced) {
+		if (a->iter_more) {
+			ret = ms_save_iterate(a->sv);
+			if (ret < 0)
+				goto out_fail;
+			a->iter_more = ret > 0;
+			continue;
+		}
+		if (a->state != MS_VFU_MIGR_STATE_STOP_AND_COPY)
+			break; /* precopy: the rest waits for stop-and-copy */
+		ret = ms_save_complete_step(a->sv);
+		if (ret < 0)
+			goto out_fail;
+		a->produced = ret == 0;
+	}
+	return 0;
+
+out_fail:
+	a->save_err = ret;
+	fail(a, ret, "%s", ms_save_errmsg(a->sv));
+	return ret;
+}
+
+/* Drop what the client has read. */
+static void consume(ms_vfu_adapter *a, size_t n)
+{
+	ms_stream_mem_discard(a->out, n);
+	a->bytes += n;
+}
+
+static bool saving(const ms_vfu_adapter *a)
+{
+	return a->state == MS_VFU_MIGR_STATE_PRE_COPY ||
+	       a->state == MS_VFU_MIGR_STATE_STOP_AND_COPY;
+}
+
+uint64_t ms_vfu_v1_get_pending_bytes(ms_vfu_adapter *a)
+{
+	uint64_t n;
+
+	assert(a);
+	if (!saving(a) || !a->sv)
+		return 0;
+	if (a->offered) {
+		/* The client read the window it was offered. */
+		consume(a, a->offered);
+		a->offered = 0;
+	}
+	if (produce(a, a->window))
+		return 1; /* prepare_data reports the error */
+	n = held(a);
+	if (!n)
+		return 0;
+	if (!a->produced)
+		n += ms_save_pending(a->sv);
+	return n;
+}
+
+int ms_vfu_v1_prepare_data(ms_vfu_adapter *a, uint64_t *offset, uint64_t *size)
+{
+	size_t n;
+
+	assert(a && offset);
+	if (a->state == MS_VFU_MIGR_STATE_RESUME && !size) {
+		if (!a->ld)
+			return fail(a, EINVAL, "no load in progress");
+		*offset = 0;
+		return 0;
+	}
+	if (!saving(a) || !size || !a->sv)
+		return fail(a, EINVAL, "prepare_data in state %d", a->state);
+	if (a->save_err)
+		return fail(a, a->save_err, "%s", ms_save_errmsg(a->sv));
+	if (!a->offered) {
+		if (produce(a, a->window))
+			return -1;
+		n = held(a);
+		a->offered = n < a->window ? n : a->window;
+	}
+	*offset = 0;
+	*size = a->offered;
+	return 0;
+}
+
+ssize_t ms_vfu_v1_read_data(ms_vfu_adapter *a, void *buf, uint64_t count,
+			    uint64_t offset)
+{
+	const uint8_t *d;
+	size_t n;
+
+	assert(a);
+	if (!saving(a) || !a->out)
+		return fail(a, EINVAL, "read_data in state %d", a->state);
+	if (offset > a->offered || count > a->offered - offset)
+		return fail(a, EINVAL,
+			    "read of %llu bytes at %llu is outside the %llu "
+			    "bytes offered",
+			    (unsigned long long)count,
+			    (unsigned long long)offset,
+			    (unsigned long long)a->offered);
+	if (!count)
+		return 0;
+	ms_stream_mem_view(a->out, &d, &n);
+	memcpy(buf, d + offset, count);
+	return (ssize_t)count;
+}
+
+ssize_t ms_vfu_v2_read_data(ms_vfu_adapter *a, void *buf, uint64_t count)
+{
+	const uint8_t *d;
+	size_t n;
+
+	assert(a);
+	if (!saving(a) || !a->sv)
+		return fail(a, EINVAL, "read_data in state %d", a->state);
+	if (count > SSIZE_MAX)
+		count = SSIZE_MAX;
+	if (produce(a, count > SIZE_MAX ? SIZE_MAX : (size_t)count))
+		return -1;
+	ms_stream_mem_view(a->out, &d, &n);
+	if (n > count)
+		n = (size_t)count;
+	if (n) {
+		memcpy(buf, d, n);
+		consume(a, n);
+	}
+	return (ssize_t)n;
+}
+
+/*
+ * Resuming.
+ */
+
+static int load_start(ms_vfu_adapter *a)
+{
+	ms_load_opts lo;
+	int ret;
+
+	load_end(a);
+	memset(&lo, 0, sizeof(lo));
+	lo.version = MS_LOAD_OPTS_VERSION;
+	lo.codec = a->o.codec;
+	lo.codec.profile = MS_PROFILE_AUTO;
+	ret = ms_load_new(&a->ld, a->reg, &lo);
+	if (!ret && a->o.api == MS_VFU_MIGR_CALLBACKS_V1) {
+		a->wbuf = ms__malloc(a->a, a->window);
+		if (!a->wbuf)
+			ret = -ENOMEM;
+	}
+	if (ret) {
+		load_end(a);
+		return fail(a, ret, "cannot start the load: %s",
+			    ms_strerror(ret));
+	}
+	a->load_err = 0;
+	a->bytes = 0;
+	return 0;
+}
+
+/* Feed the load; a load error is kept and reported. */
+static int feed(ms_vfu_adapter *a, const void *buf, size_t len)
+{
+	int ret;
+
+	if (a->load_err)
+		return fail(a, a->load_err, "%s", ms_load_errmsg(a->ld));
+	ret = ms_load_feed(a->ld, buf, len);
+	if (ret) {
+		a->load_err = ret;
+		return fail(a, ret, "%s", ms_load_errmsg(a->ld));
+	}
+	a->bytes += len;
+	return 0;
+}
+
+ssize_t ms_vfu_v1_write_data(ms_vfu_adapter *a, const void *buf, uint64_t count,
+			     uint64_t offset)
+{
+	assert(a);
+	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->wbuf)
+		return fail(a, EINVAL, "write_data in state %d", a->state);
+	if (offset > a->window || count > a->window - offset)
+		return fail(a, EINVAL,
+			    "write of %llu bytes at %llu is outside the %zu "
+			    "byte window",
+			    (unsigned long long)count,
+			    (unsigned long long)offset, a->window);
+	memcpy(a->wbuf + offset, buf, count);
+	if (offset + count > a->wlen)
+		a->wlen = offset + count;
+	return (ssize_t)count;
+}
+
+int ms_vfu_v1_data_written(ms_vfu_adapter *a, uint64_t count)
+{
+	int ret;
+
+	assert(a);
+	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->wbuf)
+		return fail(a, EINVAL, "data_written in state %d", a->state);
+	if (count > a->wlen)
+		return fail(a, EINVAL,
+			    "data_written(%llu) but only %llu bytes were "
+			    "written in this round",
+			    (unsigned long long)count,
+			    (unsigned long long)a->wlen);
+	a->wlen = 0;
+	ret = feed(a, a->wbuf, (size_t)count);
+	return ret ? -1 : 0;
+}
+
+ssize_t ms_vfu_v2_write_data(ms_vfu_adapter *a, const void *buf, uint64_t count)
+{
+	assert(a);
+	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->ld)
+		return fail(a, EINVAL, "write_data in state %d", a->state);
+	if (count > SSIZE_MAX)
+		return fail(a, EINVAL, "write of %llu bytes",
+			    (unsigned long long)count);
+	if (feed(a, buf, (size_t)count))
+		return -1;
+	return (ssize_t)count;
+}
+
+/* Leaving RESUME: the stream must be complete and loaded. */
+static int load_finish(ms_vfu_adapter *a)
+{
+	int ret;
+
+	if (a->load_err)
+		return fail(a, a->load_err, "%s", ms_load_errmsg(a->ld));
+	ret = ms_load_finish(a->ld);
+	if (ret) {
+		a->load_err = ret;
+		return fail(a, ret, "%s", ms_load_errmsg(a->ld));
+	}
+	load_end(a);
+	return 0;
+}
+
+/*
+ * Transitions.
+ */
+
+#define BIT(s) (1u << (s))
+
+/* libvfio-user v1's table (lib/migration_priv.h), to != from. */
+static const unsigned v1_arcs[5] = {
+	[MS_VFU_MIGR_STATE_STOP] = BIT(MS_VFU_MIGR_STATE_RUNNING),
+	[MS_VFU_MIGR_STATE_RUNNING] = BIT(MS_VFU_MIGR_STATE_STOP) |
+				      BIT(MS_VFU_MIGR_STATE_STOP_AND_COPY) |
+				      BIT(MS_VFU_MIGR_STATE_PRE_COPY) |
+				      BIT(MS_VFU_MIGR_STATE_RESUME),
+	[MS_VFU_MIGR_STATE_STOP_AND_COPY] =
+		BIT(MS_VFU_MIGR_STATE_STOP) | BIT(MS_VFU_MIGR_STATE_RUNNING),
+	[MS_VFU_MIGR_STATE_PRE_COPY] = BIT(MS_VFU_MIGR_STATE_STOP) |
+				       BIT(MS_VFU_MIGR_STATE_RUNNING) |
+				       BIT(MS_VFU_MIGR_STATE_STOP_AND_COPY),
+	[MS_VFU_MIGR_STATE_RESUME] = BIT(MS_VFU_MIGR_STATE_RUNNING),
+};
+
+/* libvfio-user v2's direct arcs (lib/migration.c); one call per hop. */
+static const unsigned v2_arcs[5] = {
+	[MS_VFU_MIGR_STATE_STOP] = BIT(MS_VFU_MIGR_STATE_RUNNING) |
+				   BIT(MS_VFU_MIGR_STATE_STOP_AND_COPY) |
+				   BIT(MS_VFU_MIGR_STATE_RESUME),
+	[MS_VFU_MIGR_STATE_RUNNING] =
+		BIT(MS_VFU_MIGR_STATE_STOP) | BIT(MS_VFU_MIGR_STATE_PRE_COPY),
+	[MS_VFU_MIGR_STATE_STOP_AND_COPY] = BIT(MS_VFU_MIGR_STATE_STOP),
+	[MS_VFU_MIGR_STATE_PRE_COPY] = BIT(MS_VFU_MIGR_STATE_RUNNING) |
+				       BIT(MS_VFU_MIGR_STATE_STOP_AND_COPY),
+	[MS_VFU_MIGR_STATE_RESUME] = BIT(MS_VFU_MIGR_STATE_STOP),
+};
+
+int ms_vfu_transition(ms_vfu_adapter *a, ms_vfu_migr_state state)
+{
+	ms_vfu_migr_state from;
+	const unsigned *arcs;
+
+	assert(a);
+	from = a->state;
+	if ((unsigned)state > MS_VFU_MIGR_STATE_RESUME)
+		return fail(a, EINVAL, "unknown state %d", (int)state);
+	if (state == from) {
+		/* A failed load is restarted by entering RESUME again. */
+		if (state == MS_VFU_MIGR_STATE_RESUME && a->load_err)
+			return load_start(a);
+		return 0; /* QEMU writes stop-and-copy twice */
+	}
+	arcs = a->o.api == MS_VFU_MIGR_CALLBACKS_V1 ? v1_arcs : v2_arcs;
+	if (!(arcs[from] & BIT(state)))
+		return fail(a, EINVAL,
+			    "transition from %d to %d is not allowed",
+			    (int)from, (int)state);
+
+	/* Leaving RESUME finishes the load; a failure keeps the state. */
+	if (from == MS_VFU_MIGR_STATE_RESUME && load_finish(a))
+		return -1;
+
+	switch (state) {
+	case MS_VFU_MIGR_STATE_PRE_COPY:
+		if (save_start(a))
+			return -1;
+		break;
+	case MS_VFU_MIGR_STATE_STOP_AND_COPY:
+		/* From PRE_COPY the save goes on; otherwise it starts here. */
+		if (from != MS_VFU_MIGR_STATE_PRE_COPY && save_start(a))
+			return -1;
+		/* A window offered in PRE_COPY stays offered: the client
+		 * commits it with its next pending-bytes read. */
+		a->state = state;
+		/* Nothing is produced yet: the client's reads drive it. */
+		return 0;
+	case MS_VFU_MIGR_STATE_RESUME:
+		save_end(a);
+		if (load_start(a))
+			return -1;
+		break;
+	case MS_VFU_MIGR_STATE_RUNNING:
+	case MS_VFU_MIGR_STATE_STOP:
+		/* The end of a save, or its cancellation: either way the
+		 * device is ready for the next attempt. */
+		save_end(a);
+		break;
+	}
+	a->state = state;
+	return 0;
+}
