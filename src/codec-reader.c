@@ -762,6 +762,7 @@ static int nat_next(ms_reader *r, ms_record *rec)
 					     rec->section.section_id);
 			rec->section = r->cur;
 			r->want_footer = false;
+			r->have_cur = false;
 			return 1;
 		case MS_REC_CONFIGURATION:
 			if (rec->index != 0 || len)
@@ -1021,6 +1022,9 @@ static int qemu_next(ms_reader *r, ms_record *rec)
 	if (r->want_footer) {
 		uint32_t id;
 
+		/* The caller's payload parse may have run out of data. */
+		if (ms_stream_error(r->s))
+			return rstream(r, r->s, "section payload");
 		if (ms_get_u8(r->s, &type))
 			return rstream(r, r->s, "footer");
 		if (type != MS_REC_FOOTER)
@@ -1039,6 +1043,8 @@ static int qemu_next(ms_reader *r, ms_record *rec)
 		r->index++;
 		rec->type = MS_REC_FOOTER;
 		rec->section = r->cur;
+		/* Errors after a footer no longer name its section. */
+		r->have_cur = false;
 		return 1;
 	}
 	if (ms_stream_is_eof(r->s)) {
