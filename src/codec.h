@@ -37,7 +37,7 @@ struct ms_writer {
 	enum ms__wstate state;
 	bool open;
 	bool crc_on;
-	ms_section_hdr cur;
+	uint32_t cur_id;   /* id of the open section */
 	uint64_t nrecords; /* elements written after the header */
 	uint64_t start;	   /* tell() at the header */
 	/* Native. */
