@@ -138,19 +138,24 @@ int ms_reader_fail(ms_reader *r, int err, const char *fmt, ...)
 	return r->err;
 }
 
-/* Turn an error of the input stream into the reader's. */
-static int rstream(ms_reader *r, ms_stream *s, const char *what)
+/* Turn an error of stream @s into the reader's, located at @off. */
+static int rstream_at(ms_reader *r, ms_stream *s, uint64_t off,
+		      const char *what)
 {
 	int err = ms_stream_error(s);
 
 	if (!err)
 		return 0;
 	if (err == -ENODATA)
-		return rfail(r, err, ms_stream_error_offset(s),
-			     "stream truncated in %s: %s", what,
+		return rfail(r, err, off, "stream truncated in %s: %s", what,
 			     ms_stream_errmsg(s));
-	return rfail(r, err, ms_stream_error_offset(s), "%s: %s", what,
-		     ms_stream_errmsg(s));
+	return rfail(r, err, off, "%s: %s", what, ms_stream_errmsg(s));
+}
+
+/* Turn an error of the input stream into the reader's. */
+static int rstream(ms_reader *r, ms_stream *s, const char *what)
+{
+	return rstream_at(r, s, ms_stream_error_offset(s), what);
 }
 
 int ms_reader_error(const ms_reader *r)
@@ -220,13 +225,12 @@ static struct sec *sec_find(ms_reader *r, uint32_t id)
 	}
 }
 
-static struct sec *sec_add(ms_reader *r, uint32_t id)
+static struct sec *sec_add(ms_reader *r, uint32_t id, uint64_t off)
 {
 	size_t mask, i;
 
 	if (r->nsecs >= MS_MAX_SECTIONS) {
-		rfail(r, -EFBIG, ms_stream_tell(r->s), "more than %u sections",
-		      MS_MAX_SECTIONS);
+		rfail(r, -EFBIG, off, "more than %u sections", MS_MAX_SECTIONS);
 		return NULL;
 	}
 	if ((r->nsecs + 1) * 2 > r->capsecs) {
@@ -235,8 +239,7 @@ static struct sec *sec_add(ms_reader *r, uint32_t id)
 
 		n = ms__malloc(r->a, cap * sizeof(*n));
 		if (!n) {
-			rfail(r, -ENOMEM, ms_stream_tell(r->s),
-			      "out of memory");
+			rfail(r, -ENOMEM, off, "out of memory");
 			return NULL;
 		}
 		memset(n, 0, cap * sizeof(*n));
@@ -245,7 +248,7 @@ static struct sec *sec_add(ms_reader *r, uint32_t id)
 		r->nsecs = 0;
 		for (k = 0; old && k < cap / 2; k++) {
 			if (old[k].used) {
-				struct sec *d = sec_add(r, old[k].id);
+				struct sec *d = sec_add(r, old[k].id, off);
 
 				*d = old[k];
 			}
@@ -276,7 +279,7 @@ static int section_seen(ms_reader *r, ms_section_hdr *h, uint64_t off)
 		/* fall through */
 	case MS_REC_FULL:
 		if (!sc)
-			sc = sec_add(r, h->section_id);
+			sc = sec_add(r, h->section_id, off);
 		if (!sc)
 			return r->err;
 		sc->live = h->type == MS_REC_START;
@@ -407,11 +410,13 @@ static int nat_read(ms_reader *r, uint8_t *type, uint8_t *flags, uint32_t *len,
 			     MS_NATIVE_MAX_RECORD);
 	if (grow(r, &r->rbuf, &r->rcap, *len ? *len : 1))
 		return r->err;
+	/* A record cut short (or a damaged length running past the end) is
+	 * located at the record, as every other damage to it. */
 	if (ms_get_buffer(r->s, r->rbuf, *len))
-		return rstream(r, r->s, "record payload");
+		return rstream_at(r, r->s, *off, "record payload");
 	if (r->crc_on) {
 		if (ms_get_buffer(r->s, crcb, 4))
-			return rstream(r, r->s, "record checksum");
+			return rstream_at(r, r->s, *off, "record checksum");
 		ms__store_be64(seed, r->index);
 		crc = ms__crc32(0, seed, 8);
 		crc = ms__crc32(crc, hdr, sizeof(hdr));
@@ -501,6 +506,14 @@ static int nat_next_data(ms_reader *r)
 
 	while (!r->dleft && !r->data_end) {
 		t = nat_peek_type(r);
+		if (t >= 0 && (t & MS__NREC_OPTIONAL)) {
+			/* Optional records may sit between any two records:
+			 * check and skip it without ending the payload. */
+			ret = nat_read(r, &type, &flags, &len, &off);
+			if (ret < 0)
+				return ret;
+			continue;
+		}
 		if (t == -1 || (t >= 0 && t != MS__NREC_DATA)) {
 			r->data_end = true;
 			break;
@@ -704,6 +717,10 @@ static int nat_next(ms_reader *r, ms_record *rec)
 		c.p = r->rbuf;
 		c.n = len;
 		c.bad = false;
+		/* No known type has bit 7: an optional record is unknown, and
+		 * allowed between any two records (its CRC was checked). */
+		if (type & MS__NREC_OPTIONAL)
+			continue;
 		if (flags && type != MS__NREC_DATA)
 			return rfail(r, -EBADMSG, off,
 				     "record type 0x%02x with flags 0x%02x",
@@ -890,24 +907,31 @@ static int nat_next(ms_reader *r, ms_record *rec)
  */
 static int config_name(ms_reader *r, ms_stream *p, ms_record *rec)
 {
-	uint64_t off = ms_stream_tell(p);
+	/* Native: @p is the payload stream, whose offsets are not the
+	 * input's: name the record, or where its DATA ended. */
+	bool native = p != r->s;
+	uint64_t off = native ? rec->offset : ms_stream_tell(p);
 	uint32_t len;
 
 	r->open = O_CONFIG;
 	if (ms_get_be32(p, &len))
-		return rstream(r, p, "configuration");
+		goto out_stream;
 	if (len > MS_COUNTED_STRING_MAX)
 		return rfail(r, -EBADMSG, off,
 			     "machine type name of %u bytes (at most %u)", len,
 			     MS_COUNTED_STRING_MAX);
 	if (ms_get_buffer(p, rec->machine, len))
-		return rstream(r, p, "configuration");
+		goto out_stream;
 	rec->machine[len] = '\0';
 	if (memchr(rec->machine, '\0', len))
 		return rfail(r, -EBADMSG, off,
 			     "machine type name contains a NUL byte");
 	rec->length = len;
 	return 0;
+
+out_stream:
+	return native ? rstream_at(r, p, ms_stream_tell(r->s), "configuration")
+		      : rstream(r, p, "configuration");
 }
 
 /* Skip the configuration's subsections the caller did not read. */

@@ -258,4 +258,61 @@ static inline void ms_test_alloc_init(struct ms_test_alloc *t, long fail_at)
 	t->fail_at = fail_at;
 }
 
+/*
+ * Allocator that remembers the largest single request and counts live
+ * blocks, for checks that a hostile length is refused before anything of
+ * its size is allocated.
+ */
+struct ms_test_maxalloc {
+	ms_allocator a;
+	size_t largest;
+	long live;
+};
+
+static inline void *ms_test_maxalloc_malloc(size_t size, void *opaque)
+{
+	struct ms_test_maxalloc *t = opaque;
+	void *p;
+
+	if (size > t->largest)
+		t->largest = size;
+	p = malloc(size);
+	if (p)
+		t->live++;
+	return p;
+}
+
+static inline void *ms_test_maxalloc_realloc(void *ptr, size_t size,
+					     void *opaque)
+{
+	struct ms_test_maxalloc *t = opaque;
+	void *p;
+
+	if (size > t->largest)
+		t->largest = size;
+	p = realloc(ptr, size);
+	if (p && !ptr)
+		t->live++;
+	return p;
+}
+
+static inline void ms_test_maxalloc_free(void *ptr, void *opaque)
+{
+	struct ms_test_maxalloc *t = opaque;
+
+	if (ptr)
+		t->live--;
+	free(ptr);
+}
+
+static inline void ms_test_maxalloc_init(struct ms_test_maxalloc *t)
+{
+	t->a.malloc = ms_test_maxalloc_malloc;
+	t->a.realloc = ms_test_maxalloc_realloc;
+	t->a.free = ms_test_maxalloc_free;
+	t->a.opaque = t;
+	t->largest = 0;
+	t->live = 0;
+}
+
 #endif /* MS_TEST_H */
