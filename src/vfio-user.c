@@ -55,6 +55,7 @@ struct ms_vfu_adapter {
 	uint8_t *wbuf; /* v1: the window written by the client */
 	uint64_t wlen; /* v1: bytes written in this round */
 	int load_err;
+	bool load_told; /* a transition has returned load_err */
 	char errmsg[1024];
 };
 
@@ -372,6 +373,7 @@ static int load_start(ms_vfu_adapter *a)
 			    ms_strerror(ret));
 	}
 	a->load_err = 0;
+	a->load_told = false;
 	a->bytes = 0;
 	return 0;
 }
@@ -512,9 +514,20 @@ int ms_vfu_transition(ms_vfu_adapter *a, ms_vfu_migr_state state)
 			    "transition from %d to %d is not allowed",
 			    (int)from, (int)state);
 
-	/* Leaving RESUME finishes the load; a failure keeps the state. */
-	if (from == MS_VFU_MIGR_STATE_RESUME && load_finish(a))
-		return -1;
+	/*
+	 * Leaving RESUME finishes the load; a failure keeps the state.  v2
+	 * has no other way out (libvfio-user v2 never forwards RESUME to
+	 * RESUME), so there a STOP after the error was returned abandons
+	 * the failed load, and a new RESUME can follow.
+	 */
+	if (from == MS_VFU_MIGR_STATE_RESUME) {
+		if (a->load_told && a->o.api == MS_VFU_MIGR_CALLBACKS_V2) {
+			load_end(a);
+		} else if (load_finish(a)) {
+			a->load_told = true;
+			return -1;
+		}
+	}
 
 	switch (state) {
 	case MS_VFU_MIGR_STATE_PRE_COPY:

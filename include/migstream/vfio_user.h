@@ -16,13 +16,13 @@
  *	{
  *		return ((struct my_device *)vfu_get_private(ctx))->adapter;
  *	}
- *	MS_VFU_DEFINE_CALLBACKS_V2(my_migr_callbacks, adapter_of)
+ *	MS_VFU_DEFINE_CALLBACKS_V2(my_migr_callbacks, adapter_of);
  *	...
  *	vfu_setup_device_migration_callbacks(ctx, &my_migr_callbacks);
  *
  * or with API v1 (the region must be data_offset + the window size):
  *
- *	MS_VFU_DEFINE_CALLBACKS_V1(my_migr_callbacks, adapter_of)
+ *	MS_VFU_DEFINE_CALLBACKS_V1(my_migr_callbacks, adapter_of);
  *	...
  *	vfu_setup_region(ctx, VFU_PCI_DEV_MIGR_REGION_IDX,
  *			 vfu_get_migr_register_area_size() +
