@@ -51,6 +51,18 @@ static int device_save(ms_stream *s, const struct device *d)
 	return ms_stream_flush(s);
 }
 
+/*
+ * Saves into a writer and closes it whatever happens, so that no path
+ * leaks the stream: the first error wins.
+ */
+static int save_and_close(ms_stream *w, const struct device *d)
+{
+	int ret = device_save(w, d);
+	int close_ret = ms_stream_close(w);
+
+	return ret ? ret : close_ret;
+}
+
 static int device_load(ms_stream *s, struct device *d)
 {
 	char name[MS_COUNTED_STRING_MAX + 1];
@@ -157,14 +169,19 @@ int main(void)
 	printf("migstream %s: one device record through every sink\n",
 	       ms_version_string());
 
-	/* Memory. */
-	if (ms_stream_new_mem(&w, 0, NULL) || device_save(w, &dev))
+	/* Memory: the writer holds the data the reader reads. */
+	if (ms_stream_new_mem(&w, 0, NULL))
 		return 1;
-	ms_stream_mem_view(w, &data, &len);
-	if (ms_stream_new_mem_reader(&r, data, len, NULL) ||
-	    check("memory", r, &dev))
+	if (device_save(w, &dev)) {
 		failed++;
-	ms_stream_close(w);
+	} else {
+		ms_stream_mem_view(w, &data, &len);
+		if (ms_stream_new_mem_reader(&r, data, len, NULL) ||
+		    check("memory", r, &dev))
+			failed++;
+	}
+	if (ms_stream_close(w))
+		failed++;
 
 	/* A file, written and read through file descriptors. */
 	fd = mkstemp(path);
@@ -172,12 +189,16 @@ int main(void)
 		return 1;
 	unlink(path);
 	if (ms_stream_new_fd(&w, fd, MS_STREAM_WRITER, 0, NULL) ||
-	    device_save(w, &dev) || ms_stream_close(w))
+	    save_and_close(w, &dev))
 		failed++;
 	lseek(fd, 0, SEEK_SET);
-	if (ms_stream_new_fd(&r, fd, MS_STREAM_READER, MS_FD_OWN, NULL) ||
-	    check("file", r, &dev))
+	if (ms_stream_new_fd(&r, fd, MS_STREAM_READER, MS_FD_OWN, NULL)) {
+		/* A failed constructor leaves the descriptor open. */
+		close(fd);
 		failed++;
+	} else if (check("file", r, &dev)) {
+		failed++;
+	}
 
 	/* A pipe to a child process, which checks what it reads. */
 	if (pipe(pfd) < 0)
@@ -196,9 +217,13 @@ int main(void)
 		_exit(status ? 1 : 0);
 	}
 	close(pfd[0]);
-	if (ms_stream_new_fd(&w, pfd[1], MS_STREAM_WRITER, MS_FD_OWN, NULL) ||
-	    device_save(w, &dev) || ms_stream_close(w))
+	if (ms_stream_new_fd(&w, pfd[1], MS_STREAM_WRITER, MS_FD_OWN, NULL)) {
+		/* Close our end anyway, or the child waits for data forever. */
+		close(pfd[1]);
 		failed++;
+	} else if (save_and_close(w, &dev)) {
+		failed++;
+	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 0)
 		failed++;
@@ -207,8 +232,7 @@ int main(void)
 	f = tmpfile();
 	if (!f)
 		return 1;
-	if (ms_stream_new_iov(&w, to_file, f, NULL) || device_save(w, &dev) ||
-	    ms_stream_close(w))
+	if (ms_stream_new_iov(&w, to_file, f, NULL) || save_and_close(w, &dev))
 		failed++;
 	fflush(f);
 	rewind(f);
@@ -219,7 +243,7 @@ int main(void)
 
 	/* A custom transport. */
 	if (ms_stream_new_custom(&w, &box_ops, &box, MS_STREAM_WRITER, NULL) ||
-	    device_save(w, &dev) || ms_stream_close(w))
+	    save_and_close(w, &dev))
 		failed++;
 	if (ms_stream_new_custom(&r, &box_ops, &box, MS_STREAM_READER, NULL) ||
 	    check("custom", r, &dev))

@@ -2,8 +2,8 @@
 # Installs the Debian packages migstream needs to build and test, if any is
 # missing.  Sourced by quickstart.sh, run-tests.sh and .ci/run.
 
-MS_DEB_PACKAGES="build-essential g++ autoconf automake libtool pkg-config \
-check zlib1g-dev libisal-dev clang valgrind"
+MS_DEB_PACKAGES="build-essential g++ autoconf automake pkg-config \
+check zlib1g-dev libisal-dev clang clang-format valgrind"
 
 ms_install_deps() {
 	local missing="" p

@@ -9,7 +9,13 @@
 
 #include "migstream/stream.h"
 
-/* Every code a migstream function can return, with its description. */
+/*
+ * Every code a migstream function can return, with its description: the
+ * library's own codes, then the POSIX errnos a transport (a descriptor or
+ * a custom sink) can pass through.  Pairs that are the same number on some
+ * systems (EAGAIN/EWOULDBLOCK, ENOTSUP/EOPNOTSUPP, EDEADLK/EDEADLOCK) have
+ * one entry only, so that the switch never has a duplicate case.
+ */
 #define MS__ERRNO_MAP(XX)                                                      \
 	XX(EINVAL, "invalid argument")                                         \
 	XX(ENOMEM, "out of memory")                                            \
@@ -32,7 +38,28 @@
 	XX(EBUSY, "busy")                                                      \
 	XX(EFBIG, "too large")                                                 \
 	XX(EILSEQ, "checksum mismatch")                                        \
-	XX(EPERM, "operation not permitted")
+	XX(EPERM, "operation not permitted")                                   \
+	XX(EACCES, "permission denied")                                        \
+	XX(ECONNABORTED, "connection aborted")                                 \
+	XX(ECONNREFUSED, "connection refused")                                 \
+	XX(EDESTADDRREQ, "destination address required")                       \
+	XX(EDQUOT, "disk quota exceeded")                                      \
+	XX(EFAULT, "bad address")                                              \
+	XX(EHOSTUNREACH, "host unreachable")                                   \
+	XX(EINTR, "interrupted system call")                                   \
+	XX(EISDIR, "is a directory")                                           \
+	XX(EMSGSIZE, "message too long")                                       \
+	XX(ENETDOWN, "network is down")                                        \
+	XX(ENETRESET, "connection reset by network")                           \
+	XX(ENETUNREACH, "network unreachable")                                 \
+	XX(ENOBUFS, "no buffer space available")                               \
+	XX(ENODEV, "no such device")                                           \
+	XX(ENOTCONN, "socket not connected")                                   \
+	XX(ENOTSOCK, "not a socket")                                           \
+	XX(ENOTTY, "inappropriate ioctl for device")                           \
+	XX(ENXIO, "no such device or address")                                 \
+	XX(EROFS, "read-only file system")                                     \
+	XX(ESPIPE, "illegal seek")
 
 const char *ms_strerror(int err)
 {

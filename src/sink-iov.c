@@ -36,7 +36,9 @@ int ms_stream_new_iov(ms_stream **out, ms_iov_fn fn, void *opaque,
 /*
  * The array writer cannot reuse staging memory it has handed out, so its
  * staging buffers are chunks that live until close; the current one is
- * filled up before a new one is taken.
+ * filled up before a new one is taken, and a new one is taken only when a
+ * put needs room (ms__iov_array_make_room()), never by a flush, so that a
+ * flush that delivered everything cannot fail with -ENOMEM.
  */
 static int iov_array_new_chunk(ms_stream *s)
 {
@@ -81,9 +83,36 @@ int ms__iov_array_flush(ms_stream *s)
 	if (s->iovcnt)
 		s->sink_calls++;
 	s->iovcnt = 0;
-	if (s->buf_len == s->buf_cap)
-		return iov_array_new_chunk(s);
 	return 0;
+}
+
+/*
+ * The staging chunk is full: hand out what it holds, then take a new
+ * chunk for the put that needs room.
+ */
+int ms__iov_array_make_room(ms_stream *s)
+{
+	if (ms__iov_array_flush(s))
+		return s->err;
+	if (s->buf_len < s->buf_cap)
+		return 0;
+	return iov_array_new_chunk(s);
+}
+
+/*
+ * At close the entries the stream handed out point into chunks that are
+ * about to be freed, so nothing more is handed out: bytes put since the
+ * last flush are dropped, and that is the caller's bug.
+ */
+void ms__iov_array_close(ms_stream *s)
+{
+	uint64_t unflushed = s->pos - s->flushed;
+
+	s->iovcnt = 0;
+	if (unflushed)
+		ms__stream_fail(s, -EINVAL, s->flushed,
+				"closed with %llu bytes not flushed",
+				(unsigned long long)unflushed);
 }
 
 int ms_stream_new_iov_array(ms_stream **out, struct iovec *iov, int iovmax,

@@ -32,6 +32,10 @@ int ms_stream_new_mem(ms_stream **out, size_t max_size,
 int ms_stream_mem_view(ms_stream *s, const uint8_t **data, size_t *len)
 {
 	assert(s && s->kind == MS__KIND_MEM && data && len);
+	if (data)
+		*data = NULL;
+	if (len)
+		*len = 0;
 	if (!s || s->kind != MS__KIND_MEM || !data || !len)
 		return -EINVAL;
 	*data = s->buf ? s->buf + s->buf_pos : NULL;
@@ -99,7 +103,7 @@ int ms_stream_feed(ms_stream *s, const void *buf, size_t len)
 		return s->err;
 	if (!len)
 		return 0;
-	if (len > SIZE_MAX / 4 - s->buf_len)
+	if (len > SIZE_MAX / 4 || s->buf_len > SIZE_MAX / 4 - len)
 		return ms__stream_fail(s, -ENOMEM, s->pos,
 				       "feed: too much unread data");
 	if (s->buf_cap - s->buf_len < len) {
@@ -123,8 +127,13 @@ int ms_stream_feed(ms_stream *s, const void *buf, size_t len)
 			size_t cap = s->buf_cap ? s->buf_cap : 256;
 			uint8_t *nb;
 
-			while (cap - s->buf_len < len)
+			while (cap - s->buf_len < len) {
+				if (cap > SIZE_MAX / 2)
+					return ms__stream_fail(
+						s, -ENOMEM, s->pos,
+						"feed: too much unread data");
 				cap *= 2;
+			}
 			nb = ms__realloc(s->alloc, s->buf, cap);
 			if (!nb)
 				return ms__stream_fail(

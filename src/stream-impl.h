@@ -111,6 +111,8 @@ int ms__stream_alloc_buf(ms_stream *s);
 void ms__stream_destroy(ms_stream *s);
 int ms__writer_flush(ms_stream *s);
 int ms__iov_array_flush(ms_stream *s);
+int ms__iov_array_make_room(ms_stream *s);
+void ms__iov_array_close(ms_stream *s);
 void ms__mem_set_limit(ms_stream *s);
 void ms__stream_drop(ms_stream *s);
 void ms__feed_mark(ms_stream *s);

@@ -115,12 +115,18 @@ uint64_t ms_stream_tell(const ms_stream *s)
 ms_stream_mode ms_stream_mode_of(const ms_stream *s)
 {
 	assert(s);
-	return s->mode;
+	return s ? s->mode : (ms_stream_mode)0;
 }
 
 void ms_stream_get_stats(const ms_stream *s, ms_stream_stats *st)
 {
 	assert(s && st);
+	if (!st)
+		return;
+	if (!s) {
+		memset(st, 0, sizeof(*st));
+		return;
+	}
 	st->bytes = s->pos;
 	st->bytes_copied = s->copied;
 	st->bytes_zero_copy = s->zero_copied;
@@ -214,7 +220,9 @@ int ms_stream_close(ms_stream *s)
 
 	if (!s)
 		return 0;
-	if (s->mode == MS_STREAM_WRITER)
+	if (s->kind == MS__KIND_IOV_ARRAY)
+		ms__iov_array_close(s);
+	else if (s->mode == MS_STREAM_WRITER)
 		ms_stream_flush(s);
 	if (s->t && s->t->close) {
 		ret = s->t->close(s);
@@ -386,7 +394,7 @@ static int mem_grow(ms_stream *s, size_t need)
 				       "memory sink full: %zu bytes held, %zu "
 				       "more do not fit in %zu",
 				       held, need, s->max_size);
-	if (need > SIZE_MAX / 4 - s->buf_len)
+	if (need > SIZE_MAX / 4 || s->buf_len > SIZE_MAX / 4 - need)
 		return ms__stream_fail(s, -ENOMEM, s->pos,
 				       "memory sink too large");
 	/*
@@ -399,8 +407,12 @@ static int mem_grow(ms_stream *s, size_t need)
 		s->buf_len = held;
 	} else if (s->mem_alloc - s->buf_len < need) {
 		cap = s->mem_alloc ? s->mem_alloc : 256;
-		while (cap - s->buf_len < need)
+		while (cap - s->buf_len < need) {
+			if (cap > SIZE_MAX / 2)
+				return ms__stream_fail(s, -ENOMEM, s->pos,
+						       "memory sink too large");
 			cap *= 2;
+		}
 		nb = ms__realloc(s->alloc, s->buf, cap);
 		if (!nb)
 			return ms__stream_fail(s, -ENOMEM, s->pos,
@@ -422,6 +434,8 @@ static int make_room(ms_stream *s, size_t want)
 {
 	if (s->kind == MS__KIND_MEM)
 		return mem_grow(s, want);
+	if (s->kind == MS__KIND_IOV_ARRAY)
+		return ms__iov_array_make_room(s);
 	return ms__writer_flush(s);
 }
 
@@ -558,7 +572,7 @@ int ms_put_sbe64(ms_stream *s, int64_t v)
 		assert(v || !n);                                               \
 		while (n) {                                                    \
 			size_t k = (s->buf_cap - s->buf_len) / (bits / 8), i;  \
-			uint8_t *p = s->buf + s->buf_len;                      \
+			uint8_t *p;                                            \
                                                                                \
 			if (!k) {                                              \
 				if (ms_put_be##bits(s, *v))                    \
@@ -567,6 +581,8 @@ int ms_put_sbe64(ms_stream *s, int64_t v)
 				n--;                                           \
 				continue;                                      \
 			}                                                      \
+			/* Only now: a fresh memory writer's buf is NULL. */   \
+			p = s->buf + s->buf_len;                               \
 			if (k > n)                                             \
 				k = n;                                         \
 			for (i = 0; i < k; i++)                                \
@@ -671,6 +687,20 @@ int ms_put_counted_string(ms_stream *s, const char *str)
 			return -EINVAL;                                        \
 	} while (0)
 
+/*
+ * The same for a get that stores into @out (@size bytes): a misused get
+ * zeroes its output, as a failed one does, and never leaves stale data.
+ */
+#define READER_CHECK_OUT(s, out, size)                                         \
+	do {                                                                   \
+		assert((s) && (s)->mode == MS_STREAM_READER);                  \
+		if (!(s) || (s)->mode != MS_STREAM_READER) {                   \
+			if (out)                                               \
+				memset((out), 0, (size));                      \
+			return -EINVAL;                                        \
+		}                                                              \
+	} while (0)
+
 /* Read from the sink, retrying EINTR and waiting on EAGAIN. */
 static ssize_t sink_read(ms_stream *s, void *buf, size_t len)
 {
@@ -725,7 +755,7 @@ static int fail_short(ms_stream *s, uint64_t start, uint64_t need,
 	if (s->kind == MS__KIND_FEED && !s->eof)
 		return ms__stream_fail(s, -EAGAIN, start,
 				       "offset %llu: %llu bytes needed, %llu "
-				       "fed so far",
+				       "available (more may be fed)",
 				       (unsigned long long)start,
 				       (unsigned long long)need,
 				       (unsigned long long)have);
@@ -829,7 +859,7 @@ static int get_small(ms_stream *s, uint8_t *p, size_t len)
 
 int ms_get_u8(ms_stream *s, uint8_t *v)
 {
-	READER_CHECK(s);
+	READER_CHECK_OUT(s, v, sizeof(*v));
 	if (s->buf_pos < s->buf_len) {
 		*v = s->buf[s->buf_pos++];
 		s->pos++;
@@ -843,7 +873,7 @@ int ms_get_be16(ms_stream *s, uint16_t *v)
 	uint8_t b[2];
 	int r;
 
-	READER_CHECK(s);
+	READER_CHECK_OUT(s, v, sizeof(*v));
 	if (s->buf_len - s->buf_pos >= 2) {
 		*v = ms__load_be16(s->buf + s->buf_pos);
 		s->buf_pos += 2;
@@ -860,7 +890,7 @@ int ms_get_be32(ms_stream *s, uint32_t *v)
 	uint8_t b[4];
 	int r;
 
-	READER_CHECK(s);
+	READER_CHECK_OUT(s, v, sizeof(*v));
 	if (s->buf_len - s->buf_pos >= 4) {
 		*v = ms__load_be32(s->buf + s->buf_pos);
 		s->buf_pos += 4;
@@ -877,7 +907,7 @@ int ms_get_be64(ms_stream *s, uint64_t *v)
 	uint8_t b[8];
 	int r;
 
-	READER_CHECK(s);
+	READER_CHECK_OUT(s, v, sizeof(*v));
 	if (s->buf_len - s->buf_pos >= 8) {
 		*v = ms__load_be64(s->buf + s->buf_pos);
 		s->buf_pos += 8;
@@ -932,11 +962,11 @@ int ms_get_sbe64(ms_stream *s, int64_t *v)
 		size_t left = n;                                               \
 		uint##bits##_t *out = v;                                       \
                                                                                \
-		READER_CHECK(s);                                               \
+		READER_CHECK_OUT(s, v, n * sizeof(*v));                        \
 		assert(v || !n);                                               \
 		while (left) {                                                 \
 			size_t k = (s->buf_len - s->buf_pos) / (bits / 8), i;  \
-			const uint8_t *p = s->buf + s->buf_pos;                \
+			const uint8_t *p;                                      \
                                                                                \
 			if (!k) {                                              \
 				if (ms_get_be##bits(s, out))                   \
@@ -945,6 +975,8 @@ int ms_get_sbe64(ms_stream *s, int64_t *v)
 				left--;                                        \
 				continue;                                      \
 			}                                                      \
+			/* Only now: an empty reader's buf may be NULL. */     \
+			p = s->buf + s->buf_pos;                               \
 			if (k > left)                                          \
 				k = left;                                      \
 			for (i = 0; i < k; i++)                                \
@@ -966,7 +998,7 @@ DEFINE_GET_ARRAY(64)
 
 int ms_get_buffer(ms_stream *s, void *buf, size_t len)
 {
-	READER_CHECK(s);
+	READER_CHECK_OUT(s, buf, len);
 	if (!len)
 		return s->err;
 	assert(buf);
@@ -989,7 +1021,7 @@ int ms_get_counted_string(ms_stream *s, char buf[MS_COUNTED_STRING_MAX + 1])
 {
 	uint8_t len;
 
-	READER_CHECK(s);
+	READER_CHECK_OUT(s, buf, 1);
 	buf[0] = '\0';
 	if (ms_get_u8(s, &len))
 		return s->err;
@@ -1005,9 +1037,12 @@ ssize_t ms_peek(ms_stream *s, const uint8_t **data, size_t len)
 {
 	size_t have;
 
-	READER_CHECK(s);
 	assert(data);
-	*data = NULL;
+	if (data)
+		*data = NULL;
+	READER_CHECK(s);
+	if (!data)
+		return -EINVAL;
 	if (s->err)
 		return s->err;
 	if (s->t && len > s->buf_cap)
@@ -1015,7 +1050,9 @@ ssize_t ms_peek(ms_stream *s, const uint8_t **data, size_t len)
 	have = fill(s, len);
 	if (s->err)
 		return s->err;
-	*data = s->buf + s->buf_pos;
+	/* An empty memory or feed reader may have no buffer at all. */
+	if (s->buf)
+		*data = s->buf + s->buf_pos;
 	return (ssize_t)(have < len ? have : len);
 }
 

@@ -6,6 +6,9 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "ms-test.h"
 
 enum fault {
@@ -212,11 +215,18 @@ START_TEST(test_faults_writer_every_call)
 }
 END_TEST
 
-/* The error's offset and message name the first byte the sink refused. */
+/*
+ * The error's offset and message name the first byte the sink refused,
+ * for each fatal fault (_i: EIO, ENOSPC, EPIPE).
+ */
 START_TEST(test_faults_writer_error_offset)
 {
+	static const enum fault fatal[] = {FAULT_EIO, FAULT_ENOSPC,
+					   FAULT_EPIPE};
 	ms_stream_opts o = small_buffer_opts();
 	uint8_t *big = malloc(FAULT_BIG), *ref;
+	enum fault fault = fatal[_i];
+	int err = fault_errno(fault);
 	size_t ref_len;
 	long n, ref_calls;
 
@@ -226,28 +236,31 @@ START_TEST(test_faults_writer_error_offset)
 	free(ref);
 	for (n = 1; n <= ref_calls; n++) {
 		struct faulty f = {0};
-		char want[64];
+		char want[128];
 		ms_stream *s;
 
 		f.cap = 1 << 20;
 		f.data = malloc(f.cap);
 		f.fail_at = n;
-		f.fault = FAULT_EIO;
+		f.fault = fault;
 		ms_stream_new_custom(&s, &faulty_ops, &f, MS_STREAM_WRITER, &o);
 		fault_script_write(s, big);
 		ms_stream_flush(s);
 		ck_assert(f.fired);
-		ck_assert_int_eq(ms_stream_error(s), -EIO);
-		ck_assert_uint_eq(ms_stream_error_offset(s), f.len);
-		snprintf(want, sizeof(want),
-			 "write error at offset %zu: ", f.len);
-		ck_assert_ptr_eq(strstr(ms_stream_errmsg(s), want),
-				 ms_stream_errmsg(s));
+		ck_assert_int_eq(ms_stream_error(s), err);
+		ck_assert_msg(ms_stream_error_offset(s) == f.len,
+			      "%s at call %ld: offset %llu, %zu taken",
+			      fault_names[fault], n,
+			      (unsigned long long)ms_stream_error_offset(s),
+			      f.len);
+		snprintf(want, sizeof(want), "write error at offset %zu: %s",
+			 f.len, ms_strerror(err));
+		ck_assert_str_eq(ms_stream_errmsg(s), want);
 		/* No call reaches the sink after the error. */
 		ms_put_buffer(s, big, 5000);
 		ms_stream_flush(s);
 		ck_assert_int_eq(f.calls, n);
-		ck_assert_int_eq(ms_stream_close(s), -EIO);
+		ck_assert_int_eq(ms_stream_close(s), err);
 		free(f.data);
 	}
 	free(big);
@@ -485,6 +498,117 @@ static int scenario_iov_reader(const ms_allocator *a, const uint8_t *ref,
 	return ret;
 }
 
+static int scenario_fd_writer(const ms_allocator *a, const uint8_t *ref,
+			      size_t ref_len)
+{
+	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, a, 0, 0, 0};
+	struct ms_test_script *sc = malloc(sizeof(*sc));
+	ms_stream *s;
+	int fd, ret;
+
+	(void)ref;
+	ms_test_script_init(sc);
+	fd = open("/dev/null", O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ret = ms_stream_new_fd(&s, fd, MS_STREAM_WRITER, MS_FD_OWN, &o);
+	if (ret) {
+		/* A constructor that fails leaves the descriptor open. */
+		ck_assert_int_eq(close(fd), 0);
+		free(sc);
+		return ret;
+	}
+	ck_assert_int_eq(ms_test_script_write(s, sc), 0);
+	ck_assert_uint_eq(ms_stream_tell(s), ref_len);
+	/* The script's async buffers are referenced until close returns. */
+	ret = ms_stream_close(s);
+	free(sc);
+	return ret;
+}
+
+struct iov_collect {
+	uint8_t *data;
+	size_t len, cap;
+};
+
+static int iov_collect_fn(void *opaque, const struct iovec *iov, int cnt)
+{
+	struct iov_collect *c = opaque;
+	int i;
+
+	for (i = 0; i < cnt; i++) {
+		ck_assert_uint_le(c->len + iov[i].iov_len, c->cap);
+		memcpy(c->data + c->len, iov[i].iov_base, iov[i].iov_len);
+		c->len += iov[i].iov_len;
+	}
+	return 0;
+}
+
+static int scenario_iov_callback(const ms_allocator *a, const uint8_t *ref,
+				 size_t ref_len)
+{
+	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, a, 0, 0, 0};
+	struct ms_test_script *sc = malloc(sizeof(*sc));
+	struct iov_collect c = {0};
+	ms_stream *s;
+	int ret;
+
+	ms_test_script_init(sc);
+	c.cap = ref_len;
+	c.data = malloc(c.cap);
+	ret = ms_stream_new_iov(&s, iov_collect_fn, &c, &o);
+	if (!ret) {
+		ck_assert_int_eq(ms_test_script_write(s, sc), 0);
+		ret = ms_stream_close(s);
+		ck_assert_int_eq(ret, 0);
+		ck_assert_uint_eq(c.len, ref_len);
+		ck_assert_mem_eq(c.data, ref, ref_len);
+	}
+	free(c.data);
+	free(sc);
+	return ret;
+}
+
+static int scenario_mem_reader(const ms_allocator *a, const uint8_t *ref,
+			       size_t ref_len)
+{
+	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, a, 0, 0, 0};
+	struct ms_test_script *sc = malloc(sizeof(*sc));
+	ms_stream *s;
+	int ret;
+
+	ms_test_script_init(sc);
+	ret = ms_stream_new_mem_reader(&s, ref, ref_len, &o);
+	if (!ret) {
+		ms_test_script_read(s, sc);
+		ck_assert(ms_stream_is_eof(s));
+		ret = ms_stream_close(s);
+	}
+	free(sc);
+	return ret;
+}
+
+static int scenario_custom_reader(const ms_allocator *a, const uint8_t *ref,
+				  size_t ref_len)
+{
+	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, a, 0, 0, 0};
+	struct ms_test_script *sc = malloc(sizeof(*sc));
+	struct faulty f = {0};
+	ms_stream *s;
+	int ret;
+
+	ms_test_script_init(sc);
+	f.data = (uint8_t *)(uintptr_t)ref;
+	f.len = ref_len;
+	ret = ms_stream_new_custom(&s, &faulty_ops, &f, MS_STREAM_READER, &o);
+	if (!ret) {
+		ms_test_script_read(s, sc);
+		ck_assert(ms_stream_is_eof(s));
+		ret = ms_stream_close(s);
+	}
+	free(sc);
+	return ret;
+}
+
 static void run_alloc_scenario(alloc_scenario fn, const char *name)
 {
 	struct ms_test_script *sc = malloc(sizeof(*sc));
@@ -532,6 +656,10 @@ START_TEST(test_faults_alloc_every_call)
 	run_alloc_scenario(scenario_custom_writer, "custom writer");
 	run_alloc_scenario(scenario_iov_array, "iovec array");
 	run_alloc_scenario(scenario_iov_reader, "iovec reader");
+	run_alloc_scenario(scenario_fd_writer, "fd writer on /dev/null");
+	run_alloc_scenario(scenario_iov_callback, "iovec callback");
+	run_alloc_scenario(scenario_mem_reader, "memory reader");
+	run_alloc_scenario(scenario_custom_reader, "custom reader");
 }
 END_TEST
 
@@ -543,7 +671,7 @@ static Suite *faults_suite(void)
 	tc = tcase_create("sink faults");
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_faults_writer_every_call);
-	tcase_add_test(tc, test_faults_writer_error_offset);
+	tcase_add_loop_test(tc, test_faults_writer_error_offset, 0, 3);
 	tcase_add_test(tc, test_faults_reader_every_call);
 	suite_add_tcase(s, tc);
 

@@ -1703,8 +1703,110 @@ START_TEST(test_sinks_iov_array_enospc)
 	ck_assert_int_eq(ms_stream_flush(w), 0);
 	ck_assert_int_eq(cnt, 1);
 	ck_assert_int_eq(ms_put_be32(w, 6), 0);
+	ck_assert_int_eq(ms_stream_flush(w), -ENOSPC);
+	ck_assert_int_eq(cnt, 1);
 	ck_assert_int_eq(ms_stream_close(w), -ENOSPC);
 	ck_assert_int_eq(cnt, 1);
+}
+END_TEST
+
+/*
+ * Close frees the chunks that stream-owned entries point at, so it never
+ * hands out entries itself: unflushed bytes are dropped with -EINVAL and
+ * the caller's array is left exactly as the last flush left it.
+ */
+START_TEST(test_sinks_iov_array_close_unflushed)
+{
+	static uint8_t big[5000];
+	struct iovec iov[8], before[8];
+	ms_stream *w;
+	int cnt = -1;
+
+	/* Nothing flushed: nothing is handed out. */
+	memset(iov, 0x5a, sizeof(iov));
+	memcpy(before, iov, sizeof(iov));
+	ck_assert_int_eq(ms_stream_new_iov_array(&w, iov, 8, &cnt, NULL), 0);
+	ck_assert_int_eq(cnt, 0);
+	ck_assert_int_eq(ms_put_be32(w, 1), 0);
+	ck_assert_int_eq(ms_put_buffer_async(w, big, sizeof(big)), 0);
+	ck_assert_int_eq(ms_put_u8(w, 2), 0);
+	ck_assert_int_eq(ms_stream_close(w), -EINVAL);
+	ck_assert_int_eq(cnt, 0);
+	ck_assert_mem_eq(iov, before, sizeof(iov));
+
+	/* Flushed, then more: the entries of the flush stay as they were. */
+	ck_assert_int_eq(ms_stream_new_iov_array(&w, iov, 8, &cnt, NULL), 0);
+	ck_assert_int_eq(ms_put_be32(w, 1), 0);
+	ck_assert_int_eq(ms_put_buffer_async(w, big, sizeof(big)), 0);
+	ck_assert_int_eq(ms_stream_flush(w), 0);
+	ck_assert_int_eq(cnt, 2);
+	memcpy(before, iov, sizeof(iov));
+	ck_assert_int_eq(ms_put_u8(w, 2), 0);
+	ck_assert_int_eq(ms_stream_close(w), -EINVAL);
+	ck_assert_int_eq(cnt, 2);
+	ck_assert_mem_eq(iov, before, sizeof(iov));
+	/* Entries that point at the caller's own buffers stay usable. */
+	ck_assert_ptr_eq(iov[1].iov_base, big);
+	ck_assert_uint_eq(iov[1].iov_len, sizeof(big));
+
+	/* Flush, use the entries, then close: the documented order. */
+	ck_assert_int_eq(ms_stream_new_iov_array(&w, iov, 8, &cnt, NULL), 0);
+	ck_assert_int_eq(ms_put_be32(w, 0x01020304), 0);
+	ck_assert_int_eq(ms_stream_flush(w), 0);
+	ck_assert_int_eq(cnt, 1);
+	ck_assert_uint_eq(iov[0].iov_len, 4);
+	ck_assert_uint_eq(((const uint8_t *)iov[0].iov_base)[3], 4);
+	ck_assert_int_eq(ms_stream_flush(w), 0);
+	ck_assert_int_eq(ms_stream_close(w), 0);
+	ck_assert_int_eq(cnt, 1);
+}
+END_TEST
+
+/*
+ * A flush that delivered everything succeeds even when the next staging
+ * chunk could not be allocated: the chunk is taken by the next put.
+ */
+START_TEST(test_sinks_iov_array_flush_allocates_nothing)
+{
+	ms_stream_opts o = opts_of(16, 0);
+	struct ms_test_alloc ta;
+	struct iovec iov[8];
+	uint8_t b16[16];
+	ms_stream *w;
+	int cnt = -1;
+
+	memset(b16, 0x33, sizeof(b16));
+	/* Allocations: the stream, its first chunk, then the next chunk. */
+	ms_test_alloc_init(&ta, 3);
+	o.allocator = &ta.a;
+	ck_assert_int_eq(ms_stream_new_iov_array(&w, iov, 8, &cnt, &o), 0);
+	ck_assert_int_eq(ta.calls, 2);
+	/* Exactly fills the first chunk. */
+	ck_assert_int_eq(ms_put_buffer(w, b16, sizeof(b16)), 0);
+	ck_assert_int_eq(ms_stream_flush(w), 0);
+	ck_assert_int_eq(ta.calls, 2);
+	ck_assert_int_eq(cnt, 1);
+	ck_assert_uint_eq(iov[0].iov_len, 16);
+	ck_assert_mem_eq(iov[0].iov_base, b16, 16);
+	ck_assert_int_eq(ms_stream_flush(w), 0);
+	/* The next put needs the chunk, and that allocation fails. */
+	ck_assert_int_eq(ms_put_u8(w, 1), -ENOMEM);
+	ck_assert_int_eq(cnt, 1);
+	ck_assert_int_eq(ms_stream_close(w), -ENOMEM);
+	ck_assert_int_eq(ta.live, 0);
+
+	/* Without the failure, the next put takes a new chunk. */
+	ms_test_alloc_init(&ta, 0);
+	ck_assert_int_eq(ms_stream_new_iov_array(&w, iov, 8, &cnt, &o), 0);
+	ck_assert_int_eq(ms_put_buffer(w, b16, sizeof(b16)), 0);
+	ck_assert_int_eq(ms_stream_flush(w), 0);
+	ck_assert_int_eq(ms_put_be16(w, 0x3344), 0);
+	ck_assert_int_eq(ta.calls, 3);
+	ck_assert_int_eq(ms_stream_flush(w), 0);
+	ck_assert_int_eq(cnt, 2);
+	ck_assert_uint_eq(iov[1].iov_len, 2);
+	ck_assert_int_eq(ms_stream_close(w), 0);
+	ck_assert_int_eq(ta.live, 0);
 }
 END_TEST
 
@@ -2348,6 +2450,42 @@ START_TEST(test_sinks_custom_bad_ops)
 }
 END_TEST
 
+/*
+ * Errors a descriptor really returns are named in the message, not
+ * "unknown error": read(2) on a directory (EISDIR) and a write to an
+ * unconnected socket (ENOTCONN).
+ */
+START_TEST(test_sinks_fd_transport_errnos_named)
+{
+	ms_stream *r, *w;
+	uint8_t v = 9;
+	int fd;
+
+	fd = open("/", O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(
+		ms_stream_new_fd(&r, fd, MS_STREAM_READER, MS_FD_OWN, NULL), 0);
+	ck_assert_int_eq(ms_get_u8(r, &v), -EISDIR);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_uint_eq(ms_stream_error_offset(r), 0);
+	ck_assert_str_eq(ms_stream_errmsg(r),
+			 "read error at offset 0: is a directory");
+	ck_assert_int_eq(ms_stream_close(r), -EISDIR);
+	ck_assert(fd_is_closed(fd));
+
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(
+		ms_stream_new_fd(&w, fd, MS_STREAM_WRITER, MS_FD_OWN, NULL), 0);
+	ck_assert_int_eq(ms_put_be32(w, 1), 0);
+	ck_assert_int_eq(ms_stream_flush(w), -ENOTCONN);
+	ck_assert_str_eq(ms_stream_errmsg(w),
+			 "write error at offset 0: socket not connected");
+	ck_assert_int_eq(ms_stream_close(w), -ENOTCONN);
+	ck_assert(fd_is_closed(fd));
+}
+END_TEST
+
 static Suite *sinks_suite(void)
 {
 	Suite *s = suite_create("sinks");
@@ -2380,6 +2518,7 @@ static Suite *sinks_suite(void)
 	tcase_add_loop_test(tc, test_sinks_fd_eintr_read, 0, CH_KINDS);
 	tcase_add_loop_test(tc, test_sinks_fd_eintr_write, 0, CH_KINDS);
 	tcase_add_loop_test(tc, test_sinks_fd_timeout, 0, CH_KINDS);
+	tcase_add_test(tc, test_sinks_fd_transport_errnos_named);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("iovec writer");
@@ -2391,6 +2530,8 @@ static Suite *sinks_suite(void)
 	tcase_add_test(tc, test_sinks_iov_array_script);
 	tcase_add_test(tc, test_sinks_iov_array_entries_stay_valid);
 	tcase_add_test(tc, test_sinks_iov_array_enospc);
+	tcase_add_test(tc, test_sinks_iov_array_close_unflushed);
+	tcase_add_test(tc, test_sinks_iov_array_flush_allocates_nothing);
 	tcase_add_test(tc, test_sinks_iov_bad_args);
 	suite_add_tcase(s, tc);
 

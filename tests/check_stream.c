@@ -50,12 +50,31 @@ START_TEST(test_stream_strerror_names_every_code)
 		ETIMEDOUT, EBADF,     ERANGE,  ENOENT, EEXIST,	ECANCELED,
 		EBUSY,	   EFBIG,     EILSEQ,  EPERM,
 	};
+	/* What a descriptor or a custom transport can pass through. */
+	static const int transport_codes[] = {
+		EACCES,	  ECONNABORTED, ECONNREFUSED, EDESTADDRREQ, EDQUOT,
+		EFAULT,	  EHOSTUNREACH, EINTR,	      EISDIR,	    EMSGSIZE,
+		ENETDOWN, ENETRESET,	ENETUNREACH,  ENOBUFS,	    ENODEV,
+		ENOTCONN, ENOTSOCK,	ENOTTY,	      ENXIO,	    EROFS,
+		ESPIPE,
+	};
 	size_t i;
 
 	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
 		ck_assert_str_ne(ms_strerror(-codes[i]), "unknown error");
 		ck_assert_str_eq(ms_strerror(-codes[i]), ms_strerror(codes[i]));
 	}
+	for (i = 0; i < sizeof(transport_codes) / sizeof(transport_codes[0]);
+	     i++) {
+		ck_assert_msg(strcmp(ms_strerror(-transport_codes[i]),
+				     "unknown error") != 0,
+			      "errno %d (%s) has no name", transport_codes[i],
+			      strerror(transport_codes[i]));
+		ck_assert_str_eq(ms_strerror(-transport_codes[i]),
+				 ms_strerror(transport_codes[i]));
+	}
+	ck_assert_str_eq(ms_strerror(-EISDIR), "is a directory");
+	ck_assert_str_eq(ms_strerror(-ENOTCONN), "socket not connected");
 	ck_assert_str_eq(ms_strerror(0), "success");
 	ck_assert_str_eq(ms_strerror(-100000), "unknown error");
 	ck_assert_str_eq(ms_strerror(INT_MIN), "unknown error");
@@ -546,6 +565,7 @@ START_TEST(test_stream_feed_incremental)
 	ms_stream *w = new_writer(0), *r;
 	const uint8_t *data;
 	size_t len, off = 0;
+	uint32_t v32 = 99;
 	uint8_t v;
 
 	ms_test_script_init(&sc);
@@ -568,6 +588,21 @@ START_TEST(test_stream_feed_incremental)
 	ck_assert_int_eq(ms_get_u8(r, &v), -EAGAIN);
 	ck_assert_uint_eq(ms_stream_error_offset(r), len);
 	ck_assert_int_eq(ms_stream_feed(r, data, 1), -EAGAIN);
+	ms_stream_close(r);
+
+	/* The message says what is missing, not what was fed in total. */
+	ck_assert_int_eq(ms_stream_new_feed(&r, NULL), 0);
+	ck_assert_int_eq(ms_stream_feed(r, data, 10), 0);
+	ck_assert_int_eq(ms_skip(r, 8), 0);
+	ck_assert_int_eq(ms_get_be32(r, &v32), -EAGAIN);
+	ck_assert_uint_eq(v32, 0);
+	ck_assert_uint_eq(ms_stream_error_offset(r), 8);
+	ck_assert_str_eq(ms_stream_errmsg(r),
+			 "offset 8: 4 bytes needed, 2 available (more may be "
+			 "fed)");
+	/* Sticky, as documented: more data does not clear it. */
+	ck_assert_int_eq(ms_stream_feed(r, data, 10), -EAGAIN);
+	ck_assert_int_eq(ms_get_u8(r, &v), -EAGAIN);
 	ms_stream_close(r);
 
 	/* The same after the end is marked: -ENODATA. */
@@ -753,6 +788,161 @@ START_TEST(test_stream_threads_independent)
 }
 END_TEST
 
+/*
+ * Empty streams have no buffer at all: peeking, array puts and array gets
+ * on them must not compute NULL + 0 (undefined behaviour that clang's
+ * UBSan reports: build with CC=clang --enable-asan).
+ */
+START_TEST(test_stream_no_null_pointer_arithmetic)
+{
+	static const uint16_t a16[3] = {1, 2, 3};
+	static const uint64_t a64[2] = {4, 5};
+	uint16_t g16[2] = {7, 7};
+	const uint8_t *p = (const uint8_t *)1, *data;
+	size_t len;
+	ms_stream *w, *r;
+
+	/* Peek 0 bytes on an empty memory reader and a starved feed. */
+	ck_assert_int_eq(ms_stream_new_mem_reader(&r, NULL, 0, NULL), 0);
+	ck_assert_int_eq(ms_peek(r, &p, 0), 0);
+	ck_assert_int_eq(ms_peek(r, &p, 4), 0);
+	ck_assert_int_eq(ms_get_be16_array(r, g16, 0), 0);
+	ck_assert_int_eq(ms_stream_error(r), 0);
+	ck_assert_int_eq(ms_get_be16_array(r, g16, 2), -ENODATA);
+	ck_assert_uint_eq(g16[0], 0);
+	ck_assert_uint_eq(g16[1], 0);
+	ms_stream_close(r);
+	ck_assert_int_eq(ms_stream_new_feed(&r, NULL), 0);
+	ck_assert_int_eq(ms_peek(r, &p, 0), 0);
+	ck_assert_int_eq(ms_stream_error(r), 0);
+	ms_stream_close(r);
+
+	/* Empty, then non-empty arrays into fresh memory writers. */
+	ck_assert_int_eq(ms_stream_new_mem(&w, 0, NULL), 0);
+	ck_assert_int_eq(ms_put_be16_array(w, a16, 0), 0);
+	ck_assert_int_eq(ms_put_be16_array(w, NULL, 0), 0);
+	ck_assert_int_eq(ms_put_be16_array(w, a16, 3), 0);
+	ms_stream_mem_view(w, &data, &len);
+	ck_assert_uint_eq(len, 6);
+	ck_assert_uint_eq(data[5], 3);
+	ck_assert_int_eq(ms_stream_close(w), 0);
+	ck_assert_int_eq(ms_stream_new_mem(&w, 0, NULL), 0);
+	ck_assert_int_eq(ms_put_be64_array(w, a64, 2), 0);
+	ck_assert_uint_eq(ms_stream_tell(w), 16);
+	ck_assert_int_eq(ms_stream_close(w), 0);
+}
+END_TEST
+
+/* Sizes near SIZE_MAX are refused before anything is allocated or read. */
+START_TEST(test_stream_huge_sizes_refused)
+{
+	static const uint8_t byte = 1;
+	ms_stream *w, *r;
+
+	/* The buffer is never read: the size check comes first. */
+	ck_assert_int_eq(ms_stream_new_mem(&w, 0, NULL), 0);
+	ck_assert_int_eq(ms_put_buffer(w, &byte, SIZE_MAX / 4 + 1), -ENOMEM);
+	ck_assert_uint_eq(ms_stream_tell(w), 0);
+	ms_stream_close(w);
+	ck_assert_int_eq(ms_stream_new_mem(&w, 0, NULL), 0);
+	ck_assert_int_eq(ms_put_u8(w, 1), 0);
+	ck_assert_int_eq(ms_put_buffer(w, &byte, SIZE_MAX - 1), -ENOMEM);
+	ck_assert_ptr_nonnull(strstr(ms_stream_errmsg(w), "too large"));
+	ms_stream_close(w);
+
+	ck_assert_int_eq(ms_stream_new_feed(&r, NULL), 0);
+	ck_assert_int_eq(ms_stream_feed(r, &byte, 1), 0);
+	ck_assert_int_eq(ms_stream_feed(r, &byte, SIZE_MAX / 4 + 1), -ENOMEM);
+	ms_stream_close(r);
+	ck_assert_int_eq(ms_stream_new_feed(&r, NULL), 0);
+	ck_assert_int_eq(ms_stream_feed(r, &byte, 1), 0);
+	ck_assert_int_eq(ms_stream_feed(r, &byte, SIZE_MAX), -ENOMEM);
+	ms_stream_close(r);
+}
+END_TEST
+
+/*
+ * Caller bugs in a build with NDEBUG: NULL handles and gets or puts in
+ * the wrong direction return -EINVAL, dereference nothing, leave the
+ * stream's error alone, and a misused get zeroes its output.  Without
+ * NDEBUG these are assert() failures, so the test has nothing to do.
+ */
+START_TEST(test_stream_misuse_without_asserts)
+{
+#ifdef NDEBUG
+	char str[MS_COUNTED_STRING_MAX + 1];
+	ms_stream_stats st;
+	const uint8_t *p, *data;
+	uint8_t u8 = 0xaa, buf[4] = {1, 2, 3, 4};
+	uint16_t u16 = 0xaaaa, a16[2] = {9, 9};
+	uint32_t u32 = 0xaaaaaaaa;
+	uint64_t u64 = 0xaaaa, a64[2] = {9, 9};
+	int8_t s8 = 5;
+	int16_t s16 = 5;
+	int32_t s32 = 5;
+	int64_t s64 = 5;
+	size_t len = 7;
+	ms_stream *w = new_writer(0), *r;
+
+	ck_assert_int_eq(ms_stream_mode_of(NULL), 0);
+	memset(&st, 0xff, sizeof(st));
+	ms_stream_get_stats(NULL, &st);
+	ck_assert_uint_eq(st.bytes, 0);
+	ck_assert_uint_eq(st.sink_calls, 0);
+	ms_stream_get_stats(w, NULL);
+
+	/* Gets on a writer. */
+	ck_assert_int_eq(ms_get_u8(w, &u8), -EINVAL);
+	ck_assert_int_eq(ms_get_be16(w, &u16), -EINVAL);
+	ck_assert_int_eq(ms_get_be32(w, &u32), -EINVAL);
+	ck_assert_int_eq(ms_get_be64(w, &u64), -EINVAL);
+	ck_assert_int_eq(ms_get_s8(w, &s8), -EINVAL);
+	ck_assert_int_eq(ms_get_sbe16(w, &s16), -EINVAL);
+	ck_assert_int_eq(ms_get_sbe32(w, &s32), -EINVAL);
+	ck_assert_int_eq(ms_get_sbe64(NULL, &s64), -EINVAL);
+	ck_assert_uint_eq(u8, 0);
+	ck_assert_uint_eq(u16, 0);
+	ck_assert_uint_eq(u32, 0);
+	ck_assert_uint_eq(u64, 0);
+	ck_assert_int_eq(s8, 0);
+	ck_assert_int_eq(s16, 0);
+	ck_assert_int_eq(s32, 0);
+	ck_assert(s64 == 0);
+	ck_assert_int_eq(ms_get_be16_array(w, a16, 2), -EINVAL);
+	ck_assert_int_eq(ms_get_be64_array(NULL, a64, 2), -EINVAL);
+	ck_assert_uint_eq(a16[0] | a16[1], 0);
+	ck_assert_uint_eq(a64[0] | a64[1], 0);
+	ck_assert_int_eq(ms_get_buffer(w, buf, sizeof(buf)), -EINVAL);
+	ck_assert_uint_eq(buf[0] | buf[1] | buf[2] | buf[3], 0);
+	str[0] = 'x';
+	ck_assert_int_eq(ms_get_counted_string(w, str), -EINVAL);
+	ck_assert_str_eq(str, "");
+	p = buf;
+	ck_assert_int_eq(ms_peek(w, &p, 1), -EINVAL);
+	ck_assert_ptr_null(p);
+	ck_assert_int_eq(ms_skip(w, 1), -EINVAL);
+	ck_assert_int_eq(ms_stream_error(w), 0);
+
+	/* Puts on a reader, views of a stream that is not a memory writer. */
+	r = reader_of(w, 0);
+	ck_assert_int_eq(ms_put_u8(r, 1), -EINVAL);
+	ck_assert_int_eq(ms_put_be64_array(r, a64, 2), -EINVAL);
+	ck_assert_int_eq(ms_put_buffer(NULL, buf, 1), -EINVAL);
+	ck_assert_int_eq(ms_put_counted_string(r, "a"), -EINVAL);
+	data = buf;
+	ck_assert_int_eq(ms_stream_mem_view(r, &data, &len), -EINVAL);
+	ck_assert_ptr_null(data);
+	ck_assert_uint_eq(len, 0);
+	ck_assert_int_eq(ms_stream_error(r), 0);
+	ck_assert_int_eq(ms_stream_close(r), 0);
+	ck_assert_int_eq(ms_stream_close(w), 0);
+#else
+	fprintf(stderr, "test_stream_misuse_without_asserts: skipped "
+			"(configure with CFLAGS=-DNDEBUG to run it)\n");
+#endif
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
 	Suite *s = suite_create("stream");
@@ -764,6 +954,9 @@ static Suite *stream_suite(void)
 	tcase_add_test(tc, test_stream_bad_arguments);
 	tcase_add_test(tc, test_stream_zero_length_ops);
 	tcase_add_test(tc, test_stream_stats_count_copies);
+	tcase_add_test(tc, test_stream_no_null_pointer_arithmetic);
+	tcase_add_test(tc, test_stream_huge_sizes_refused);
+	tcase_add_test(tc, test_stream_misuse_without_asserts);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("round trips");

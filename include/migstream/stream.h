@@ -14,10 +14,12 @@
  *   its code, a message and the byte offset at which it happened.
  * - Caller bugs (NULL stream, a put on a reader, a get on a writer) are
  *   caught by assert(); in builds with NDEBUG they return -EINVAL and do
- *   not touch the stream's error state.
+ *   not touch the stream's error state.  A get misused that way still
+ *   stores zeros in its destination (when that is not NULL).
  * - A stream is not thread-safe: one thread at a time may use it.  The
  *   library keeps no global or static mutable state, so different streams
- *   may be used on different threads at the same time.
+ *   may be used on different threads at the same time.  The function
+ *   comments below say "Not thread-safe" for this rule.
  */
 #ifndef MIGSTREAM_STREAM_H
 #define MIGSTREAM_STREAM_H
@@ -81,7 +83,9 @@ typedef struct ms_stream ms_stream;
  * @allocator: allocation hooks, or NULL for the C library's.
  * @buffer_size: size of the internal buffer in bytes; 0 means
  *               MS_STREAM_DEFAULT_BUFFER_SIZE.  It is also the largest
- *               ms_peek().  At least 16 bytes.
+ *               ms_peek().  At least 16 bytes and at most 1 GiB
+ *               (1 << 30): a size outside that range is refused with
+ *               -EINVAL.
  * @zero_copy_threshold: ms_put_buffer_async() queues buffers of at least
  *                       this many bytes without copying them; 0 means
  *                       MS_STREAM_DEFAULT_ZERO_COPY_THRESHOLD.
@@ -138,8 +142,10 @@ int ms_stream_new_mem(ms_stream **out, size_t max_size,
  *        NULL when the length is 0.
  * @len: receives the number of bytes held.
  *
- * Return: 0, or the stream's sticky error (the view is still given: it
- * holds every byte put before the error).
+ * Return: 0, the stream's sticky error (the view is still given: it
+ * holds every byte put before the error), or -EINVAL when @s is NULL or
+ * not a memory writer, or @data or @len is NULL (those that are not NULL
+ * receive NULL and 0).
  */
 int ms_stream_mem_view(ms_stream *s, const uint8_t **data, size_t *len);
 
@@ -235,7 +241,14 @@ size_t ms_stream_available(const ms_stream *s);
  * descriptor is closed by ms_stream_close(); when this function fails the
  * descriptor is left open whatever @flags say.
  *
- * Return: 0, -EINVAL or -ENOMEM.
+ * A reader reads ahead: each read(2) asks for up to the buffer size
+ * (@opts->buffer_size), so after ms_stream_close() of a reader without
+ * MS_FD_OWN the descriptor's offset may be past the last byte got.  A
+ * caller that goes on using the descriptor seeks back, or uses a memory
+ * reader over data it read itself.
+ *
+ * Return: 0, -EINVAL (bad @fd number, @mode, @flags or @opts), -EBADF
+ * (@fd is not an open descriptor) or -ENOMEM.
  */
 int ms_stream_new_fd(ms_stream **out, int fd, ms_stream_mode mode,
 		     unsigned flags, const ms_stream_opts *opts);
@@ -281,7 +294,14 @@ int ms_stream_new_iov(ms_stream **out, ms_iov_fn fn, void *opaque,
  * The entries point either at the caller's buffers queued with
  * ms_put_buffer_async() (no copy) or at memory the stream owns, which
  * stays valid until ms_stream_close().  Running out of entries fails the
- * stream with -ENOSPC.
+ * stream with -ENOSPC.  A flush may also happen inside a put, when the
+ * staging memory fills up.
+ *
+ * The order is: flush, use the entries, then close; close frees the
+ * memory the stream-owned entries point at.  ms_stream_close() therefore
+ * never flushes this writer and never touches @iov or @iovcnt: bytes put
+ * since the last ms_stream_flush() are dropped, and close reports them
+ * with -EINVAL ("closed with N bytes not flushed").
  *
  * Return: 0, -EINVAL or -ENOMEM.
  */
@@ -363,10 +383,20 @@ int ms_stream_new_custom(ms_stream **out, const ms_stream_ops *ops,
  * ms_stream_flush() - Push buffered and queued data to the sink.
  * @s: a writer.
  *
- * After it returns, buffers queued by ms_put_buffer_async() are no longer
- * referenced.  On a reader it does nothing.
+ * What stays referenced after it returns depends on the sink:
+ * - file-descriptor, custom and iovec-callback writers: the data has been
+ *   written or handed to the callback, and buffers queued by
+ *   ms_put_buffer_async() are no longer referenced;
+ * - iovec-array writer: the data has been described in the caller's
+ *   array, whose entries go on pointing at the queued caller buffers
+ *   (which must stay valid and unchanged while the caller uses those
+ *   entries) and at memory the stream owns (valid until
+ *   ms_stream_close());
+ * - memory writer: nothing to do, every put was copied.
  *
- * Return: 0 or the sticky error.
+ * On a reader it does nothing.  Not thread-safe.
+ *
+ * Return: 0 or the sticky error; -EINVAL when @s is NULL.
  */
 int ms_stream_flush(ms_stream *s);
 
@@ -374,7 +404,10 @@ int ms_stream_flush(ms_stream *s);
  * ms_stream_close() - Flush, close the sink if owned, and free the stream.
  * @s: a stream, or NULL (nothing happens, 0 is returned).
  *
- * The stream is freed whatever happens.
+ * The stream is freed whatever happens.  An iovec-array writer is not
+ * flushed (see ms_stream_new_iov_array()): bytes put since its last flush
+ * are dropped and, if the stream had no error, make close return -EINVAL.
+ * Not thread-safe.
  *
  * Return: 0 or the stream's first error, including one from this final
  * flush or from closing the sink.
@@ -405,8 +438,8 @@ int ms_stream_error(const ms_stream *s);
  * @s: a stream.
  *
  * Return: "" when there is no error, otherwise a message such as
- * "end of stream: 4 bytes needed, 2 left"; valid until the stream is
- * closed.
+ * "end of stream at offset 98: 4 bytes needed, 2 left"; valid until the
+ * stream is closed.
  */
 const char *ms_stream_errmsg(const ms_stream *s);
 
@@ -457,7 +490,8 @@ bool ms_stream_is_eof(ms_stream *s);
  * ms_stream_mode_of() - The direction of a stream.
  * @s: a stream.
  *
- * Return: MS_STREAM_WRITER or MS_STREAM_READER.
+ * Return: MS_STREAM_WRITER or MS_STREAM_READER; 0 (neither) when @s is
+ * NULL (a caller bug, caught by assert()).
  */
 ms_stream_mode ms_stream_mode_of(const ms_stream *s);
 
@@ -478,21 +512,112 @@ typedef struct ms_stream_stats {
 /**
  * ms_stream_get_stats() - Read a stream's counters.
  * @s: a stream.
- * @st: receives the counters.
+ * @st: receives the counters; all zeros when @s is NULL.
+ *
+ * NULL @s or @st is a caller bug, caught by assert(); with NDEBUG nothing
+ * is dereferenced.  Not thread-safe.
  */
 void ms_stream_get_stats(const ms_stream *s, ms_stream_stats *st);
 
 /*
- * Writing.  Each put returns 0 or the sticky error.
+ * Writing.  Each put returns 0 or the sticky error; after an error it
+ * writes nothing.
  */
 
+/**
+ * ms_put_u8() - Append one byte.
+ * @s: a writer.
+ * @v: the value.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (nothing is written), or -EINVAL when @s is
+ * NULL or a reader (a caller bug, caught by assert()).
+ */
 int ms_put_u8(ms_stream *s, uint8_t v);
+
+/**
+ * ms_put_be16() - Append a u16 as 2 bytes, big-endian.
+ * @s: a writer.
+ * @v: the value.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (nothing is written), or -EINVAL when @s is
+ * NULL or a reader (a caller bug, caught by assert()).
+ */
 int ms_put_be16(ms_stream *s, uint16_t v);
+
+/**
+ * ms_put_be32() - Append a u32 as 4 bytes, big-endian.
+ * @s: a writer.
+ * @v: the value.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (nothing is written), or -EINVAL when @s is
+ * NULL or a reader (a caller bug, caught by assert()).
+ */
 int ms_put_be32(ms_stream *s, uint32_t v);
+
+/**
+ * ms_put_be64() - Append a u64 as 8 bytes, big-endian.
+ * @s: a writer.
+ * @v: the value.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (nothing is written), or -EINVAL when @s is
+ * NULL or a reader (a caller bug, caught by assert()).
+ */
 int ms_put_be64(ms_stream *s, uint64_t v);
+
+/**
+ * ms_put_s8() - Append an s8 as one byte (two's complement).
+ * @s: a writer.
+ * @v: the value.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (nothing is written), or -EINVAL when @s is
+ * NULL or a reader (a caller bug, caught by assert()).
+ */
 int ms_put_s8(ms_stream *s, int8_t v);
+
+/**
+ * ms_put_sbe16() - Append an s16 as 2 bytes, big-endian two's complement.
+ * @s: a writer.
+ * @v: the value.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (nothing is written), or -EINVAL when @s is
+ * NULL or a reader (a caller bug, caught by assert()).
+ */
 int ms_put_sbe16(ms_stream *s, int16_t v);
+
+/**
+ * ms_put_sbe32() - Append an s32 as 4 bytes, big-endian two's complement.
+ * @s: a writer.
+ * @v: the value.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (nothing is written), or -EINVAL when @s is
+ * NULL or a reader (a caller bug, caught by assert()).
+ */
 int ms_put_sbe32(ms_stream *s, int32_t v);
+
+/**
+ * ms_put_sbe64() - Append an s64 as 8 bytes, big-endian two's complement.
+ * @s: a writer.
+ * @v: the value.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (nothing is written), or -EINVAL when @s is
+ * NULL or a reader (a caller bug, caught by assert()).
+ */
 int ms_put_sbe64(ms_stream *s, int64_t v);
 
 /**
@@ -500,25 +625,60 @@ int ms_put_sbe64(ms_stream *s, int64_t v);
  * @s: a writer.
  * @v: the values; caller-owned, read before return.  May be NULL if @n is
  *     0.
- * @n: number of values.
+ * @n: number of values; 0 does nothing.
  *
  * The same bytes as @n calls of ms_put_be16(), several times faster for
- * register files, bitmaps and other arrays.  ms_put_be32_array() and
- * ms_put_be64_array() are the same for u32 and u64.
+ * register files and other arrays.  On an error part of the values may have been written (a
+ * prefix, as with single puts).  Not thread-safe.
  *
- * Return: 0 or the sticky error.
+ * Return: 0, the sticky error, or -EINVAL when @s is NULL or a reader (a
+ * caller bug, caught by assert()).
  */
 int ms_put_be16_array(ms_stream *s, const uint16_t *v, size_t n);
+
+/**
+ * ms_put_be32_array() - Append @n values, each as a big-endian u32.
+ * @s: a writer.
+ * @v: the values; caller-owned, read before return.  May be NULL if @n is
+ *     0.
+ * @n: number of values; 0 does nothing.
+ *
+ * The same bytes as @n calls of ms_put_be32(), several times faster for
+ * register files, bitmaps and other arrays.  On an error part of the values may have been written (a
+ * prefix, as with single puts).  Not thread-safe.
+ *
+ * Return: 0, the sticky error, or -EINVAL when @s is NULL or a reader (a
+ * caller bug, caught by assert()).
+ */
 int ms_put_be32_array(ms_stream *s, const uint32_t *v, size_t n);
+
+/**
+ * ms_put_be64_array() - Append @n values, each as a big-endian u64.
+ * @s: a writer.
+ * @v: the values; caller-owned, read before return.  May be NULL if @n is
+ *     0.
+ * @n: number of values; 0 does nothing.
+ *
+ * The same bytes as @n calls of ms_put_be64(), several times faster for
+ * bitmaps, page lists and other arrays.  On an error part of the values may have been written (a
+ * prefix, as with single puts).  Not thread-safe.
+ *
+ * Return: 0, the sticky error, or -EINVAL when @s is NULL or a reader (a
+ * caller bug, caught by assert()).
+ */
 int ms_put_be64_array(ms_stream *s, const uint64_t *v, size_t n);
 
 /**
  * ms_put_buffer() - Append bytes.
  * @s: a writer.
- * @buf: caller-owned; copied (or written out) before return.
+ * @buf: caller-owned; copied (or written out) before return.  May be NULL
+ *       if @len is 0.
  * @len: number of bytes; 0 does nothing.
  *
- * Return: 0 or the sticky error.
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error, or -EINVAL (@s NULL or a reader, or @buf
+ * NULL with @len not 0).
  */
 int ms_put_buffer(ms_stream *s, const void *buf, size_t len);
 
@@ -526,14 +686,22 @@ int ms_put_buffer(ms_stream *s, const void *buf, size_t len);
  * ms_put_buffer_async() - Append bytes without copying them.
  * @s: a writer.
  * @buf: caller-owned.  When @len is at least the zero-copy threshold the
- *       stream queues a pointer to it: the memory must stay valid and
- *       unchanged until the next ms_stream_flush() or ms_stream_close()
- *       returns (an earlier, internal flush may send it sooner, never
- *       later).  Smaller buffers are copied before return.  A memory
- *       writer always copies.
- * @len: number of bytes.
+ *       stream queues a pointer to it instead of copying; how long the
+ *       memory must then stay valid and unchanged depends on the sink:
+ *       - file-descriptor, custom and iovec-callback writers: until the
+ *         next ms_stream_flush() or ms_stream_close() returns (an earlier,
+ *         internal flush may send it sooner, never later);
+ *       - iovec-array writer: the flush stores a pointer to it in the
+ *         caller's array, so as long as the caller uses those entries,
+ *         even after ms_stream_close();
+ *       - memory writer: not at all, it always copies.
+ *       Smaller buffers are copied before return.
+ * @len: number of bytes; 0 does nothing.
  *
- * Return: 0 or the sticky error.
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error, or -EINVAL (@s NULL or a reader, or @buf
+ * NULL with @len not 0).
  */
 int ms_put_buffer_async(ms_stream *s, const void *buf, size_t len);
 
@@ -543,8 +711,10 @@ int ms_put_buffer_async(ms_stream *s, const void *buf, size_t len);
  * @str: NUL-terminated string of at most MS_COUNTED_STRING_MAX bytes; the
  *       NUL is not written (QEMU's counted string).
  *
- * Return: 0, -EINVAL (string too long; nothing written, the stream is not
- * failed) or the sticky error.
+ * Not thread-safe.
+ *
+ * Return: 0, -EINVAL (string too long, @str NULL, or @s NULL or a reader;
+ * nothing written, the stream is not failed) or the sticky error.
  */
 int ms_put_counted_string(ms_stream *s, const char *str);
 
@@ -554,40 +724,167 @@ int ms_put_counted_string(ms_stream *s, const char *str);
  * -ENODATA ("end of stream"), never passing zeros off as data.
  */
 
+/**
+ * ms_get_u8() - Read one byte.
+ * @s: a reader.
+ * @v: receives the value; 0 on error.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (-ENODATA when the data ends first, -EAGAIN
+ * for a feed reader still waiting for it), or -EINVAL when @s is NULL or
+ * a writer (a caller bug, caught by assert(); @v is still zeroed).
+ */
 int ms_get_u8(ms_stream *s, uint8_t *v);
+
+/**
+ * ms_get_be16() - Read a u16 stored as 2 bytes, big-endian.
+ * @s: a reader.
+ * @v: receives the value; 0 on error.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (-ENODATA when the data ends first, -EAGAIN
+ * for a feed reader still waiting for it), or -EINVAL when @s is NULL or
+ * a writer (a caller bug, caught by assert(); @v is still zeroed).
+ */
 int ms_get_be16(ms_stream *s, uint16_t *v);
+
+/**
+ * ms_get_be32() - Read a u32 stored as 4 bytes, big-endian.
+ * @s: a reader.
+ * @v: receives the value; 0 on error.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (-ENODATA when the data ends first, -EAGAIN
+ * for a feed reader still waiting for it), or -EINVAL when @s is NULL or
+ * a writer (a caller bug, caught by assert(); @v is still zeroed).
+ */
 int ms_get_be32(ms_stream *s, uint32_t *v);
+
+/**
+ * ms_get_be64() - Read a u64 stored as 8 bytes, big-endian.
+ * @s: a reader.
+ * @v: receives the value; 0 on error.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (-ENODATA when the data ends first, -EAGAIN
+ * for a feed reader still waiting for it), or -EINVAL when @s is NULL or
+ * a writer (a caller bug, caught by assert(); @v is still zeroed).
+ */
 int ms_get_be64(ms_stream *s, uint64_t *v);
+
+/**
+ * ms_get_s8() - Read an s8 stored as one byte (two's complement).
+ * @s: a reader.
+ * @v: receives the value; 0 on error.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (-ENODATA when the data ends first, -EAGAIN
+ * for a feed reader still waiting for it), or -EINVAL when @s is NULL or
+ * a writer (a caller bug, caught by assert(); @v is still zeroed).
+ */
 int ms_get_s8(ms_stream *s, int8_t *v);
+
+/**
+ * ms_get_sbe16() - Read an s16 stored as 2 bytes, big-endian.
+ * @s: a reader.
+ * @v: receives the value; 0 on error.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (-ENODATA when the data ends first, -EAGAIN
+ * for a feed reader still waiting for it), or -EINVAL when @s is NULL or
+ * a writer (a caller bug, caught by assert(); @v is still zeroed).
+ */
 int ms_get_sbe16(ms_stream *s, int16_t *v);
+
+/**
+ * ms_get_sbe32() - Read an s32 stored as 4 bytes, big-endian.
+ * @s: a reader.
+ * @v: receives the value; 0 on error.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (-ENODATA when the data ends first, -EAGAIN
+ * for a feed reader still waiting for it), or -EINVAL when @s is NULL or
+ * a writer (a caller bug, caught by assert(); @v is still zeroed).
+ */
 int ms_get_sbe32(ms_stream *s, int32_t *v);
+
+/**
+ * ms_get_sbe64() - Read an s64 stored as 8 bytes, big-endian.
+ * @s: a reader.
+ * @v: receives the value; 0 on error.
+ *
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (-ENODATA when the data ends first, -EAGAIN
+ * for a feed reader still waiting for it), or -EINVAL when @s is NULL or
+ * a writer (a caller bug, caught by assert(); @v is still zeroed).
+ */
 int ms_get_sbe64(ms_stream *s, int64_t *v);
 
 /**
  * ms_get_be16_array() - Read @n big-endian u16 values.
  * @s: a reader.
- * @v: receives the values; all zeros on error.
- * @n: number of values.
+ * @v: receives the values; all @n are zeros on error.  May be NULL if @n
+ *     is 0.
+ * @n: number of values; 0 reads nothing.
  *
- * The same as @n calls of ms_get_be16(); ms_get_be32_array() and
- * ms_get_be64_array() are the same for u32 and u64.
+ * The same as @n calls of ms_get_be16(), faster.  Not thread-safe.
  *
- * Return: 0 or the sticky error.
+ * Return: 0, the sticky error (-ENODATA when the data ends first, -EAGAIN
+ * for a feed reader still waiting for it), or -EINVAL when @s is NULL or
+ * a writer (a caller bug, caught by assert(); @v is still zeroed).
  */
 int ms_get_be16_array(ms_stream *s, uint16_t *v, size_t n);
+
+/**
+ * ms_get_be32_array() - Read @n big-endian u32 values.
+ * @s: a reader.
+ * @v: receives the values; all @n are zeros on error.  May be NULL if @n
+ *     is 0.
+ * @n: number of values; 0 reads nothing.
+ *
+ * The same as @n calls of ms_get_be32(), faster.  Not thread-safe.
+ *
+ * Return: 0, the sticky error (-ENODATA when the data ends first, -EAGAIN
+ * for a feed reader still waiting for it), or -EINVAL when @s is NULL or
+ * a writer (a caller bug, caught by assert(); @v is still zeroed).
+ */
 int ms_get_be32_array(ms_stream *s, uint32_t *v, size_t n);
+
+/**
+ * ms_get_be64_array() - Read @n big-endian u64 values.
+ * @s: a reader.
+ * @v: receives the values; all @n are zeros on error.  May be NULL if @n
+ *     is 0.
+ * @n: number of values; 0 reads nothing.
+ *
+ * The same as @n calls of ms_get_be64(), faster.  Not thread-safe.
+ *
+ * Return: 0, the sticky error (-ENODATA when the data ends first, -EAGAIN
+ * for a feed reader still waiting for it), or -EINVAL when @s is NULL or
+ * a writer (a caller bug, caught by assert(); @v is still zeroed).
+ */
 int ms_get_be64_array(ms_stream *s, uint64_t *v, size_t n);
 
 /**
  * ms_get_buffer() - Read exactly @len bytes.
  * @s: a reader.
- * @buf: receives the bytes; on error it is filled with zeros.
+ * @buf: receives the bytes; on error it is filled with zeros.  May be NULL
+ *       if @len is 0.
  * @len: number of bytes.
  *
  * Never writes past @buf + @len and never consumes more than @len bytes
- * of the stream.
+ * of the stream.  Not thread-safe.
  *
- * Return: 0 or the sticky error.
+ * Return: 0, the sticky error, or -EINVAL (@s NULL or a writer, or @buf
+ * NULL with @len not 0).
  */
 int ms_get_buffer(ms_stream *s, void *buf, size_t len);
 
@@ -596,7 +893,10 @@ int ms_get_buffer(ms_stream *s, void *buf, size_t len);
  * @s: a reader.
  * @buf: receives the string, NUL-terminated; "" on error.
  *
- * Return: the string's length (0..255), or the sticky error.
+ * Not thread-safe.
+ *
+ * Return: the string's length (0..255), the sticky error, or -EINVAL when
+ * @s is NULL or a writer (@buf is still set to "").
  */
 int ms_get_counted_string(ms_stream *s, char buf[MS_COUNTED_STRING_MAX + 1]);
 
@@ -604,15 +904,17 @@ int ms_get_counted_string(ms_stream *s, char buf[MS_COUNTED_STRING_MAX + 1]);
  * ms_peek() - Look at upcoming bytes without consuming them.
  * @s: a reader.
  * @data: receives a pointer to the bytes; valid until the next call on
- *        @s.
+ *        @s.  NULL on error, and possibly NULL when 0 is returned.
  * @len: how many bytes to look at; at most the buffer size, except for
  *       memory and feed readers, which hold all their data and take any
  *       length.
  *
+ * Not thread-safe.
+ *
  * Return: the number of bytes available at @data, @len or fewer when the
  * data ends first (0 at the end), or a negative errno: the sticky error,
- * or -EINVAL when @len is larger than the buffer size (the stream is not
- * failed).
+ * or -EINVAL when @len is larger than the buffer size, or @s is NULL or a
+ * writer, or @data is NULL (the stream is not failed).
  */
 ssize_t ms_peek(ms_stream *s, const uint8_t **data, size_t len);
 
@@ -621,7 +923,10 @@ ssize_t ms_peek(ms_stream *s, const uint8_t **data, size_t len);
  * @s: a reader.
  * @len: number of bytes.
  *
- * Return: 0 or the sticky error (-ENODATA when fewer bytes are left).
+ * Not thread-safe.
+ *
+ * Return: 0, the sticky error (-ENODATA when fewer bytes are left), or
+ * -EINVAL when @s is NULL or a writer.
  */
 int ms_skip(ms_stream *s, uint64_t len);
 
