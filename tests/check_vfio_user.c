@@ -2047,6 +2047,7 @@ struct vfu_ctx {
 
 #define mock_adapter_of(ctx) ((ctx)->adapter)
 
+#undef MOCK_VFU_API
 #define MOCK_VFU_API 1
 #include "mock/libvfio-user.h"
 MS_VFU_DEFINE_CALLBACKS_V1(mock_cbs_v1, mock_adapter_of);
