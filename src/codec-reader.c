@@ -53,6 +53,7 @@ struct ms_reader {
 	/* Payload of the current element. */
 	ms_stream *window;	/* QEMU: commands and the trailer */
 	ms_stream *dead_window; /* closed once no snapshot can revive it */
+	bool seen_mandatory;	/* a non-optional record was read */
 	bool defer_free;	/* a fed load takes snapshots */
 	ms_stream *payload;	/* native: the dechunking stream */
 	/* Native. */
@@ -691,6 +692,7 @@ static int config_name(ms_reader *r, ms_stream *p, ms_record *rec);
 
 static int nat_next(ms_reader *r, ms_record *rec)
 {
+	bool first;
 	uint8_t type, flags;
 	uint32_t len;
 	uint64_t off;
@@ -721,6 +723,11 @@ static int nat_next(ms_reader *r, ms_record *rec)
 		 * allowed between any two records (its CRC was checked). */
 		if (type & MS__NREC_OPTIONAL)
 			continue;
+		first = !r->seen_mandatory;
+		r->seen_mandatory = true;
+		/* Only a section's own footer is reported as that section's. */
+		if (type != MS_REC_FOOTER && !r->want_footer)
+			r->have_cur = false;
 		if (flags && type != MS__NREC_DATA)
 			return rfail(r, -EBADMSG, off,
 				     "record type 0x%02x with flags 0x%02x",
@@ -782,7 +789,7 @@ static int nat_next(ms_reader *r, ms_record *rec)
 			r->have_cur = false;
 			return 1;
 		case MS_REC_CONFIGURATION:
-			if (rec->index != 0 || len)
+			if (!first || len)
 				return rfail(r, -EBADMSG, off,
 					     "CONFIGURATION must be the first "
 					     "record and empty");

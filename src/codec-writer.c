@@ -251,7 +251,8 @@ int ms__codec_opts_apply(ms_codec_opts *dst, const ms_codec_opts *src,
 		return -EINVAL;
 	if (src->compress_level < 0 || src->compress_level > 9)
 		return -EINVAL;
-	if (src->chunk_size > MS_NATIVE_MAX_RECORD / 2)
+	if (src->chunk_size && (src->chunk_size < 16 ||
+				src->chunk_size > MS_NATIVE_MAX_RECORD / 2))
 		return -EINVAL;
 	if (src->allocator &&
 	    (!src->allocator->malloc || !src->allocator->realloc ||

@@ -248,8 +248,11 @@ static int save_section(ms_save *sv, struct handler *h, uint8_t type,
 	if (ret)
 		return save_fail(sv, ret, h, "%s", ms_writer_errmsg(sv->w));
 	ret = fn ? fn(p, h->opaque) : 0;
+	/* The stream's first error wins over what the handler returned. */
 	if (ret < 0)
-		return save_fail(sv, ret, h, "%s failed: %s", what,
+		return save_fail(sv,
+				 ms_stream_error(p) ? ms_stream_error(p) : ret,
+				 h, "%s failed: %s", what,
 				 ms_stream_error(p) ? ms_stream_errmsg(p)
 						    : ms_strerror(ret));
 	if (ms_stream_error(p))
@@ -309,7 +312,11 @@ int ms_save_iterate(ms_save *sv)
 	for (i = 0; i < sv->reg->n; i++) {
 		struct handler *h = &sv->reg->h[i];
 
-		if (!is_iterative(h) || !h->more)
+		if (!is_iterative(h))
+			continue;
+		/* "Nothing for now" lasts until the handler has data again. */
+		if (!h->more &&
+		    !(h->ops->pending && h->ops->pending(h->opaque)))
 			continue;
 		ret = save_section(sv, h, MS_REC_PART, h->ops->save_iterate,
 				   "save_iterate");
@@ -672,7 +679,8 @@ static bool native_element_ready(const ms_load *ld, const uint8_t *p, size_t n,
 
 		if (n - off < 1)
 			return at_end;
-		if (p[off] != MS__NREC_DATA) {
+		/* Optional records may sit between an element's DATA. */
+		if (p[off] != MS__NREC_DATA && !(p[off] & MS__NREC_OPTIONAL)) {
 			if (head)
 				return true; /* the next element has begun */
 			head = true;
@@ -746,6 +754,12 @@ static int load_pump(ms_load *ld, bool at_end)
 				return 0;
 			}
 			ms__feed_unmark(ld->feed);
+			if (ret == -EAGAIN && !at_end)
+				return load_fail(ld, -EBADMSG,
+						 ms_reader_error_offset(ld->r),
+						 "%s (an incomplete native "
+						 "element)",
+						 ms_reader_errmsg(ld->r));
 			if (ret < 0)
 				return load_reader_fail(ld);
 			ms__reader_commit(ld->r);

@@ -1050,6 +1050,9 @@ ssize_t ms_peek(ms_stream *s, const uint8_t **data, size_t len)
 	have = fill(s, len);
 	if (s->err)
 		return s->err;
+	/* A feed that may still grow cannot say what follows: as a get. */
+	if (have < len && s->kind == MS__KIND_FEED && !s->eof)
+		return fail_short(s, s->pos, len, have);
 	/* An empty memory or feed reader may have no buffer at all. */
 	if (s->buf)
 		*data = s->buf + s->buf_pos;

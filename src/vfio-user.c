@@ -218,6 +218,9 @@ static int produce(ms_vfu_adapter *a, size_t want)
 
 	if (a->save_err)
 		return a->save_err;
+	/* Precopy goes on when the guest dirtied more since "no more". */
+	if (!a->iter_more && !a->produced && ms_save_pending(a->sv))
+		a->iter_more = true;
 	while (held(a) < want && !a->produced) {
 		if (a->iter_more) {
 			ret = ms_save_iterate(a->sv);

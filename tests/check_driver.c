@@ -41,6 +41,10 @@ static void vm_init(struct vm *v, uint64_t seed)
 	}
 	for (i = 0; i < 8; i++)
 		v->regs[i] = seed * 1000 + (uint64_t)i;
+	/* The last register holds the bytes of the CPU's footer (7e and
+	 * section id 1) just before its subsection: a fed QEMU-profile load
+	 * must not take it for the end of the section. */
+	v->regs[7] = 0x1122337e00000001ull;
 	v->msr = (uint32_t)seed;
 	v->has_msr = true;
 	v->timer = 0x1122334455667788ull ^ seed;
@@ -773,6 +777,78 @@ START_TEST(test_driver_alloc_failure)
 }
 END_TEST
 
+/* "Nothing for now" from save_iterate ends when the guest dirties more. */
+START_TEST(test_driver_iterate_resumes_when_dirty)
+{
+	struct vm v;
+	ms_registry *reg;
+	ms_stream *s;
+	ms_save *sv;
+	int ret;
+
+	vm_init(&v, 11);
+	v.per_round = PAGES;
+	reg = vm_registry(&v, 3, NULL);
+	ms_stream_new_mem(&s, 0, NULL);
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, NULL), 0);
+	ck_assert_int_eq(ms_save_setup(sv), 0);
+	ck_assert_int_eq(ms_save_iterate(sv), 0); /* all sent */
+	ck_assert_uint_eq(ms_save_pending(sv), 0);
+	v.ram[3][0] ^= 1;
+	v.dirty[3] = true;
+	ck_assert_uint_eq(ms_save_pending(sv), PAGE);
+	ret = ms_save_iterate(sv);
+	ck_assert_int_eq(ret, 0);
+	/* The handler ran again and sent the page. */
+	ck_assert(!v.dirty[3]);
+	ck_assert_uint_eq(ms_save_pending(sv), 0);
+	ck_assert_int_eq(ms_save_complete(sv), 0);
+	ms_save_free(sv);
+	ms_stream_close(s);
+	ms_registry_free(reg);
+}
+END_TEST
+
+/* A save callback that fails after its stream failed reports the stream's
+ * error, the first one, not its own return value. */
+static int fails_after_put(ms_stream *s, void *opaque)
+{
+	uint8_t big[4096] = {0};
+
+	(void)opaque;
+	ms_put_buffer(s, big, sizeof(big));
+	return -EIO;
+}
+
+START_TEST(test_driver_save_reports_stream_error)
+{
+	static const ms_handler_ops ops = {
+		.version = MS_HANDLER_OPS_VERSION,
+		.save_state = fails_after_put,
+		.load = timer_load,
+	};
+	ms_save_opts so;
+	ms_registry *reg;
+	ms_stream *s;
+	ms_save *sv;
+
+	memset(&so, 0, sizeof(so));
+	so.version = MS_SAVE_OPTS_VERSION;
+	so.codec = codec(profiles[_i].p, 0);
+	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
+	ck_assert_int_eq(ms_registry_add(reg, "dev", 0, 1, 1, &ops, NULL), 0);
+	/* Room for the header and the section header, not the payload. */
+	ck_assert_int_eq(ms_stream_new_mem(&s, 64, NULL), 0);
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
+	ck_assert_int_eq(ms_save_setup(sv), 0);
+	ck_assert_int_eq(ms_save_complete(sv), -ENOSPC);
+	ck_assert_ptr_nonnull(strstr(ms_save_errmsg(sv), "section 0 'dev'"));
+	ms_save_free(sv);
+	ms_stream_close(s);
+	ms_registry_free(reg);
+}
+END_TEST
+
 static Suite *driver_suite(void)
 {
 	Suite *s = suite_create("driver");
@@ -791,6 +867,8 @@ static Suite *driver_suite(void)
 	tcase_add_loop_test(tc, test_driver_unknown_section_and_versions, 0, 2);
 	tcase_add_loop_test(tc, test_driver_truncation_every_offset, 0, np);
 	tcase_add_test(tc, test_driver_registry_arguments);
+	tcase_add_test(tc, test_driver_iterate_resumes_when_dirty);
+	tcase_add_loop_test(tc, test_driver_save_reports_stream_error, 0, np);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("life cycle");

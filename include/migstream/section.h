@@ -119,7 +119,8 @@ enum ms_qemu_command {
  * @compress_level: native writers: 0 for no compression, 1-9 to deflate
  *                  every payload chunk at that zlib level.
  * @chunk_size: native writers: payload bytes per record, 0 for
- *              MS_NATIVE_DEFAULT_CHUNK; at most MS_NATIVE_MAX_RECORD.
+ *              MS_NATIVE_DEFAULT_CHUNK, otherwise 16 to
+ *              MS_NATIVE_MAX_RECORD / 2.
  * @max_vmdesc: readers: largest trailer accepted, 0 for
  *              MS_DEFAULT_MAX_VMDESC.
  * @allocator: allocation hooks, or NULL.

@@ -911,6 +911,9 @@ int ms_get_counted_string(ms_stream *s, char buf[MS_COUNTED_STRING_MAX + 1]);
  *
  * Not thread-safe.
  *
+ * A feed reader whose end was not marked fails with -EAGAIN, like a get,
+ * when fewer than @len bytes were fed: what follows is not known yet.
+ *
  * Return: the number of bytes available at @data, @len or fewer when the
  * data ends first (0 at the end), or a negative errno: the sticky error,
  * or -EINVAL when @len is larger than the buffer size, or @s is NULL or a
