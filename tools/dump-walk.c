@@ -1,0 +1,1080 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migstream-dump: the stream walker.  See dump.h.
+ *
+ * Payload parsers look at their bytes with ms_peek() before they consume
+ * them, so that an error names the offset of the field that is wrong, and
+ * so that running into the end of a native payload is reported by the
+ * parser (as "end of the section's payload") instead of failing the
+ * payload stream.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "dump.h"
+
+/* RAM section ("ram", version 4): flags in the low bits of each be64. */
+#define RAM_IDSTR	       "ram"
+#define RAM_VERSION	       4u
+#define RAM_DEFAULT_PAGE_SIZE  4096u
+#define RAM_FLAG_FULL	       0x001u
+#define RAM_FLAG_ZERO	       0x002u
+#define RAM_FLAG_MEM_SIZE      0x004u
+#define RAM_FLAG_PAGE	       0x008u
+#define RAM_FLAG_EOS	       0x010u
+#define RAM_FLAG_CONTINUE      0x020u
+#define RAM_FLAG_XBZRLE	       0x040u
+#define RAM_FLAG_HOOK	       0x080u
+#define RAM_FLAG_COMPRESS_PAGE 0x100u
+#define RAM_FLAG_MULTIFD_FLUSH 0x200u
+#define RAM_XBZRLE_ENCODING    0x01u
+#define RAM_MIN_PAGE_BITS      10u
+#define RAM_MAX_PAGE_BITS      16u
+
+/* The input's buffer: also the window of the footer scan. */
+#define IN_BUFFER_SIZE (256u * 1024u)
+/* Bytes of the longest record head the footer scan validates: a START or
+ * FULL header with a 255-byte idstr. */
+#define SCAN_LOOKAHEAD (1u + 4u + 1u + 255u + 8u)
+/* Chunk size for consuming bytes through ms_peek(). */
+#define SKIP_CHUNK 4096u
+
+struct walker {
+	ms_stream *in;
+	ms_reader *r;
+	ms_stream *p; /* the current record's payload */
+	const ms_record *rec;
+	uint8_t *buf; /* a compressed or XBZRLE page */
+	uint8_t *page;
+	z_stream z;
+	bool z_ready;
+	uint32_t *live; /* START sections not ended yet */
+	size_t nlive, caplive;
+	int err; /* the payload parser's error, and its message */
+	char msg[768];
+};
+
+static uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+	return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+const char *dump_page_kind_name(int kind)
+{
+	static const char *const names[DUMP_PAGE_KINDS] = {
+		"zero", "normal", "compressed", "xbzrle"};
+
+	return kind >= 0 && kind < DUMP_PAGE_KINDS ? names[kind] : "unknown";
+}
+
+/*
+ * Errors.
+ */
+
+/* Copy @src to @dst, bytes outside printable ASCII as \xNN: names in
+ * messages come from the stream. */
+static void escape(char *dst, size_t cap, const char *src)
+{
+	const unsigned char *p = (const unsigned char *)src;
+	size_t n = 0;
+
+	for (; *p && n + 5 < cap; p++) {
+		if (*p < 0x20 || *p >= 0x7f)
+			n += (size_t)snprintf(dst + n, cap - n, "\\x%02x", *p);
+		else
+			dst[n++] = (char)*p;
+	}
+	dst[n] = '\0';
+}
+
+static int bad(struct dump_walk *w, int err, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+/* Record the payload parser's first error. */
+static int bad(struct dump_walk *w, int err, const char *fmt, ...)
+{
+	struct walker *k = w->priv;
+	char raw[sizeof(k->msg)];
+	va_list ap;
+
+	if (k->err)
+		return k->err;
+	k->err = err;
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	escape(k->msg, sizeof(k->msg), raw);
+	return err;
+}
+
+/* A lenient walk goes on after a payload it could not parse: say so. */
+static void warn(struct dump_walk *w, const char *what)
+{
+	struct walker *k = w->priv;
+	const ms_section_hdr *h = &k->rec->section;
+
+	fprintf(stderr,
+		"migstream-dump: %s: warning: offset 0x%llx: section %u "
+		"'%s': %s; %s\n",
+		w->name, (unsigned long long)ms_stream_tell(k->in),
+		h->section_id, h->idstr, k->msg, what);
+	w->warnings++;
+	k->err = 0;
+	k->msg[0] = '\0';
+}
+
+/* Whether a parser error is about the bytes (so a lenient walk may skip
+ * them) rather than about the input (an I/O error or its end). */
+static bool is_grammar_error(int err)
+{
+	return err == -EBADMSG || err == -ENOTSUP;
+}
+
+/*
+ * Reading payload bytes.
+ */
+
+/* Look at the next @n bytes of the payload without consuming them. */
+static const uint8_t *need(struct dump_walk *w, size_t n, const char *what)
+{
+	struct walker *k = w->priv;
+	const uint8_t *d;
+	ssize_t got = ms_peek(k->p, &d, n);
+
+	if (got < 0) {
+		bad(w, (int)got, "%s: %s", what, ms_stream_errmsg(k->p));
+		return NULL;
+	}
+	if ((size_t)got < n) {
+		if (w->profile == MS_PROFILE_NATIVE)
+			bad(w, -EBADMSG,
+			    "%s (%zu bytes) expected, end of the section's "
+			    "payload found after %zd bytes",
+			    what, n, got);
+		else
+			bad(w, -ENODATA,
+			    "%s (%zu bytes) expected, end of stream found "
+			    "after %zd bytes",
+			    what, n, got);
+		return NULL;
+	}
+	return d;
+}
+
+static int skip(struct dump_walk *w, size_t n)
+{
+	struct walker *k = w->priv;
+
+	return ms_skip(k->p, n) ? bad(w, ms_stream_error(k->p), "%s",
+				      ms_stream_errmsg(k->p))
+				: 0;
+}
+
+/* Consume @n bytes, copying them to @dst unless it is NULL. */
+static int take(struct dump_walk *w, uint8_t *dst, size_t n, const char *what)
+{
+	const uint8_t *d;
+	size_t c;
+
+	while (n) {
+		c = n < SKIP_CHUNK ? n : SKIP_CHUNK;
+		d = need(w, c, what);
+		if (!d)
+			return ((struct walker *)w->priv)->err;
+		if (dst) {
+			memcpy(dst, d, c);
+			dst += c;
+		}
+		if (skip(w, c))
+			return -EIO;
+		n -= c;
+	}
+	return 0;
+}
+
+/* Consume the rest of a native payload; return its byte count. */
+static int drain(struct dump_walk *w, uint64_t *n)
+{
+	struct walker *k = w->priv;
+	const uint8_t *d;
+	ssize_t got;
+
+	*n = 0;
+	while ((got = ms_peek(k->p, &d, SKIP_CHUNK)) > 0) {
+		if (skip(w, (size_t)got))
+			return -EIO;
+		*n += (uint64_t)got;
+	}
+	if (got < 0)
+		return bad(w, (int)got, "section payload: %s",
+			   ms_stream_errmsg(k->p));
+	return 0;
+}
+
+/* Native: the payload must end here. */
+static int expect_payload_end(struct dump_walk *w, const char *after)
+{
+	struct walker *k = w->priv;
+	const uint8_t *d;
+	ssize_t got = ms_peek(k->p, &d, 1);
+
+	if (got < 0)
+		return bad(w, (int)got, "%s", ms_stream_errmsg(k->p));
+	if (got > 0)
+		return bad(w, -EBADMSG,
+			   "end of the section's payload after %s expected, "
+			   "found byte 0x%02x",
+			   after, d[0]);
+	return 0;
+}
+
+/*
+ * Configuration: the machine name (read by the reader), then QEMU's
+ * subsections of vmstate "configuration".
+ */
+
+static int config_parse(struct dump_walk *w)
+{
+	static const char prefix[] = "configuration/";
+	struct walker *k = w->priv;
+	char name[MS_COUNTED_STRING_MAX + 1];
+	const uint8_t *d;
+	uint32_t ver, n, i;
+	size_t len;
+	ssize_t got;
+
+	for (;;) {
+		got = ms_peek(k->p, &d, 1);
+		if (got < 0)
+			return bad(w, (int)got, "configuration: %s",
+				   ms_stream_errmsg(k->p));
+		if (got == 0 || d[0] != MS_REC_SUBSECTION) {
+			if (got && w->profile == MS_PROFILE_NATIVE)
+				return bad(w, -EBADMSG,
+					   "configuration subsection (0x05) "
+					   "or end of payload expected, "
+					   "found 0x%02x",
+					   d[0]);
+			return 0;
+		}
+		d = need(w, 2, "configuration subsection header");
+		if (!d)
+			return k->err;
+		len = d[1];
+		d = need(w, 2 + len + 4, "configuration subsection header");
+		if (!d)
+			return k->err;
+		memcpy(name, d + 2, len);
+		name[len] = '\0';
+		ver = be32(d + 2 + len);
+		if (strncmp(name, prefix, sizeof(prefix) - 1))
+			return bad(w, -EBADMSG,
+				   "configuration subsection "
+				   "'configuration/...' expected, found '%s'",
+				   name);
+		if (ver != 1)
+			return bad(w, -ENOTSUP,
+				   "configuration subsection '%s' version 1 "
+				   "expected, found %u",
+				   name, ver);
+		if (skip(w, 2 + len + 4))
+			return k->err;
+		w->count[MS_REC_SUBSECTION]++;
+		if (!strcmp(name, "configuration/target-page-bits")) {
+			d = need(w, 4, "target page bits (be32)");
+			if (!d)
+				return k->err;
+			n = be32(d);
+			if (n < RAM_MIN_PAGE_BITS || n > RAM_MAX_PAGE_BITS)
+				return bad(w, -EBADMSG,
+					   "target page bits from %u to %u "
+					   "expected, found %u",
+					   RAM_MIN_PAGE_BITS, RAM_MAX_PAGE_BITS,
+					   n);
+			w->page_size = 1u << n;
+			if (skip(w, 4))
+				return k->err;
+		} else if (!strcmp(name, "configuration/capabilities")) {
+			d = need(w, 4, "capability count (be32)");
+			if (!d)
+				return k->err;
+			n = be32(d);
+			if (n > DUMP_MAX_CAPS)
+				return bad(w, -EBADMSG,
+					   "at most %u capabilities expected, "
+					   "found %u",
+					   DUMP_MAX_CAPS, n);
+			if (skip(w, 4))
+				return k->err;
+			for (i = 0; i < n; i++) {
+				d = need(w, 1, "capability name");
+				if (!d)
+					return k->err;
+				len = d[0];
+				d = need(w, 1 + len, "capability name");
+				if (!d)
+					return k->err;
+				memcpy(w->caps[w->ncaps], d + 1, len);
+				w->caps[w->ncaps][len] = '\0';
+				if (!strcmp(w->caps[w->ncaps],
+					    "x-ignore-shared"))
+					w->ignore_shared = true;
+				if (!strcmp(w->caps[w->ncaps], "mapped-ram"))
+					return bad(w, -ENOTSUP,
+						   "capability 'mapped-ram' "
+						   "found: mapped-ram files "
+						   "are not supported");
+				w->ncaps++;
+				if (skip(w, 1 + len))
+					return k->err;
+			}
+		} else if (!strcmp(name, "configuration/uuid")) {
+			if (take(w, NULL, 16, "UUID (16 bytes)"))
+				return k->err;
+		} else if (w->profile == MS_PROFILE_NATIVE && !w->strict) {
+			/* The payload's length is known: skip the rest. */
+			return 0;
+		} else {
+			return bad(w, -ENOTSUP,
+				   "known configuration subsection expected, "
+				   "found '%s', whose length is unknown",
+				   name);
+		}
+	}
+}
+
+/*
+ * RAM.
+ */
+
+static int ram_block_find(const struct dump_walk *w, const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < w->nblk; i++)
+		if (!strcmp(w->blk[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/* The block list after MEM_SIZE: (cstr idstr, be64 used_length
+ * [, be64 mr->addr with x-ignore-shared]) until the lengths sum to
+ * @total. */
+static int ram_block_list(struct dump_walk *w, uint64_t total)
+{
+	struct walker *k = w->priv;
+	size_t extra = w->ignore_shared ? 8 : 0, len;
+	struct dump_ram_block *b;
+	uint64_t sum = 0;
+	const uint8_t *d;
+
+	w->ram_total = total;
+	while (sum < total) {
+		d = need(w, 1, "RAM block name");
+		if (!d)
+			return k->err;
+		len = d[0];
+		d = need(w, 1 + len + 8 + extra,
+			 "RAM block name and used length");
+		if (!d)
+			return k->err;
+		if (!len)
+			return bad(w, -EBADMSG,
+				   "RAM block name expected, found an empty "
+				   "name");
+		if (w->nblk == DUMP_MAX_RAM_BLOCKS)
+			return bad(w, -EBADMSG,
+				   "at most %u RAM blocks expected, found "
+				   "more",
+				   DUMP_MAX_RAM_BLOCKS);
+		if (!w->blk) {
+			w->blk = calloc(DUMP_MAX_RAM_BLOCKS, sizeof(*w->blk));
+			if (!w->blk)
+				return bad(w, -ENOMEM,
+					   "out of memory for the RAM blocks");
+		}
+		b = &w->blk[w->nblk];
+		memcpy(b->name, d + 1, len);
+		b->name[len] = '\0';
+		b->len = be64(d + 1 + len);
+		if (ram_block_find(w, b->name) >= 0)
+			return bad(w, -EBADMSG,
+				   "distinct RAM block names expected, found "
+				   "'%s' twice",
+				   b->name);
+		if (!b->len || b->len > total - sum)
+			return bad(w, -EBADMSG,
+				   "RAM block '%s': used length from 1 to "
+				   "0x%llx (the rest of the total 0x%llx) "
+				   "expected, found 0x%llx",
+				   b->name, (unsigned long long)(total - sum),
+				   (unsigned long long)total,
+				   (unsigned long long)b->len);
+		sum += b->len;
+		w->nblk++;
+		if (skip(w, 1 + len + 8 + extra))
+			return k->err;
+	}
+	w->ram_listed = true;
+	return 0;
+}
+
+/* uleb128_decode_small() of QEMU's util/cutils.c: at most 2 bytes. */
+static int uleb128_small(const uint8_t *in, size_t avail, uint32_t *n)
+{
+	if (!avail)
+		return -1;
+	if (!(in[0] & 0x80)) {
+		*n = in[0];
+		return 1;
+	}
+	if (avail < 2 || (in[1] & 0x80))
+		return -1;
+	*n = (uint32_t)(in[0] & 0x7f) | (uint32_t)in[1] << 7;
+	return 2;
+}
+
+/*
+ * Walk XBZRLE data as QEMU's xbzrle_decode_buffer() does: (zero run,
+ * non-zero run, bytes) pairs that must fit in one page.  Returns -1 or
+ * the byte at which the data is invalid.
+ */
+static long xbzrle_check(const uint8_t *src, size_t slen, size_t dlen)
+{
+	size_t i = 0, d = 0;
+	uint32_t count;
+	int ret;
+
+	while (i < slen) {
+		if (slen - i < 2)
+			return (long)i;
+		ret = uleb128_small(src + i, slen - i, &count);
+		if (ret < 0 || (i && !count))
+			return (long)i;
+		i += (size_t)ret;
+		d += count;
+		if (d > dlen)
+			return (long)i;
+		if (slen - i < 2)
+			return (long)i;
+		ret = uleb128_small(src + i, slen - i, &count);
+		if (ret < 0 || !count)
+			return (long)i;
+		i += (size_t)ret;
+		if (d + count > dlen || i + count > slen)
+			return (long)i;
+		d += count;
+		i += count;
+	}
+	return -1;
+}
+
+static int ram_xbzrle(struct dump_walk *w, const char *blk)
+{
+	struct walker *k = w->priv;
+	const uint8_t *d;
+	size_t len;
+	long at;
+
+	d = need(w, 3, "XBZRLE header (u8 encoding, be16 length)");
+	if (!d)
+		return k->err;
+	if (d[0] != RAM_XBZRLE_ENCODING)
+		return bad(w, -EBADMSG,
+			   "XBZRLE encoding 0x01 expected, found 0x%02x", d[0]);
+	len = be16(d + 1);
+	if (len > w->page_size)
+		return bad(w, -EBADMSG,
+			   "XBZRLE length of at most the page size %u "
+			   "expected, found %zu",
+			   w->page_size, len);
+	if (skip(w, 3) || take(w, k->buf, len, "XBZRLE data"))
+		return k->err;
+	at = xbzrle_check(k->buf, len, w->page_size);
+	if (at >= 0)
+		return bad(w, -EBADMSG,
+			   "XBZRLE page of '%s': runs that fit in one page "
+			   "expected, invalid run at byte %ld of %zu",
+			   blk, at, len);
+	return 0;
+}
+
+static int ram_compressed(struct dump_walk *w, const char *blk)
+{
+	struct walker *k = w->priv;
+	uLong bound = compressBound(w->page_size);
+	const uint8_t *d;
+	uint32_t len;
+	int zr;
+
+	d = need(w, 4, "compressed page length (be32)");
+	if (!d)
+		return k->err;
+	len = be32(d);
+	if (!len || len > bound)
+		return bad(w, -EBADMSG,
+			   "compressed page length from 1 to %lu "
+			   "(compressBound(%u)) expected, found %u",
+			   (unsigned long)bound, w->page_size, len);
+	if (skip(w, 4) || take(w, k->buf, len, "compressed page data"))
+		return k->err;
+	if (!k->z_ready) {
+		memset(&k->z, 0, sizeof(k->z));
+		if (inflateInit(&k->z) != Z_OK)
+			return bad(w, -ENOMEM, "out of memory for zlib");
+		k->z_ready = true;
+	} else if (inflateReset(&k->z) != Z_OK) {
+		return bad(w, -ENOMEM, "zlib: cannot reset");
+	}
+	k->z.next_in = k->buf;
+	k->z.avail_in = len;
+	k->z.next_out = k->page;
+	k->z.avail_out = w->page_size + 1;
+	zr = inflate(&k->z, Z_FINISH);
+	if (zr != Z_STREAM_END || k->z.total_out != w->page_size ||
+	    k->z.avail_in)
+		return bad(w, -EBADMSG,
+			   "compressed page of '%s': zlib data of exactly one "
+			   "%u-byte page expected, found %s (%lu bytes out, "
+			   "%u of %u bytes in unused)",
+			   blk, w->page_size,
+			   zr == Z_STREAM_END ? "a complete stream"
+			   : k->z.msg	      ? k->z.msg
+					      : "an incomplete stream",
+			   (unsigned long)k->z.total_out, k->z.avail_in, len);
+	return 0;
+}
+
+/* One page record at the current position, whose be64 is @v. */
+static int ram_page(struct dump_walk *w, uint64_t v, unsigned kind_flag)
+{
+	struct walker *k = w->priv;
+	uint64_t addr = v & ~(uint64_t)(w->page_size - 1);
+	unsigned flags = (unsigned)(v & (w->page_size - 1));
+	char name[MS_COUNTED_STRING_MAX + 1];
+	const struct dump_ram_block *b;
+	const uint8_t *d;
+	size_t hlen = 8;
+	int i;
+
+	if (!(flags & RAM_FLAG_CONTINUE)) {
+		d = need(w, 9, "RAM block name");
+		if (!d)
+			return k->err;
+		hlen = 9 + d[8];
+		d = need(w, hlen, "RAM block name");
+		if (!d)
+			return k->err;
+		memcpy(name, d + 9, d[8]);
+		name[d[8]] = '\0';
+		i = ram_block_find(w, name);
+		if (i < 0)
+			return bad(w, -EBADMSG,
+				   "page record: a RAM block of the block "
+				   "list expected, found '%s'",
+				   name);
+		w->last_blk = i;
+	} else if (w->last_blk < 0) {
+		return bad(w, -EBADMSG,
+			   "page record: a RAM block name expected, found "
+			   "CONTINUE (0x20) on the first page");
+	}
+	b = &w->blk[w->last_blk];
+	if (addr >= b->len)
+		return bad(w, -EBADMSG,
+			   "page record: an offset below 0x%llx (the size "
+			   "of RAM block '%s') expected, found 0x%llx",
+			   (unsigned long long)b->len, b->name,
+			   (unsigned long long)addr);
+	if (skip(w, hlen))
+		return k->err;
+	switch (kind_flag) {
+	case RAM_FLAG_ZERO:
+		d = need(w, 1, "zero page fill byte");
+		if (!d)
+			return k->err;
+		if (d[0])
+			return bad(w, -EBADMSG,
+				   "zero page of '%s' at 0x%llx: fill byte 0 "
+				   "expected, found 0x%02x",
+				   b->name, (unsigned long long)addr, d[0]);
+		w->pages[DUMP_PAGE_ZERO]++;
+		return skip(w, 1);
+	case RAM_FLAG_PAGE:
+		w->pages[DUMP_PAGE_NORMAL]++;
+		return take(w, NULL, w->page_size, "page data");
+	case RAM_FLAG_XBZRLE:
+		w->pages[DUMP_PAGE_XBZRLE]++;
+		return ram_xbzrle(w, b->name);
+	default:
+		w->pages[DUMP_PAGE_COMPRESSED]++;
+		return ram_compressed(w, b->name);
+	}
+}
+
+/* A RAM section's payload: records up to EOS. */
+static int ram_parse(struct dump_walk *w)
+{
+	struct walker *k = w->priv;
+	const uint8_t *d;
+	uint64_t v, mask = (uint64_t)w->page_size - 1;
+	unsigned flags, base;
+
+	if (!k->buf) {
+		/* A page, or its compressed form, and an inflated page. */
+		k->buf = malloc(compressBound(w->page_size));
+		k->page = malloc(w->page_size + 1u);
+		if (!k->buf || !k->page)
+			return bad(w, -ENOMEM, "out of memory for a page");
+	}
+	for (;;) {
+		d = need(w, 8, "RAM record (be64 offset and flags)");
+		if (!d)
+			return k->err;
+		v = be64(d);
+		flags = (unsigned)(v & mask);
+		base = flags & ~RAM_FLAG_CONTINUE;
+		switch (base) {
+		case RAM_FLAG_MEM_SIZE:
+			if (w->ram_listed)
+				return bad(w, -EBADMSG,
+					   "page record expected, found a "
+					   "second block list (MEM_SIZE)");
+			if (skip(w, 8) || ram_block_list(w, v & ~mask))
+				return k->err;
+			continue;
+		case RAM_FLAG_EOS:
+			return skip(w, 8);
+		case RAM_FLAG_MULTIFD_FLUSH:
+			w->multifd_flushes++;
+			if (skip(w, 8))
+				return k->err;
+			continue;
+		case RAM_FLAG_ZERO:
+		case RAM_FLAG_PAGE:
+		case RAM_FLAG_XBZRLE:
+		case RAM_FLAG_COMPRESS_PAGE:
+			if (!w->ram_listed)
+				return bad(w, -EBADMSG,
+					   "block list (MEM_SIZE, 0x04) "
+					   "expected, found a page record "
+					   "(flags 0x%x)",
+					   flags);
+			if (ram_page(w, v, base))
+				return k->err;
+			continue;
+		case RAM_FLAG_HOOK:
+			return bad(w, -ENOTSUP,
+				   "RAM record: RAM_SAVE_FLAG_HOOK (0x80) "
+				   "found: RDMA hook data cannot be read from "
+				   "a stream");
+		case RAM_FLAG_FULL:
+			return bad(w, -ENOTSUP,
+				   "RAM record: RAM_SAVE_FLAG_FULL (0x01) "
+				   "found: obsolete since QEMU 0.13");
+		default:
+			return bad(
+				w, -EBADMSG,
+				"RAM record flags ZERO, MEM_SIZE, PAGE, EOS, "
+				"XBZRLE, COMPRESS_PAGE or MULTIFD_FLUSH "
+				"expected, found 0x%x",
+				flags);
+		}
+	}
+}
+
+/*
+ * Device sections of the QEMU profile: a footer scan.
+ */
+
+static bool live_has(const struct walker *k, uint32_t id)
+{
+	size_t i;
+
+	for (i = 0; i < k->nlive; i++)
+		if (k->live[i] == id)
+			return true;
+	return false;
+}
+
+static int live_add(struct dump_walk *w, uint32_t id)
+{
+	struct walker *k = w->priv;
+	uint32_t *n;
+
+	if (k->nlive == k->caplive) {
+		if (k->caplive >= MS_MAX_SECTIONS)
+			return bad(w, -EBADMSG, "too many live sections");
+		n = realloc(k->live,
+			    (k->caplive ? 2 * k->caplive : 16) * sizeof(*n));
+		if (!n)
+			return bad(w, -ENOMEM, "out of memory");
+		k->live = n;
+		k->caplive = k->caplive ? 2 * k->caplive : 16;
+	}
+	k->live[k->nlive++] = id;
+	return 0;
+}
+
+static void live_del(struct walker *k, uint32_t id)
+{
+	size_t i;
+
+	for (i = 0; i < k->nlive; i++)
+		if (k->live[i] == id) {
+			k->live[i] = k->live[--k->nlive];
+			return;
+		}
+}
+
+/*
+ * Whether a valid record starts at @d[@q], of @n bytes looked at; @at_end
+ * when they reach the end of the input.
+ */
+static bool record_starts(const struct dump_walk *w, const uint8_t *d, size_t n,
+			  size_t q, bool at_end)
+{
+	const struct walker *k = w->priv;
+	size_t i, len;
+	uint32_t id;
+	uint16_t cmd;
+
+	if (q >= n)
+		return false;
+	switch (d[q]) {
+	case MS_REC_EOF:
+		/* EOF, then the end (no trailer) or a trailer's head (the
+		 * reader checks that the trailer ends the stream). */
+		if (q + 1 == n)
+			return at_end;
+		if (n - q < 7 || d[q + 1] != MS_REC_VMDESC || d[q + 6] != '{')
+			return false;
+		return be32(d + q + 2) <= MS_DEFAULT_MAX_VMDESC;
+	case MS_REC_START:
+	case MS_REC_FULL:
+		if (n - q < 6)
+			return false;
+		id = be32(d + q + 1);
+		len = d[q + 5];
+		if (!len || n - q < 6 + len + 8 || live_has(k, id))
+			return false;
+		for (i = 0; i < len; i++)
+			if (d[q + 6 + i] <= 0x20 || d[q + 6 + i] >= 0x7f)
+				return false;
+		return true;
+	case MS_REC_PART:
+	case MS_REC_END:
+		return n - q >= 5 && live_has(k, be32(d + q + 1));
+	case MS_REC_COMMAND:
+		if (n - q < 5)
+			return false;
+		cmd = be16(d + q + 1);
+		return cmd && cmd < MS_CMD_MAX;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Consume a payload up to the first footer of section @id that is
+ * followed by a valid record (which the reader then reads).
+ */
+static int scan_to_footer(struct dump_walk *w, uint32_t id)
+{
+	struct walker *k = w->priv;
+	uint64_t start = ms_stream_tell(k->p);
+	const uint8_t *d, *f;
+	size_t n, limit, q;
+	bool at_end;
+	ssize_t got;
+
+	for (;;) {
+		got = ms_peek(k->p, &d, IN_BUFFER_SIZE);
+		if (got < 0)
+			return bad(w, (int)got, "section payload: %s",
+				   ms_stream_errmsg(k->p));
+		n = (size_t)got;
+		at_end = n < IN_BUFFER_SIZE;
+		limit = at_end ? n : n - SCAN_LOOKAHEAD;
+		for (q = 0; q < limit; q++) {
+			f = memchr(d + q, MS_REC_FOOTER, limit - q);
+			if (!f)
+				break;
+			q = (size_t)(f - d);
+			if (n - q >= 5 && be32(d + q + 1) == id &&
+			    record_starts(w, d, n, q + 5, at_end)) {
+				w->scanned++;
+				return skip(w, q);
+			}
+		}
+		if (at_end)
+			break;
+		if (skip(w, limit))
+			return k->err;
+	}
+	return bad(w, -EBADMSG,
+		   "end of the payload that starts at offset 0x%llx: a "
+		   "footer (7e %08x) followed by a valid record expected, "
+		   "found none up to the end of the stream (a payload "
+		   "without a footer can only be delimited by its grammar "
+		   "or its VM description)",
+		   (unsigned long long)start, id);
+}
+
+/*
+ * Records.
+ */
+
+/* Check the VM description: JSON text, from '{' to '}'. */
+static int vmdesc_check(struct dump_walk *w, uint32_t len)
+{
+	struct walker *k = w->priv;
+	const uint8_t *d;
+	uint8_t first = 0, last = 0;
+	uint32_t left = len;
+	ssize_t got;
+	size_t c;
+
+	while (left) {
+		c = left < SKIP_CHUNK ? left : SKIP_CHUNK;
+		got = ms_peek(k->p, &d, c);
+		if (got < 0)
+			return bad(w, (int)got, "VM description: %s",
+				   ms_stream_errmsg(k->p));
+		if ((size_t)got < c)
+			return bad(w,
+				   w->profile == MS_PROFILE_NATIVE ? -EBADMSG
+								   : -ENODATA,
+				   "VM description of %u bytes expected, end "
+				   "of %s found after %llu bytes",
+				   len,
+				   w->profile == MS_PROFILE_NATIVE
+					   ? "its payload"
+					   : "stream",
+				   (unsigned long long)(len - left) +
+					   (unsigned long long)got);
+		if (left == len)
+			first = d[0];
+		last = d[c - 1];
+		if (skip(w, c))
+			return k->err;
+		left -= (uint32_t)c;
+	}
+	if (first != '{' || last != '}')
+		return bad(w, -EBADMSG,
+			   "VM description: a JSON object ('{' to '}') "
+			   "expected, found 0x%02x ... 0x%02x",
+			   first, last);
+	return 0;
+}
+
+static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
+{
+	struct walker *k = w->priv;
+	bool native = w->profile == MS_PROFILE_NATIVE;
+	uint64_t start = ms_stream_tell(k->p), n;
+	int ret = 0;
+
+	/* A started section is live from its own footer on (its PART may
+	 * follow at once, which the footer scan checks). */
+	if (h->type == MS_REC_START && live_add(w, h->section_id))
+		return k->err;
+	if (!strcmp(h->idstr, RAM_IDSTR) && !w->ram_broken) {
+		if (h->version_id != RAM_VERSION)
+			ret = bad(w, -ENOTSUP,
+				  "RAM section version %u expected, found %u",
+				  RAM_VERSION, h->version_id);
+		else
+			ret = ram_parse(w);
+		if (!ret && native)
+			ret = expect_payload_end(w, "EOS");
+		if (!ret) {
+			w->ram_sections++;
+		} else if (!w->strict && is_grammar_error(ret)) {
+			warn(w, native ? "RAM not parsed further"
+				       : "RAM not parsed further, skipping to "
+					 "the footer");
+			w->ram_broken = true;
+			ret = 0;
+			if (!native)
+				ret = scan_to_footer(w, h->section_id);
+		}
+	} else if (!native) {
+		ret = scan_to_footer(w, h->section_id);
+	}
+	if (!ret && native)
+		ret = drain(w, &n);
+	*plen = ms_stream_tell(k->p) - start;
+	if (ret)
+		return ret;
+	if (h->type == MS_REC_END)
+		live_del(k, h->section_id);
+	return 0;
+}
+
+static int consume(struct dump_walk *w, const ms_record *rec, uint64_t *plen)
+{
+	struct walker *k = w->priv;
+	uint64_t n;
+	int ret;
+
+	*plen = 0;
+	switch (rec->type) {
+	case MS_REC_CONFIGURATION:
+		memcpy(w->machine, rec->machine, sizeof(w->machine));
+		w->have_machine = true;
+		ret = config_parse(w);
+		if (!ret && w->profile == MS_PROFILE_NATIVE)
+			ret = drain(w, &n);
+		/* be32 length, the name, the subsections. */
+		*plen = w->profile == MS_PROFILE_NATIVE
+				? ms_stream_tell(k->p)
+				: ms_stream_tell(k->in) - rec->offset - 1;
+		return ret;
+	case MS_REC_START:
+	case MS_REC_PART:
+	case MS_REC_END:
+	case MS_REC_FULL:
+		return section(w, &rec->section, plen);
+	case MS_REC_COMMAND:
+		*plen = rec->length;
+		return 0;
+	case MS_REC_VMDESC:
+		*plen = rec->length;
+		w->vmdesc_len = rec->length;
+		w->have_vmdesc = true;
+		return vmdesc_check(w, rec->length);
+	default:
+		return 0;
+	}
+}
+
+/* Which exit status an error calls for. */
+static int exit_code_of(int err)
+{
+	switch (err) {
+	case 0:
+		return DUMP_EXIT_OK;
+	case -EBADMSG:
+	case -EILSEQ:
+	case -ENODATA:
+	case -ENOTSUP:
+	case -EPROTO:
+	case -EOVERFLOW:
+	case -ERANGE:
+	case -EINVAL:
+	case -E2BIG:
+		return DUMP_EXIT_INVALID;
+	default:
+		return DUMP_EXIT_IO;
+	}
+}
+
+/* Learn the profile's version and flags from the header, unconsumed. */
+static void peek_header(struct dump_walk *w)
+{
+	struct walker *k = w->priv;
+	const uint8_t *d;
+	ssize_t n = ms_peek(k->in, &d, 16);
+
+	if (n >= 8 && be32(d) == MS_QEMU_MAGIC)
+		w->version = be32(d + 4);
+	else if (n >= 12 && d[0] == 0x89 && !memcmp(d + 1, "MSN", 3)) {
+		w->version = be16(d + 8);
+		w->features = be16(d + 10);
+	}
+}
+
+int dump_walk_run(struct dump_walk *w)
+{
+	ms_stream_opts so = {.version = MS_STREAM_OPTS_VERSION,
+			     .buffer_size = IN_BUFFER_SIZE};
+	struct walker *k;
+	ms_record rec;
+	uint64_t plen;
+	int ret;
+
+	w->page_size = RAM_DEFAULT_PAGE_SIZE;
+	w->last_blk = -1;
+	k = calloc(1, sizeof(*k));
+	w->priv = k;
+	if (!k) {
+		snprintf(w->errmsg, sizeof(w->errmsg), "out of memory");
+		w->err = -ENOMEM;
+		return w->exit_code = DUMP_EXIT_IO;
+	}
+	ret = ms_stream_new_fd(&k->in, w->fd, MS_STREAM_READER, 0, &so);
+	if (!ret)
+		ret = ms_reader_new(&k->r, k->in, NULL);
+	if (ret) {
+		snprintf(w->errmsg, sizeof(w->errmsg), "%s", ms_strerror(ret));
+		w->err = ret;
+		return w->exit_code = DUMP_EXIT_IO;
+	}
+	peek_header(w);
+	while ((ret = ms_reader_next(k->r, &rec)) == 1) {
+		w->profile = ms_reader_profile(k->r);
+		w->records++;
+		w->count[rec.type]++;
+		k->p = ms_reader_payload(k->r);
+		k->rec = &rec;
+		if (consume(w, &rec, &plen)) {
+			/* Through the reader: it names offset and section. */
+			ret = ms_reader_fail(k->r, k->err, "%s", k->msg);
+			break;
+		}
+		if (w->on_record)
+			w->on_record(w, &rec, plen, w->opaque);
+	}
+	w->profile = ms_reader_profile(k->r);
+	w->end = ms_stream_tell(k->in);
+	if (ret == 0) {
+		w->complete = true;
+	} else {
+		w->err = ret;
+		escape(w->errmsg, sizeof(w->errmsg), ms_reader_errmsg(k->r));
+		if (ms_reader_error_offset(k->r))
+			w->end = ms_reader_error_offset(k->r);
+	}
+	w->exit_code = exit_code_of(w->err);
+	return w->exit_code;
+}
+
+void dump_walk_free(struct dump_walk *w)
+{
+	struct walker *k = w->priv;
+
+	if (k) {
+		if (k->z_ready)
+			inflateEnd(&k->z);
+		ms_reader_free(k->r);
+		ms_stream_close(k->in);
+		free(k->buf);
+		free(k->page);
+		free(k->live);
+		free(k);
+	}
+	free(w->blk);
+	w->blk = NULL;
+	w->priv = NULL;
+}
