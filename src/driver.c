@@ -58,7 +58,10 @@ struct ms_load {
 	ms_record rec;
 	struct handler *cur;
 	uint64_t scan_from; /* QEMU feed: footer search resumes here */
-	bool started;	    /* the file header was read */
+	bool nscan_valid;   /* native feed: the element scan so far */
+	bool nscan_head;
+	size_t nscan_off;
+	bool started; /* the file header was read */
 	bool native;
 	unsigned native_crc;
 	void *snap; /* reader state before a record that may run dry */
@@ -659,24 +662,34 @@ int ms_load_run(ms_load *ld, ms_stream *s)
  * when its head record and all its DATA records are there and the byte
  * after them (the next record's type) is too, or the data has ended.
  */
-static bool native_element_ready(const ms_load *ld, const uint8_t *p, size_t n,
+static bool native_element_ready(ms_load *ld, const uint8_t *p, size_t n,
 				 bool at_end, bool first)
 {
-	size_t off = 0, crc;
-	bool head = false;
+	size_t off, crc;
+	bool head;
 
 	if (first) {
 		if (n < 16)
 			return at_end;
 		/* Header flags: is there a CRC after each record? */
 		crc = ms__load_be16(p + 10) & 0x0001 ? 4 : 0;
-		off = 16;
 	} else {
 		crc = ld->native_crc;
+	}
+	/* Resume where the last call stopped: linear in the data fed. */
+	if (ld->nscan_valid) {
+		off = ld->nscan_off;
+		head = ld->nscan_head;
+	} else {
+		off = first ? 16 : 0;
+		head = false;
 	}
 	for (;;) {
 		uint32_t len;
 
+		ld->nscan_valid = true;
+		ld->nscan_off = off;
+		ld->nscan_head = head;
 		if (n - off < 1)
 			return at_end;
 		/* Optional records may sit between an element's DATA. */
@@ -763,6 +776,7 @@ static int load_pump(ms_load *ld, bool at_end)
 			if (ret < 0)
 				return load_reader_fail(ld);
 			ms__reader_commit(ld->r);
+			ld->nscan_valid = false; /* the next element starts */
 			if (!ld->started) {
 				ld->started = true;
 				ld->native = ms_reader_profile(ld->r) ==
