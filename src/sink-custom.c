@@ -49,14 +49,9 @@ int ms_stream_new_custom(ms_stream **out, const ms_stream_ops *ops,
 	if ((mode == MS_STREAM_WRITER && !ops->writev) ||
 	    (mode == MS_STREAM_READER && !ops->read))
 		return -EINVAL;
-	ret = ms__stream_create(&s, mode, MS__KIND_CUSTOM, opts);
+	ret = ms__stream_create_buffered(&s, mode, MS__KIND_CUSTOM, opts);
 	if (ret)
 		return ret;
-	ret = ms__stream_alloc_buf(s);
-	if (ret) {
-		ms__stream_destroy(s);
-		return ret;
-	}
 	s->ops = ops;
 	s->ops_opaque = opaque;
 	s->t = &custom_transports[(ops->wait ? 1 : 0) | (ops->close ? 2 : 0)];

@@ -155,14 +155,9 @@ int ms_stream_new_fd(ms_stream **out, int fd, ms_stream_mode mode,
 		return -EINVAL;
 	if (fstat(fd, &st) < 0)
 		return errno == EBADF ? -EBADF : -EINVAL;
-	ret = ms__stream_create(&s, mode, MS__KIND_FD, opts);
+	ret = ms__stream_create_buffered(&s, mode, MS__KIND_FD, opts);
 	if (ret)
 		return ret;
-	ret = ms__stream_alloc_buf(s);
-	if (ret) {
-		ms__stream_destroy(s);
-		return ret;
-	}
 	s->t = &fd_transport;
 	s->fd = fd;
 	s->fd_flags = flags;

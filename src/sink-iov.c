@@ -19,14 +19,10 @@ int ms_stream_new_iov(ms_stream **out, ms_iov_fn fn, void *opaque,
 
 	if (!out || !fn)
 		return -EINVAL;
-	ret = ms__stream_create(&s, MS_STREAM_WRITER, MS__KIND_IOV_CB, opts);
+	ret = ms__stream_create_buffered(&s, MS_STREAM_WRITER, MS__KIND_IOV_CB,
+					 opts);
 	if (ret)
 		return ret;
-	ret = ms__stream_alloc_buf(s);
-	if (ret) {
-		ms__stream_destroy(s);
-		return ret;
-	}
 	s->iov_fn = fn;
 	s->iov_opaque = opaque;
 	*out = s;
@@ -177,13 +173,10 @@ int ms_stream_new_iov_reader(ms_stream **out, const struct iovec *iov,
 	for (i = 0; i < iovcnt; i++)
 		if (iov[i].iov_len && !iov[i].iov_base)
 			return -EINVAL;
-	ret = ms__stream_create(&s, MS_STREAM_READER, MS__KIND_IOV_READER,
-				opts);
+	ret = ms__stream_create_buffered(&s, MS_STREAM_READER,
+					 MS__KIND_IOV_READER, opts);
 	if (ret)
 		return ret;
-	ret = ms__stream_alloc_buf(s);
-	if (ret)
-		goto out_destroy;
 	if (iovcnt) {
 		s->riov = ms__malloc(s->alloc, sizeof(*iov) * (size_t)iovcnt);
 		if (!s->riov) {

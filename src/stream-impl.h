@@ -107,7 +107,8 @@ struct ms_stream {
 
 int ms__stream_create(ms_stream **sp, ms_stream_mode mode, enum ms__kind kind,
 		      const ms_stream_opts *opts);
-int ms__stream_alloc_buf(ms_stream *s);
+int ms__stream_create_buffered(ms_stream **sp, ms_stream_mode mode,
+			       enum ms__kind kind, const ms_stream_opts *opts);
 void ms__stream_destroy(ms_stream *s);
 int ms__writer_flush(ms_stream *s);
 int ms__iov_array_flush(ms_stream *s);

@@ -189,14 +189,27 @@ int ms__stream_create(ms_stream **sp, ms_stream_mode mode, enum ms__kind kind,
 	return 0;
 }
 
-/* Allocate the owned staging buffer of a writer or pull reader. */
-int ms__stream_alloc_buf(ms_stream *s)
+/*
+ * Create a stream with its owned staging buffer: the constructor of the
+ * fd, iovec and custom sinks.
+ */
+int ms__stream_create_buffered(ms_stream **sp, ms_stream_mode mode,
+			       enum ms__kind kind, const ms_stream_opts *opts)
 {
+	ms_stream *s;
+	int ret;
+
+	ret = ms__stream_create(&s, mode, kind, opts);
+	if (ret)
+		return ret;
 	s->buf = ms__malloc(s->alloc, s->buf_size);
-	if (!s->buf)
+	if (!s->buf) {
+		ms__stream_destroy(s);
 		return -ENOMEM;
+	}
 	s->buf_owned = true;
 	s->buf_cap = s->buf_size;
+	*sp = s;
 	return 0;
 }
 
