@@ -277,17 +277,284 @@ grep -q "cannot open" "$tmp/err" || ko "missing file: $(cat "$tmp/err")"
 run info "$tmp"
 [ $rc -eq 3 ] || ko "a directory: exit $rc, 3 expected"
 for args in "frobnicate $tmp/pc-min.mig" "" "info" "--bogus info x" \
-	"info a b" "state $tmp/pc-min.mig" "desc x" "extract x" "convert x"; do
+	"info a b" "state" "state a b" "state --desc" "desc" "desc a b" \
+	"extract x" "convert x"; do
 	# shellcheck disable=SC2086
 	run $args
 	[ $rc -eq 2 ] || ko "'$args': exit $rc, 2 expected"
 done
-run state "$tmp/pc-min.mig"
-grep -q "not implemented yet" "$tmp/err" || ko "state: $(cat "$tmp/err")"
 run --help
 [ $rc -eq 0 ] && grep -q "^Usage: migstream-dump COMMAND" "$tmp/out" || ko "--help"
 run --version
 [ $rc -eq 0 ] && grep -q "^migstream-dump (migstream) [0-9]" "$tmp/out" || ko "--version"
+
+# ---------------------------------------------------------------------
+# convert and extract.
+# ---------------------------------------------------------------------
+
+# QEMU -> native (plain, compressed, through pipes) -> QEMU: the same
+# bytes; the native copies verify.
+for f in pc-min q35-dev; do
+	for c in "" "--compress" "--compress=1"; do
+		# shellcheck disable=SC2086
+		run convert --to native $c "$tmp/$f.mig" "$tmp/$f.msn"
+		[ $rc -eq 0 ] || ko "convert $f to native $c: exit $rc: $(cat "$tmp/err")"
+		[ -e "$tmp/$f.msn.tmp" ] && ko "convert $f: $f.msn.tmp left behind"
+		run verify "$tmp/$f.msn"
+		[ $rc -eq 0 ] || ko "verify native $f $c: $(cat "$tmp/err")"
+		run info --json "$tmp/$f.msn"
+		check_json "native $f $c" profile=native checksum.type=crc32 \
+			checksum.verified=True complete=True
+		run convert --to qemu "$tmp/$f.msn" "$tmp/$f.back"
+		[ $rc -eq 0 ] || ko "convert $f back $c: exit $rc: $(cat "$tmp/err")"
+		cmp -s "$tmp/$f.mig" "$tmp/$f.back" ||
+			ko "convert $f $c: QEMU -> native -> QEMU differs"
+	done
+	"$dump" convert --to native --compress - - <"$tmp/$f.mig" |
+		"$dump" convert --to qemu - - >"$tmp/$f.pipe" ||
+		ko "convert $f through pipes"
+	cmp -s "$tmp/$f.mig" "$tmp/$f.pipe" || ko "convert $f through pipes differs"
+done
+[ "$(wc -c <"$tmp/pc-min.msn")" -lt "$(wc -c <"$tmp/pc-min.mig")" ] ||
+	ko "convert --compress=1: pc-min is not smaller"
+
+# The golden native vectors -> QEMU -> native -> QEMU: the same QEMU
+# bytes (golden-native is golden-qemu re-framed).
+for g in native native-zlib native-nocrc; do
+	run convert --to qemu "$data/golden-$g.bin" "$tmp/g-$g.q"
+	[ $rc -eq 0 ] || ko "convert golden-$g to qemu: exit $rc: $(cat "$tmp/err")"
+	run convert --to native "$tmp/g-$g.q" "$tmp/g-$g.n"
+	[ $rc -eq 0 ] || ko "convert golden-$g back: exit $rc: $(cat "$tmp/err")"
+	run info --json "$tmp/g-$g.n"
+	check_json "golden-$g converted" profile=native complete=True \
+		section_types.FOOTER=6 section_types.COMMAND=1 vmdesc=105
+	run convert --to qemu "$tmp/g-$g.n" "$tmp/g-$g.q2"
+	cmp -s "$tmp/g-$g.q" "$tmp/g-$g.q2" || ko "golden-$g: QEMU copies differ"
+done
+cmp -s "$tmp/g-native.q" "$data/golden-qemu.bin" ||
+	ko "golden-native converted to QEMU is not golden-qemu"
+
+# Bad input: status 1 with an offset, and neither OUT nor OUT.tmp left.
+head -c 5000 "$tmp/pc-min.mig" >"$tmp/cut.mig"
+expect_invalid "convert a cut stream" convert --to native "$tmp/cut.mig" "$tmp/cut.out"
+ls "$tmp"/cut.out* >/dev/null 2>&1 && ko "convert a cut stream: output left behind"
+echo "garbage" >"$tmp/junk.mig"
+expect_invalid "convert junk" convert --to qemu "$tmp/junk.mig" "$tmp/junk.out"
+ls "$tmp"/junk.out* >/dev/null 2>&1 && ko "convert junk: output left behind"
+echo keep >"$tmp/keep.out"
+run convert --to native "$tmp/cut.mig" "$tmp/keep.out"
+[ "$(cat "$tmp/keep.out")" = keep ] || ko "convert: a failed run replaced OUT"
+for args in "convert --to foo a b" "convert --to qemu a" \
+	"convert --to qemu --compress a b" "convert --to native --compress=10 a b" \
+	"extract d" "extract d a b"; do
+	# shellcheck disable=SC2086
+	run $args
+	[ $rc -eq 2 ] || ko "'$args': exit $rc, 2 expected"
+done
+
+# extract pc-min: every block at its size, sparse, desc.json as in the
+# stream, and the pages that name their block as in the stream.
+run extract "$tmp/ex" "$tmp/pc-min.mig"
+[ $rc -eq 0 ] || ko "extract pc-min: exit $rc: $(cat "$tmp/err")"
+run info --json "$tmp/pc-min.mig"
+cp "$tmp/out" "$tmp/pc-min.json"
+python3 - "$tmp/ex" "$tmp/pc-min.json" "$tmp/pc-min.mig" $eof <<'EOF' || ko "extract pc-min"
+import json, os, re, struct, sys
+d, info, mig = sys.argv[1], json.load(open(sys.argv[2])), open(sys.argv[3], "rb").read()
+bad = 0
+def safe(n):
+    return "".join(c if c.isalnum() or c in "_-+,=@:" or (c == "." and i)
+                   else "%%%02X" % ord(c) for i, c in enumerate(n))
+for name, size in info["ram"]["blocks"].items():
+    p = os.path.join(d, safe(name))
+    st = os.stat(p)
+    if st.st_size != size:
+        print("%s: size %d, %d expected" % (p, st.st_size, size)); bad = 1
+big = os.stat(os.path.join(d, "pc.ram"))
+if big.st_size != 16 << 20 or big.st_blocks * 512 >= big.st_size:
+    print("pc.ram: not sparse (%d blocks)" % big.st_blocks); bad = 1
+# Normal pages (flags 0x08) that name their block: as in the stream.
+checked = 0
+for name in info["ram"]["blocks"]:
+    n = name.encode()
+    for m in re.finditer(re.escape(bytes([len(n)]) + n), mig):
+        v = struct.unpack(">Q", mig[m.start() - 8:m.start()])[0]
+        if v & 0xfff != 0x08:
+            continue
+        page = mig[m.end():m.end() + 4096]
+        f = open(os.path.join(d, safe(name)), "rb")
+        f.seek(v & ~0xfff)
+        if f.read(4096) != page or not any(page):
+            print("%s page 0x%x differs from the stream" % (name, v & ~0xfff)); bad = 1
+        checked += 1
+if checked < 2:
+    print("only %d pages cross-checked" % checked); bad = 1
+j = int(sys.argv[4]) + 5  # after EOF: u8 0x06, be32 length
+if open(os.path.join(d, "desc.json"), "rb").read() != mig[j:]:
+    print("desc.json differs from the stream's VM description"); bad = 1
+json.load(open(os.path.join(d, "desc.json")))
+sys.exit(bad)
+EOF
+[ -e "$tmp/ex/state.json" ] && ko "extract wrote a state.json"
+# From stdin, into an existing directory: the same files.
+run extract "$tmp/ex2" - <"$tmp/pc-min.mig"
+[ $rc -eq 0 ] || ko "extract from stdin: $(cat "$tmp/err")"
+for f in "$tmp"/ex/*; do
+	cmp -s "$f" "$tmp/ex2/$(basename "$f")" || ko "extract from stdin: $(basename "$f") differs"
+done
+
+# Hostile block names stay inside DIR.
+mkdir -p "$tmp/jail/in" || exit 99
+touch "$tmp/jail/marker"
+python3 - "$tmp/evil.mig" <<'EOF'
+import struct, sys
+def cstr(s): return bytes([len(s)]) + s
+def be64(v): return struct.pack(">Q", v)
+names = [b"../evil", b"/etc/x", b"..", b".", b"a/../../b", b"desc.json",
+         b"\x01ctl\nx", b"%2E"]
+d = b"QEVM" + struct.pack(">I", 3) + b"\x07" + struct.pack(">I", 4) + b"test"
+d += b"\x01" + struct.pack(">I", 1) + cstr(b"ram") + struct.pack(">II", 0, 4)
+d += be64(0x1000 * len(names) | 4) + b"".join(cstr(n) + be64(0x1000) for n in names)
+d += be64(0x10) + b"\x7e" + struct.pack(">I", 1)
+d += b"\x03" + struct.pack(">I", 1)
+d += b"".join(be64(0x08) + cstr(n) + bytes([65 + i]) * 4096 for i, n in enumerate(names))
+d += be64(0x10) + b"\x7e" + struct.pack(">I", 1) + b"\x00"
+j = b'{"page_size": 4096, "devices": []}'
+d += b"\x06" + struct.pack(">I", len(j)) + j
+open(sys.argv[1], "wb").write(d)
+EOF
+run extract "$tmp/jail/in/d" "$tmp/evil.mig"
+[ $rc -eq 0 ] || ko "extract hostile names: exit $rc: $(cat "$tmp/err")"
+out=$(cd "$tmp/jail" && find . -newer marker ! -path './in/d/*' ! -path ./in/d ! -path ./in ! -path . | sort)
+[ -z "$out" ] || ko "extract wrote outside DIR: $out"
+n=$(find "$tmp/jail/in/d" -type f | wc -l)
+[ "$n" -eq 9 ] || ko "extract hostile names: $n files, 9 expected"
+find "$tmp/jail/in/d" -mindepth 1 -type d | grep -q . && ko "extract made directories"
+ls "$tmp/jail/in/d" | LC_ALL=C grep -q '[[:cntrl:]]' && ko "extract: control characters in a name"
+[ "$(head -c 3 "$tmp/jail/in/d/%2E.%2Fevil")" = AAA ] || ko "extract: ../evil not in %2E.%2Fevil"
+grep -q '^{"page_size"' "$tmp/jail/in/d/desc.json" || ko "extract: desc.json overwritten by a block"
+
+# Every page kind of the crafted RAM stream: zero, normal, compressed
+# (inflated) and XBZRLE (applied to the zeros of an unsent page).
+run extract "$tmp/exc" "$tmp/craft/good.mig"
+[ $rc -eq 0 ] || ko "extract crafted RAM: exit $rc: $(cat "$tmp/err")"
+python3 - "$tmp/exc" <<'EOF' || ko "extract crafted RAM: wrong content"
+import os, sys
+d = sys.argv[1]
+page = bytes(range(256)) * 16
+ram0 = open(os.path.join(d, "ram0"), "rb").read()
+xb = bytearray(4096); xb[0:3] = b"abc"; xb[132] = ord("z")
+want = bytes(4096) + page + page + bytes(xb)
+sys.exit(ram0 != want or open(os.path.join(d, "rom"), "rb").read() != bytes(4096))
+EOF
+# A symbolic link planted in DIR is not followed.
+mkdir "$tmp/exl" && ln -s "$tmp/victim" "$tmp/exl/ram0"
+run extract "$tmp/exl" "$tmp/craft/good.mig"
+[ $rc -eq 3 ] || ko "extract over a symbolic link: exit $rc, 3 expected"
+[ -e "$tmp/victim" ] && ko "extract followed a symbolic link"
+
+# Optional: QEMU loads the stream converted back from native.
+if command -v qemu-system-x86_64 >/dev/null 2>&1; then
+	{ sleep 5; echo "info migrate"; echo quit; } |
+		timeout 60 qemu-system-x86_64 -M pc-i440fx-7.2 -m 16 -nodefaults -S \
+			-display none -monitor stdio -serial none \
+			-incoming "exec:cat $tmp/pc-min.back" >"$tmp/qemu.log" 2>&1
+	grep -qi "load of migration failed\|error while loading" "$tmp/qemu.log" &&
+		ko "QEMU refused the converted stream: $(tail -3 "$tmp/qemu.log")"
+fi
+
+# ---------------------------------------------------------------------
+# state and desc.
+# ---------------------------------------------------------------------
+
+# The stream's trailer, found by the exact-end rule (0x06, be32 len, the
+# JSON ending the file, after the EOF byte): written to $2, its offset
+# printed.
+trailer() {
+	python3 - "$1" "$2" <<'EOF'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+for p in range(len(d) - 6, 0, -1):
+    if (d[p] == 6 and d[p + 5] == ord("{") and d[p - 1] == 0 and
+            p + 5 + struct.unpack(">I", d[p + 1:p + 5])[0] == len(d)):
+        open(sys.argv[2], "wb").write(d[p + 5:])
+        print(p)
+        sys.exit(0)
+sys.exit(1)
+EOF
+}
+# JSON-equal: the files $1 and $2 (gzip'ed if named *.gz).
+json_equal() {
+	python3 - "$1" "$2" <<'EOF'
+import gzip, json, sys
+def load(f):
+    return json.load(gzip.open(f, "rt") if f.endswith(".gz") else open(f))
+sys.exit(load(sys.argv[1]) != load(sys.argv[2]))
+EOF
+}
+for f in pc-min q35-dev; do
+	# state: what QEMU 7.2's analyze-migration.py -d state prints.
+	run state "$tmp/$f.mig"
+	[ $rc -eq 0 ] || ko "state $f: exit $rc: $(cat "$tmp/err")"
+	json_equal "$tmp/out" "$data/qemu/$f.state.json.gz" ||
+		ko "state $f differs from tests/data/qemu/$f.state.json.gz"
+	# desc: the trailer as Python's json.dumps(indent=4) prints it.
+	trailer "$tmp/$f.mig" "$tmp/$f.vmdesc" >/dev/null || ko "no trailer in $f"
+	python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin), indent=4))' \
+		<"$tmp/$f.vmdesc" >"$tmp/$f.desc-py" || exit 99
+	run desc "$tmp/$f.mig"
+	[ $rc -eq 0 ] || ko "desc $f: exit $rc: $(cat "$tmp/err")"
+	cmp -s "$tmp/out" "$tmp/$f.desc-py" || ko "desc $f differs from Python's"
+	cp "$tmp/out" "$tmp/$f.desc"
+done
+# From a pipe (spooled), and with --desc (streamed).
+cat "$tmp/pc-min.mig" | "$dump" state - >"$tmp/out" 2>"$tmp/err" ||
+	ko "state - <pc-min: $(cat "$tmp/err")"
+json_equal "$tmp/out" "$data/qemu/pc-min.state.json.gz" || ko "state - <pc-min differs"
+cat "$tmp/q35-dev.mig" | "$dump" state --desc "$tmp/q35-dev.desc" - >"$tmp/out" 2>"$tmp/err" ||
+	ko "state --desc - <q35-dev: $(cat "$tmp/err")"
+json_equal "$tmp/out" "$data/qemu/q35-dev.state.json.gz" || ko "state --desc q35-dev differs"
+
+# No trailer (cut right after EOF, found by the exact-end rule): a clear
+# error for state and desc; with --desc, state still decodes it.
+cut=$(trailer "$tmp/pc-min.mig" "$tmp/x") || ko "no trailer in pc-min"
+head -c "$cut" "$tmp/pc-min.mig" >"$tmp/cut-trailer.mig"
+for c in state desc; do
+	run $c "$tmp/cut-trailer.mig"
+	[ $rc -eq 1 ] || ko "$c without a trailer: exit $rc, 1 expected"
+	grep -q "offset 0x[0-9a-f]*: no VM description (vmdesc) trailer" "$tmp/err" ||
+		ko "$c without a trailer: $(cat "$tmp/err")"
+done
+run state --desc "$tmp/pc-min.desc" "$tmp/cut-trailer.mig"
+[ $rc -eq 0 ] || ko "state --desc without a trailer: exit $rc: $(cat "$tmp/err")"
+json_equal "$tmp/out" "$data/qemu/pc-min.state.json.gz" ||
+	ko "state --desc without a trailer differs"
+
+# A description that does not fit: the device (and field) are named.
+python3 - "$tmp/pc-min.vmdesc" "$tmp/d" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for dev in d["devices"]:
+    if dev["name"] == "timer":
+        dev["fields"][0]["size"] = 4
+json.dump(d, open(sys.argv[2] + "-size.json", "w"))
+d = json.load(open(sys.argv[1]))
+d["devices"] = [x for x in d["devices"] if x["name"] != "apic"]
+json.dump(d, open(sys.argv[2] + "-nodev.json", "w"))
+EOF
+expect_invalid "state --desc (wrong size)" state --desc "$tmp/d-size.json" "$tmp/pc-min.mig"
+grep -q "section 0 'timer': " "$tmp/err" || ko "state wrong size: $(cat "$tmp/err")"
+expect_invalid "state --desc (no apic)" state --desc "$tmp/d-nodev.json" "$tmp/pc-min.mig"
+grep -q "section 7 'apic': device 'apic' instance 0: not in the VM description" "$tmp/err" ||
+	ko "state no apic: $(cat "$tmp/err")"
+# A truncated device section names the field.
+off=$(awk '$2 == "FULL" && $4 == "cpu" { print $1; exit }' "$data/pc-min.sections")
+head -c $(($off + 100)) "$tmp/pc-min.mig" >"$tmp/cut-cpu.mig"
+expect_invalid "state of a cut cpu section" state --desc "$tmp/pc-min.desc" "$tmp/cut-cpu.mig"
+grep -q "section 5 'cpu': field 'env\.[^']*': uint64 (8 bytes) expected, end of stream" "$tmp/err" ||
+	ko "state of a cut cpu section: $(cat "$tmp/err")"
+run state --desc "$tmp/does-not-exist" "$tmp/pc-min.mig"
+[ $rc -eq 3 ] || ko "state --desc missing: exit $rc, 3 expected"
 
 [ $fail -eq 0 ] && echo "ok: migstream-dump"
 exit $fail

@@ -271,7 +271,9 @@ static inline ssize_t vfu1_access(struct vfu1_dev *d, void *buf, size_t count,
 		case VFU1_REG_DEVICE_STATE:
 			if (count != 4)
 				return vfu_error(EINVAL);
-			memcpy(&u32, buf, 4);
+			u32 = 0;
+			if (is_write)
+				memcpy(&u32, buf, 4);
 			ret = vfu1_device_state(d, &u32, is_write);
 			if (!ret && !is_write)
 				memcpy(buf, &u32, 4);
@@ -281,7 +283,9 @@ static inline ssize_t vfu1_access(struct vfu1_dev *d, void *buf, size_t count,
 		case VFU1_REG_DATA_SIZE:
 			if (count != 8)
 				return vfu_error(EINVAL);
-			memcpy(&u64, buf, 8);
+			u64 = 0;
+			if (is_write)
+				memcpy(&u64, buf, 8);
 			if (pos == VFU1_REG_PENDING)
 				ret = vfu1_pending(d, &u64, is_write);
 			else if (pos == VFU1_REG_DATA_OFFSET)

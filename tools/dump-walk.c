@@ -56,7 +56,8 @@ struct walker {
 	bool z_ready;
 	uint32_t *live; /* START sections not ended yet */
 	size_t nlive, caplive;
-	int err; /* the payload parser's error, and its message */
+	uint8_t xbzrle_len[2]; /* be16 length of the last XBZRLE page */
+	int err;	       /* the payload parser's error, and its message */
 	char msg[768];
 };
 
@@ -111,19 +112,36 @@ static int bad(struct dump_walk *w, int err, const char *fmt, ...)
 	;
 
 /* Record the payload parser's first error. */
-static int bad(struct dump_walk *w, int err, const char *fmt, ...)
+static int vbad(struct dump_walk *w, int err, const char *fmt, va_list ap)
 {
 	struct walker *k = w->priv;
 	char raw[sizeof(k->msg)];
-	va_list ap;
 
 	if (k->err)
 		return k->err;
 	k->err = err;
-	va_start(ap, fmt);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
 	escape(k->msg, sizeof(k->msg), raw);
+	return err;
+}
+
+static int bad(struct dump_walk *w, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err = vbad(w, err, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int dump_walk_fail(struct dump_walk *w, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err = vbad(w, err, fmt, ap);
+	va_end(ap);
 	return err;
 }
 
@@ -184,7 +202,17 @@ static const uint8_t *need(struct dump_walk *w, size_t n, const char *what)
 static int skip(struct dump_walk *w, size_t n)
 {
 	struct walker *k = w->priv;
+	const uint8_t *d;
+	int ret;
 
+	if (w->on_bytes && n) {
+		/* The bytes were peeked: this only looks at them again. */
+		if (ms_peek(k->p, &d, n) != (ssize_t)n)
+			return bad(w, -EIO, "payload bytes not available");
+		ret = w->on_bytes(w, d, n, w->opaque);
+		if (ret)
+			return bad(w, ret, "stopped by the output");
+	}
 	return ms_skip(k->p, n) ? bad(w, ms_stream_error(k->p), "%s",
 				      ms_stream_errmsg(k->p))
 				: 0;
@@ -503,6 +531,7 @@ static int ram_xbzrle(struct dump_walk *w, const char *blk)
 		return bad(w, -EBADMSG,
 			   "XBZRLE encoding 0x01 expected, found 0x%02x", d[0]);
 	len = be16(d + 1);
+	memcpy(k->xbzrle_len, d + 1, 2);
 	if (len > w->page_size)
 		return bad(w, -EBADMSG,
 			   "XBZRLE length of at most the page size %u "
@@ -565,6 +594,19 @@ static int ram_compressed(struct dump_walk *w, const char *blk)
 	return 0;
 }
 
+/* Hand a parsed page to the caller's hook, if any. */
+static int page_hook(struct dump_walk *w, uint64_t addr,
+		     enum dump_page_kind kind, const uint8_t *data, size_t len)
+{
+	int ret;
+
+	if (!w->on_page)
+		return 0;
+	ret = w->on_page(w, (unsigned)w->last_blk, addr, kind, data, len,
+			 w->opaque);
+	return ret ? bad(w, ret, "stopped by the output") : 0;
+}
+
 /* One page record at the current position, whose be64 is @v. */
 static int ram_page(struct dump_walk *w, uint64_t v, unsigned kind_flag)
 {
@@ -619,16 +661,28 @@ static int ram_page(struct dump_walk *w, uint64_t v, unsigned kind_flag)
 				   "expected, found 0x%02x",
 				   b->name, (unsigned long long)addr, d[0]);
 		w->pages[DUMP_PAGE_ZERO]++;
-		return skip(w, 1);
+		if (skip(w, 1))
+			return k->err;
+		return page_hook(w, addr, DUMP_PAGE_ZERO, NULL, 0);
 	case RAM_FLAG_PAGE:
 		w->pages[DUMP_PAGE_NORMAL]++;
-		return take(w, NULL, w->page_size, "page data");
+		if (take(w, w->on_page ? k->page : NULL, w->page_size,
+			 "page data"))
+			return k->err;
+		return page_hook(w, addr, DUMP_PAGE_NORMAL, k->page,
+				 w->page_size);
 	case RAM_FLAG_XBZRLE:
 		w->pages[DUMP_PAGE_XBZRLE]++;
-		return ram_xbzrle(w, b->name);
+		if (ram_xbzrle(w, b->name))
+			return k->err;
+		return page_hook(w, addr, DUMP_PAGE_XBZRLE, k->buf,
+				 be16(k->xbzrle_len));
 	default:
 		w->pages[DUMP_PAGE_COMPRESSED]++;
-		return ram_compressed(w, b->name);
+		if (ram_compressed(w, b->name))
+			return k->err;
+		return page_hook(w, addr, DUMP_PAGE_COMPRESSED, k->page,
+				 w->page_size);
 	}
 }
 
@@ -855,6 +909,13 @@ static int vmdesc_check(struct dump_walk *w, uint32_t len)
 	ssize_t got;
 	size_t c;
 
+	if (w->keep_vmdesc && !w->vmdesc) {
+		w->vmdesc = malloc((size_t)len + 1);
+		if (!w->vmdesc)
+			return bad(w, -ENOMEM,
+				   "out of memory for the VM description");
+		w->vmdesc[len] = '\0';
+	}
 	while (left) {
 		c = left < SKIP_CHUNK ? left : SKIP_CHUNK;
 		got = ms_peek(k->p, &d, c);
@@ -875,6 +936,8 @@ static int vmdesc_check(struct dump_walk *w, uint32_t len)
 					   (unsigned long long)got);
 		if (left == len)
 			first = d[0];
+		if (w->vmdesc)
+			memcpy(w->vmdesc + (len - left), d, c);
 		last = d[c - 1];
 		if (skip(w, c))
 			return k->err;
@@ -919,6 +982,13 @@ static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 			if (!native)
 				ret = scan_to_footer(w, h->section_id);
 		}
+	} else if (w->on_payload) {
+		ret = w->on_payload(w, k->rec, k->p, w->opaque);
+		if (ret && !k->err)
+			ret = bad(w, ret, "section payload: %s",
+				  strerror(-ret));
+		if (!ret && native)
+			ret = expect_payload_end(w, "the described fields");
 	} else if (!native) {
 		ret = scan_to_footer(w, h->section_id);
 	}
@@ -1038,6 +1108,12 @@ int dump_walk_run(struct dump_walk *w)
 		w->count[rec.type]++;
 		k->p = ms_reader_payload(k->r);
 		k->rec = &rec;
+		if (w->on_begin &&
+		    (ret = w->on_begin(w, &rec, k->p, w->opaque)) != 0) {
+			ret = ms_reader_fail(k->r, ret,
+					     "stopped by the output");
+			break;
+		}
 		if (consume(w, &rec, &plen)) {
 			/* Through the reader: it names offset and section. */
 			ret = ms_reader_fail(k->r, k->err, "%s", k->msg);
@@ -1076,5 +1152,7 @@ void dump_walk_free(struct dump_walk *w)
 	}
 	free(w->blk);
 	w->blk = NULL;
+	free(w->vmdesc);
+	w->vmdesc = NULL;
 	w->priv = NULL;
 }

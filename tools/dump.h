@@ -52,6 +52,35 @@ typedef void (*dump_record_fn)(struct dump_walk *w, const ms_record *rec,
 			       uint64_t plen, void *opaque);
 
 /*
+ * Optional hooks of the converter and the extractor.  Each returns 0, or
+ * a negative errno that stops the walk (w->err gets it; the hook keeps
+ * its own message).
+ *
+ * dump_begin_fn: called before a record's payload is consumed, with the
+ * stream of that payload (a COMMAND's bytes may be read from it).
+ * dump_bytes_fn: every payload byte the walker consumes, in order.
+ * dump_page_fn: each RAM page record: @blk indexes w->blk, @addr is the
+ * page's offset in it, @data is the page (normal, compressed once
+ * inflated; @len the page size), the XBZRLE data (@len bytes), or NULL
+ * for a zero page.
+ */
+typedef int (*dump_begin_fn)(struct dump_walk *w, const ms_record *rec,
+			     ms_stream *payload, void *opaque);
+typedef int (*dump_bytes_fn)(struct dump_walk *w, const uint8_t *d, size_t n,
+			     void *opaque);
+typedef int (*dump_page_fn)(struct dump_walk *w, unsigned blk, uint64_t addr,
+			    enum dump_page_kind kind, const uint8_t *data,
+			    size_t len, void *opaque);
+
+/*
+ * dump_payload_fn (state): decodes the payload of a section other than
+ * RAM from @p, instead of the footer scan.  Returns 0, or the negative
+ * errno of dump_walk_fail().
+ */
+typedef int (*dump_payload_fn)(struct dump_walk *w, const ms_record *rec,
+			       ms_stream *p, void *opaque);
+
+/*
  * struct dump_walk - One walk over one stream: its settings and results.
  * The settings are filled by the caller before dump_walk_run(); the rest
  * is the walker's.
@@ -62,6 +91,11 @@ struct dump_walk {
 	int fd;		  /* the input, read from its current position */
 	bool strict;	  /* verify: anything unchecked is an error */
 	dump_record_fn on_record;
+	dump_begin_fn on_begin; /* optional hooks, see above */
+	dump_bytes_fn on_bytes;
+	dump_page_fn on_page;
+	dump_payload_fn on_payload; /* NULL: the footer scan */
+	bool keep_vmdesc;	    /* keep the trailer's JSON in vmdesc */
 	void *opaque;
 
 	/* Results. */
@@ -75,6 +109,7 @@ struct dump_walk {
 	uint64_t records;    /* all records */
 	uint32_t vmdesc_len;
 	bool have_vmdesc;
+	char *vmdesc;	    /* keep_vmdesc: the JSON, NUL-terminated */
 	unsigned page_size; /* RAM target page size */
 	bool ignore_shared; /* the x-ignore-shared capability */
 	unsigned ncaps;
@@ -115,10 +150,36 @@ struct dump_walk {
  */
 int dump_walk_run(struct dump_walk *w);
 
+/*
+ * dump_walk_fail() - Fail the payload being decoded (from a
+ * dump_payload_fn); the walker prefixes the offset and the section.
+ * Return: the first error recorded.
+ */
+int dump_walk_fail(struct dump_walk *w, int err, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
 /* dump_walk_free() - Free what the walker allocated. */
 void dump_walk_free(struct dump_walk *w);
 
 /* dump_page_kind_name() - "zero", "normal", "compressed" or "xbzrle". */
 const char *dump_page_kind_name(int kind);
+
+/*
+ * dump_convert_main(), dump_extract_main() - The convert and extract
+ * commands; @argv[0] is the command name.  Return: a DUMP_EXIT_* status.
+ */
+int dump_convert_main(int argc, char **argv);
+int dump_extract_main(int argc, char **argv);
+
+/*
+ * dump_state_main(), dump_desc_main() - The state and desc commands
+ * (dump-state.c); @argv[0] is the command name.  Return: a DUMP_EXIT_*
+ * status.
+ */
+int dump_state_main(int argc, char **argv);
+int dump_desc_main(int argc, char **argv);
 
 #endif /* MIGSTREAM_DUMP_H */

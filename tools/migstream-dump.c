@@ -5,8 +5,9 @@
  *
  *	migstream-dump COMMAND [OPTIONS] FILE
  *
- * Commands: info, sections, verify (state, desc, extract and convert are
- * not implemented yet).  FILE may be "-" for stdin.  Exit status: 0
+ * Commands: info, sections, verify, convert (dump-convert.c), extract
+ * (dump-extract.c), state and desc (dump-state.c).  FILE may be
+ * "-" for stdin.  Exit status: 0
  * success, 1 invalid or truncated stream, 2 usage error, 3 I/O error.
  * See migstream-dump(1).
  */
@@ -52,7 +53,14 @@ static void usage(FILE *f)
 		   "  sections   one line per record\n"
 		   "  verify     check the whole stream; exit 0 only if it is "
 		   "whole and valid\n"
-		   "  state, desc, extract, convert   not implemented yet\n"
+		   "  convert --to native|qemu [--compress[=LEVEL]] IN OUT\n"
+		   "             re-frame a stream in the other profile\n"
+		   "  extract DIR FILE\n"
+		   "             RAM blocks as sparse files, desc.json\n"
+		   "  state [--desc DESC] FILE\n"
+		   "             every device's state as JSON, as QEMU's "
+		   "analyze-migration.py\n"
+		   "  desc FILE  the VM description (JSON trailer), indented\n"
 		   "\n"
 		   "Options:\n"
 		   "  -j, --json     info, sections: JSON output\n"
@@ -382,14 +390,21 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	static const char *const not_yet[] = {"state", "desc", "extract",
-					      "convert"};
 	struct options o = {0};
 	const char *cmd;
 	enum command c;
-	size_t i;
 	int opt;
 
+	/* convert and extract parse their own options. */
+	if (argc > 1 && !strcmp(argv[1], "convert"))
+		return dump_convert_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "extract"))
+		return dump_extract_main(argc - 1, argv + 1);
+	/* state and desc (dump-state.c) too. */
+	if (argc > 1 && !strcmp(argv[1], "state"))
+		return dump_state_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "desc"))
+		return dump_desc_main(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "jqhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
@@ -412,12 +427,6 @@ int main(int argc, char **argv)
 	if (optind >= argc)
 		return usage_error("%s", "missing COMMAND");
 	cmd = argv[optind++];
-	for (i = 0; i < sizeof(not_yet) / sizeof(not_yet[0]); i++)
-		if (!strcmp(cmd, not_yet[i])) {
-			fprintf(stderr, PROG ": %s: not implemented yet\n",
-				cmd);
-			return DUMP_EXIT_USAGE;
-		}
 	if (!strcmp(cmd, "info"))
 		c = CMD_INFO;
 	else if (!strcmp(cmd, "sections"))

@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migstream-dump extract: RAM blocks as sparse files, and the VM
+ * description.
+ *
+ *	migstream-dump extract DIR FILE
+ *
+ * Each RAM block becomes DIR/NAME, NAME being the block's idstr made
+ * safe (see safe_name()), truncated to the block's size, with only the
+ * non-zero pages written: the file is sparse where the guest's memory is
+ * zero.  Pages sent more than once (iterative migration) end as their
+ * last copy; XBZRLE pages are applied to what the file holds.  The VM
+ * description goes to DIR/desc.json as it is in the stream.  Files are
+ * opened relative to DIR with O_NOFOLLOW, and names never contain '/',
+ * so nothing is written outside DIR.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "dump.h"
+
+#define PROG "migstream-dump"
+/* Longest file name made of a block's idstr, before its hash suffix. */
+#define SAFE_NAME_MAX  200u
+#define SAFE_NAME_SIZE (SAFE_NAME_MAX + 16u)
+
+struct extract {
+	int dirfd;
+	bool *made; /* per block: its file was created */
+	int cur;    /* the block whose file is open, or -1 */
+	int cur_fd;
+	uint8_t *page; /* an XBZRLE page being decoded */
+	int vmdesc_fd; /* desc.json while the VM description is read */
+	uint8_t type;
+	uint64_t files;
+	int err;
+	char msg[768];
+};
+
+static int ex_fail(struct extract *x, int err, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+static int ex_fail(struct extract *x, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (x->err)
+		return x->err;
+	x->err = err ? err : -EIO;
+	va_start(ap, fmt);
+	vsnprintf(x->msg, sizeof(x->msg), fmt, ap);
+	va_end(ap);
+	return x->err;
+}
+
+/*
+ * safe_name() - The file name of a RAM block.
+ *
+ * Bytes other than letters, digits and "_-+,=@:" are written %XX, '.'
+ * included where it would start the name (so "." and ".." cannot occur)
+ * and '%' always (so the mapping is one to one); '/' is always encoded,
+ * so the name is one path component.  Names longer than SAFE_NAME_MAX
+ * are cut and end with "~" and the CRC-32 of the idstr.  The names
+ * desc.json and state.json are reserved.
+ */
+static void safe_name(char *dst, const char *src)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)src;
+	size_t n = 0;
+	bool cut = false;
+
+	for (; *p; p++) {
+		bool ok = (*p >= 'a' && *p <= 'z') ||
+			  (*p >= 'A' && *p <= 'Z') ||
+			  (*p >= '0' && *p <= '9') || strchr("_-+,=@:", *p) ||
+			  (*p == '.' && n);
+
+		if (n + 3 > SAFE_NAME_MAX) {
+			cut = true;
+			break;
+		}
+		if (ok) {
+			dst[n++] = (char)*p;
+		} else {
+			dst[n++] = '%';
+			dst[n++] = hex[*p >> 4];
+			dst[n++] = hex[*p & 15];
+		}
+	}
+	dst[n] = '\0';
+	if (cut)
+		snprintf(dst + n, SAFE_NAME_SIZE - n, "~%08lx",
+			 crc32(0, (const Bytef *)src, (uInt)strlen(src)));
+	if (!strcmp(dst, "desc.json") || !strcmp(dst, "state.json")) {
+		/* "desc.json" becomes "desc%2Ejson". */
+		n = strlen(dst) - 5;
+		memcpy(dst + n, "%2Ejson", 8);
+	}
+}
+
+/* The descriptor of block @blk's file, created at its size if new. */
+static int block_fd(struct extract *x, const struct dump_walk *w, unsigned blk)
+{
+	const struct dump_ram_block *b = &w->blk[blk];
+	char name[SAFE_NAME_SIZE];
+	int flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC;
+
+	if (x->cur == (int)blk)
+		return x->cur_fd;
+	if (x->cur_fd >= 0)
+		close(x->cur_fd);
+	x->cur = -1;
+	safe_name(name, b->name);
+	if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return ex_fail(x, -EINVAL, "RAM block '%s': unsafe name",
+			       b->name);
+	if (!x->made[blk])
+		flags |= O_CREAT | O_TRUNC;
+	x->cur_fd = openat(x->dirfd, name, flags, 0644);
+	if (x->cur_fd < 0)
+		return ex_fail(x, -errno, "%s: cannot create: %s", name,
+			       strerror(errno));
+	if (!x->made[blk] && ftruncate(x->cur_fd, (off_t)b->len))
+		return ex_fail(x, -errno, "%s: cannot set the size: %s", name,
+			       strerror(errno));
+	x->made[blk] = true;
+	x->files++;
+	x->cur = (int)blk;
+	return x->cur_fd;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return !n || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
+}
+
+static int put_page(struct extract *x, int fd, const uint8_t *d, size_t n,
+		    uint64_t addr)
+{
+	size_t done = 0;
+	ssize_t k;
+
+	while (done < n) {
+		k = pwrite(fd, d + done, n - done, (off_t)(addr + done));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return ex_fail(x, k < 0 ? -errno : -EIO,
+				       "writing a page: %s",
+				       k < 0 ? strerror(errno) : "short write");
+		done += (size_t)k;
+	}
+	return 0;
+}
+
+static int get_page(struct extract *x, int fd, uint8_t *d, size_t n,
+		    uint64_t addr)
+{
+	ssize_t k = pread(fd, d, n, (off_t)addr);
+
+	if (k < 0)
+		return ex_fail(x, -errno, "reading a page back: %s",
+			       strerror(errno));
+	if ((size_t)k < n)
+		memset(d + k, 0, n - (size_t)k);
+	return 0;
+}
+
+/* Apply XBZRLE data (checked by the walker) to the page in @page. */
+static void xbzrle_apply(uint8_t *page, const uint8_t *src, size_t slen)
+{
+	size_t i = 0, d = 0;
+	uint32_t count;
+
+	while (i < slen) {
+		count = src[i] & 0x7f;
+		if (src[i++] & 0x80)
+			count |= (uint32_t)src[i++] << 7;
+		d += count;
+		if (i >= slen)
+			break;
+		count = src[i] & 0x7f;
+		if (src[i++] & 0x80)
+			count |= (uint32_t)src[i++] << 7;
+		memcpy(page + d, src + i, count);
+		d += count;
+		i += count;
+	}
+}
+
+static int ex_page(struct dump_walk *w, unsigned blk, uint64_t addr,
+		   enum dump_page_kind kind, const uint8_t *data, size_t len,
+		   void *opaque)
+{
+	struct extract *x = opaque;
+	size_t ps = w->page_size;
+	int fd;
+
+	if (x->err)
+		return x->err;
+	if (addr + ps > w->blk[blk].len)
+		ps = (size_t)(w->blk[blk].len - addr);
+	fd = block_fd(x, w, blk);
+	if (fd < 0)
+		return x->err;
+	if (kind == DUMP_PAGE_XBZRLE) {
+		if (!x->page) {
+			x->page = calloc(1, w->page_size);
+			if (!x->page)
+				return ex_fail(x, -ENOMEM, "out of memory");
+		}
+		if (get_page(x, fd, x->page, ps, addr))
+			return x->err;
+		xbzrle_apply(x->page, data, len);
+		return put_page(x, fd, x->page, ps, addr);
+	}
+	if (kind != DUMP_PAGE_ZERO && !all_zero(data, ps))
+		return put_page(x, fd, data, ps, addr);
+	/* A zero page: the file holds zeros there unless an earlier copy
+	 * of the page was written. */
+	if (!x->page) {
+		x->page = calloc(1, w->page_size);
+		if (!x->page)
+			return ex_fail(x, -ENOMEM, "out of memory");
+	}
+	if (get_page(x, fd, x->page, ps, addr))
+		return x->err;
+	if (all_zero(x->page, ps))
+		return 0;
+	memset(x->page, 0, ps);
+	return put_page(x, fd, x->page, ps, addr);
+}
+
+static int ex_begin(struct dump_walk *w, const ms_record *rec,
+		    ms_stream *payload, void *opaque)
+{
+	struct extract *x = opaque;
+
+	(void)w;
+	(void)payload;
+	if (x->err)
+		return x->err;
+	x->type = rec->type;
+	if (rec->type != MS_REC_VMDESC)
+		return 0;
+	x->vmdesc_fd = openat(
+		x->dirfd, "desc.json",
+		O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (x->vmdesc_fd < 0)
+		return ex_fail(x, -errno, "desc.json: cannot create: %s",
+			       strerror(errno));
+	x->files++;
+	return 0;
+}
+
+static int ex_bytes(struct dump_walk *w, const uint8_t *d, size_t n,
+		    void *opaque)
+{
+	struct extract *x = opaque;
+	ssize_t k;
+
+	(void)w;
+	if (x->err)
+		return x->err;
+	if (x->type != MS_REC_VMDESC || x->vmdesc_fd < 0)
+		return 0;
+	while (n) {
+		k = write(x->vmdesc_fd, d, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return ex_fail(x, k < 0 ? -errno : -EIO,
+				       "desc.json: %s",
+				       k < 0 ? strerror(errno) : "short write");
+		d += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static void ex_record(struct dump_walk *w, const ms_record *rec, uint64_t plen,
+		      void *opaque)
+{
+	struct extract *x = opaque;
+
+	(void)w;
+	(void)plen;
+	if (rec->type == MS_REC_VMDESC && x->vmdesc_fd >= 0) {
+		if (close(x->vmdesc_fd) && !x->err)
+			ex_fail(x, -errno, "desc.json: %s", strerror(errno));
+		x->vmdesc_fd = -1;
+	}
+	x->type = MS_REC_EOF;
+}
+
+int dump_extract_main(int argc, char **argv)
+{
+	struct extract x = {
+		.dirfd = -1, .cur = -1, .cur_fd = -1, .vmdesc_fd = -1};
+	struct dump_walk w;
+	const char *dir, *in;
+	unsigned i;
+	int fd, ret;
+
+	if (argc == 2 &&
+	    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("Usage: " PROG " extract DIR FILE\n");
+		return DUMP_EXIT_OK;
+	}
+	if (argc != 3) {
+		fprintf(stderr, PROG " extract: DIR and FILE expected\n"
+				     "Usage: " PROG " extract DIR FILE\n");
+		return DUMP_EXIT_USAGE;
+	}
+	dir = argv[1];
+	in = argv[2];
+	memset(&w, 0, sizeof(w));
+	if (!strcmp(in, "-")) {
+		fd = STDIN_FILENO;
+		w.name = "<stdin>";
+	} else {
+		fd = open(in, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, PROG ": %s: cannot open: %s\n", in,
+				strerror(errno));
+			return DUMP_EXIT_IO;
+		}
+		w.name = in;
+	}
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		fprintf(stderr, PROG ": %s: cannot create: %s\n", dir,
+			strerror(errno));
+		ret = DUMP_EXIT_IO;
+		goto out_close_in;
+	}
+	x.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	x.made = calloc(DUMP_MAX_RAM_BLOCKS, sizeof(*x.made));
+	if (x.dirfd < 0 || !x.made) {
+		fprintf(stderr, PROG ": %s: %s\n", dir,
+			x.made ? strerror(errno) : "out of memory");
+		ret = DUMP_EXIT_IO;
+		goto out_close_dir;
+	}
+	w.fd = fd;
+	w.strict = true;
+	w.on_begin = ex_begin;
+	w.on_bytes = ex_bytes;
+	w.on_page = ex_page;
+	w.on_record = ex_record;
+	w.opaque = &x;
+	ret = dump_walk_run(&w);
+	/* Blocks without a page still get their (all-zero) file. */
+	for (i = 0; !ret && !x.err && i < w.nblk; i++)
+		if (!x.made[i])
+			block_fd(&x, &w, i);
+	if (x.cur_fd >= 0 && close(x.cur_fd) && !x.err)
+		ex_fail(&x, -errno, "closing a block file: %s",
+			strerror(errno));
+	if (x.vmdesc_fd >= 0)
+		close(x.vmdesc_fd);
+	if (x.err) {
+		fprintf(stderr, PROG ": %s: %s\n", dir, x.msg);
+		ret = DUMP_EXIT_IO;
+	} else if (ret) {
+		fprintf(stderr, PROG ": %s: %s\n", w.name, w.errmsg);
+	} else if (w.ram_broken) {
+		fprintf(stderr,
+			PROG ": %s: RAM could not be parsed: the "
+			     "block files are incomplete\n",
+			w.name);
+		ret = DUMP_EXIT_INVALID;
+	}
+	dump_walk_free(&w);
+out_close_dir:
+	if (x.dirfd >= 0)
+		close(x.dirfd);
+	free(x.made);
+	free(x.page);
+out_close_in:
+	if (fd != STDIN_FILENO)
+		close(fd);
+	return ret;
+}

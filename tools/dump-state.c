@@ -1,0 +1,1312 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migstream-dump: the state and desc commands.
+ *
+ * desc prints the VM-description trailer as Python's json.dumps(indent=4)
+ * does.  state decodes every device section field by field, driven by
+ * the VM description, and prints what QEMU's analyze-migration.py -d state
+ * prints (7.2): keys "<idstr> (<section_id>)", integers as "0x%0*x"
+ * strings (2 digits a byte; negative ones "0x... (-n)"), other types as
+ * space-separated hex bytes, bools as JSON bools, structs and subsections
+ * as objects, indexed elements as arrays, and RAM as its "section sizes".
+ *
+ * The trailer sits at the end of the stream: in a regular file it is found
+ * by the exact-end rule (0x06, be32 len, the JSON ending the file, after
+ * the EOF byte 0x00), else by a first walk; the stream is then walked from
+ * its start.  Standard input is spooled to a temporary file unless --desc
+ * gives the description.  Only the description and one section's decoded
+ * state are held in memory.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "dump.h"
+
+#define PROG "migstream-dump"
+
+/* Bounds on what a (possibly hostile) description makes us build. */
+#define STATE_MAX_FIELD	 (64u * 1024u * 1024u) /* bytes of one field */
+#define STATE_MAX_VALUES (2u * 1024u * 1024u)  /* values of one section */
+#define STATE_MAX_INT	 64u		       /* bytes of an integer */
+#define PATH_MAX_LEN	 512u
+#define SCAN_CHUNK	 (64u * 1024u)
+#define READ_CHUNK	 4096u
+
+/*
+ * JSON output, formatted as Python's json.dumps(indent=4): ", " never
+ * appears, ": " separates keys, non-ASCII and control characters are
+ * escaped as \uXXXX (lowercase hex).
+ */
+
+static void pj_indent(FILE *f, int level)
+{
+	int i;
+
+	for (i = 0; i < level * 4; i++)
+		fputc(' ', f);
+}
+
+/* Decode one UTF-8 sequence (valid: jansson checked it). */
+static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
+{
+	if (p[0] < 0x80 || n < 2) {
+		*cp = p[0];
+		return 1;
+	}
+	if ((p[0] & 0xe0) == 0xc0) {
+		*cp = (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+		return 2;
+	}
+	if ((p[0] & 0xf0) == 0xe0 && n >= 3) {
+		*cp = (uint32_t)(p[0] & 0x0f) << 12 |
+		      (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
+		return 3;
+	}
+	if (n >= 4) {
+		*cp = (uint32_t)(p[0] & 0x07) << 18 |
+		      (uint32_t)(p[1] & 0x3f) << 12 |
+		      (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
+		return 4;
+	}
+	*cp = p[0];
+	return 1;
+}
+
+static void pj_string(FILE *f, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	uint32_t cp;
+	size_t i = 0, l;
+
+	fputc('"', f);
+	while (i < n) {
+		l = utf8_next(p + i, n - i, &cp);
+		i += l;
+		switch (cp) {
+		case '"':
+			fputs("\\\"", f);
+			continue;
+		case '\\':
+			fputs("\\\\", f);
+			continue;
+		case '\n':
+			fputs("\\n", f);
+			continue;
+		case '\r':
+			fputs("\\r", f);
+			continue;
+		case '\t':
+			fputs("\\t", f);
+			continue;
+		case '\b':
+			fputs("\\b", f);
+			continue;
+		case '\f':
+			fputs("\\f", f);
+			continue;
+		default:
+			break;
+		}
+		if (cp >= 0x20 && cp < 0x7f) {
+			fputc((int)cp, f);
+		} else if (cp < 0x10000) {
+			fprintf(f, "\\u%04x", cp);
+		} else {
+			cp -= 0x10000;
+			fprintf(f, "\\u%04x\\u%04x", 0xd800 | (cp >> 10),
+				0xdc00 | (cp & 0x3ff));
+		}
+	}
+	fputc('"', f);
+}
+
+/* A double as Python's repr() writes it. */
+static void pj_real(FILE *f, double v)
+{
+	char buf[64], digits[32], *e;
+	int prec, exp, nd, i;
+
+	if (isnan(v)) {
+		fputs("NaN", f);
+		return;
+	}
+	if (isinf(v)) {
+		fputs(v < 0 ? "-Infinity" : "Infinity", f);
+		return;
+	}
+	for (prec = 0; prec < 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*e", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	/* buf: [-]d[.ddd]e[+-]XX */
+	e = strchr(buf, 'e');
+	exp = atoi(e + 1);
+	*e = '\0';
+	nd = 0;
+	for (i = 0; buf[i]; i++)
+		if (buf[i] >= '0' && buf[i] <= '9')
+			digits[nd++] = buf[i];
+	digits[nd] = '\0';
+	if (v < 0 || (v == 0 && signbit(v)))
+		fputc('-', f);
+	if (exp < -4 || exp >= 16) {
+		fputc(digits[0], f);
+		if (nd > 1)
+			fprintf(f, ".%s", digits + 1);
+		fprintf(f, "e%c%02d", exp < 0 ? '-' : '+', abs(exp));
+	} else if (exp < 0) {
+		fputs("0.", f);
+		for (i = 0; i < -exp - 1; i++)
+			fputc('0', f);
+		fputs(digits, f);
+	} else {
+		for (i = 0; i <= exp; i++)
+			fputc(i < nd ? digits[i] : '0', f);
+		fputc('.', f);
+		if (nd > exp + 1)
+			fputs(digits + exp + 1, f);
+		else
+			fputc('0', f);
+	}
+}
+
+static void pj_value(FILE *f, json_t *v, int level)
+{
+	const char *key;
+	json_t *val;
+	size_t i, n;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		if (!json_object_size(v)) {
+			fputs("{}", f);
+			return;
+		}
+		fputs("{\n", f);
+		n = 0;
+		json_object_foreach(v, key, val)
+		{
+			if (n++)
+				fputs(",\n", f);
+			pj_indent(f, level + 1);
+			pj_string(f, key, strlen(key));
+			fputs(": ", f);
+			pj_value(f, val, level + 1);
+		}
+		fputc('\n', f);
+		pj_indent(f, level);
+		fputc('}', f);
+		return;
+	case JSON_ARRAY:
+		if (!json_array_size(v)) {
+			fputs("[]", f);
+			return;
+		}
+		fputs("[\n", f);
+		json_array_foreach(v, i, val)
+		{
+			if (i)
+				fputs(",\n", f);
+			pj_indent(f, level + 1);
+			pj_value(f, val, level + 1);
+		}
+		fputc('\n', f);
+		pj_indent(f, level);
+		fputc(']', f);
+		return;
+	case JSON_STRING:
+		pj_string(f, json_string_value(v), json_string_length(v));
+		return;
+	case JSON_INTEGER:
+		fprintf(f, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return;
+	case JSON_REAL:
+		pj_real(f, json_real_value(v));
+		return;
+	case JSON_TRUE:
+		fputs("true", f);
+		return;
+	case JSON_FALSE:
+		fputs("false", f);
+		return;
+	case JSON_NULL:
+		fputs("null", f);
+		return;
+	}
+}
+
+/*
+ * Input: the stream, a seekable fd when the trailer must be found.
+ */
+
+struct input {
+	int fd;
+	const char *name;
+	bool close;
+};
+
+static int err_io(const char *name, const char *what, int e)
+{
+	fprintf(stderr, PROG ": %s: %s: %s\n", name, what, strerror(e));
+	return DUMP_EXIT_IO;
+}
+
+/* Copy standard input to an unlinked temporary file. */
+static int spool_stdin(struct input *in)
+{
+	char tmpl[] = "/tmp/migstream-dump-XXXXXX";
+	char *buf;
+	ssize_t n, w, off;
+	int fd;
+
+	fd = mkstemp(tmpl);
+	if (fd < 0)
+		return err_io(in->name, "cannot create a temporary file",
+			      errno);
+	unlink(tmpl);
+	buf = malloc(SCAN_CHUNK);
+	if (!buf) {
+		close(fd);
+		return err_io(in->name, "spooling", ENOMEM);
+	}
+	for (;;) {
+		n = read(STDIN_FILENO, buf, SCAN_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (off = 0; off < n; off += w) {
+			w = write(fd, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR) {
+				w = 0;
+				continue;
+			}
+			if (w < 0) {
+				free(buf);
+				close(fd);
+				return err_io(in->name,
+					      "writing the temporary file",
+					      errno);
+			}
+		}
+	}
+	free(buf);
+	if (n < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+		n = errno;
+		close(fd);
+		return err_io(in->name, "reading", (int)n);
+	}
+	in->fd = fd;
+	in->close = true;
+	return 0;
+}
+
+static int input_open(struct input *in, const char *file, bool seekable)
+{
+	struct stat st;
+
+	in->close = false;
+	in->name = file;
+	if (strcmp(file, "-")) {
+		in->fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (in->fd < 0) {
+			fprintf(stderr, PROG ": %s: cannot open: %s\n", file,
+				strerror(errno));
+			return DUMP_EXIT_IO;
+		}
+		in->close = true;
+		return 0;
+	}
+	in->name = "<stdin>";
+	in->fd = STDIN_FILENO;
+	if (!seekable)
+		return 0;
+	if (!fstat(STDIN_FILENO, &st) && S_ISREG(st.st_mode) &&
+	    lseek(STDIN_FILENO, 0, SEEK_CUR) == 0)
+		return 0;
+	return spool_stdin(in);
+}
+
+static void input_close(struct input *in)
+{
+	if (in->close)
+		close(in->fd);
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static int pread_all(int fd, void *buf, size_t n, uint64_t off)
+{
+	uint8_t *b = buf;
+	ssize_t r;
+
+	while (n) {
+		r = pread(fd, b, n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ENODATA;
+		b += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+/*
+ * The exact-end rule: the last position p with d[p] == 0x06,
+ * p + 5 + be32(d + p + 1) == size, d[p + 5] == '{' and d[p - 1] == 0x00.
+ * Return: 1 with *@pos and *@len set, 0 when there is none, or -errno.
+ */
+static int trailer_find(int fd, uint64_t size, uint64_t *pos, uint32_t *len)
+{
+	uint64_t lo, hi, a, p;
+	uint8_t *buf;
+	int ret = 0;
+
+	if (size < 7)
+		return 0;
+	/* Candidates p from size - 6 down to lo. */
+	lo = size - 6 > MS_DEFAULT_MAX_VMDESC ? size - 5 - MS_DEFAULT_MAX_VMDESC
+					      : 1;
+	buf = malloc(SCAN_CHUNK + 7);
+	if (!buf)
+		return -ENOMEM;
+	hi = size - 6 + 1; /* one past the highest candidate */
+	while (hi > lo && !ret) {
+		a = hi - lo > SCAN_CHUNK ? hi - SCAN_CHUNK : lo;
+		/* Bytes [a - 1, hi + 5) hold every candidate's 7 bytes. */
+		ret = pread_all(fd, buf, (size_t)(hi - a + 6), a - 1);
+		if (ret)
+			break;
+		for (p = hi; p-- > a;) {
+			const uint8_t *d = buf + (p - a) + 1;
+
+			if (d[0] == MS_REC_VMDESC && d[5] == '{' &&
+			    d[-1] == MS_REC_EOF &&
+			    p + 5 + be32(d + 1) == size) {
+				*pos = p;
+				*len = be32(d + 1);
+				ret = 1;
+				break;
+			}
+		}
+		hi = a;
+	}
+	free(buf);
+	return ret;
+}
+
+/*
+ * The stream's VM description: by the exact-end rule in a QEMU stream,
+ * else by a walk (the native profile; or as a check that there is none).
+ * Return: 0 with *@json (malloc'd, NUL-terminated) and *@len, or a
+ * DUMP_EXIT_* status after printing the error.
+ */
+static int vmdesc_get(struct input *in, char **json, size_t *len)
+{
+	struct dump_walk w;
+	uint8_t magic[4];
+	struct stat st;
+	uint64_t pos = 0;
+	uint32_t l = 0;
+	int ret;
+
+	if (fstat(in->fd, &st))
+		return err_io(in->name, "cannot stat", errno);
+	if (S_ISREG(st.st_mode) && !pread_all(in->fd, magic, 4, 0) &&
+	    be32(magic) == MS_QEMU_MAGIC) {
+		ret = trailer_find(in->fd, (uint64_t)st.st_size, &pos, &l);
+		if (ret < 0)
+			return err_io(in->name, "reading the trailer", -ret);
+		if (ret == 1) {
+			*json = malloc((size_t)l + 1);
+			if (!*json)
+				return err_io(in->name, "reading the trailer",
+					      ENOMEM);
+			ret = pread_all(in->fd, *json, l, pos + 5);
+			if (ret) {
+				free(*json);
+				return err_io(in->name, "reading the trailer",
+					      -ret);
+			}
+			(*json)[l] = '\0';
+			*len = l;
+			return 0;
+		}
+	}
+	/* A first walk. */
+	memset(&w, 0, sizeof(w));
+	w.name = in->name;
+	w.fd = in->fd;
+	w.keep_vmdesc = true;
+	ret = dump_walk_run(&w);
+	if (w.vmdesc && w.complete) {
+		*json = w.vmdesc;
+		*len = w.vmdesc_len;
+		w.vmdesc = NULL;
+		dump_walk_free(&w);
+		if (lseek(in->fd, 0, SEEK_SET) < 0)
+			return err_io(in->name, "cannot seek", errno);
+		return 0;
+	}
+	if (ret)
+		fprintf(stderr, PROG ": %s: %s\n", w.name, w.errmsg);
+	else
+		fprintf(stderr,
+			PROG ": %s: offset 0x%" PRIx64
+			     ": no VM description (vmdesc) trailer: the stream "
+			     "ends after its EOF byte (state decodes device "
+			     "sections with one; --desc FILE gives it)\n",
+			w.name, w.end);
+	dump_walk_free(&w);
+	return DUMP_EXIT_INVALID;
+}
+
+static json_t *vmdesc_parse(const char *name, const char *json, size_t len)
+{
+	json_error_t e;
+	json_t *root;
+
+	root = json_loadb(json, len, 0, &e);
+	if (!root) {
+		fprintf(stderr,
+			PROG ": %s: VM description: invalid JSON at line %d, "
+			     "column %d (byte %d): %s\n",
+			name, e.line, e.column, e.position, e.text);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		fprintf(stderr,
+			PROG ": %s: VM description: a JSON object expected\n",
+			name);
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+/*
+ * desc
+ */
+
+static int desc_run(const char *file)
+{
+	struct input in;
+	json_t *root;
+	size_t len;
+	char *json;
+	int ret;
+
+	ret = input_open(&in, file, true);
+	if (ret)
+		return ret;
+	ret = vmdesc_get(&in, &json, &len);
+	if (!ret) {
+		root = vmdesc_parse(in.name, json, len);
+		free(json);
+		if (root) {
+			pj_value(stdout, root, 0);
+			fputc('\n', stdout);
+			json_decref(root);
+		} else {
+			ret = DUMP_EXIT_INVALID;
+		}
+	}
+	input_close(&in);
+	return ret;
+}
+
+/*
+ * state: the decoder.
+ */
+
+struct state {
+	json_t *root;	 /* the description */
+	json_t *devices; /* "instance_id/name" -> device */
+	FILE *out;
+	uint64_t nkeys;	 /* sections printed */
+	uint64_t values; /* values built for the current section */
+	bool native;
+	char path[PATH_MAX_LEN];
+};
+
+/* A field's name for messages: its path, such as "env.segs[2].base". */
+static size_t path_push(struct state *st, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+static size_t path_push(struct state *st, const char *fmt, ...)
+{
+	size_t old = strlen(st->path);
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (old < sizeof(st->path))
+		vsnprintf(st->path + old, sizeof(st->path) - old, fmt, ap);
+	va_end(ap);
+	return old;
+}
+
+static void path_pop(struct state *st, size_t old)
+{
+	st->path[old] = '\0';
+}
+
+/* Look at the next @n bytes of the payload. */
+static const uint8_t *need(struct dump_walk *w, struct state *st, ms_stream *p,
+			   size_t n, const char *what)
+{
+	const uint8_t *d;
+	ssize_t got = ms_peek(p, &d, n);
+
+	if (got < 0) {
+		dump_walk_fail(w, (int)got, "field '%s': %s: %s", st->path,
+			       what, ms_stream_errmsg(p));
+		return NULL;
+	}
+	if ((size_t)got < n) {
+		dump_walk_fail(w, st->native ? -EBADMSG : -ENODATA,
+			       "field '%s': %s (%zu bytes) expected, end of "
+			       "%s found after %zd bytes",
+			       st->path, what, n,
+			       st->native ? "the section's payload" : "stream",
+			       got);
+		return NULL;
+	}
+	return d;
+}
+
+static int consume(struct dump_walk *w, ms_stream *p, size_t n)
+{
+	if (ms_skip(p, n))
+		return dump_walk_fail(w, ms_stream_error(p), "%s",
+				      ms_stream_errmsg(p));
+	return 0;
+}
+
+static int count_value(struct dump_walk *w, struct state *st)
+{
+	if (++st->values > STATE_MAX_VALUES)
+		return dump_walk_fail(w, -E2BIG,
+				      "field '%s': more than %u values in "
+				      "one section",
+				      st->path, STATE_MAX_VALUES);
+	return 0;
+}
+
+static int nomem(struct dump_walk *w, struct state *st)
+{
+	return dump_walk_fail(w, -ENOMEM, "field '%s': out of memory",
+			      st->path);
+}
+
+/* @size bytes as "xx xx ...". */
+static int read_hex(struct dump_walk *w, struct state *st, ms_stream *p,
+		    size_t size, const char *type, json_t **out)
+{
+	static const char hex[] = "0123456789abcdef";
+	const uint8_t *d;
+	size_t done = 0, c, i;
+	char *s, *q;
+
+	s = malloc(size ? 3 * size : 1);
+	if (!s)
+		return nomem(w, st);
+	q = s;
+	while (done < size) {
+		c = size - done < READ_CHUNK ? size - done : READ_CHUNK;
+		d = need(w, st, p, c, type);
+		if (!d) {
+			free(s);
+			return -1;
+		}
+		for (i = 0; i < c; i++) {
+			if (q != s)
+				*q++ = ' ';
+			*q++ = hex[d[i] >> 4];
+			*q++ = hex[d[i] & 15];
+		}
+		if (consume(w, p, c)) {
+			free(s);
+			return -1;
+		}
+		done += c;
+	}
+	*out = json_stringn_nocheck(s, (size_t)(q - s));
+	free(s);
+	return *out ? 0 : nomem(w, st);
+}
+
+/* Decimal of the negative two's-complement big-endian @d (@n bytes). */
+static void neg_decimal(const uint8_t *d, size_t n, char *out, size_t cap)
+{
+	uint8_t mag[STATE_MAX_INT];
+	char dec[STATE_MAX_INT * 3 + 2];
+	size_t i, nd = 0;
+	unsigned carry, rem;
+	bool zero;
+
+	/* Magnitude: ~d + 1. */
+	carry = 1;
+	for (i = n; i-- > 0;) {
+		unsigned v = (unsigned)(uint8_t)~d[i] + carry;
+
+		mag[i] = (uint8_t)v;
+		carry = v >> 8;
+	}
+	do {
+		rem = 0;
+		zero = true;
+		for (i = 0; i < n; i++) {
+			unsigned v = rem << 8 | mag[i];
+
+			mag[i] = (uint8_t)(v / 10);
+			rem = v % 10;
+			if (mag[i])
+				zero = false;
+		}
+		dec[nd++] = (char)('0' + rem);
+	} while (!zero && nd < sizeof(dec) - 1);
+	snprintf(out, cap, "-");
+	for (i = 0; i < nd && i + 2 < cap; i++)
+		out[1 + i] = dec[nd - 1 - i];
+	out[1 + (i < cap - 1 ? i : cap - 2)] = '\0';
+}
+
+/* An integer of @size bytes: "0x%0*x", negative ones "0x... (-n)". */
+static int read_int(struct dump_walk *w, struct state *st, ms_stream *p,
+		    size_t size, bool is_signed, const char *type, json_t **out)
+{
+	static const char hex[] = "0123456789abcdef";
+	char s[STATE_MAX_INT * 2 + 3 + STATE_MAX_INT * 3 + 8];
+	const uint8_t *d;
+	size_t i, n;
+
+	if (!size || size > STATE_MAX_INT)
+		return dump_walk_fail(w, -ENOTSUP,
+				      "field '%s': an integer (%s) of 1 to %u "
+				      "bytes expected, its size is %zu",
+				      st->path, type, STATE_MAX_INT, size);
+	d = need(w, st, p, size, type);
+	if (!d)
+		return -1;
+	n = (size_t)snprintf(s, sizeof(s), "0x");
+	for (i = 0; i < size; i++) {
+		s[n++] = hex[d[i] >> 4];
+		s[n++] = hex[d[i] & 15];
+	}
+	s[n] = '\0';
+	if (is_signed && (d[0] & 0x80)) {
+		s[n++] = ' ';
+		s[n++] = '(';
+		neg_decimal(d, size, s + n, sizeof(s) - n - 2);
+		n += strlen(s + n);
+		s[n++] = ')';
+		s[n] = '\0';
+	}
+	if (consume(w, p, size))
+		return -1;
+	*out = json_string_nocheck(s);
+	return *out ? 0 : nomem(w, st);
+}
+
+static int decode_struct(struct dump_walk *w, struct state *st, ms_stream *p,
+			 json_t *desc, json_t *obj);
+
+static const char *const signed_types[] = {
+	"int8",	 "int16",	"int32",       "int32 equal", "int32 le",
+	"int64", "int64 equal", "uint8 equal", "uint16 equal"};
+static const char *const unsigned_types[] = {"uint8", "uint16", "uint32",
+					     "uint32 equal", "uint64"};
+
+static bool in_list(const char *s, const char *const *l, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(s, l[i]))
+			return true;
+	return false;
+}
+
+#define IN_LIST(s, l) in_list(s, l, sizeof(l) / sizeof(l[0]))
+
+/* One field (one element of an array) described by @f. */
+static int read_field(struct dump_walk *w, struct state *st, ms_stream *p,
+		      json_t *f, json_t **out)
+{
+	json_t *jt = json_object_get(f, "type");
+	json_t *js = json_object_get(f, "size");
+	const char *type =
+		json_is_string(jt) ? json_string_value(jt) : "unknown";
+	const uint8_t *d;
+	json_int_t size = -1;
+	json_t *sd;
+	size_t len;
+	int ret;
+
+	if (count_value(w, st))
+		return -1;
+	if (json_is_integer(js))
+		size = json_integer_value(js);
+	if (!strcmp(type, "struct")) {
+		sd = json_object_get(f, "struct");
+		if (!json_is_object(sd) ||
+		    !json_is_array(json_object_get(sd, "fields")))
+			return dump_walk_fail(w, -EBADMSG,
+					      "field '%s': struct: its VM "
+					      "description has no \"struct\" "
+					      "with \"fields\"",
+					      st->path);
+		*out = json_object();
+		if (!*out)
+			return nomem(w, st);
+		ret = decode_struct(w, st, p, sd, *out);
+		if (ret) {
+			json_decref(*out);
+			*out = NULL;
+		}
+		return ret;
+	}
+	if (!strcmp(type, "capability")) {
+		d = need(w, st, p, 1, "capability name length");
+		if (!d)
+			return -1;
+		len = d[0];
+		d = need(w, st, p, 1 + len, "capability name");
+		if (!d)
+			return -1;
+		*out = json_stringn((const char *)d + 1, len);
+		if (!*out)
+			return dump_walk_fail(w, -EBADMSG,
+					      "field '%s': capability name "
+					      "is not UTF-8",
+					      st->path);
+		return consume(w, p, 1 + len);
+	}
+	if (size < 0 || (uint64_t)size > STATE_MAX_FIELD)
+		return dump_walk_fail(w, -EBADMSG,
+				      "field '%s' (%s): a \"size\" from 0 to "
+				      "%u expected in its VM description",
+				      st->path, type, STATE_MAX_FIELD);
+	if (IN_LIST(type, signed_types))
+		return read_int(w, st, p, (size_t)size, true, type, out);
+	if (IN_LIST(type, unsigned_types))
+		return read_int(w, st, p, (size_t)size, false, type, out);
+	if (!strcmp(type, "bool")) {
+		if (size < 1)
+			return dump_walk_fail(w, -EBADMSG,
+					      "field '%s' (bool): a size of "
+					      "at least 1 expected, found 0",
+					      st->path);
+		d = need(w, st, p, (size_t)size, type);
+		if (!d)
+			return -1;
+		*out = json_boolean(d[0] != 0);
+		return consume(w, p, (size_t)size);
+	}
+	if (!strcmp(type, "nullptr")) {
+		d = need(w, st, p, (size_t)size, type);
+		if (!d)
+			return -1;
+		if (size != 1 || d[0] != '0')
+			return dump_walk_fail(w, -EBADMSG,
+					      "field '%s' (nullptr): the "
+					      "marker 0x30 expected",
+					      st->path);
+		*out = json_string("nullptr");
+		return consume(w, p, 1);
+	}
+	/* float64, timer, buffer, unused_buffer, bitmap and every other
+	 * type (pci config, virtio, tmp, CPU_Double_U, ...): its bytes. */
+	return read_hex(w, st, p, (size_t)size, type, out);
+}
+
+/* Fields, then the subsections listed, into @obj. */
+static int decode_struct(struct dump_walk *w, struct state *st, ms_stream *p,
+			 json_t *desc, json_t *obj)
+{
+	json_t *fields = json_object_get(desc, "fields");
+	json_t *subs = json_object_get(desc, "subsections");
+	json_t *f, *jn, *ja, *ji, *v, *arr, *sub, *sobj, *sname;
+	char name[MS_COUNTED_STRING_MAX + 1];
+	json_int_t n, i;
+	const uint8_t *d;
+	size_t fi, si, mark, len;
+	bool indexed;
+
+	if (!json_is_array(fields))
+		return dump_walk_fail(w, -EBADMSG,
+				      "'%s': its VM description has no "
+				      "\"fields\"",
+				      st->path[0] ? st->path : "the device");
+	json_array_foreach(fields, fi, f)
+	{
+		jn = json_object_get(f, "name");
+		ja = json_object_get(f, "array_len");
+		ji = json_object_get(f, "index");
+		if (!json_is_object(f) || !json_is_string(jn))
+			return dump_walk_fail(
+				w, -EBADMSG,
+				"'%s': field %zu of its VM description has no "
+				"\"name\"",
+				st->path[0] ? st->path : "the device", fi);
+		n = json_is_integer(ja) ? json_integer_value(ja) : 1;
+		indexed = ja || ji;
+		if (n < 0)
+			return dump_walk_fail(w, -EBADMSG,
+					      "field '%s%s%s': array_len "
+					      "%" JSON_INTEGER_FORMAT
+					      " is negative",
+					      st->path, st->path[0] ? "." : "",
+					      json_string_value(jn), n);
+		for (i = 0; i < n; i++) {
+			mark = path_push(st, "%s%s", st->path[0] ? "." : "",
+					 json_string_value(jn));
+			if (ja)
+				path_push(st, "[%" JSON_INTEGER_FORMAT "]", i);
+			else if (json_is_integer(ji))
+				path_push(st, "[%" JSON_INTEGER_FORMAT "]",
+					  json_integer_value(ji));
+			v = NULL;
+			if (read_field(w, st, p, f, &v))
+				return -1;
+			if (!indexed) {
+				/* A repeated name replaces the value. */
+				if (json_object_set_new(
+					    obj, json_string_value(jn), v))
+					return nomem(w, st);
+			} else {
+				arr = json_object_get(obj,
+						      json_string_value(jn));
+				if (!json_is_array(arr)) {
+					arr = json_array();
+					if (!arr ||
+					    json_object_set_new(
+						    obj, json_string_value(jn),
+						    arr)) {
+						json_decref(v);
+						return nomem(w, st);
+					}
+				}
+				if (json_array_append_new(arr, v))
+					return nomem(w, st);
+			}
+			path_pop(st, mark);
+		}
+	}
+	if (!subs)
+		return 0;
+	if (!json_is_array(subs))
+		return dump_walk_fail(w, -EBADMSG,
+				      "'%s': \"subsections\" of its VM "
+				      "description is not an array",
+				      st->path[0] ? st->path : "the device");
+	json_array_foreach(subs, si, sub)
+	{
+		sname = json_object_get(sub, "vmsd_name");
+		mark = path_push(st, "%s%s", st->path[0] ? "." : "",
+				 json_is_string(sname)
+					 ? json_string_value(sname)
+					 : "subsection");
+		d = need(w, st, p, 2, "subsection header (0x05, name)");
+		if (!d)
+			return -1;
+		if (d[0] != MS_REC_SUBSECTION)
+			return dump_walk_fail(w, -EBADMSG,
+					      "subsection '%s': its header "
+					      "(0x05) expected, found 0x%02x",
+					      st->path, d[0]);
+		len = d[1];
+		d = need(w, st, p, 2 + len + 4, "subsection header");
+		if (!d)
+			return -1;
+		memcpy(name, d + 2, len);
+		name[len] = '\0';
+		if (json_is_string(sname) &&
+		    strcmp(name, json_string_value(sname)))
+			return dump_walk_fail(w, -EBADMSG,
+					      "subsection '%s' expected, "
+					      "found '%s'",
+					      json_string_value(sname), name);
+		if (consume(w, p, 2 + len + 4))
+			return -1;
+		path_pop(st, mark);
+		mark = path_push(st, "%s%s", st->path[0] ? "." : "", name);
+		sobj = json_object();
+		if (!sobj)
+			return nomem(w, st);
+		if (decode_struct(w, st, p, sub, sobj)) {
+			json_decref(sobj);
+			return -1;
+		}
+		if (json_object_set_new(obj, name, sobj))
+			return dump_walk_fail(w, -EBADMSG,
+					      "subsection '%s': its name is "
+					      "not UTF-8",
+					      st->path);
+		path_pop(st, mark);
+	}
+	return 0;
+}
+
+/* Print one "<idstr> (<id>)": value member of the top-level object. */
+static int print_member(struct dump_walk *w, struct state *st,
+			const ms_section_hdr *h, json_t *v)
+{
+	char key[MS_COUNTED_STRING_MAX + 16];
+	json_t *k;
+
+	snprintf(key, sizeof(key), "%s (%" PRIu32 ")", h->idstr, h->section_id);
+	k = json_string(key);
+	if (!k)
+		return dump_walk_fail(w, -EBADMSG, "the idstr is not UTF-8");
+	fputs(st->nkeys++ ? ",\n    " : "{\n    ", st->out);
+	pj_string(st->out, json_string_value(k), json_string_length(k));
+	json_decref(k);
+	fputs(": ", st->out);
+	pj_value(st->out, v, 1);
+	return 0;
+}
+
+static int state_payload(struct dump_walk *w, const ms_record *rec,
+			 ms_stream *p, void *opaque)
+{
+	struct state *st = opaque;
+	const ms_section_hdr *h = &rec->section;
+	char key[MS_COUNTED_STRING_MAX + 16];
+	json_t *dev, *obj;
+	int ret;
+
+	if (rec->type == MS_REC_PART || rec->type == MS_REC_END)
+		return dump_walk_fail(w, -ENOTSUP,
+				      "a %s of a live section other than RAM "
+				      "found: the VM description does not "
+				      "describe it",
+				      rec->type == MS_REC_PART ? "PART"
+							       : "END");
+	snprintf(key, sizeof(key), "%" PRIu32 "/%s", h->instance_id, h->idstr);
+	dev = json_object_get(st->devices, key);
+	if (!dev)
+		return dump_walk_fail(w, -ENOTSUP,
+				      "device '%s' instance %" PRIu32
+				      ": not in the VM description, its "
+				      "payload cannot be decoded",
+				      h->idstr, h->instance_id);
+	st->native = w->profile == MS_PROFILE_NATIVE;
+	st->values = 0;
+	st->path[0] = '\0';
+	obj = json_object();
+	if (!obj)
+		return dump_walk_fail(w, -ENOMEM, "out of memory");
+	ret = decode_struct(w, st, p, dev, obj);
+	if (!ret)
+		ret = print_member(w, st, h, obj);
+	json_decref(obj);
+	return ret ? -EBADMSG : 0;
+}
+
+/* RAM: its "section sizes", once its block list was read. */
+static void state_record(struct dump_walk *w, const ms_record *rec,
+			 uint64_t plen, void *opaque)
+{
+	struct state *st = opaque;
+	char val[24];
+	json_t *obj, *sizes;
+	unsigned i;
+
+	(void)plen;
+	if ((rec->type != MS_REC_START && rec->type != MS_REC_FULL) ||
+	    strcmp(rec->section.idstr, "ram"))
+		return;
+	obj = json_object();
+	sizes = json_object();
+	if (!obj || !sizes || json_object_set(obj, "section sizes", sizes))
+		goto out;
+	for (i = 0; i < w->nblk; i++) {
+		snprintf(val, sizeof(val), "0x%016" PRIx64, w->blk[i].len);
+		json_object_set_new(sizes, w->blk[i].name, json_string(val));
+	}
+	print_member(w, st, &rec->section, obj);
+out:
+	json_decref(sizes);
+	json_decref(obj);
+}
+
+/* Index the description's devices by "instance_id/name". */
+static int state_index(struct state *st, const char *name)
+{
+	json_t *devs = json_object_get(st->root, "devices"), *d, *n, *i;
+	char key[512];
+	size_t k;
+
+	if (!json_is_array(devs)) {
+		fprintf(stderr,
+			PROG ": %s: VM description: no \"devices\" array\n",
+			name);
+		return DUMP_EXIT_INVALID;
+	}
+	st->devices = json_object();
+	if (!st->devices)
+		return err_io(name, "VM description", ENOMEM);
+	json_array_foreach(devs, k, d)
+	{
+		n = json_object_get(d, "name");
+		i = json_object_get(d, "instance_id");
+		if (!json_is_string(n) || !json_is_integer(i) ||
+		    !json_is_array(json_object_get(d, "fields"))) {
+			fprintf(stderr,
+				PROG ": %s: VM description: device %zu (%s): "
+				     "\"name\", \"instance_id\" and \"fields\" "
+				     "expected\n",
+				name, k,
+				json_is_string(n) ? json_string_value(n) : "?");
+			return DUMP_EXIT_INVALID;
+		}
+		snprintf(key, sizeof(key), "%" JSON_INTEGER_FORMAT "/%s",
+			 json_integer_value(i), json_string_value(n));
+		if (json_object_set(st->devices, key, d))
+			return err_io(name, "VM description", ENOMEM);
+	}
+	return 0;
+}
+
+/* Read a description file (at most MS_DEFAULT_MAX_VMDESC bytes). */
+static int read_desc_file(const char *file, char **json, size_t *len)
+{
+	size_t cap = 65536, n = 0;
+	ssize_t r;
+	char *b, *nb;
+	int fd;
+
+	fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC)
+			       : STDIN_FILENO;
+	if (fd < 0) {
+		fprintf(stderr, PROG ": %s: cannot open: %s\n", file,
+			strerror(errno));
+		return DUMP_EXIT_IO;
+	}
+	b = malloc(cap + 1);
+	for (;;) {
+		if (!b)
+			break;
+		if (n == cap) {
+			if (cap > MS_DEFAULT_MAX_VMDESC) {
+				fprintf(stderr,
+					PROG ": %s: a VM description of at "
+					     "most %u bytes expected\n",
+					file, MS_DEFAULT_MAX_VMDESC);
+				free(b);
+				if (fd != STDIN_FILENO)
+					close(fd);
+				return DUMP_EXIT_INVALID;
+			}
+			nb = realloc(b, 2 * cap + 1);
+			if (!nb) {
+				free(b);
+				b = NULL;
+				break;
+			}
+			b = nb;
+			cap *= 2;
+		}
+		r = read(fd, b + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			free(b);
+			if (fd != STDIN_FILENO)
+				close(fd);
+			return err_io(file, "reading", errno);
+		}
+		if (!r)
+			break;
+		n += (size_t)r;
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (!b)
+		return err_io(file, "reading", ENOMEM);
+	b[n] = '\0';
+	*json = b;
+	*len = n;
+	return 0;
+}
+
+static int state_run(const char *file, const char *desc_file)
+{
+	struct state st;
+	struct dump_walk w;
+	struct input in;
+	char *json = NULL;
+	size_t len = 0;
+	int ret;
+
+	memset(&st, 0, sizeof(st));
+	st.out = stdout;
+	if (desc_file && !strcmp(desc_file, "-") && !strcmp(file, "-")) {
+		fprintf(stderr, PROG ": state: --desc - and FILE - both "
+				     "read standard input\n");
+		return DUMP_EXIT_USAGE;
+	}
+	if (desc_file) {
+		ret = read_desc_file(desc_file, &json, &len);
+		if (ret)
+			return ret;
+	}
+	ret = input_open(&in, file, !desc_file);
+	if (ret) {
+		free(json);
+		return ret;
+	}
+	if (!desc_file)
+		ret = vmdesc_get(&in, &json, &len);
+	if (!ret) {
+		st.root = vmdesc_parse(desc_file ? desc_file : in.name, json,
+				       len);
+		ret = st.root ? state_index(&st,
+					    desc_file ? desc_file : in.name)
+			      : DUMP_EXIT_INVALID;
+	}
+	free(json);
+	if (!ret) {
+		memset(&w, 0, sizeof(w));
+		w.name = in.name;
+		w.fd = in.fd;
+		w.strict = true;
+		w.on_payload = state_payload;
+		w.on_record = state_record;
+		w.opaque = &st;
+		ret = dump_walk_run(&w);
+		if (ret) {
+			fflush(stdout);
+			fprintf(stderr, PROG ": %s: %s\n", w.name, w.errmsg);
+		} else {
+			fputs(st.nkeys ? "\n}\n" : "{}\n", stdout);
+		}
+		dump_walk_free(&w);
+	}
+	json_decref(st.devices);
+	json_decref(st.root);
+	input_close(&in);
+	return ret;
+}
+
+/*
+ * Command lines.
+ */
+
+static int cmd_usage(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+static int cmd_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG " %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nUsage: " PROG " %s%s FILE\n", cmd,
+		strcmp(cmd, "state") ? "" : " [--desc DESC]");
+	return DUMP_EXIT_USAGE;
+}
+
+static int finish(int ret)
+{
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, PROG ": writing the output: %s\n",
+			strerror(errno));
+		return DUMP_EXIT_IO;
+	}
+	return ret;
+}
+
+int dump_state_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"desc", required_argument, NULL, 'D'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *desc = NULL;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'D':
+			desc = optarg;
+			break;
+		case 'h':
+			printf("Usage: " PROG " state [--desc DESC] FILE\n"
+			       "Decode every device section with the VM "
+			       "description (the stream's trailer, or DESC)\n"
+			       "and print it as JSON, as QEMU's "
+			       "analyze-migration.py -d state does.\n");
+			return DUMP_EXIT_OK;
+		default:
+			return cmd_usage("state", "%s", "bad option");
+		}
+	}
+	if (optind >= argc)
+		return cmd_usage("state", "%s", "missing FILE");
+	if (optind + 1 < argc)
+		return cmd_usage("state", "unexpected argument '%s'",
+				 argv[optind + 1]);
+	return finish(state_run(argv[optind], desc));
+}
+
+int dump_desc_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			printf("Usage: " PROG " desc FILE\n"
+			       "Print the stream's VM description (its JSON "
+			       "trailer), indented by 4.\n");
+			return DUMP_EXIT_OK;
+		default:
+			return cmd_usage("desc", "%s", "bad option");
+		}
+	}
+	if (optind >= argc)
+		return cmd_usage("desc", "%s", "missing FILE");
+	if (optind + 1 < argc)
+		return cmd_usage("desc", "unexpected argument '%s'",
+				 argv[optind + 1]);
+	return finish(desc_run(argv[optind]));
+}
