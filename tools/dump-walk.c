@@ -113,6 +113,12 @@ static int bad(struct dump_walk *w, int err, const char *fmt, ...)
 
 /* Record the payload parser's first error. */
 static int vbad(struct dump_walk *w, int err, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 0)))
+#endif
+	;
+
+static int vbad(struct dump_walk *w, int err, const char *fmt, va_list ap)
 {
 	struct walker *k = w->priv;
 	char raw[sizeof(k->msg)];
