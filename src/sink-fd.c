@@ -162,6 +162,8 @@ int ms_stream_new_fd(ms_stream **out, int fd, ms_stream_mode mode,
 	s->fd = fd;
 	s->fd_flags = flags;
 	s->fd_is_socket = S_ISSOCK(st.st_mode);
+	if (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode))
+		s->queue_limit = s->buf_size;
 	s->fd_may_sigpipe = !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) &&
 			    !S_ISBLK(st.st_mode);
 #if !HAVE_DECL_MSG_NOSIGNAL && HAVE_DECL_SO_NOSIGPIPE

@@ -59,7 +59,14 @@ struct ms_stream {
 	size_t stage_start; /* staging bytes before this are queued */
 	struct iovec iov[MS_STREAM_MAX_IOV];
 	int iovcnt;
-	uint64_t flushed; /* bytes the sink has taken */
+	uint64_t flushed;    /* bytes the sink has taken */
+	uint64_t queue_mark; /* zero_copied at the last flush */
+	/* Zero-copy bytes queued before a flush: unlimited (the iovec limit)
+	 * for files and devices, which like few large writes; a buffer's
+	 * worth for pipes and sockets, whose reader drains while the writer
+	 * writes (64 x 32 KiB per writev() to a pipe ran at 0.8 of 32 KiB
+	 * write()s: the writer fills the pipe, then waits for it). */
+	size_t queue_limit;
 
 	/* Reader progress. */
 	uint64_t received; /* bytes the sink has delivered */

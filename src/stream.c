@@ -184,6 +184,7 @@ int ms__stream_create(ms_stream **sp, ms_stream_mode mode, enum ms__kind kind,
 	s->buf_size = buf_size;
 	s->zc_threshold = zc;
 	s->timeout_ms = timeout_ms;
+	s->queue_limit = SIZE_MAX;
 	s->fd = -1;
 	*sp = s;
 	return 0;
@@ -361,6 +362,7 @@ int ms__writer_flush(ms_stream *s)
 	s->iovcnt = 0;
 	s->buf_len = 0;
 	s->stage_start = 0;
+	s->queue_mark = s->zero_copied;
 	return s->err;
 }
 
@@ -669,7 +671,10 @@ int ms_put_buffer_async(ms_stream *s, const void *buf, size_t len)
 		return ms_put_buffer(s, buf, len);
 	if (queue_buffer(s, buf, len))
 		return s->err;
-	if (s->iovcnt == MS_STREAM_MAX_IOV)
+	/* Flush when the queue is full, or holds what the sink wants in one
+	 * write (see queue_limit). */
+	if (s->iovcnt == MS_STREAM_MAX_IOV ||
+	    s->zero_copied - s->queue_mark >= s->queue_limit)
 		return ms__writer_flush(s);
 	return 0;
 }
