@@ -3,7 +3,8 @@
 # missing.  Sourced by quickstart.sh, run-tests.sh and .ci/run.
 
 MS_DEB_PACKAGES="build-essential g++ autoconf automake pkg-config \
-check zlib1g-dev libisal-dev libjansson-dev clang clang-format valgrind"
+check zlib1g-dev libisal-dev libjansson-dev clang clang-format valgrind \
+python3"
 
 ms_install_deps() {
 	local missing="" p
