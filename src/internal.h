@@ -80,7 +80,4 @@ uint64_t ms__window_left(const ms_stream *w);
 /* A feed reader with nothing to read yet and no end marked. */
 bool ms__stream_is_starved(const ms_stream *s);
 
-/* The stream's allocator, for objects layered on a stream. */
-const ms_allocator *ms__stream_allocator(const ms_stream *s);
-
 #endif /* MIGSTREAM_INTERNAL_H */

@@ -133,11 +133,6 @@ void ms_stream_get_stats(const ms_stream *s, ms_stream_stats *st)
 	st->sink_calls = s->sink_calls;
 }
 
-const ms_allocator *ms__stream_allocator(const ms_stream *s)
-{
-	return s->alloc;
-}
-
 /*
  * Creation and destruction.
  */
