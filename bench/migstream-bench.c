@@ -71,6 +71,24 @@
 #define MAX_RESULTS  16
 #define MAX_REPS     101
 
+/*
+ * Cases kept in their own files (bench/case-*.c, included below): each
+ * file defines its own configuration struct and a macro that adds its
+ * groups to the table.
+ */
+#include "case-dump.h"
+#include "case-demo.h"
+
+/**
+ * struct bench_ext - Configuration of the cases in bench/case-*.c.
+ * @dump: the dump tool's cases.
+ * @demo: the end-to-end demo's cases.
+ */
+struct bench_ext {
+	struct bench_dump_config dump;
+	struct bench_demo_config demo;
+};
+
 /**
  * struct bench_config - What to run and how much of it.
  * @json: print one JSON object instead of one line per case.
@@ -96,6 +114,8 @@ struct bench_config {
 	size_t zlib_bytes;
 	size_t frame_passes;
 	size_t vfu_bytes;
+	bool quick;
+	struct bench_ext ext;
 };
 
 /**
@@ -1815,6 +1835,9 @@ out:
  * The cases.
  */
 
+#include "case-dump.c"
+#include "case-demo.c"
+
 static const struct group groups[] = {
 	{
 		.vs = "memcpy",
@@ -1921,6 +1944,8 @@ static const struct group groups[] = {
 		.subj = {{"vfu-window-64k", vfu_run, METRIC_MBPS, 0.80, 0}},
 		.nsubj = 1,
 	},
+	BENCH_DUMP_GROUPS
+	BENCH_DEMO_GROUPS
 };
 
 /**
@@ -2264,6 +2289,9 @@ int main(int argc, char **argv)
 		cfg.frame_passes = 500;
 		cfg.vfu_bytes = 32 * MIB;
 	}
+	cfg.quick = quick;
+	bench_dump_config_init(&cfg.ext.dump, quick);
+	bench_demo_config_init(&cfg.ext.demo, quick);
 	if (!cfg.reps)
 		cfg.reps = quick ? REPS_QUICK : REPS_FULL;
 

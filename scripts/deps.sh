@@ -4,7 +4,7 @@
 
 MS_DEB_PACKAGES="build-essential g++ autoconf automake pkg-config \
 check zlib1g-dev libisal-dev libjansson-dev clang clang-format valgrind \
-python3"
+python3 qemu-system-x86"
 
 ms_install_deps() {
 	local missing="" p

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Configuration of the dump benchmark cases (bench/case-dump.c), included by
+ * bench/migstream-bench.c.
+ */
+#ifndef MS_BENCH_CASE_DUMP_H
+#define MS_BENCH_CASE_DUMP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/**
+ * struct bench_dump_config - Sizes of the dump cases.
+ * @bytes: bytes one repetition moves.
+ */
+struct bench_dump_config {
+	size_t bytes;
+};
+
+/* Fills @c for a full run, or a --quick one. */
+static inline void bench_dump_config_init(struct bench_dump_config *c,
+					  bool quick)
+{
+	c->bytes = quick ? 0 : 0;
+}
+
+#endif
