@@ -62,7 +62,8 @@ struct ms_reader {
 	bool footers;
 	uint32_t chain;
 	uint32_t chain_prev; /* before the last record's CRC */
-	uint8_t *rbuf;	     /* the record being read */
+	uint8_t *rbuf;	     /* the record being read, when copied */
+	const uint8_t *rp;   /* the record being read: rbuf or in place */
 	size_t rcap;
 	uint8_t *dbuf; /* decompressed DATA */
 	size_t dcap;
@@ -395,6 +396,8 @@ static int nat_read(ms_reader *r, uint8_t *type, uint8_t *flags, uint32_t *len,
 {
 	uint8_t hdr[MS__NATIVE_RECORD_HDR], seed[8], crcb[4];
 	uint32_t crc, want;
+	size_t tail;
+	ssize_t n;
 
 	*off = ms_stream_tell(r->s);
 	if (ms_stream_is_eof(r->s))
@@ -409,19 +412,35 @@ static int nat_read(ms_reader *r, uint8_t *type, uint8_t *flags, uint32_t *len,
 			     "record %llu: length %u over the limit of %u",
 			     (unsigned long long)r->index, *len,
 			     MS_NATIVE_MAX_RECORD);
-	if (grow(r, &r->rbuf, &r->rcap, *len ? *len : 1))
-		return r->err;
-	/* A record cut short (or a damaged length running past the end) is
-	 * located at the record, as every other damage to it. */
-	if (ms_get_buffer(r->s, r->rbuf, *len))
-		return rstream_at(r, r->s, *off, "record payload");
-	if (r->crc_on) {
-		if (ms_get_buffer(r->s, crcb, 4))
+	/*
+	 * Where the whole record is already buffered (memory and feed
+	 * readers, small records of the others), it is checked and used in
+	 * place: r->rp points into the stream's buffer, which stays as it is
+	 * until the next read from r->s.  Otherwise it is copied to rbuf.
+	 */
+	tail = r->crc_on ? 4 : 0;
+	if (*len && ms_stream_available(r->s) >= (size_t)*len + tail) {
+		n = ms_peek(r->s, &r->rp, (size_t)*len + tail);
+		if (n < 0 || (size_t)n < (size_t)*len + tail ||
+		    ms_skip(r->s, (size_t)*len + tail))
+			return rstream_at(r, r->s, *off, "record payload");
+		memcpy(crcb, r->rp + *len, tail);
+	} else {
+		if (grow(r, &r->rbuf, &r->rcap, *len ? *len : 1))
+			return r->err;
+		/* A record cut short (or a damaged length running past the
+		 * end) is located at the record, as every other damage. */
+		if (ms_get_buffer(r->s, r->rbuf, *len))
+			return rstream_at(r, r->s, *off, "record payload");
+		r->rp = r->rbuf;
+		if (tail && ms_get_buffer(r->s, crcb, 4))
 			return rstream_at(r, r->s, *off, "record checksum");
+	}
+	if (r->crc_on) {
 		ms__store_be64(seed, r->index);
 		crc = ms__crc32(0, seed, 8);
 		crc = ms__crc32(crc, hdr, sizeof(hdr));
-		crc = ms__crc32(crc, r->rbuf, *len);
+		crc = ms__crc32(crc, r->rp, *len);
 		want = ms__load_be32(crcb);
 		if (crc != want)
 			return rfail(r, -EILSEQ, *off,
@@ -459,14 +478,14 @@ static int nat_data(ms_reader *r, uint8_t flags, uint32_t len, uint64_t off)
 		return rfail(r, -ENOTSUP, off, "DATA record with flags 0x%02x",
 			     flags);
 	if (!(flags & MS__NFLAG_ZLIB)) {
-		r->dp = r->rbuf;
+		r->dp = r->rp;
 		r->dleft = len;
 		return 0;
 	}
 	if (len < 4)
 		return rfail(r, -EBADMSG, off, "compressed DATA of %u bytes",
 			     len);
-	raw = ms__load_be32(r->rbuf);
+	raw = ms__load_be32(r->rp);
 	if (raw > MS_NATIVE_MAX_RECORD)
 		return rfail(r, -EBADMSG, off,
 			     "compressed DATA expands to %u bytes, over the "
@@ -482,7 +501,7 @@ static int nat_data(ms_reader *r, uint8_t flags, uint32_t len, uint64_t off)
 	} else if (inflateReset(&r->z) != Z_OK) {
 		return rfail(r, -EIO, off, "cannot reset zlib");
 	}
-	r->z.next_in = r->rbuf + 4;
+	r->z.next_in = (Bytef *)(uintptr_t)(r->rp + 4);
 	r->z.avail_in = len - 4;
 	r->z.next_out = r->dbuf;
 	r->z.avail_out = raw;
@@ -716,7 +735,7 @@ static int nat_next(ms_reader *r, ms_record *rec)
 		rec->offset = off;
 		rec->index = r->index - 1;
 		rec->type = type;
-		c.p = r->rbuf;
+		c.p = r->rp;
 		c.n = len;
 		c.bad = false;
 		/* No known type has bit 7: an optional record is unknown, and
@@ -857,9 +876,9 @@ static int nat_next(ms_reader *r, ms_record *rec)
 			if (len != 20)
 				return rfail(r, -EBADMSG, off,
 					     "malformed trailer record");
-			count = ms__load_be64(r->rbuf);
-			bytes = ms__load_be64(r->rbuf + 8);
-			chain = ms__load_be32(r->rbuf + 16);
+			count = ms__load_be64(r->rp);
+			bytes = ms__load_be64(r->rp + 8);
+			chain = ms__load_be32(r->rp + 16);
 			if (count != rec->index)
 				return rfail(r, -EBADMSG, off,
 					     "trailer counts %llu records, "

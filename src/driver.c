@@ -856,6 +856,48 @@ int ms_load_feed(ms_load *ld, const void *buf, size_t len)
 	return load_pump(ld, false);
 }
 
+int ms_load_feed_reserve(ms_load *ld, size_t len, void **room)
+{
+	int ret;
+
+	assert(ld && room);
+	*room = NULL;
+	if (ld->err)
+		return ld->err;
+	if (!ld->feed && ld->r)
+		return -EINVAL;
+	if (!ld->feed && load_feed_start(ld))
+		return ld->err;
+	ret = ms_stream_feed_reserve(ld->feed, len, room);
+	if (ret == -EINVAL)
+		return ret; /* after ms_load_finish(): the load stays as it is */
+	if (ret)
+		return load_fail(ld, ret, ms_stream_tell(ld->feed), "%s",
+				 ms_stream_errmsg(ld->feed));
+	return 0;
+}
+
+int ms_load_feed_commit(ms_load *ld, size_t len)
+{
+	int ret;
+
+	assert(ld);
+	if (ld->err)
+		return ld->err;
+	if (!ld->feed)
+		return -EINVAL;
+	if (ld->complete && len)
+		return load_fail(ld, -EBADMSG, ms_stream_tell(ld->feed),
+				 "data after the end of the stream");
+	ret = ms_stream_feed_commit(ld->feed, len);
+	if (ret == -EINVAL)
+		return ret;
+	if (ret)
+		return load_fail(ld, ret, ms_stream_tell(ld->feed), "%s",
+				 ms_stream_errmsg(ld->feed));
+	return load_pump(ld, false);
+}
+
 int ms_load_finish(ms_load *ld)
 {
 	assert(ld);

@@ -53,6 +53,12 @@ int ms_stream_mem_discard(ms_stream *s, size_t len)
 		/* Everything was taken: start again at the front for free. */
 		s->buf_pos = 0;
 		s->buf_len = 0;
+	} else if (s->buf_len - s->buf_pos <= s->buf_pos / 8) {
+		/* Few bytes left: moving them now is cheap, and spares a
+		 * bigger move (or a growth) when the writer runs out. */
+		memmove(s->buf, s->buf + s->buf_pos, s->buf_len - s->buf_pos);
+		s->buf_len -= s->buf_pos;
+		s->buf_pos = 0;
 	}
 	ms__mem_set_limit(s);
 	return 0;
@@ -94,8 +100,81 @@ int ms_stream_new_feed(ms_stream **out, const ms_stream_opts *opts)
 	return 0;
 }
 
+int ms_stream_feed_reserve(ms_stream *s, size_t len, void **room)
+{
+	size_t keep, held;
+
+	assert(s && s->kind == MS__KIND_FEED && room);
+	if (room)
+		*room = NULL;
+	if (!s || s->kind != MS__KIND_FEED || s->eof || !room)
+		return -EINVAL;
+	if (s->err)
+		return s->err;
+	if (len > SIZE_MAX / 4 || s->buf_len > SIZE_MAX / 4 - len)
+		return ms__stream_fail(s, -ENOMEM, s->pos,
+				       "feed: too much unread data");
+	keep = s->feed_marked && s->feed_mark < s->buf_pos ? s->feed_mark
+							   : s->buf_pos;
+	held = s->buf_len - keep;
+	/*
+	 * Move the unread bytes to the front when that reclaims at least as
+	 * many bytes as it moves and room is short (so each byte is moved at
+	 * most once per byte consumed), and early when they are few: then
+	 * the buffer does not run to its end before the next move and each
+	 * move is cheap.
+	 */
+	if (keep && ((keep >= held && s->buf_cap - s->buf_len < len &&
+		      s->buf_cap - held >= len) ||
+		     held <= keep / 8)) {
+		memmove(s->buf, s->buf + keep, held);
+		s->buf_pos -= keep;
+		s->buf_len = held;
+		if (s->feed_marked)
+			s->feed_mark -= keep;
+	}
+	if (s->buf_cap - s->buf_len < len) {
+		size_t cap = s->buf_cap ? s->buf_cap : 256;
+		uint8_t *nb;
+
+		while (cap - s->buf_len < len) {
+			if (cap > SIZE_MAX / 2)
+				return ms__stream_fail(
+					s, -ENOMEM, s->pos,
+					"feed: too much unread data");
+			cap *= 2;
+		}
+		nb = ms__realloc(s->alloc, s->buf, cap);
+		if (!nb)
+			return ms__stream_fail(s, -ENOMEM, s->pos,
+					       "feed: cannot grow to %zu bytes",
+					       cap);
+		s->buf = nb;
+		s->buf_cap = cap;
+	}
+	s->feed_reserved = len;
+	*room = s->buf ? s->buf + s->buf_len : NULL;
+	return 0;
+}
+
+int ms_stream_feed_commit(ms_stream *s, size_t len)
+{
+	assert(s && s->kind == MS__KIND_FEED);
+	if (!s || s->kind != MS__KIND_FEED || s->eof || len > s->feed_reserved)
+		return -EINVAL;
+	if (s->err)
+		return s->err;
+	s->buf_len += len;
+	s->received += len;
+	s->feed_reserved = 0;
+	return 0;
+}
+
 int ms_stream_feed(ms_stream *s, const void *buf, size_t len)
 {
+	void *room;
+	int ret;
+
 	assert(s && s->kind == MS__KIND_FEED);
 	if (!s || s->kind != MS__KIND_FEED || s->eof || (!buf && len))
 		return -EINVAL;
@@ -103,51 +182,12 @@ int ms_stream_feed(ms_stream *s, const void *buf, size_t len)
 		return s->err;
 	if (!len)
 		return 0;
-	if (len > SIZE_MAX / 4 || s->buf_len > SIZE_MAX / 4 - len)
-		return ms__stream_fail(s, -ENOMEM, s->pos,
-				       "feed: too much unread data");
-	if (s->buf_cap - s->buf_len < len) {
-		/*
-		 * Move the unread bytes to the front only when that reclaims
-		 * at least as many bytes as it moves (so each byte is moved
-		 * at most once per byte consumed), otherwise grow.
-		 */
-		size_t keep = s->feed_marked && s->feed_mark < s->buf_pos
-				      ? s->feed_mark
-				      : s->buf_pos;
-		size_t held = s->buf_len - keep;
-
-		if (keep && keep >= held && s->buf_cap - held >= len) {
-			memmove(s->buf, s->buf + keep, held);
-			s->buf_pos -= keep;
-			s->buf_len = held;
-			if (s->feed_marked)
-				s->feed_mark -= keep;
-		} else {
-			size_t cap = s->buf_cap ? s->buf_cap : 256;
-			uint8_t *nb;
-
-			while (cap - s->buf_len < len) {
-				if (cap > SIZE_MAX / 2)
-					return ms__stream_fail(
-						s, -ENOMEM, s->pos,
-						"feed: too much unread data");
-				cap *= 2;
-			}
-			nb = ms__realloc(s->alloc, s->buf, cap);
-			if (!nb)
-				return ms__stream_fail(
-					s, -ENOMEM, s->pos,
-					"feed: cannot grow to %zu bytes", cap);
-			s->buf = nb;
-			s->buf_cap = cap;
-		}
-	}
-	memcpy(s->buf + s->buf_len, buf, len);
-	s->buf_len += len;
-	s->received += len;
+	ret = ms_stream_feed_reserve(s, len, &room);
+	if (ret)
+		return ret;
+	memcpy(room, buf, len);
 	s->copied += len;
-	return 0;
+	return ms_stream_feed_commit(s, len);
 }
 
 int ms_stream_feed_end(ms_stream *s)

@@ -76,6 +76,7 @@ struct ms_stream {
 	size_t feed_mark;
 	uint64_t feed_mark_pos;
 	size_t feed_len_saved; /* buf_len when an error emptied it */
+	size_t feed_reserved;  /* room given by ms_stream_feed_reserve() */
 
 	/* Memory writer. */
 	size_t max_size;

@@ -10,10 +10,11 @@
  * number of times (read_data), and drops it when the client asks for the
  * pending bytes again.  v2 hands out the bytes in order (read_data).
  *
- * Resuming: v1 writes land in a window-sized buffer at the offsets the
- * client gives; data_written() feeds the round's bytes to an incremental
- * load, so no round overwrites an earlier one and sections are loaded as
- * soon as they are complete.  Leaving RESUME finishes the load and
+ * Resuming: v1 writes land in a window-sized room reserved at the end of
+ * the incremental load's buffer, at the offsets the client gives;
+ * data_written() commits the round's bytes there without copying them, so
+ * no round overwrites an earlier one and sections are loaded as soon as
+ * they are complete (their records checked and read in place).  Leaving RESUME finishes the load and
  * returns its error, if any.
  *
  * The seed patch's bugs are this file's checklist: reads are bounded by
@@ -52,8 +53,9 @@ struct ms_vfu_adapter {
 	int save_err;
 	/* Load. */
 	ms_load *ld;
-	uint8_t *wbuf; /* v1: the window written by the client */
-	uint64_t wlen; /* v1: bytes written in this round */
+	uint8_t *wroom; /* v1: the window written by the client, in the
+			 * load's own buffer (no copy on commit) */
+	uint64_t wlen;	/* v1: bytes written in this round */
 	int load_err;
 	bool load_told; /* a transition has returned load_err */
 	char errmsg[1024];
@@ -134,8 +136,7 @@ static void load_end(ms_vfu_adapter *a)
 {
 	ms_load_free(a->ld);
 	a->ld = NULL;
-	ms__free(a->a, a->wbuf);
-	a->wbuf = NULL;
+	a->wroom = NULL;
 	a->wlen = 0;
 }
 
@@ -365,11 +366,6 @@ static int load_start(ms_vfu_adapter *a)
 	lo.codec = a->o.codec;
 	lo.codec.profile = MS_PROFILE_AUTO;
 	ret = ms_load_new(&a->ld, a->reg, &lo);
-	if (!ret && a->o.api == MS_VFU_MIGR_CALLBACKS_V1) {
-		a->wbuf = ms__malloc(a->a, a->window);
-		if (!a->wbuf)
-			ret = -ENOMEM;
-	}
 	if (ret) {
 		load_end(a);
 		return fail(a, ret, "cannot start the load: %s",
@@ -400,8 +396,11 @@ static int feed(ms_vfu_adapter *a, const void *buf, size_t len)
 ssize_t ms_vfu_v1_write_data(ms_vfu_adapter *a, const void *buf, uint64_t count,
 			     uint64_t offset)
 {
+	void *room;
+
 	assert(a);
-	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->wbuf)
+	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->ld ||
+	    a->o.api != MS_VFU_MIGR_CALLBACKS_V1)
 		return fail(a, EINVAL, "write_data in state %d", a->state);
 	if (offset > a->window || count > a->window - offset)
 		return fail(a, EINVAL,
@@ -409,7 +408,19 @@ ssize_t ms_vfu_v1_write_data(ms_vfu_adapter *a, const void *buf, uint64_t count,
 			    "byte window",
 			    (unsigned long long)count,
 			    (unsigned long long)offset, a->window);
-	memcpy(a->wbuf + offset, buf, count);
+	if (a->load_err)
+		return fail(a, a->load_err, "%s", ms_load_errmsg(a->ld));
+	if (!a->wroom) {
+		/* The round's window lives at the end of the load's buffer:
+		 * data_written() hands it over without copying it. */
+		if (ms_load_feed_reserve(a->ld, a->window, &room)) {
+			a->load_err = ms_load_error(a->ld);
+			return fail(a, a->load_err, "%s",
+				    ms_load_errmsg(a->ld));
+		}
+		a->wroom = room;
+	}
+	memcpy(a->wroom + offset, buf, count);
 	if (offset + count > a->wlen)
 		a->wlen = offset + count;
 	return (ssize_t)count;
@@ -420,7 +431,8 @@ int ms_vfu_v1_data_written(ms_vfu_adapter *a, uint64_t count)
 	int ret;
 
 	assert(a);
-	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->wbuf)
+	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->ld ||
+	    a->o.api != MS_VFU_MIGR_CALLBACKS_V1)
 		return fail(a, EINVAL, "data_written in state %d", a->state);
 	if (count > a->wlen)
 		return fail(a, EINVAL,
@@ -428,9 +440,19 @@ int ms_vfu_v1_data_written(ms_vfu_adapter *a, uint64_t count)
 			    "written in this round",
 			    (unsigned long long)count,
 			    (unsigned long long)a->wlen);
+	if (a->load_err)
+		return fail(a, a->load_err, "%s", ms_load_errmsg(a->ld));
 	a->wlen = 0;
-	ret = feed(a, a->wbuf, (size_t)count);
-	return ret ? -1 : 0;
+	a->wroom = NULL;
+	if (!count)
+		return 0;
+	ret = ms_load_feed_commit(a->ld, (size_t)count);
+	if (ret) {
+		a->load_err = ret;
+		return fail(a, ret, "%s", ms_load_errmsg(a->ld));
+	}
+	a->bytes += count;
+	return 0;
 }
 
 ssize_t ms_vfu_v2_write_data(ms_vfu_adapter *a, const void *buf, uint64_t count)

@@ -377,20 +377,33 @@ START_TEST(test_driver_roundtrip_fed)
 
 	vm_init(&src, 7);
 	data = vm_save(&src, codec(profiles[_i].p, profiles[_i].level), &len);
-	for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+	/* Each size twice: copied in by ms_load_feed(), then written in
+	 * place (ms_load_feed_reserve/commit, reserving more than used). */
+	for (k = 0; k < 2 * sizeof(sizes) / sizeof(sizes[0]); k++) {
+		bool inplace = k % 2;
 		ms_registry *reg;
 		ms_load *ld;
 		size_t off = 0;
+		void *room;
 
 		vm_init(&dst, 99);
 		vm_clear(&dst);
 		reg = vm_registry(&dst, 3, NULL);
 		ck_assert_int_eq(ms_load_new(&ld, reg, NULL), 0);
 		while (off < len) {
-			size_t n = len - off < sizes[k] ? len - off : sizes[k];
+			size_t sz = sizes[k / 2];
+			size_t n = len - off < sz ? len - off : sz;
 
-			ck_assert_msg(ms_load_feed(ld, data + off, n) == 0,
-				      "chunk %zu at %zu: %s", sizes[k], off,
+			if (inplace) {
+				ck_assert_int_eq(
+					ms_load_feed_reserve(ld, n + 5, &room),
+					0);
+				memcpy(room, data + off, n);
+			}
+			ck_assert_msg((inplace ? ms_load_feed_commit(ld, n)
+					       : ms_load_feed(ld, data + off,
+							      n)) == 0,
+				      "chunk %zu at %zu: %s", sz, off,
 				      ms_load_errmsg(ld));
 			off += n;
 		}
@@ -411,6 +424,54 @@ START_TEST(test_driver_roundtrip_fed)
 		ms_load_free(ld);
 		ms_registry_free(reg);
 	}
+	free(data);
+}
+END_TEST
+
+/* Writing a fed load in place: misuse is refused, the load goes on. */
+START_TEST(test_driver_feed_in_place_misuse)
+{
+	struct vm src, dst;
+	ms_registry *reg;
+	ms_stream *in;
+	ms_load *ld;
+	uint8_t *data;
+	size_t len;
+	void *room;
+
+	vm_init(&src, 3);
+	data = vm_save(&src, codec(MS_PROFILE_NATIVE, 0), &len);
+	vm_init(&dst, 4);
+	vm_clear(&dst);
+	reg = vm_registry(&dst, 3, NULL);
+
+	/* A load that is run from a stream cannot be fed. */
+	ck_assert_int_eq(ms_stream_new_mem_reader(&in, data, len, NULL), 0);
+	ck_assert_int_eq(ms_load_new(&ld, reg, NULL), 0);
+	ck_assert_int_eq(ms_load_run(ld, in), 0);
+	ck_assert_int_eq(ms_load_feed_reserve(ld, 10, &room), -EINVAL);
+	ck_assert_ptr_null(room);
+	ms_load_free(ld);
+	ms_stream_close(in);
+
+	/* Committing more than reserved, or without a reservation, is
+	 * refused and the load still completes. */
+	ck_assert_int_eq(ms_load_new(&ld, reg, NULL), 0);
+	ck_assert_int_eq(ms_load_feed_reserve(ld, 10, &room), 0);
+	ck_assert_int_eq(ms_load_feed_commit(ld, 11), -EINVAL);
+	ck_assert_int_eq(ms_load_error(ld), 0);
+	ck_assert_int_eq(ms_load_feed_reserve(ld, len, &room), 0);
+	memcpy(room, data, len);
+	ck_assert_int_eq(ms_load_feed_commit(ld, len), 0);
+	ck_assert_int_eq(ms_load_feed_commit(ld, 1), -EINVAL);
+	ck_assert_int_eq(ms_load_finish(ld), 0);
+	ck_assert(ms_load_is_complete(ld));
+	/* After the end, no more room: refused, and the load stays good. */
+	ck_assert_int_eq(ms_load_feed_reserve(ld, 1, &room), -EINVAL);
+	ck_assert_int_eq(ms_load_error(ld), 0);
+	ms_load_free(ld);
+	ck_assert(vm_equal(&src, &dst));
+	ms_registry_free(reg);
 	free(data);
 }
 END_TEST
@@ -867,6 +928,7 @@ static Suite *driver_suite(void)
 	tcase_add_loop_test(tc, test_driver_unknown_section_and_versions, 0, 2);
 	tcase_add_loop_test(tc, test_driver_truncation_every_offset, 0, np);
 	tcase_add_test(tc, test_driver_registry_arguments);
+	tcase_add_test(tc, test_driver_feed_in_place_misuse);
 	tcase_add_test(tc, test_driver_iterate_resumes_when_dirty);
 	tcase_add_loop_test(tc, test_driver_save_reports_stream_error, 0, np);
 	suite_add_tcase(s, tc);

@@ -643,6 +643,90 @@ START_TEST(test_stream_feed_bounded)
 }
 END_TEST
 
+/* Bytes that depend on their position in the stream. */
+static void fill_at(uint8_t *p, size_t n, uint64_t at)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)((at + i) * 131 + ((at + i) >> 9));
+}
+
+/*
+ * Appending in place (ms_stream_feed_reserve/commit): what is written at
+ * the room arrives, in order, whatever the consumer has left unread, and
+ * a consumer that keeps up keeps the buffer bounded.
+ */
+START_TEST(test_stream_feed_reserve)
+{
+	struct ms_test_alloc ta;
+	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, NULL, 0, 0, 0};
+	uint8_t want[5000], got[5000];
+	uint64_t fed = 0, read = 0;
+	void *room;
+	ms_stream *r;
+	int i;
+
+	ms_test_alloc_init(&ta, 0);
+	o.allocator = &ta.a;
+	ck_assert_int_eq(ms_stream_new_feed(&r, &o), 0);
+	for (i = 0; i < 2000; i++) {
+		/* Rounds of 1 to 4000 bytes, read back in other sizes, so
+		 * the unread rest sits anywhere in the buffer. */
+		size_t n = 1 + (size_t)(i * 7919) % 4000;
+		size_t take = (size_t)(i * 104729) % 4500;
+
+		ck_assert_int_eq(ms_stream_feed_reserve(r, 4096, &room), 0);
+		ck_assert_ptr_nonnull(room);
+		fill_at(room, n, fed);
+		ck_assert_int_eq(ms_stream_feed_commit(r, n), 0);
+		fed += n;
+		if (take > fed - read)
+			take = (size_t)(fed - read);
+		fill_at(want, take, read);
+		if (ms_get_buffer(r, got, take) || memcmp(got, want, take))
+			ck_abort_msg("round %d: %s", i, ms_stream_errmsg(r));
+		read += take;
+	}
+	ck_assert_uint_eq(ms_stream_available(r), fed - read);
+	ck_assert_int_le(ta.calls, 12);
+
+	/* Commits beyond the reservation, or without one, change nothing. */
+	ck_assert_int_eq(ms_stream_feed_commit(r, 1), -EINVAL);
+	ck_assert_int_eq(ms_stream_feed_reserve(r, 10, &room), 0);
+	ck_assert_int_eq(ms_stream_feed_commit(r, 11), -EINVAL);
+	ck_assert_uint_eq(ms_stream_available(r), fed - read);
+	/* A new reservation replaces the old; committing 0 ends it. */
+	ck_assert_int_eq(ms_stream_feed_reserve(r, 20, &room), 0);
+	ck_assert_int_eq(ms_stream_feed_commit(r, 20), 0);
+	fed += 20;
+	ck_assert_int_eq(ms_stream_feed_reserve(r, 5, &room), 0);
+	ck_assert_int_eq(ms_stream_feed_commit(r, 0), 0);
+	ck_assert_int_eq(ms_stream_feed_commit(r, 1), -EINVAL);
+	ck_assert_uint_eq(ms_stream_available(r), fed - read);
+
+	/* After the end, nothing more can be reserved. */
+	ck_assert_int_eq(ms_stream_feed_end(r), 0);
+	ck_assert_int_eq(ms_stream_feed_reserve(r, 1, &room), -EINVAL);
+	ck_assert_ptr_null(room);
+	ms_stream_close(r);
+	ck_assert_int_eq(ta.live, 0);
+
+	/* A failed reservation fails the stream; the error is sticky. */
+	ms_test_alloc_init(&ta, 0);
+	o.allocator = &ta.a;
+	ck_assert_int_eq(ms_stream_new_feed(&r, &o), 0);
+	ta.fail_at = ta.calls + 1;
+	ck_assert_int_eq(ms_stream_feed_reserve(r, 100, &room), -ENOMEM);
+	ck_assert_ptr_null(room);
+	ck_assert_int_eq(ms_stream_error(r), -ENOMEM);
+	ck_assert_int_eq(ms_stream_feed_reserve(r, 1, &room), -ENOMEM);
+	ck_assert_int_eq(ms_stream_feed_commit(r, 0), -ENOMEM);
+	ms_stream_close(r);
+	ck_assert_int_eq(ta.live, 0);
+}
+END_TEST
+
 START_TEST(test_stream_set_error_and_offsets)
 {
 	ms_stream *w = new_writer(0);
@@ -988,6 +1072,7 @@ static Suite *stream_suite(void)
 	tc = tcase_create("feed reader");
 	tcase_add_test(tc, test_stream_feed_incremental);
 	tcase_add_test(tc, test_stream_feed_bounded);
+	tcase_add_test(tc, test_stream_feed_reserve);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("threads");

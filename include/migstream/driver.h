@@ -265,6 +265,35 @@ int ms_load_run(ms_load *ld, ms_stream *s);
 int ms_load_feed(ms_load *ld, const void *buf, size_t len);
 
 /**
+ * ms_load_feed_reserve() - Room to write the next chunk of a fed load.
+ * @ld: a load.
+ * @len: bytes of room wanted.
+ * @room: receives where to write them; NULL on failure.
+ *
+ * ms_load_feed() without its copy: write up to @len bytes of the stream
+ * at @room (with recv(), or from a protocol's callback), then call
+ * ms_load_feed_commit() with the number written.  @room is valid until
+ * the next call on @ld; a new reservation replaces an uncommitted one.
+ *
+ * Return: 0, -EINVAL (a load that was run, not fed) or the sticky error
+ * (-ENOMEM when the room cannot be had).
+ */
+int ms_load_feed_reserve(ms_load *ld, size_t len, void **room);
+
+/**
+ * ms_load_feed_commit() - Load what was written at the reserved room.
+ * @ld: a load.
+ * @len: bytes written at the room of the last ms_load_feed_reserve(),
+ *       from its start; at most the length reserved.
+ *
+ * Then as ms_load_feed(): every section now complete is loaded.
+ *
+ * Return: 0, -EINVAL (no reservation, or @len over it; the load goes
+ * on) or the sticky error.
+ */
+int ms_load_feed_commit(ms_load *ld, size_t len);
+
+/**
  * ms_load_finish() - Tell a fed load that no more data will come.
  * @ld: a load.
  *

@@ -202,6 +202,37 @@ int ms_stream_new_feed(ms_stream **out, const ms_stream_opts *opts);
 int ms_stream_feed(ms_stream *s, const void *buf, size_t len);
 
 /**
+ * ms_stream_feed_reserve() - Room to append to a feed reader in place.
+ * @s: a stream from ms_stream_new_feed().
+ * @len: bytes of room wanted.
+ * @room: receives where to write them (NULL when @len is 0 and the
+ *        stream has no buffer yet); set to NULL on failure.
+ *
+ * For data that arrives in a buffer the caller does not choose (a
+ * recv(), a protocol's write callback): write it straight at @room, then
+ * call ms_stream_feed_commit() with the number of bytes written, and the
+ * bytes are not copied again.  @room stays valid until the next call on
+ * @s of any function; a new reservation replaces an uncommitted one.
+ *
+ * Return: 0, -EINVAL (after ms_stream_feed_end()), -ENOMEM (the stream
+ * fails with it too) or the sticky error.
+ */
+int ms_stream_feed_reserve(ms_stream *s, size_t len, void **room);
+
+/**
+ * ms_stream_feed_commit() - Append what was written at a reservation.
+ * @s: a stream from ms_stream_new_feed().
+ * @len: bytes written at the room of the last ms_stream_feed_reserve(),
+ *       from its start; at most the length reserved.
+ *
+ * Ends the reservation: the next append needs a new one.
+ *
+ * Return: 0, -EINVAL (@len over the reservation, or no reservation) or
+ * the sticky error.
+ */
+int ms_stream_feed_commit(ms_stream *s, size_t len);
+
+/**
  * ms_stream_feed_end() - Mark the end of a feed reader's data.
  * @s: a stream from ms_stream_new_feed().
  *
