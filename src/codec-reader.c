@@ -396,7 +396,7 @@ static int nat_read(ms_reader *r, uint8_t *type, uint8_t *flags, uint32_t *len,
 {
 	uint8_t hdr[MS__NATIVE_RECORD_HDR], seed[8], crcb[4];
 	uint32_t crc, want;
-	size_t tail;
+	size_t tail, got, step;
 	ssize_t n;
 
 	*off = ms_stream_tell(r->s);
@@ -426,12 +426,29 @@ static int nat_read(ms_reader *r, uint8_t *type, uint8_t *flags, uint32_t *len,
 			return rstream_at(r, r->s, *off, "record payload");
 		memcpy(crcb, r->rp + *len, tail);
 	} else {
-		if (grow(r, &r->rbuf, &r->rcap, *len ? *len : 1))
+		/*
+		 * The buffer grows with the data that actually comes (a
+		 * damaged length announcing megabytes costs no more than the
+		 * bytes behind it).  A record cut short (or a damaged length
+		 * running past the end) is located at the record, as every
+		 * other damage to it.
+		 */
+		for (got = 0; got < *len; got += step) {
+			size_t want = r->rcap > got ? r->rcap : 2 * got;
+
+			if (want < 65536)
+				want = 65536;
+			if (want > *len)
+				want = *len;
+			if (grow(r, &r->rbuf, &r->rcap, want ? want : 1))
+				return r->err;
+			step = want - got;
+			if (ms_get_buffer(r->s, r->rbuf + got, step))
+				return rstream_at(r, r->s, *off,
+						  "record payload");
+		}
+		if (!r->rbuf && grow(r, &r->rbuf, &r->rcap, 1))
 			return r->err;
-		/* A record cut short (or a damaged length running past the
-		 * end) is located at the record, as every other damage. */
-		if (ms_get_buffer(r->s, r->rbuf, *len))
-			return rstream_at(r, r->s, *off, "record payload");
 		r->rp = r->rbuf;
 		if (tail && ms_get_buffer(r->s, crcb, 4))
 			return rstream_at(r, r->s, *off, "record checksum");

@@ -1964,6 +1964,14 @@ START_TEST(test_codec_hostile_native_lengths)
 		   sizeof(pay));
 	expect_err(&x.b, NULL, -EBADMSG, 16, "over the limit");
 	b_free(&x.b);
+	/* A length at the limit with a few bytes behind it: truncated, and
+	 * the reader's buffer grows with the bytes that came, not with the
+	 * length announced (hostile_parse checks the largest allocation). */
+	nb_header(&x, 1, 3);
+	nb_rec_len(&x, MS_REC_FULL, 0, MS_NATIVE_MAX_RECORD, pay,
+		   sizeof(pay));
+	expect_err(&x.b, NULL, -ENODATA, 16, "record payload");
+	b_free(&x.b);
 
 	/* Compressed DATA announcing a raw size over the limit. */
 	nb_header(&x, 1, 3);
