@@ -64,6 +64,7 @@ struct ms_reader {
 	uint32_t chain_prev; /* before the last record's CRC */
 	uint8_t *rbuf;	     /* the record being read, when copied */
 	const uint8_t *rp;   /* the record being read: rbuf or in place */
+	bool inplace_feed;   /* records may be used in place in a feed */
 	size_t rcap;
 	uint8_t *dbuf; /* decompressed DATA */
 	size_t dcap;
@@ -419,7 +420,8 @@ static int nat_read(ms_reader *r, uint8_t *type, uint8_t *flags, uint32_t *len,
 	 * until the next read from r->s.  Otherwise it is copied to rbuf.
 	 */
 	tail = r->crc_on ? 4 : 0;
-	if (*len && ms_stream_available(r->s) >= (size_t)*len + tail) {
+	if (*len && ms_stream_available(r->s) >= (size_t)*len + tail &&
+	    (r->inplace_feed || !ms__stream_is_feed(r->s))) {
 		n = ms_peek(r->s, &r->rp, (size_t)*len + tail);
 		if (n < 0 || (size_t)n < (size_t)*len + tail ||
 		    ms_skip(r->s, (size_t)*len + tail))
@@ -427,25 +429,33 @@ static int nat_read(ms_reader *r, uint8_t *type, uint8_t *flags, uint32_t *len,
 		memcpy(crcb, r->rp + *len, tail);
 	} else {
 		/*
-		 * The buffer grows with the data that actually comes (a
-		 * damaged length announcing megabytes costs no more than the
-		 * bytes behind it).  A record cut short (or a damaged length
-		 * running past the end) is located at the record, as every
-		 * other damage to it.
+		 * The buffer doubles as the data actually comes, from 64 KiB:
+		 * a damaged length announcing megabytes costs at most twice
+		 * the bytes behind it.  A record cut short (or a damaged
+		 * length running past the end) is located at the record, as
+		 * every other damage to it.
 		 */
 		for (got = 0; got < *len; got += step) {
-			size_t want = r->rcap > got ? r->rcap : 2 * got;
+			size_t cap = r->rcap > got ? r->rcap : 2 * got;
 
-			if (want < 65536)
-				want = 65536;
-			if (want > *len)
-				want = *len;
-			if (grow(r, &r->rbuf, &r->rcap, want ? want : 1))
+			if (cap < 65536)
+				cap = 65536;
+			if (cap > *len)
+				cap = *len;
+			if (grow(r, &r->rbuf, &r->rcap, cap))
 				return r->err;
-			step = want - got;
-			if (ms_get_buffer(r->s, r->rbuf + got, step))
+			step = cap - got;
+			if (!ms_get_buffer(r->s, r->rbuf + got, step))
+				continue;
+			if (ms_stream_error(r->s) != -ENODATA)
 				return rstream_at(r, r->s, *off,
 						  "record payload");
+			/* Said of the record, whatever the reads were. */
+			return rfail(r, -ENODATA, *off,
+				     "stream truncated in record payload: "
+				     "record %llu (type 0x%02x) announces %u "
+				     "bytes, the stream ends before them",
+				     (unsigned long long)r->index, *type, *len);
 		}
 		if (!r->rbuf && grow(r, &r->rbuf, &r->rcap, 1))
 			return r->err;
@@ -1292,6 +1302,11 @@ void *ms__reader_snapshot(const ms_reader *r, void *snap)
 void ms__reader_restore(ms_reader *r, const void *snap)
 {
 	memcpy(r, snap, sizeof(*r));
+}
+
+void ms__reader_inplace_feed(ms_reader *r)
+{
+	r->inplace_feed = true;
 }
 
 /* Bytes of CRC after each native record (0 or 4). */

@@ -56,6 +56,9 @@ int ms__codec_opts_apply(ms_codec_opts *dst, const ms_codec_opts *src,
 			 bool reader);
 int ms__command_len(uint16_t cmd);
 void ms__zstream_init(z_stream *z, const ms_allocator *a);
+/* Let a native reader over a feed use records in place: for a caller
+ * that never feeds while a payload of the reader is open (the driver). */
+void ms__reader_inplace_feed(ms_reader *r);
 int ms__reader_snapshot_new(ms_reader *r, void **snap);
 void ms__reader_commit(ms_reader *r);
 void ms__reader_snapshot_free(const ms_reader *r, void *snap);

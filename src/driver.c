@@ -827,6 +827,10 @@ static int load_feed_start(ms_load *ld)
 	ret = ms_stream_new_feed(&ld->feed, &so);
 	if (!ret)
 		ret = ms_reader_new(&ld->r, ld->feed, &ld->o.codec);
+	/* Fed only between loads of whole elements: records can be used
+	 * where they lie in the feed. */
+	if (!ret)
+		ms__reader_inplace_feed(ld->r);
 	if (!ret && !ld->snap)
 		ret = ms__reader_snapshot_new(ld->r, &ld->snap);
 	if (ret)
@@ -884,14 +888,12 @@ int ms_load_feed_commit(ms_load *ld, size_t len)
 	assert(ld);
 	if (ld->err)
 		return ld->err;
-	if (!ld->feed)
+	if (!ld->feed || ms__feed_commit_ok(ld->feed, len))
 		return -EINVAL;
 	if (ld->complete && len)
 		return load_fail(ld, -EBADMSG, ms_stream_tell(ld->feed),
 				 "data after the end of the stream");
 	ret = ms_stream_feed_commit(ld->feed, len);
-	if (ret == -EINVAL)
-		return ret;
 	if (ret)
 		return load_fail(ld, ret, ms_stream_tell(ld->feed), "%s",
 				 ms_stream_errmsg(ld->feed));

@@ -79,5 +79,9 @@ uint64_t ms__window_left(const ms_stream *w);
 
 /* A feed reader with nothing to read yet and no end marked. */
 bool ms__stream_is_starved(const ms_stream *s);
+/* Whether @s is a feed reader (its buffer moves when it is fed). */
+bool ms__stream_is_feed(const ms_stream *s);
+/* 0 if ms_stream_feed_commit(@s, @len) would be accepted, else -EINVAL. */
+int ms__feed_commit_ok(const ms_stream *s, size_t len);
 
 #endif /* MIGSTREAM_INTERNAL_H */

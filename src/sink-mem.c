@@ -111,6 +111,7 @@ int ms_stream_feed_reserve(ms_stream *s, size_t len, void **room)
 		return -EINVAL;
 	if (s->err)
 		return s->err;
+	s->feed_reserving = false;
 	if (len > SIZE_MAX / 4 || s->buf_len > SIZE_MAX / 4 - len)
 		return ms__stream_fail(s, -ENOMEM, s->pos,
 				       "feed: too much unread data");
@@ -153,6 +154,7 @@ int ms_stream_feed_reserve(ms_stream *s, size_t len, void **room)
 		s->buf_cap = cap;
 	}
 	s->feed_reserved = len;
+	s->feed_reserving = true;
 	*room = s->buf ? s->buf + s->buf_len : NULL;
 	return 0;
 }
@@ -160,13 +162,16 @@ int ms_stream_feed_reserve(ms_stream *s, size_t len, void **room)
 int ms_stream_feed_commit(ms_stream *s, size_t len)
 {
 	assert(s && s->kind == MS__KIND_FEED);
-	if (!s || s->kind != MS__KIND_FEED || s->eof || len > s->feed_reserved)
+	if (!s || s->kind != MS__KIND_FEED)
 		return -EINVAL;
 	if (s->err)
 		return s->err;
+	if (ms__feed_commit_ok(s, len))
+		return -EINVAL;
 	s->buf_len += len;
 	s->received += len;
 	s->feed_reserved = 0;
+	s->feed_reserving = false;
 	return 0;
 }
 
@@ -229,6 +234,19 @@ int ms__feed_rewind(ms_stream *s)
 	}
 	s->buf_pos = s->feed_mark;
 	s->pos = s->feed_mark_pos;
+	return 0;
+}
+
+bool ms__stream_is_feed(const ms_stream *s)
+{
+	return s->kind == MS__KIND_FEED;
+}
+
+int ms__feed_commit_ok(const ms_stream *s, size_t len)
+{
+	if (s->kind != MS__KIND_FEED || s->eof || !s->feed_reserving ||
+	    len > s->feed_reserved)
+		return -EINVAL;
 	return 0;
 }
 

@@ -77,6 +77,7 @@ struct ms_stream {
 	uint64_t feed_mark_pos;
 	size_t feed_len_saved; /* buf_len when an error emptied it */
 	size_t feed_reserved;  /* room given by ms_stream_feed_reserve() */
+	bool feed_reserving;   /* a reservation awaits its commit */
 
 	/* Memory writer. */
 	size_t max_size;

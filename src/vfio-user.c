@@ -79,6 +79,17 @@ static int fail(ms_vfu_adapter *a, int err, const char *fmt, ...)
 	return -1;
 }
 
+/* Refuse a callback: of the other API version, or out of its state. */
+static int refuse(ms_vfu_adapter *a, const char *what, int api)
+{
+	if ((int)a->o.api != api)
+		return fail(a, EINVAL,
+			    "%s is a v%d callback, this adapter serves v%d",
+			    what, api == MS_VFU_MIGR_CALLBACKS_V1 ? 1 : 2,
+			    a->o.api == MS_VFU_MIGR_CALLBACKS_V1 ? 1 : 2);
+	return fail(a, EINVAL, "%s in state %d", what, a->state);
+}
+
 int ms_vfu_adapter_new(ms_vfu_adapter **out, ms_registry *reg,
 		       const ms_vfu_opts *opts)
 {
@@ -263,7 +274,7 @@ uint64_t ms_vfu_v1_get_pending_bytes(ms_vfu_adapter *a)
 	uint64_t n;
 
 	assert(a);
-	if (!saving(a) || !a->sv)
+	if (!saving(a) || !a->sv || a->o.api != MS_VFU_MIGR_CALLBACKS_V1)
 		return 0;
 	if (a->offered) {
 		/* The client read the window it was offered. */
@@ -291,8 +302,9 @@ int ms_vfu_v1_prepare_data(ms_vfu_adapter *a, uint64_t *offset, uint64_t *size)
 		*offset = 0;
 		return 0;
 	}
-	if (!saving(a) || !size || !a->sv)
-		return fail(a, EINVAL, "prepare_data in state %d", a->state);
+	if (!saving(a) || !size || !a->sv ||
+	    a->o.api != MS_VFU_MIGR_CALLBACKS_V1)
+		return refuse(a, "prepare_data", MS_VFU_MIGR_CALLBACKS_V1);
 	if (a->save_err)
 		return fail(a, a->save_err, "%s", ms_save_errmsg(a->sv));
 	if (!a->offered) {
@@ -313,8 +325,8 @@ ssize_t ms_vfu_v1_read_data(ms_vfu_adapter *a, void *buf, uint64_t count,
 	size_t n;
 
 	assert(a);
-	if (!saving(a) || !a->out)
-		return fail(a, EINVAL, "read_data in state %d", a->state);
+	if (!saving(a) || !a->out || a->o.api != MS_VFU_MIGR_CALLBACKS_V1)
+		return refuse(a, "read_data", MS_VFU_MIGR_CALLBACKS_V1);
 	if (offset > a->offered || count > a->offered - offset)
 		return fail(a, EINVAL,
 			    "read of %llu bytes at %llu is outside the %llu "
@@ -335,8 +347,8 @@ ssize_t ms_vfu_v2_read_data(ms_vfu_adapter *a, void *buf, uint64_t count)
 	size_t n;
 
 	assert(a);
-	if (!saving(a) || !a->sv)
-		return fail(a, EINVAL, "read_data in state %d", a->state);
+	if (!saving(a) || !a->sv || a->o.api != MS_VFU_MIGR_CALLBACKS_V2)
+		return refuse(a, "read_data", MS_VFU_MIGR_CALLBACKS_V2);
 	if (count > SSIZE_MAX)
 		count = SSIZE_MAX;
 	if (produce(a, count > SIZE_MAX ? SIZE_MAX : (size_t)count))
@@ -401,7 +413,7 @@ ssize_t ms_vfu_v1_write_data(ms_vfu_adapter *a, const void *buf, uint64_t count,
 	assert(a);
 	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->ld ||
 	    a->o.api != MS_VFU_MIGR_CALLBACKS_V1)
-		return fail(a, EINVAL, "write_data in state %d", a->state);
+		return refuse(a, "write_data", MS_VFU_MIGR_CALLBACKS_V1);
 	if (offset > a->window || count > a->window - offset)
 		return fail(a, EINVAL,
 			    "write of %llu bytes at %llu is outside the %zu "
@@ -433,7 +445,7 @@ int ms_vfu_v1_data_written(ms_vfu_adapter *a, uint64_t count)
 	assert(a);
 	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->ld ||
 	    a->o.api != MS_VFU_MIGR_CALLBACKS_V1)
-		return fail(a, EINVAL, "data_written in state %d", a->state);
+		return refuse(a, "data_written", MS_VFU_MIGR_CALLBACKS_V1);
 	if (count > a->wlen)
 		return fail(a, EINVAL,
 			    "data_written(%llu) but only %llu bytes were "
@@ -458,8 +470,9 @@ int ms_vfu_v1_data_written(ms_vfu_adapter *a, uint64_t count)
 ssize_t ms_vfu_v2_write_data(ms_vfu_adapter *a, const void *buf, uint64_t count)
 {
 	assert(a);
-	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->ld)
-		return fail(a, EINVAL, "write_data in state %d", a->state);
+	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->ld ||
+	    a->o.api != MS_VFU_MIGR_CALLBACKS_V2)
+		return refuse(a, "write_data", MS_VFU_MIGR_CALLBACKS_V2);
 	if (count > SSIZE_MAX)
 		return fail(a, EINVAL, "write of %llu bytes",
 			    (unsigned long long)count);

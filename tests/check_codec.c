@@ -1968,8 +1968,7 @@ START_TEST(test_codec_hostile_native_lengths)
 	 * the reader's buffer grows with the bytes that came, not with the
 	 * length announced (hostile_parse checks the largest allocation). */
 	nb_header(&x, 1, 3);
-	nb_rec_len(&x, MS_REC_FULL, 0, MS_NATIVE_MAX_RECORD, pay,
-		   sizeof(pay));
+	nb_rec_len(&x, MS_REC_FULL, 0, MS_NATIVE_MAX_RECORD, pay, sizeof(pay));
 	expect_err(&x.b, NULL, -ENODATA, 16, "record payload");
 	b_free(&x.b);
 
@@ -2728,6 +2727,114 @@ static void sub_fill_truncated(ms_stream *s)
 	ms_put_buffer(s, "cpu/ab", 6);
 }
 
+/*
+ * A reader over a feed stream, fed again while a payload is open: a DATA
+ * record larger than the payload's own buffer, and a command's payload,
+ * must read back intact although the feed moved its buffer (compacted or
+ * reallocated) under them.  Both ways of feeding.
+ */
+START_TEST(test_codec_feed_reader_fed_mid_payload)
+{
+	enum { PAY = 200000, PAY2 = 30000 };
+	static uint8_t pay[PAY], got[PAY];
+	ms_codec_opts o = copts(MS_PROFILE_NATIVE);
+	uint8_t cmd[1000], cgot[1000];
+	ms_section_hdr h;
+	ms_stream *w, *p, *feed, *pl;
+	ms_writer *wr;
+	ms_reader *r;
+	ms_record rec;
+	const uint8_t *d;
+	size_t len, first, i, cmd_off, next_off;
+	void *room;
+	int ret;
+
+	for (i = 0; i < PAY; i++)
+		pay[i] = (uint8_t)(i * 7 + i / 251);
+	for (i = 0; i < sizeof(cmd); i++)
+		cmd[i] = (uint8_t)(i * 3 + 1);
+	o.chunk_size = PAY; /* the payload in one DATA record */
+	ck_assert_int_eq(ms_stream_new_mem(&w, 0, NULL), 0);
+	ck_assert_int_eq(ms_writer_new(&wr, w, &o), 0);
+	ck_assert_int_eq(ms_writer_header(wr), 0);
+	memset(&h, 0, sizeof(h));
+	h.type = MS_REC_FULL;
+	h.version_id = 1;
+	strcpy(h.idstr, "dev");
+	ck_assert_int_eq(ms_writer_begin(wr, &h, &p), 0);
+	ms_put_buffer(p, pay, PAY);
+	ck_assert_int_eq(ms_writer_end(wr), 0);
+	ck_assert_int_eq(
+		ms_writer_command(wr, MS_CMD_POSTCOPY_ADVISE, cmd, sizeof(cmd)),
+		0);
+	h.section_id = 1;
+	strcpy(h.idstr, "next");
+	ck_assert_int_eq(ms_writer_begin(wr, &h, &p), 0);
+	ms_put_buffer(p, pay, PAY2);
+	ck_assert_int_eq(ms_writer_end(wr), 0);
+	ck_assert_int_eq(ms_writer_eof(wr), 0);
+	ck_assert_int_eq(ms_writer_finish(wr), 0);
+	ms_stream_mem_view(w, &d, &len);
+
+	/* Where the command and the section after it start. */
+	ck_assert_int_eq(ms_stream_new_mem_reader(&p, d, len, NULL), 0);
+	ck_assert_int_eq(ms_reader_new(&r, p, NULL), 0);
+	cmd_off = next_off = 0;
+	while (ms_reader_next(r, &rec) == 1) {
+		if (rec.type == MS_REC_COMMAND)
+			cmd_off = (size_t)rec.offset;
+		if (rec.type == MS_REC_FULL && cmd_off && !next_off)
+			next_off = (size_t)rec.offset;
+	}
+	ck_assert_int_eq(ms_reader_error(r), 0);
+	ck_assert(cmd_off && next_off);
+	ms_reader_free(r);
+	ms_stream_close(p);
+
+	/* The first section whole; the rest comes in two steps, each while
+	 * a payload is open.  _i: 0 feeds with ms_stream_feed(), 1 with
+	 * reserve/commit. */
+	ck_assert_int_eq(ms_stream_new_feed(&feed, NULL), 0);
+	ck_assert_int_eq(ms_stream_feed(feed, d, cmd_off), 0);
+	ck_assert_int_eq(ms_reader_new(&r, feed, NULL), 0);
+	ck_assert_int_eq(ms_reader_next(r, &rec), 1);
+	ck_assert_int_eq(rec.type, MS_REC_FULL);
+	pl = ms_reader_payload(r);
+	ck_assert_int_eq(ms_get_buffer(pl, got, 100), 0);
+	first = next_off + 10 - cmd_off;
+	if (_i) {
+		/* Far more room than needed: the buffer is reallocated. */
+		ck_assert_int_eq(ms_stream_feed_reserve(feed, 1 << 20, &room),
+				 0);
+		memcpy(room, d + cmd_off, first);
+		ck_assert_int_eq(ms_stream_feed_commit(feed, first), 0);
+	} else {
+		ck_assert_int_eq(ms_stream_feed(feed, d + cmd_off, first), 0);
+	}
+	ck_assert_int_eq(ms_get_buffer(pl, got + 100, PAY - 100), 0);
+	ck_assert(memcmp(got, pay, PAY) == 0);
+
+	/* The command's payload, then the rest of the stream arrives. */
+	do {
+		ck_assert_int_eq(ms_reader_next(r, &rec), 1);
+	} while (rec.type != MS_REC_COMMAND);
+	pl = ms_reader_payload(r);
+	ck_assert_int_eq(
+		ms_stream_feed(feed, d + next_off + 10, len - next_off - 10),
+		0);
+	ck_assert_int_eq(ms_stream_feed_end(feed), 0);
+	ck_assert_int_eq(ms_get_buffer(pl, cgot, sizeof(cgot)), 0);
+	ck_assert(memcmp(cgot, cmd, sizeof(cmd)) == 0);
+	while ((ret = ms_reader_next(r, &rec)) == 1)
+		;
+	ck_assert_msg(ret == 0, "%s", ms_reader_errmsg(r));
+	ms_reader_free(r);
+	ms_stream_close(feed);
+	ms_writer_free(wr);
+	ms_stream_close(w);
+}
+END_TEST
+
 START_TEST(test_codec_subsection_roundtrip)
 {
 	char name[MS_COUNTED_STRING_MAX + 1], want[256];
@@ -2876,6 +2983,7 @@ static Suite *codec_suite(void)
 
 	tc = tcase_create("subsections");
 	tcase_add_test(tc, test_codec_subsection_roundtrip);
+	tcase_add_loop_test(tc, test_codec_feed_reader_fed_mid_payload, 0, 2);
 	tcase_add_test(tc, test_codec_subsection_other_parent);
 	suite_add_tcase(s, tc);
 	return s;

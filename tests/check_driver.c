@@ -468,6 +468,8 @@ START_TEST(test_driver_feed_in_place_misuse)
 	ck_assert(ms_load_is_complete(ld));
 	/* After the end, no more room: refused, and the load stays good. */
 	ck_assert_int_eq(ms_load_feed_reserve(ld, 1, &room), -EINVAL);
+	ck_assert_int_eq(ms_load_feed_commit(ld, 4), -EINVAL);
+	ck_assert_int_eq(ms_load_feed_commit(ld, 0), -EINVAL);
 	ck_assert_int_eq(ms_load_error(ld), 0);
 	ms_load_free(ld);
 	ck_assert(vm_equal(&src, &dst));

@@ -703,6 +703,12 @@ START_TEST(test_stream_feed_reserve)
 	ck_assert_int_eq(ms_stream_feed_reserve(r, 5, &room), 0);
 	ck_assert_int_eq(ms_stream_feed_commit(r, 0), 0);
 	ck_assert_int_eq(ms_stream_feed_commit(r, 1), -EINVAL);
+	ck_assert_int_eq(ms_stream_feed_commit(r, 0), -EINVAL);
+	/* ms_stream_feed() ends a reservation too. */
+	ck_assert_int_eq(ms_stream_feed_reserve(r, 5, &room), 0);
+	ck_assert_int_eq(ms_stream_feed(r, "x", 1), 0);
+	fed++;
+	ck_assert_int_eq(ms_stream_feed_commit(r, 1), -EINVAL);
 	ck_assert_uint_eq(ms_stream_available(r), fed - read);
 
 	/* After the end, nothing more can be reserved. */

@@ -1984,6 +1984,103 @@ START_TEST(test_vfio_user_restart_failed_load)
 }
 END_TEST
 
+/*
+ * A callback of the other API version is refused (EINVAL, with a message
+ * that says so) and disturbs nothing: a v2 write on a v1 destination once
+ * fed the load behind the v1 window's back and left that window pointing
+ * into a moved buffer.  The migration then completes through its own API.
+ */
+START_TEST(test_vfio_user_other_api_refused)
+{
+	int api = _i + 1;
+	struct dev_cfg c = {64 * 256, 256, 4, 300};
+	struct dev src, dst;
+	ms_registry *sreg, *dreg;
+	ms_vfu_opts o = vfu_opts(api, 4 * KiB, 0, NULL);
+	ms_vfu_adapter *sa, *da;
+	uint64_t off, size, doff;
+	static uint8_t buf[4 * KiB];
+	ssize_t n;
+
+	dev_init_src(&src, &c, 17);
+	dev_init_dst(&dst, &c);
+	sreg = dev_registry(&src, 2, false, NULL);
+	dreg = dev_registry(&dst, 2, false, NULL);
+	ck_assert_int_eq(ms_vfu_adapter_new(&sa, sreg, &o), 0);
+	ck_assert_int_eq(ms_vfu_adapter_new(&da, dreg, &o), 0);
+	if (api == 2) { /* v2 goes through STOP */
+		ck_assert_int_eq(ms_vfu_transition(sa, ST_STOP), 0);
+		ck_assert_int_eq(ms_vfu_transition(da, ST_STOP), 0);
+	}
+	ck_assert_int_eq(ms_vfu_transition(sa, ST_SAC), 0);
+	ck_assert_int_eq(ms_vfu_transition(da, ST_RES), 0);
+	if (api == 1) {
+		/* One v1 round written, then v2 calls in its middle. */
+		ck_assert_uint_ne(ms_vfu_v1_get_pending_bytes(sa), 0);
+		ck_assert_int_eq(ms_vfu_v1_prepare_data(sa, &off, &size), 0);
+		ck_assert_int_eq(ms_vfu_v1_read_data(sa, buf, size, off),
+				 (ssize_t)size);
+		ck_assert_int_eq(ms_vfu_v1_write_data(da, buf, 8, 0), 8);
+		errno = 0;
+		ck_assert_int_eq(ms_vfu_v2_write_data(da, buf, sizeof(buf)),
+				 -1);
+		ck_assert_int_eq(errno, EINVAL);
+		ck_assert_str_eq(ms_vfu_errmsg(da),
+				 "write_data is a v2 callback, this adapter "
+				 "serves v1");
+		ck_assert_int_eq(ms_vfu_v2_read_data(sa, buf, 10), -1);
+		ck_assert_int_eq(errno, EINVAL);
+		ck_assert_str_eq(ms_vfu_errmsg(sa),
+				 "read_data is a v2 callback, this adapter "
+				 "serves v1");
+		ck_assert_int_eq(ms_vfu_v1_write_data(da, buf + 8, size - 8, 8),
+				 (ssize_t)(size - 8));
+		ck_assert_int_eq(ms_vfu_v1_data_written(da, size), 0);
+		while (ms_vfu_v1_get_pending_bytes(sa)) {
+			ck_assert_int_eq(
+				ms_vfu_v1_prepare_data(sa, &off, &size), 0);
+			ck_assert_int_eq(
+				ms_vfu_v1_read_data(sa, buf, size, off),
+				(ssize_t)size);
+			ck_assert_int_eq(
+				ms_vfu_v1_prepare_data(da, &doff, NULL), 0);
+			ck_assert_int_eq(
+				ms_vfu_v1_write_data(da, buf, size, doff),
+				(ssize_t)size);
+			ck_assert_int_eq(ms_vfu_v1_data_written(da, size), 0);
+		}
+	} else {
+		ck_assert_uint_eq(ms_vfu_v1_get_pending_bytes(sa), 0);
+		ck_assert_int_eq(ms_vfu_v1_prepare_data(sa, &off, &size), -1);
+		ck_assert_str_eq(ms_vfu_errmsg(sa),
+				 "prepare_data is a v1 callback, this adapter "
+				 "serves v2");
+		ck_assert_int_eq(ms_vfu_v1_read_data(sa, buf, 1, 0), -1);
+		ck_assert_int_eq(errno, EINVAL);
+		ck_assert_int_eq(ms_vfu_v1_write_data(da, buf, 1, 0), -1);
+		ck_assert_int_eq(errno, EINVAL);
+		ck_assert_int_eq(ms_vfu_v1_data_written(da, 0), -1);
+		ck_assert_str_eq(ms_vfu_errmsg(da),
+				 "data_written is a v1 callback, this adapter "
+				 "serves v2");
+		while ((n = ms_vfu_v2_read_data(sa, buf, sizeof(buf))) > 0)
+			ck_assert_int_eq(
+				ms_vfu_v2_write_data(da, buf, (uint64_t)n), n);
+		ck_assert_int_eq(n, 0);
+		ck_assert_int_eq(ms_vfu_transition(sa, ST_STOP), 0);
+	}
+	ck_assert_msg(ms_vfu_transition(da, api == 1 ? ST_RUN : ST_STOP) == 0,
+		      "%s", ms_vfu_errmsg(da));
+	ck_assert(dev_equal(&src, &dst));
+	ms_vfu_adapter_free(sa);
+	ms_vfu_adapter_free(da);
+	ms_registry_free(sreg);
+	ms_registry_free(dreg);
+	dev_free(&src);
+	dev_free(&dst);
+}
+END_TEST
+
 START_TEST(test_vfio_user_adapter_arguments)
 {
 	struct dev d;
@@ -2240,6 +2337,7 @@ static Suite *vfio_user_suite(void)
 	tcase_add_test(tc, test_vfio_user_v2_library_paths);
 	tcase_add_test(tc, test_vfio_user_v1_register_access);
 	tcase_add_test(tc, test_vfio_user_adapter_arguments);
+	tcase_add_loop_test(tc, test_vfio_user_other_api_refused, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("round trips");

@@ -225,10 +225,11 @@ int ms_stream_feed_reserve(ms_stream *s, size_t len, void **room);
  * @len: bytes written at the room of the last ms_stream_feed_reserve(),
  *       from its start; at most the length reserved.
  *
- * Ends the reservation: the next append needs a new one.
+ * Ends the reservation: the next append needs a new one.  A reservation
+ * is also ended by ms_stream_feed() and by a failed reservation.
  *
- * Return: 0, -EINVAL (@len over the reservation, or no reservation) or
- * the sticky error.
+ * Return: 0, the sticky error, or -EINVAL (no reservation, or @len over
+ * it; nothing is appended).
  */
 int ms_stream_feed_commit(ms_stream *s, size_t len);
 
