@@ -432,6 +432,10 @@ ssize_t ms_vfu_v1_write_data(ms_vfu_adapter *a, const void *buf, uint64_t count,
 		}
 		a->wroom = room;
 	}
+	/* Bytes skipped over are zero, not what the buffer held before, until
+	 * the client writes them (in any order). */
+	if (offset > a->wlen)
+		memset(a->wroom + a->wlen, 0, (size_t)(offset - a->wlen));
 	memcpy(a->wroom + offset, buf, count);
 	if (offset + count > a->wlen)
 		a->wlen = offset + count;

@@ -2081,6 +2081,35 @@ START_TEST(test_vfio_user_other_api_refused)
 }
 END_TEST
 
+/*
+ * A v1 round with a hole (bytes the client never wrote before it
+ * committed them): they read as zeros, never as whatever the buffer held
+ * (valgrind checks that), and the load fails cleanly on them.
+ */
+START_TEST(test_vfio_user_v1_hole_is_zero)
+{
+	struct dev_cfg c = {0, 256, 4, 0};
+	struct dev dst;
+	ms_registry *dreg;
+	ms_vfu_opts o = vfu_opts(1, 4 * KiB, 0, NULL);
+	ms_vfu_adapter *da;
+	uint8_t tail[4] = {1, 2, 3, 4};
+
+	dev_init_dst(&dst, &c);
+	dreg = dev_registry(&dst, 2, false, NULL);
+	ck_assert_int_eq(ms_vfu_adapter_new(&da, dreg, &o), 0);
+	ck_assert_int_eq(ms_vfu_transition(da, ST_RES), 0);
+	ck_assert_int_eq(ms_vfu_v1_write_data(da, tail, 4, 100), 4);
+	ck_assert_int_eq(ms_vfu_v1_data_written(da, 104), -1);
+	ck_assert_int_ne(errno, 0);
+	ck_assert_ptr_nonnull(strstr(ms_vfu_errmsg(da), "offset 0"));
+	ck_assert_int_eq(ms_vfu_transition(da, ST_RUN), -1);
+	ms_vfu_adapter_free(da);
+	ms_registry_free(dreg);
+	dev_free(&dst);
+}
+END_TEST
+
 START_TEST(test_vfio_user_adapter_arguments)
 {
 	struct dev d;
@@ -2337,6 +2366,7 @@ static Suite *vfio_user_suite(void)
 	tcase_add_test(tc, test_vfio_user_v2_library_paths);
 	tcase_add_test(tc, test_vfio_user_v1_register_access);
 	tcase_add_test(tc, test_vfio_user_adapter_arguments);
+	tcase_add_test(tc, test_vfio_user_v1_hole_is_zero);
 	tcase_add_loop_test(tc, test_vfio_user_other_api_refused, 0, 2);
 	suite_add_tcase(s, tc);
 
