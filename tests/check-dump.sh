@@ -395,7 +395,12 @@ if open(os.path.join(d, "desc.json"), "rb").read() != mig[j:]:
 json.load(open(os.path.join(d, "desc.json")))
 sys.exit(bad)
 EOF
-[ -e "$tmp/ex/state.json" ] && ko "extract wrote a state.json"
+# state.json: what state prints.
+run state "$tmp/pc-min.mig"
+python3 - "$tmp/ex/state.json" "$tmp/out" <<'EOF' || ko "extract pc-min: state.json is not what state prints"
+import json, sys
+sys.exit(json.load(open(sys.argv[1])) != json.load(open(sys.argv[2])))
+EOF
 # From stdin, into an existing directory: the same files.
 run extract "$tmp/ex2" - <"$tmp/pc-min.mig"
 [ $rc -eq 0 ] || ko "extract from stdin: $(cat "$tmp/err")"
@@ -428,7 +433,7 @@ run extract "$tmp/jail/in/d" "$tmp/evil.mig"
 out=$(cd "$tmp/jail" && find . -newer marker ! -path './in/d/*' ! -path ./in/d ! -path ./in ! -path . | sort)
 [ -z "$out" ] || ko "extract wrote outside DIR: $out"
 n=$(find "$tmp/jail/in/d" -type f | wc -l)
-[ "$n" -eq 9 ] || ko "extract hostile names: $n files, 9 expected"
+[ "$n" -eq 10 ] || ko "extract hostile names: $n files, 10 expected (8 blocks, desc.json, state.json)"
 find "$tmp/jail/in/d" -mindepth 1 -type d | grep -q . && ko "extract made directories"
 ls "$tmp/jail/in/d" | LC_ALL=C grep -q '[[:cntrl:]]' && ko "extract: control characters in a name"
 [ "$(head -c 3 "$tmp/jail/in/d/%2E.%2Fevil")" = AAA ] || ko "extract: ../evil not in %2E.%2Fevil"
@@ -436,8 +441,15 @@ grep -q '^{"page_size"' "$tmp/jail/in/d/desc.json" || ko "extract: desc.json ove
 
 # Every page kind of the crafted RAM stream: zero, normal, compressed
 # (inflated) and XBZRLE (applied to the zeros of an unsent page).
+# Its trailer does not describe its device 'dev': the blocks and
+# desc.json are written, state.json is not, and the status is 1.
 run extract "$tmp/exc" "$tmp/craft/good.mig"
-[ $rc -eq 0 ] || ko "extract crafted RAM: exit $rc: $(cat "$tmp/err")"
+[ $rc -eq 1 ] || ko "extract crafted RAM: exit $rc, 1 expected: $(cat "$tmp/err")"
+grep -q "offset 0x[0-9a-f]*: section 7 'dev': device 'dev' instance 0: not in the VM description" "$tmp/err" &&
+	grep -q "exc: state.json not written; the RAM blocks and desc.json were" "$tmp/err" ||
+	ko "extract crafted RAM: $(cat "$tmp/err")"
+[ -e "$tmp/exc/state.json" ] && ko "extract crafted RAM: a state.json left"
+[ -e "$tmp/exc/desc.json" ] || ko "extract crafted RAM: no desc.json"
 python3 - "$tmp/exc" <<'EOF' || ko "extract crafted RAM: wrong content"
 import os, sys
 d = sys.argv[1]

@@ -330,6 +330,7 @@ int dump_convert_main(int argc, char **argv)
 	}
 
 	w.fd = fd;
+	w.progress = dump_progress(false);
 	w.on_begin = conv_begin;
 	w.on_bytes = conv_bytes;
 	w.on_record = conv_record;

@@ -10,7 +10,9 @@
  * non-zero pages written: the file is sparse where the guest's memory is
  * zero.  Pages sent more than once (iterative migration) end as their
  * last copy; XBZRLE pages are applied to what the file holds.  The VM
- * description goes to DIR/desc.json as it is in the stream.  Files are
+ * description goes to DIR/desc.json as it is in the stream, and what
+ * the state command prints to DIR/state.json (a second pass; standard
+ * input is spooled to a temporary file for it).  Files are
  * opened relative to DIR with O_NOFOLLOW, and names never contain '/',
  * so nothing is written outside DIR.
  */
@@ -306,14 +308,58 @@ static void ex_record(struct dump_walk *w, const ms_record *rec, uint64_t plen,
 	x->type = MS_REC_EOF;
 }
 
+/*
+ * DIR/state.json: what the state command prints, from a second pass over
+ * the stream with the description the first one kept.
+ */
+static int write_state(struct extract *x, struct dump_walk *w, int fd,
+		       off_t start)
+{
+	FILE *f;
+	int sfd, ret;
+
+	if (!w->vmdesc) {
+		fprintf(stderr,
+			PROG ": %s: no VM description (vmdesc) trailer: "
+			     "desc.json and state.json not written\n",
+			w->name);
+		return DUMP_EXIT_OK;
+	}
+	if (start < 0 || lseek(fd, start, SEEK_SET) != start)
+		return ex_fail(x, -errno, "%s: cannot seek back: %s", w->name,
+			       strerror(errno));
+	sfd = openat(x->dirfd, "state.json",
+		     O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		     0644);
+	if (sfd < 0)
+		return ex_fail(x, -errno, "state.json: cannot create: %s",
+			       strerror(errno));
+	f = fdopen(sfd, "w");
+	if (!f) {
+		close(sfd);
+		return ex_fail(x, -errno, "state.json: %s", strerror(errno));
+	}
+	x->files++;
+	ret = dump_state_write(w->name, fd, w->vmdesc, w->vmdesc_len, f);
+	if ((fflush(f) || ferror(f)) && !ret)
+		ex_fail(x, -errno, "state.json: %s", strerror(errno));
+	if (fclose(f) && !ret && !x->err)
+		ex_fail(x, -errno, "state.json: %s", strerror(errno));
+	if (ret || x->err)
+		unlinkat(x->dirfd, "state.json", 0);
+	return ret;
+}
+
 int dump_extract_main(int argc, char **argv)
 {
 	struct extract x = {
 		.dirfd = -1, .cur = -1, .cur_fd = -1, .vmdesc_fd = -1};
 	struct dump_walk w;
 	const char *dir, *in;
+	struct stat st;
+	off_t start;
 	unsigned i;
-	int fd, ret;
+	int fd, ret, sret = 0;
 
 	if (argc == 2 &&
 	    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
@@ -331,6 +377,12 @@ int dump_extract_main(int argc, char **argv)
 	if (!strcmp(in, "-")) {
 		fd = STDIN_FILENO;
 		w.name = "<stdin>";
+		/* state.json needs a second pass: a pipe is spooled. */
+		if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+			ret = dump_spool_stdin(&fd);
+			if (ret)
+				return ret;
+		}
 	} else {
 		fd = open(in, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
@@ -354,8 +406,11 @@ int dump_extract_main(int argc, char **argv)
 		ret = DUMP_EXIT_IO;
 		goto out_close_dir;
 	}
+	start = lseek(fd, 0, SEEK_CUR);
 	w.fd = fd;
 	w.strict = true;
+	w.keep_vmdesc = true;
+	w.progress = dump_progress(false);
 	w.on_begin = ex_begin;
 	w.on_bytes = ex_bytes;
 	w.on_page = ex_page;
@@ -371,11 +426,21 @@ int dump_extract_main(int argc, char **argv)
 			strerror(errno));
 	if (x.vmdesc_fd >= 0)
 		close(x.vmdesc_fd);
+	if (!ret && !x.err && !w.ram_broken) {
+		/* Its messages are printed already. */
+		sret = write_state(&x, &w, fd, start);
+	}
 	if (x.err) {
 		fprintf(stderr, PROG ": %s: %s\n", dir, x.msg);
 		ret = DUMP_EXIT_IO;
 	} else if (ret) {
 		fprintf(stderr, PROG ": %s: %s\n", w.name, w.errmsg);
+	} else if (sret) {
+		fprintf(stderr,
+			PROG ": %s: state.json not written; the RAM blocks "
+			     "and desc.json were\n",
+			dir);
+		ret = sret;
 	} else if (w.ram_broken) {
 		fprintf(stderr,
 			PROG ": %s: RAM could not be parsed: the "

@@ -37,6 +37,16 @@
 
 #define PROG "migstream-dump"
 
+/* The output is written by one thread: stdio without its locks, where
+ * the C library offers that. */
+#if defined(__GLIBC__)
+#define pj_write(p, n, f) fwrite_unlocked(p, 1, n, f)
+#define pj_putc(c, f)	  fputc_unlocked(c, f)
+#else
+#define pj_write(p, n, f) fwrite(p, 1, n, f)
+#define pj_putc(c, f)	  fputc(c, f)
+#endif
+
 /* Bounds on what a (possibly hostile) description makes us build. */
 #define STATE_MAX_FIELD	 (64u * 1024u * 1024u) /* bytes of one field */
 #define STATE_MAX_VALUES (2u * 1024u * 1024u)  /* values of one section */
@@ -53,10 +63,16 @@
 
 static void pj_indent(FILE *f, int level)
 {
-	int i;
+	static const char spaces[] = "                                "
+				     "                                ";
+	size_t n = (size_t)level * 4;
 
-	for (i = 0; i < level * 4; i++)
-		fputc(' ', f);
+	while (n) {
+		size_t k = n < sizeof(spaces) - 1 ? n : sizeof(spaces) - 1;
+
+		pj_write(spaces, k, f);
+		n -= k;
+	}
 }
 
 /* Decode one UTF-8 sequence (valid: jansson checked it). */
@@ -91,8 +107,18 @@ static void pj_string(FILE *f, const char *s, size_t n)
 	uint32_t cp;
 	size_t i = 0, l;
 
-	fputc('"', f);
+	pj_putc('"', f);
 	while (i < n) {
+		/* A run of printable ASCII other than '"' and '\\': as is. */
+		for (l = i; l < n && p[l] >= 0x20 && p[l] < 0x7f &&
+			    p[l] != '"' && p[l] != '\\';
+		     l++)
+			;
+		if (l > i) {
+			pj_write(p + i, l - i, f);
+			i = l;
+			continue;
+		}
 		l = utf8_next(p + i, n - i, &cp);
 		i += l;
 		switch (cp) {
@@ -121,7 +147,7 @@ static void pj_string(FILE *f, const char *s, size_t n)
 			break;
 		}
 		if (cp >= 0x20 && cp < 0x7f) {
-			fputc((int)cp, f);
+			pj_putc((int)cp, f);
 		} else if (cp < 0x10000) {
 			fprintf(f, "\\u%04x", cp);
 		} else {
@@ -130,7 +156,7 @@ static void pj_string(FILE *f, const char *s, size_t n)
 				0xdc00 | (cp & 0x3ff));
 		}
 	}
-	fputc('"', f);
+	pj_putc('"', f);
 }
 
 /* A double as Python's repr() writes it. */
@@ -162,7 +188,7 @@ static void pj_real(FILE *f, double v)
 			digits[nd++] = buf[i];
 	digits[nd] = '\0';
 	if (v < 0 || (v == 0 && signbit(v)))
-		fputc('-', f);
+		pj_putc('-', f);
 	if (exp < -4 || exp >= 16) {
 		fputc(digits[0], f);
 		if (nd > 1)
@@ -171,16 +197,16 @@ static void pj_real(FILE *f, double v)
 	} else if (exp < 0) {
 		fputs("0.", f);
 		for (i = 0; i < -exp - 1; i++)
-			fputc('0', f);
+			pj_putc('0', f);
 		fputs(digits, f);
 	} else {
 		for (i = 0; i <= exp; i++)
 			fputc(i < nd ? digits[i] : '0', f);
-		fputc('.', f);
+		pj_putc('.', f);
 		if (nd > exp + 1)
 			fputs(digits + exp + 1, f);
 		else
-			fputc('0', f);
+			pj_putc('0', f);
 	}
 }
 
@@ -207,9 +233,9 @@ static void pj_value(FILE *f, json_t *v, int level)
 			fputs(": ", f);
 			pj_value(f, val, level + 1);
 		}
-		fputc('\n', f);
+		pj_putc('\n', f);
 		pj_indent(f, level);
-		fputc('}', f);
+		pj_putc('}', f);
 		return;
 	case JSON_ARRAY:
 		if (!json_array_size(v)) {
@@ -224,9 +250,9 @@ static void pj_value(FILE *f, json_t *v, int level)
 			pj_indent(f, level + 1);
 			pj_value(f, val, level + 1);
 		}
-		fputc('\n', f);
+		pj_putc('\n', f);
 		pj_indent(f, level);
-		fputc(']', f);
+		pj_putc(']', f);
 		return;
 	case JSON_STRING:
 		pj_string(f, json_string_value(v), json_string_length(v));
@@ -549,30 +575,71 @@ struct state {
 	uint64_t values; /* values built for the current section */
 	bool native;
 	char path[PATH_MAX_LEN];
+	size_t plen; /* strlen(path) */
+	/* -m: RAM pages are printed as they come, in the RAM member. */
+	bool memory;
+	bool ram_open;	 /* the RAM member's "memory" object is open */
+	uint32_t ram_id; /* the RAM section's id, and idstr */
+	char ram_idstr[MS_COUNTED_STRING_MAX + 1];
+	uint64_t mem_n; /* entries of the open "memory" object */
+	char *hex;	/* a page as hex text */
+	json_t *f_last; /* the last field looked up, its type, size */
+	const char *f_type;
+	json_int_t f_size;
+	char *hbuf; /* read_hex()'s text, and its size */
+	size_t hcap;
+	const char *int_type; /* the last type classified, and its class: */
+	int int_class;	      /* 1 signed, 2 unsigned integer, 0 other */
 };
 
-/* A field's name for messages: its path, such as "env.segs[2].base". */
-static size_t path_push(struct state *st, const char *fmt, ...)
-#if defined(__GNUC__)
-	__attribute__((format(printf, 2, 3)))
-#endif
-	;
-
-static size_t path_push(struct state *st, const char *fmt, ...)
+/*
+ * A field's name for messages: its path, such as "env.segs[2].base".
+ * Built for every field, so without printf.  Each returns the length
+ * before, for path_pop().
+ */
+static size_t path_add(struct state *st, const char *s, size_t n)
 {
-	size_t old = strlen(st->path);
-	va_list ap;
+	size_t old = st->plen;
 
-	va_start(ap, fmt);
-	if (old < sizeof(st->path))
-		vsnprintf(st->path + old, sizeof(st->path) - old, fmt, ap);
-	va_end(ap);
+	if (n > sizeof(st->path) - 1 - old)
+		n = sizeof(st->path) - 1 - old;
+	memcpy(st->path + old, s, n);
+	st->plen = old + n;
+	st->path[st->plen] = '\0';
 	return old;
+}
+
+static size_t path_name(struct state *st, const char *name)
+{
+	size_t old = st->plen;
+
+	if (old)
+		path_add(st, ".", 1);
+	path_add(st, name, strlen(name));
+	return old;
+}
+
+static size_t path_index(struct state *st, json_int_t i)
+{
+	char b[32], *q = b + sizeof(b);
+	unsigned long long u =
+		i < 0 ? 0ull - (unsigned long long)i : (unsigned long long)i;
+
+	*--q = ']';
+	do {
+		*--q = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (i < 0)
+		*--q = '-';
+	*--q = '[';
+	return path_add(st, q, (size_t)(b + sizeof(b) - q));
 }
 
 static void path_pop(struct state *st, size_t old)
 {
 	st->path[old] = '\0';
+	st->plen = old;
 }
 
 /* Look at the next @n bytes of the payload. */
@@ -632,31 +699,31 @@ static int read_hex(struct dump_walk *w, struct state *st, ms_stream *p,
 	size_t done = 0, c, i;
 	char *s, *q;
 
-	s = malloc(size ? 3 * size : 1);
-	if (!s)
-		return nomem(w, st);
+	if (st->hcap < 3 * size + 1) {
+		s = realloc(st->hbuf, 3 * size + 1);
+		if (!s)
+			return nomem(w, st);
+		st->hbuf = s;
+		st->hcap = 3 * size + 1;
+	}
+	s = st->hbuf;
 	q = s;
 	while (done < size) {
 		c = size - done < READ_CHUNK ? size - done : READ_CHUNK;
 		d = need(w, st, p, c, type);
-		if (!d) {
-			free(s);
+		if (!d)
 			return -1;
-		}
 		for (i = 0; i < c; i++) {
 			if (q != s)
 				*q++ = ' ';
 			*q++ = hex[d[i] >> 4];
 			*q++ = hex[d[i] & 15];
 		}
-		if (consume(w, p, c)) {
-			free(s);
+		if (consume(w, p, c))
 			return -1;
-		}
 		done += c;
 	}
 	*out = json_stringn_nocheck(s, (size_t)(q - s));
-	free(s);
 	return *out ? 0 : nomem(w, st);
 }
 
@@ -713,7 +780,9 @@ static int read_int(struct dump_walk *w, struct state *st, ms_stream *p,
 	d = need(w, st, p, size, type);
 	if (!d)
 		return -1;
-	n = (size_t)snprintf(s, sizeof(s), "0x");
+	s[0] = '0';
+	s[1] = 'x';
+	n = 2;
 	for (i = 0; i < size; i++) {
 		s[n++] = hex[d[i] >> 4];
 		s[n++] = hex[d[i] & 15];
@@ -758,20 +827,26 @@ static bool in_list(const char *s, const char *const *l, size_t n)
 static int read_field(struct dump_walk *w, struct state *st, ms_stream *p,
 		      json_t *f, json_t **out)
 {
-	json_t *jt = json_object_get(f, "type");
-	json_t *js = json_object_get(f, "size");
-	const char *type =
-		json_is_string(jt) ? json_string_value(jt) : "unknown";
+	const char *type;
 	const uint8_t *d;
-	json_int_t size = -1;
-	json_t *sd;
+	json_int_t size;
+	json_t *jt, *js, *sd;
 	size_t len;
 	int ret;
 
 	if (count_value(w, st))
 		return -1;
-	if (json_is_integer(js))
-		size = json_integer_value(js);
+	/* The elements of an array share @f: looked up once. */
+	if (f != st->f_last) {
+		jt = json_object_get(f, "type");
+		js = json_object_get(f, "size");
+		st->f_last = f;
+		st->f_type =
+			json_is_string(jt) ? json_string_value(jt) : "unknown";
+		st->f_size = json_is_integer(js) ? json_integer_value(js) : -1;
+	}
+	type = st->f_type;
+	size = st->f_size;
 	if (!strcmp(type, "struct")) {
 		sd = json_object_get(f, "struct");
 		if (!json_is_object(sd) ||
@@ -812,10 +887,16 @@ static int read_field(struct dump_walk *w, struct state *st, ms_stream *p,
 				      "field '%s' (%s): a \"size\" from 0 to "
 				      "%u expected in its VM description",
 				      st->path, type, STATE_MAX_FIELD);
-	if (IN_LIST(type, signed_types))
-		return read_int(w, st, p, (size_t)size, true, type, out);
-	if (IN_LIST(type, unsigned_types))
-		return read_int(w, st, p, (size_t)size, false, type, out);
+	/* Array elements share their type string: classified once. */
+	if (type != st->int_type) {
+		st->int_type = type;
+		st->int_class = IN_LIST(type, signed_types)	? 1
+				: IN_LIST(type, unsigned_types) ? 2
+								: 0;
+	}
+	if (st->int_class)
+		return read_int(w, st, p, (size_t)size, st->int_class == 1,
+				type, out);
 	if (!strcmp(type, "bool")) {
 		if (size < 1)
 			return dump_walk_fail(w, -EBADMSG,
@@ -884,13 +965,11 @@ static int decode_struct(struct dump_walk *w, struct state *st, ms_stream *p,
 					      st->path, st->path[0] ? "." : "",
 					      json_string_value(jn), n);
 		for (i = 0; i < n; i++) {
-			mark = path_push(st, "%s%s", st->path[0] ? "." : "",
-					 json_string_value(jn));
+			mark = path_name(st, json_string_value(jn));
 			if (ja)
-				path_push(st, "[%" JSON_INTEGER_FORMAT "]", i);
+				path_index(st, i);
 			else if (json_is_integer(ji))
-				path_push(st, "[%" JSON_INTEGER_FORMAT "]",
-					  json_integer_value(ji));
+				path_index(st, json_integer_value(ji));
 			v = NULL;
 			if (read_field(w, st, p, f, &v))
 				return -1;
@@ -928,10 +1007,9 @@ static int decode_struct(struct dump_walk *w, struct state *st, ms_stream *p,
 	json_array_foreach(subs, si, sub)
 	{
 		sname = json_object_get(sub, "vmsd_name");
-		mark = path_push(st, "%s%s", st->path[0] ? "." : "",
-				 json_is_string(sname)
-					 ? json_string_value(sname)
-					 : "subsection");
+		mark = path_name(st, json_is_string(sname)
+					     ? json_string_value(sname)
+					     : "subsection");
 		d = need(w, st, p, 2, "subsection header (0x05, name)");
 		if (!d)
 			return -1;
@@ -955,7 +1033,7 @@ static int decode_struct(struct dump_walk *w, struct state *st, ms_stream *p,
 		if (consume(w, p, 2 + len + 4))
 			return -1;
 		path_pop(st, mark);
-		mark = path_push(st, "%s%s", st->path[0] ? "." : "", name);
+		mark = path_name(st, name);
 		sobj = json_object();
 		if (!sobj)
 			return nomem(w, st);
@@ -1018,7 +1096,7 @@ static int state_payload(struct dump_walk *w, const ms_record *rec,
 				      h->idstr, h->instance_id);
 	st->native = w->profile == MS_PROFILE_NATIVE;
 	st->values = 0;
-	st->path[0] = '\0';
+	path_pop(st, 0);
 	obj = json_object();
 	if (!obj)
 		return dump_walk_fail(w, -ENOMEM, "out of memory");
@@ -1030,26 +1108,152 @@ static int state_payload(struct dump_walk *w, const ms_record *rec,
 }
 
 /* RAM: its "section sizes", once its block list was read. */
+static json_t *ram_sizes(const struct dump_walk *w)
+{
+	char val[24];
+	json_t *sizes = json_object();
+	unsigned i;
+
+	for (i = 0; sizes && i < w->nblk; i++) {
+		snprintf(val, sizeof(val), "0x%016" PRIx64, w->blk[i].len);
+		json_object_set_new(sizes, w->blk[i].name, json_string(val));
+	}
+	return sizes;
+}
+
+/*
+ * -m: open the RAM member and its "memory" object, whose entries are
+ * then printed page by page.  The member is opened at the first page or
+ * at the end of the START section, whichever comes first, and closed
+ * when a record other than the RAM section's own comes.  Pages sent after
+ * that (sections interleaved) open the member again, with "memory" only.
+ */
+static int ram_open(struct dump_walk *w, struct state *st, bool sizes)
+{
+	char key[MS_COUNTED_STRING_MAX + 16];
+	json_t *v;
+
+	snprintf(key, sizeof(key), "%s (%" PRIu32 ")", st->ram_idstr,
+		 st->ram_id);
+	fputs(st->nkeys++ ? ",\n    " : "{\n    ", st->out);
+	pj_string(st->out, key, strlen(key));
+	fputs(": {\n", st->out);
+	if (sizes) {
+		v = ram_sizes(w);
+		if (!v)
+			return dump_walk_fail(w, -ENOMEM, "out of memory");
+		fputs("        \"section sizes\": ", st->out);
+		pj_value(st->out, v, 2);
+		json_decref(v);
+		fputs(",\n", st->out);
+	}
+	fputs("        \"memory\": {", st->out);
+	st->ram_open = true;
+	st->mem_n = 0;
+	return 0;
+}
+
+static void ram_close(struct state *st)
+{
+	if (!st->ram_open)
+		return;
+	fputs(st->mem_n ? "\n        }\n    }" : "}\n    }", st->out);
+	st->ram_open = false;
+}
+
+static int state_page(struct dump_walk *w, unsigned blk, uint64_t addr,
+		      enum dump_page_kind kind, const uint8_t *data, size_t len,
+		      void *opaque)
+{
+	static const char digits[] = "0123456789abcdef";
+	struct state *st = opaque;
+	const char *name = w->blk[blk].name;
+	char key[MS_COUNTED_STRING_MAX + 32];
+	size_t i, n = 0;
+	int ret;
+
+	if (!st->ram_open) {
+		ret = ram_open(w, st, !st->mem_n);
+		if (ret)
+			return ret;
+	}
+	fputs(st->mem_n++ ? ",\n            " : "\n            ", st->out);
+	snprintf(key, sizeof(key), "%s (0x%016" PRIx64 ")", name, addr);
+	pj_string(st->out, key, strlen(key));
+	if (kind == DUMP_PAGE_ZERO) {
+		fputs(": \"Filled with 0x00\"", st->out);
+		return 0;
+	}
+	if (!st->hex) {
+		/* "xbzrle " and 3 characters a byte, for the largest of a
+		 * page and an XBZRLE record (be16 length). */
+		st->hex = malloc(8 + 3 * (size_t)(w->page_size > 65535u
+							  ? w->page_size
+							  : 65535u));
+		if (!st->hex)
+			return dump_walk_fail(w, -ENOMEM, "out of memory");
+	}
+	if (kind == DUMP_PAGE_XBZRLE) {
+		memcpy(st->hex, "xbzrle ", 7);
+		n = 7;
+	}
+	for (i = 0; i < len; i++) {
+		if (i)
+			st->hex[n++] = ' ';
+		st->hex[n++] = digits[data[i] >> 4];
+		st->hex[n++] = digits[data[i] & 15];
+	}
+	fputs(": \"", st->out);
+	pj_write(st->hex, n, st->out);
+	pj_putc('"', st->out);
+	return 0;
+}
+
+/* -m: note the RAM section, and close its member when another comes. */
+static int state_begin(struct dump_walk *w, const ms_record *rec,
+		       ms_stream *payload, void *opaque)
+{
+	struct state *st = opaque;
+	bool sec = rec->type >= MS_REC_START && rec->type <= MS_REC_FULL;
+
+	(void)w;
+	(void)payload;
+	if (rec->type == MS_REC_FOOTER)
+		return 0;
+	if ((rec->type == MS_REC_START || rec->type == MS_REC_FULL) &&
+	    !strcmp(rec->section.idstr, "ram")) {
+		ram_close(st);
+		st->ram_id = rec->section.section_id;
+		snprintf(st->ram_idstr, sizeof(st->ram_idstr), "%s",
+			 rec->section.idstr);
+		st->mem_n = 0;
+		return 0;
+	}
+	if (!sec || rec->section.section_id != st->ram_id)
+		ram_close(st);
+	return 0;
+}
+
 static void state_record(struct dump_walk *w, const ms_record *rec,
 			 uint64_t plen, void *opaque)
 {
 	struct state *st = opaque;
-	char val[24];
 	json_t *obj, *sizes;
-	unsigned i;
 
 	(void)plen;
 	if ((rec->type != MS_REC_START && rec->type != MS_REC_FULL) ||
 	    strcmp(rec->section.idstr, "ram"))
 		return;
+	if (st->memory) {
+		/* Opened by a page already, or now, sizes first. */
+		if (!st->ram_open && !st->mem_n)
+			ram_open(w, st, true);
+		return;
+	}
 	obj = json_object();
-	sizes = json_object();
+	sizes = ram_sizes(w);
 	if (!obj || !sizes || json_object_set(obj, "section sizes", sizes))
 		goto out;
-	for (i = 0; i < w->nblk; i++) {
-		snprintf(val, sizeof(val), "0x%016" PRIx64, w->blk[i].len);
-		json_object_set_new(sizes, w->blk[i].name, json_string(val));
-	}
 	print_member(w, st, &rec->section, obj);
 out:
 	json_decref(sizes);
@@ -1156,17 +1360,59 @@ static int read_desc_file(const char *file, char **json, size_t *len)
 	return 0;
 }
 
-static int state_run(const char *file, const char *desc_file)
+/*
+ * Decode the stream of @in with the description @json to @out; @name
+ * names the description in messages.
+ */
+static int state_decode(struct input *in, const char *name, const char *json,
+			size_t len, FILE *out, bool memory)
 {
 	struct state st;
 	struct dump_walk w;
+	int ret;
+
+	memset(&st, 0, sizeof(st));
+	st.out = out;
+	st.memory = memory;
+	st.root = vmdesc_parse(name, json, len);
+	ret = st.root ? state_index(&st, name) : DUMP_EXIT_INVALID;
+	if (!ret) {
+		memset(&w, 0, sizeof(w));
+		w.name = in->name;
+		w.fd = in->fd;
+		w.strict = true;
+		w.progress = dump_progress(out == stdout);
+		w.on_payload = state_payload;
+		w.on_record = state_record;
+		if (memory) {
+			w.on_begin = state_begin;
+			w.on_page = state_page;
+		}
+		w.opaque = &st;
+		ret = dump_walk_run(&w);
+		ram_close(&st);
+		if (ret) {
+			fflush(out);
+			fprintf(stderr, PROG ": %s: %s\n", w.name, w.errmsg);
+		} else {
+			fputs(st.nkeys ? "\n}\n" : "{}\n", out);
+		}
+		dump_walk_free(&w);
+	}
+	json_decref(st.devices);
+	json_decref(st.root);
+	free(st.hex);
+	free(st.hbuf);
+	return ret;
+}
+
+static int state_run(const char *file, const char *desc_file, bool memory)
+{
 	struct input in;
 	char *json = NULL;
 	size_t len = 0;
 	int ret;
 
-	memset(&st, 0, sizeof(st));
-	st.out = stdout;
 	if (desc_file && !strcmp(desc_file, "-") && !strcmp(file, "-")) {
 		fprintf(stderr, PROG ": state: --desc - and FILE - both "
 				     "read standard input\n");
@@ -1184,34 +1430,31 @@ static int state_run(const char *file, const char *desc_file)
 	}
 	if (!desc_file)
 		ret = vmdesc_get(&in, &json, &len);
-	if (!ret) {
-		st.root = vmdesc_parse(desc_file ? desc_file : in.name, json,
-				       len);
-		ret = st.root ? state_index(&st,
-					    desc_file ? desc_file : in.name)
-			      : DUMP_EXIT_INVALID;
-	}
+	/* Megabytes of small writes: a larger buffer than stdio's. */
+	setvbuf(stdout, NULL, _IOFBF, 1u << 16);
+	if (!ret)
+		ret = state_decode(&in, desc_file ? desc_file : in.name, json,
+				   len, stdout, memory);
 	free(json);
-	if (!ret) {
-		memset(&w, 0, sizeof(w));
-		w.name = in.name;
-		w.fd = in.fd;
-		w.strict = true;
-		w.on_payload = state_payload;
-		w.on_record = state_record;
-		w.opaque = &st;
-		ret = dump_walk_run(&w);
-		if (ret) {
-			fflush(stdout);
-			fprintf(stderr, PROG ": %s: %s\n", w.name, w.errmsg);
-		} else {
-			fputs(st.nkeys ? "\n}\n" : "{}\n", stdout);
-		}
-		dump_walk_free(&w);
-	}
-	json_decref(st.devices);
-	json_decref(st.root);
 	input_close(&in);
+	return ret;
+}
+
+int dump_state_write(const char *name, int fd, const char *json, size_t len,
+		     FILE *out)
+{
+	struct input in = {.fd = fd, .name = name, .close = false};
+
+	return state_decode(&in, name, json, len, out, false);
+}
+
+int dump_spool_stdin(int *fd)
+{
+	struct input in = {.fd = STDIN_FILENO, .name = "<stdin>"};
+	int ret = spool_stdin(&in);
+
+	if (!ret)
+		*fd = in.fd;
 	return ret;
 }
 
@@ -1234,7 +1477,7 @@ static int cmd_usage(const char *cmd, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nUsage: " PROG " %s%s FILE\n", cmd,
-		strcmp(cmd, "state") ? "" : " [--desc DESC]");
+		strcmp(cmd, "state") ? "" : " [-m] [--desc DESC]");
 	return DUMP_EXIT_USAGE;
 }
 
@@ -1252,24 +1495,31 @@ int dump_state_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"desc", required_argument, NULL, 'D'},
+		{"memory", no_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *desc = NULL;
+	bool memory = false;
 	int opt;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hm", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'D':
 			desc = optarg;
 			break;
+		case 'm':
+			memory = true;
+			break;
 		case 'h':
-			printf("Usage: " PROG " state [--desc DESC] FILE\n"
+			printf("Usage: " PROG " state [-m] [--desc DESC] FILE\n"
 			       "Decode every device section with the VM "
 			       "description (the stream's trailer, or DESC)\n"
 			       "and print it as JSON, as QEMU's "
-			       "analyze-migration.py -d state does.\n");
+			       "analyze-migration.py -d state does.\n"
+			       "  -m, --memory  RAM page contents too, "
+			       "streamed\n");
 			return DUMP_EXIT_OK;
 		default:
 			return cmd_usage("state", "%s", "bad option");
@@ -1280,7 +1530,7 @@ int dump_state_main(int argc, char **argv)
 	if (optind + 1 < argc)
 		return cmd_usage("state", "unexpected argument '%s'",
 				 argv[optind + 1]);
-	return finish(state_run(argv[optind], desc));
+	return finish(state_run(argv[optind], desc, memory));
 }
 
 int dump_desc_main(int argc, char **argv)

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "dump.h"
@@ -56,9 +59,16 @@ struct walker {
 	bool z_ready;
 	uint32_t *live; /* START sections not ended yet */
 	size_t nlive, caplive;
+	size_t capblk;	       /* entries allocated in w->blk */
 	uint8_t xbzrle_len[2]; /* be16 length of the last XBZRLE page */
 	int err;	       /* the payload parser's error, and its message */
 	char msg[768];
+	/* The progress line (w->progress). */
+	uint64_t total;	      /* the input's size, 0 if unknown */
+	struct timespec next; /* when to print the next line */
+	long interval_ms;     /* between lines */
+	unsigned tick;	      /* pages since the last clock check */
+	bool shown;	      /* a line is on the terminal */
 };
 
 static uint16_t be16(const uint8_t *p)
@@ -441,11 +451,16 @@ static int ram_block_list(struct dump_walk *w, uint64_t total)
 				   "at most %u RAM blocks expected, found "
 				   "more",
 				   DUMP_MAX_RAM_BLOCKS);
-		if (!w->blk) {
-			w->blk = calloc(DUMP_MAX_RAM_BLOCKS, sizeof(*w->blk));
-			if (!w->blk)
+		if (w->nblk == k->capblk) {
+			/* Grown by doubling: most machines have a few. */
+			size_t cap = k->capblk ? 2 * k->capblk : 16;
+
+			b = realloc(w->blk, cap * sizeof(*w->blk));
+			if (!b)
 				return bad(w, -ENOMEM,
 					   "out of memory for the RAM blocks");
+			w->blk = b;
+			k->capblk = cap;
 		}
 		b = &w->blk[w->nblk];
 		memcpy(b->name, d + 1, len);
@@ -600,12 +615,88 @@ static int ram_compressed(struct dump_walk *w, const char *blk)
 	return 0;
 }
 
+/*
+ * The progress line: "\rNAME: 12.5 MiB of 100.0 MiB (12%)" on stderr,
+ * at most every interval_ms (MIGSTREAM_DUMP_PROGRESS_MS, default 250),
+ * the first one after one interval: a short run prints nothing.
+ */
+
+static void ts_add_ms(struct timespec *t, long ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+static void progress_start(struct dump_walk *w)
+{
+	struct walker *k = w->priv;
+	const char *env = getenv("MIGSTREAM_DUMP_PROGRESS_MS");
+	struct stat st;
+	char *end;
+	long ms = 250;
+
+	if (!w->progress)
+		return;
+	if (env && *env) {
+		ms = strtol(env, &end, 10);
+		if (*end || ms < 0 || ms > 3600000L)
+			ms = 250;
+	}
+	k->interval_ms = ms;
+	if (!fstat(w->fd, &st) && S_ISREG(st.st_mode))
+		k->total = (uint64_t)st.st_size;
+	clock_gettime(CLOCK_MONOTONIC, &k->next);
+	ts_add_ms(&k->next, ms);
+}
+
+static void progress_tick(struct dump_walk *w)
+{
+	struct walker *k = w->priv;
+	struct timespec now;
+	double done;
+
+	if (!w->progress)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec < k->next.tv_sec ||
+	    (now.tv_sec == k->next.tv_sec && now.tv_nsec < k->next.tv_nsec))
+		return;
+	k->next = now;
+	ts_add_ms(&k->next, k->interval_ms);
+	done = (double)ms_stream_tell(k->in);
+	if (k->total)
+		fprintf(stderr, "\r%s: %.1f MiB of %.1f MiB (%.0f%%)\033[K",
+			w->name, done / 1048576.0, (double)k->total / 1048576.0,
+			100.0 * done / (double)k->total);
+	else
+		fprintf(stderr, "\r%s: %.1f MiB\033[K", w->name,
+			done / 1048576.0);
+	k->shown = true;
+}
+
+/* Erase the progress line, if one was printed. */
+static void progress_end(struct dump_walk *w)
+{
+	struct walker *k = w->priv;
+
+	if (k->shown)
+		fputs("\r\033[K", stderr);
+	k->shown = false;
+}
+
 /* Hand a parsed page to the caller's hook, if any. */
 static int page_hook(struct dump_walk *w, uint64_t addr,
 		     enum dump_page_kind kind, const uint8_t *data, size_t len)
 {
+	struct walker *k = w->priv;
 	int ret;
 
+	if (w->progress && !(++k->tick & 1023u))
+		progress_tick(w);
 	if (!w->on_page)
 		return 0;
 	ret = w->on_page(w, (unsigned)w->last_blk, addr, kind, data, len,
@@ -1108,6 +1199,7 @@ int dump_walk_run(struct dump_walk *w)
 		return w->exit_code = DUMP_EXIT_IO;
 	}
 	peek_header(w);
+	progress_start(w);
 	while ((ret = ms_reader_next(k->r, &rec)) == 1) {
 		w->profile = ms_reader_profile(k->r);
 		w->records++;
@@ -1127,7 +1219,9 @@ int dump_walk_run(struct dump_walk *w)
 		}
 		if (w->on_record)
 			w->on_record(w, &rec, plen, w->opaque);
+		progress_tick(w);
 	}
+	progress_end(w);
 	w->profile = ms_reader_profile(k->r);
 	w->end = ms_stream_tell(k->in);
 	if (ret == 0) {
@@ -1161,4 +1255,10 @@ void dump_walk_free(struct dump_walk *w)
 	free(w->vmdesc);
 	w->vmdesc = NULL;
 	w->priv = NULL;
+}
+
+bool dump_progress(bool prints_stdout)
+{
+	return isatty(STDERR_FILENO) &&
+	       !(prints_stdout && isatty(STDOUT_FILENO));
 }

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <migstream/migstream.h>
 
@@ -96,6 +97,7 @@ struct dump_walk {
 	dump_page_fn on_page;
 	dump_payload_fn on_payload; /* NULL: the footer scan */
 	bool keep_vmdesc;	    /* keep the trailer's JSON in vmdesc */
+	bool progress; /* a progress line on stderr (see dump_progress()) */
 	void *opaque;
 
 	/* Results. */
@@ -161,6 +163,15 @@ int dump_walk_fail(struct dump_walk *w, int err, const char *fmt, ...)
 #endif
 	;
 
+/*
+ * dump_progress() - Whether a walk should show its progress line: when
+ * stderr is a terminal, and, for a command printing as it goes
+ * (@prints_stdout), stdout is not one.  The line is printed at most every
+ * MIGSTREAM_DUMP_PROGRESS_MS milliseconds (250), first after one such
+ * interval, and erased at the end.
+ */
+bool dump_progress(bool prints_stdout);
+
 /* dump_walk_free() - Free what the walker allocated. */
 void dump_walk_free(struct dump_walk *w);
 
@@ -180,6 +191,22 @@ int dump_extract_main(int argc, char **argv);
  * status.
  */
 int dump_state_main(int argc, char **argv);
+
+/*
+ * dump_state_write() - What the state command prints, to @out: the
+ * stream read from @fd (at its current position) decoded with the VM
+ * description @json (@len bytes).  Messages go to stderr, @name naming
+ * the stream.  Return: a DUMP_EXIT_* status.
+ */
+int dump_state_write(const char *name, int fd, const char *json, size_t len,
+		     FILE *out);
+
+/*
+ * dump_spool_stdin() - Copy standard input to an unlinked temporary file,
+ * whose fd (at offset 0) goes to *@fd.  Return: a DUMP_EXIT_* status
+ * (the message printed).
+ */
+int dump_spool_stdin(int *fd);
 int dump_desc_main(int argc, char **argv);
 
 #endif /* MIGSTREAM_DUMP_H */

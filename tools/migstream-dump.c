@@ -56,8 +56,9 @@ static void usage(FILE *f)
 		   "  convert --to native|qemu [--compress[=LEVEL]] IN OUT\n"
 		   "             re-frame a stream in the other profile\n"
 		   "  extract DIR FILE\n"
-		   "             RAM blocks as sparse files, desc.json\n"
-		   "  state [--desc DESC] FILE\n"
+		   "             RAM blocks as sparse files, desc.json and "
+		   "state.json\n"
+		   "  state [-m] [--desc DESC] FILE\n"
 		   "             every device's state as JSON, as QEMU's "
 		   "analyze-migration.py\n"
 		   "  desc FILE  the VM description (JSON trailer), indented\n"
@@ -65,6 +66,7 @@ static void usage(FILE *f)
 		   "Options:\n"
 		   "  -j, --json     info, sections: JSON output\n"
 		   "  -q, --quiet    verify: print nothing on success\n"
+		   "  -m, --memory   state: RAM page contents too\n"
 		   "  -h, --help     this help\n"
 		   "  -V, --version  the migstream version\n"
 		   "\n"
@@ -160,6 +162,10 @@ static void info_text(const struct dump_walk *w)
 	if (w->have_vmdesc)
 		printf("vmdesc:     %" PRIu32 " bytes of JSON\n",
 		       w->vmdesc_len);
+	else if (w->complete && w->profile == MS_PROFILE_QEMU)
+		printf("vmdesc:     none (the stream ends after its EOF byte, "
+		       "at offset 0x%" PRIx64 ")\n",
+		       w->end);
 	else
 		printf("vmdesc:     none\n");
 	if (w->ram_listed) {
@@ -335,6 +341,7 @@ static int run(enum command cmd, const struct options *o, const char *file)
 	}
 	w.fd = fd;
 	w.strict = cmd == CMD_VERIFY;
+	w.progress = dump_progress(cmd == CMD_SECTIONS);
 	if (cmd == CMD_SECTIONS) {
 		w.on_record = sections_record;
 		w.opaque = &sc;
@@ -357,7 +364,7 @@ static int run(enum command cmd, const struct options *o, const char *file)
 		if (!ret && !o->quiet)
 			printf("%s: OK: %s profile, %" PRIu64
 			       " records, %" PRIu64 " bytes, %" PRIu64
-			       " RAM pages%s\n",
+			       " RAM pages%s%s\n",
 			       w.name, profile_name(w.profile), w.records,
 			       w.end,
 			       w.pages[0] + w.pages[1] + w.pages[2] +
@@ -365,7 +372,11 @@ static int run(enum command cmd, const struct options *o, const char *file)
 			       checksum_name(&w) && !strcmp(checksum_name(&w),
 							    "crc32")
 				       ? ", every checksum verified"
-				       : "");
+				       : "",
+			       w.have_vmdesc ? ""
+					     : "; no VM description trailer "
+					       "after EOF (the stream ends "
+					       "there)");
 		break;
 	}
 	if (ret)
