@@ -3,6 +3,261 @@
  * The dump benchmark cases, included by bench/migstream-bench.c (they use its
  * struct bench, struct group and helpers).  BENCH_DUMP_GROUPS expands to
  * the initializers of this file's groups, each followed by a comma.
+ *
+ * dump-verify: "migstream-dump verify -q FILE" on a generated page-heavy
+ * QEMU stream (cfg->ext.dump.bytes of RAM, every page a normal page of
+ * distinct content), against reading the same file to its end with
+ * read() in 256 KiB blocks (what "cat FILE > /dev/null" does); both from
+ * the page cache.  Target: at least half the read throughput.  The tool
+ * is $MS_DUMP_TOOL, else tools/migstream-dump next to the bench's
+ * directory (found through /proc/self/exe), else ./tools/migstream-dump.
  */
 
-#define BENCH_DUMP_GROUPS /* none yet */
+#include <sys/stat.h>
+
+#define DUMP_PAGE	4096u
+#define DUMP_PART_PAGES 4096u
+#define DUMP_READ_CHUNK (256u * 1024u)
+#define DUMP_FLAG_SIZE	0x004u
+#define DUMP_FLAG_PAGE	0x008u
+#define DUMP_FLAG_EOS	0x010u
+#define DUMP_FLAG_CONT	0x020u
+
+static char dump_file[64];
+static char dump_tool[4096];
+static uint8_t *dump_buf;
+
+static uint8_t *dump_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+	return p + 4;
+}
+
+static uint8_t *dump_be64(uint8_t *p, uint64_t v)
+{
+	return dump_be32(dump_be32(p, (uint32_t)(v >> 32)), (uint32_t)v);
+}
+
+/* A RAM section header (id 2; START with its name and versions), or its
+ * footer (@type 0x7e). */
+static uint8_t *dump_sec(uint8_t *p, uint8_t type)
+{
+	*p++ = type;
+	p = dump_be32(p, 2);
+	if (type == 0x01) {
+		*p++ = 3;
+		memcpy(p, "ram", 3);
+		p = dump_be32(dump_be32(p + 3, 0), 4);
+	}
+	return p;
+}
+
+/* Find the tool (see the top); 0, or -1 after a message. */
+static int dump_find_tool(void)
+{
+	const char *env = getenv("MS_DUMP_TOOL");
+	char self[4096], *slash;
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(dump_tool, sizeof(dump_tool), "%s", env);
+	} else {
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n > 0) {
+			self[n] = '\0';
+			slash = strrchr(self,
+					'/'); /* .../bench/migstream-bench */
+			if (slash) {
+				*slash = '\0';
+				slash = strrchr(self, '/');
+			}
+			if (slash)
+				*slash = '\0';
+		}
+		if (n > 0 && slash)
+			snprintf(dump_tool, sizeof(dump_tool),
+				 "%.4000s/tools/migstream-dump", self);
+		else
+			snprintf(dump_tool, sizeof(dump_tool),
+				 "./tools/migstream-dump");
+	}
+	if (access(dump_tool, X_OK)) {
+		fprintf(stderr,
+			"migstream-bench: dump-verify: %s: %s (build it, or "
+			"set MS_DUMP_TOOL)\n",
+			dump_tool, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Write the stream to the temporary file; 0 or -1. */
+static int dump_generate(int fd, uint64_t total)
+{
+	static const char json[] = "{\"page_size\": 4096, \"devices\": []}";
+	uint64_t pages = total / DUMP_PAGE, i, x = 0x9e3779b97f4a7c15ull;
+	size_t cap = 64 * (DUMP_PAGE + 16) + 512, j;
+	uint8_t *p = dump_buf, *q;
+
+	p = dump_be32(dump_be32(p, 0x5145564du), 3);
+	*p++ = 0x07;
+	p = dump_be32(p, 13);
+	memcpy(p, "pc-i440fx-7.2", 13);
+	p = dump_sec(p + 13, 0x01);
+	p = dump_be64(p, total | DUMP_FLAG_SIZE);
+	*p++ = 6;
+	memcpy(p, "pc.ram", 6);
+	p = dump_be64(dump_be64(p + 6, total), DUMP_FLAG_EOS);
+	p = dump_sec(p, 0x7e);
+	for (i = 0; i < pages; i++) {
+		bool first = !(i % DUMP_PART_PAGES);
+
+		if (first)
+			p = dump_sec(p, 0x02);
+		p = dump_be64(p, i * DUMP_PAGE | DUMP_FLAG_PAGE |
+					 (first ? 0 : DUMP_FLAG_CONT));
+		if (first) {
+			*p++ = 6;
+			memcpy(p, "pc.ram", 6);
+			p += 6;
+		}
+		/* Page-like data: xorshift words, distinct in every page. */
+		for (j = 0, q = p; j < DUMP_PAGE / 8; j++, q += 8) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			memcpy(q, &x, 8);
+		}
+		p += DUMP_PAGE;
+		if (i % DUMP_PART_PAGES == DUMP_PART_PAGES - 1 ||
+		    i + 1 == pages)
+			p = dump_sec(dump_be64(p, DUMP_FLAG_EOS), 0x7e);
+		if ((size_t)(p - dump_buf) > cap - (DUMP_PAGE + 64)) {
+			if (write_all(fd, dump_buf, (size_t)(p - dump_buf)))
+				return -1;
+			p = dump_buf;
+		}
+	}
+	p = dump_sec(dump_be64(dump_sec(p, 0x03), DUMP_FLAG_EOS), 0x7e);
+	*p++ = 0x00;
+	*p++ = 0x06;
+	p = dump_be32(p, (uint32_t)strlen(json));
+	memcpy(p, json, strlen(json));
+	p += strlen(json);
+	return write_all(fd, dump_buf, (size_t)(p - dump_buf));
+}
+
+static int dump_read_run(struct bench *b, double *secs);
+
+static int dump_setup(struct bench *b)
+{
+	const char *dir = getenv("TMPDIR");
+	struct stat st;
+	double s;
+	int fd;
+
+	if (dump_find_tool())
+		return -1;
+	snprintf(dump_file, sizeof(dump_file), "%.32s/ms-bench-XXXXXX",
+		 dir && *dir ? dir : "/tmp");
+	dump_buf = malloc(DUMP_READ_CHUNK > 64 * (DUMP_PAGE + 16) + 512
+				  ? DUMP_READ_CHUNK
+				  : 64 * (DUMP_PAGE + 16) + 512);
+	if (!dump_buf)
+		return sys_failed("malloc");
+	fd = mkstemp(dump_file);
+	if (fd < 0)
+		return sys_failed("mkstemp");
+	if (dump_generate(fd, b->cfg->ext.dump.bytes) || fstat(fd, &st) ||
+	    close(fd)) {
+		unlink(dump_file);
+		return sys_failed("writing the stream");
+	}
+	b->units = (double)st.st_size;
+	/* Into the page cache, for both sides. */
+	return dump_read_run(b, &s);
+}
+
+static int dump_teardown(struct bench *b)
+{
+	(void)b;
+	if (dump_file[0])
+		unlink(dump_file);
+	dump_file[0] = '\0';
+	free(dump_buf);
+	dump_buf = NULL;
+	return 0;
+}
+
+/* Baseline: read() the file to its end, 256 KiB at a time. */
+static int dump_read_run(struct bench *b, double *secs)
+{
+	double t0 = now(), total = 0;
+	ssize_t n;
+	int fd;
+
+	fd = open(dump_file, O_RDONLY);
+	if (fd < 0)
+		return sys_failed("open");
+	while ((n = read(fd, dump_buf, DUMP_READ_CHUNK)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			return sys_failed("read");
+		}
+		total += (double)n;
+	}
+	close(fd);
+	*secs = since(t0);
+	if (total != b->units) {
+		fprintf(stderr, "migstream-bench: dump: short read\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Subject: the tool's verify, which must pass. */
+static int dump_verify_run(struct bench *b, double *secs)
+{
+	double t0 = now();
+	int status;
+	pid_t pid;
+
+	(void)b;
+	pid = fork();
+	if (pid < 0)
+		return sys_failed("fork");
+	if (!pid) {
+		execl(dump_tool, dump_tool, "verify", "-q", dump_file,
+		      (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return sys_failed("waitpid");
+	*secs = since(t0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		fprintf(stderr,
+			"migstream-bench: dump-verify: %s verify failed "
+			"(status 0x%x)\n",
+			dump_tool, (unsigned)status);
+		return -1;
+	}
+	return 0;
+}
+
+#define BENCH_DUMP_GROUPS                                                      \
+	{                                                                      \
+		.vs = "read",                                                  \
+		.unit = "bytes",                                               \
+		.setup = dump_setup,                                           \
+		.teardown = dump_teardown,                                     \
+		.baseline = dump_read_run,                                     \
+		.subj = {{"dump-verify", dump_verify_run, METRIC_MBPS, 0.5,    \
+			  0}},                                                 \
+		.nsubj = 1,                                                    \
+	},
