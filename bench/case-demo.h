@@ -11,17 +11,32 @@
 
 /**
  * struct bench_demo_config - Sizes of the demo cases.
- * @bytes: bytes one repetition moves.
+ * @bytes: bytes of guest RAM the demo migrates per repetition.
+ * @zero_pct: percentage of those pages that are zeros.
+ * @rate: guest page writes per second during the migration.
+ * @downtime_ms: the demo's downtime target.
  */
 struct bench_demo_config {
 	size_t bytes;
+	unsigned zero_pct;
+	unsigned rate;
+	unsigned downtime_ms;
 };
 
-/* Fills @c for a full run, or a --quick one. */
+/**
+ * bench_demo_config_init() - Sizes for a full run or a --quick one.
+ * @c: receives the sizes.
+ * @quick: whether the run is --quick.
+ *
+ * A full run migrates 1 GiB with half the pages zero, a quick one 128 MiB.
+ */
 static inline void bench_demo_config_init(struct bench_demo_config *c,
 					  bool quick)
 {
-	c->bytes = quick ? 0 : 0;
+	c->bytes = quick ? (size_t)128 << 20 : (size_t)1 << 30;
+	c->zero_pct = 50;
+	c->rate = 1000;
+	c->downtime_ms = 300;
 }
 
 #endif

@@ -1,0 +1,1456 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migrate-demo: the machine (RAM with dirty tracking, a guest thread, a
+ * CPU, a timer, a NIC and a device behind the vfio-user adapter), its
+ * section handlers, and the save and load that migrate it.
+ *
+ * RAM is written in QEMU's "ram" section grammar (version 4: a block
+ * list, then page records, zero pages as one byte, each section ended by
+ * EOS), so that migstream-dump counts its pages in either profile.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrate-demo.h"
+
+/* RAM record flags, in the low bits of each be64 (QEMU's values). */
+#define RAM_ZERO     0x02u
+#define RAM_MEM_SIZE 0x04u
+#define RAM_PAGE     0x08u
+#define RAM_EOS	     0x10u
+#define RAM_CONTINUE 0x20u
+#define RAM_VERSION  4u
+
+/* Pages handled per hold of the machine lock while saving RAM. */
+#define RAM_BATCH 256
+/* Ends the block list of the vfio-user device's memory sections. */
+#define VDEV_END 0xffffffffu
+/* Largest chunk of vfio-user data framed into one record. */
+#define VDEV_WINDOW MS_VFU_DEFAULT_WINDOW
+
+const ms_stream_opts demo_read_opts = {
+	.version = MS_STREAM_OPTS_VERSION,
+	.buffer_size = 256u << 10,
+};
+
+/* The machine's sections, in registration (and save) order. */
+static const char *const section_names[] = {"ram", "cpu", "timer", "nic",
+					    "vfio-dev"};
+
+/**
+ * demo_now() - Monotonic time.
+ *
+ * Return: seconds since an arbitrary point.
+ */
+double demo_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/**
+ * mix() - splitmix64: every value of the machine derives from the seed.
+ */
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/**
+ * store_le64() - Little-endian store: RAM contents are the same on any host.
+ */
+static void store_le64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/**
+ * fill_page() - Half random, half a counter: pages compress, not to 0.
+ */
+static void fill_page(uint8_t *p, uint64_t h)
+{
+	uint64_t x = h | 1;
+	size_t i;
+
+	for (i = DEMO_PAGE / 2; i < DEMO_PAGE; i += 8)
+		store_le64(p + i, (h & 0xffff0000u) | i);
+	for (i = 0; i < DEMO_PAGE / 2; i += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		store_le64(p + i, x);
+	}
+}
+
+/**
+ * page_is_zero() - Whether a page holds only zeros.
+ * @p: DEMO_PAGE bytes.
+ *
+ * Return: true for a zero page.
+ */
+static bool page_is_zero(const uint8_t *p)
+{
+	static const uint8_t zero[DEMO_PAGE];
+
+	return !memcmp(p, zero, DEMO_PAGE);
+}
+
+/**
+ * alloc_pages() - Allocate page-aligned memory.
+ * @bytes: how much.
+ *
+ * Return: the memory (free() it), or NULL.
+ */
+static void *alloc_pages(size_t bytes)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, DEMO_PAGE, bytes ? bytes : DEMO_PAGE))
+		return NULL;
+	return p;
+}
+
+/*
+ * The vfio-user device's own handlers: "vdev-mem" (iterative) and
+ * "vdev-regs".  The adapter calls them while it produces or loads the
+ * device's state; the machine lock protects the memory from the guest.
+ */
+
+static int vdev_send(ms_stream *s, struct demo_vm *vm)
+{
+	struct demo_vdev *d = &vm->vdev;
+	size_t i;
+
+	pthread_mutex_lock(&vm->lock);
+	for (i = 0; i < d->nblocks && d->ndirty; i++) {
+		if (!d->dirty[i])
+			continue;
+		d->dirty[i] = 0;
+		d->ndirty--;
+		ms_put_be32(s, (uint32_t)i);
+		ms_put_buffer(s, d->mem + i * DEMO_PAGE, DEMO_PAGE);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	ms_put_be32(s, VDEV_END);
+	return ms_stream_error(s);
+}
+
+/**
+ * vdev_mem_setup() - "vdev-mem" START: every block is dirty.
+ * @s: the payload stream.
+ * @opaque: the machine.
+ *
+ * Return: 0 or the stream's error.
+ */
+static int vdev_mem_setup(ms_stream *s, void *opaque)
+{
+	struct demo_vm *vm = opaque;
+
+	pthread_mutex_lock(&vm->lock);
+	memset(vm->vdev.dirty, 1, vm->vdev.nblocks);
+	vm->vdev.ndirty = vm->vdev.nblocks;
+	pthread_mutex_unlock(&vm->lock);
+	return ms_put_be32(s, (uint32_t)vm->vdev.nblocks);
+}
+
+/**
+ * vdev_mem_iterate() - "vdev-mem" PART: the dirty blocks.
+ * @s: the payload stream.
+ * @opaque: the machine.
+ *
+ * Return: 1 if blocks are dirty again, 0, or an error.
+ */
+static int vdev_mem_iterate(ms_stream *s, void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	int ret = vdev_send(s, vm);
+	size_t left;
+
+	pthread_mutex_lock(&vm->lock);
+	left = vm->vdev.ndirty;
+	pthread_mutex_unlock(&vm->lock);
+	return ret ? ret : left > 0;
+}
+
+/**
+ * vdev_mem_pending() - Bytes of dirty device memory.
+ * @opaque: the machine.
+ *
+ * Return: the estimate.
+ */
+static uint64_t vdev_mem_pending(void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	uint64_t n;
+
+	pthread_mutex_lock(&vm->lock);
+	n = (uint64_t)vm->vdev.ndirty * DEMO_PAGE;
+	pthread_mutex_unlock(&vm->lock);
+	return n;
+}
+
+/**
+ * vdev_mem_complete() - "vdev-mem" END: the last dirty blocks.
+ * @s: the payload stream.
+ * @opaque: the machine.
+ *
+ * Return: 0 or the stream's error.
+ */
+static int vdev_mem_complete(ms_stream *s, void *opaque)
+{
+	return vdev_send(s, opaque);
+}
+
+/**
+ * vdev_mem_load() - Load a "vdev-mem" section.
+ * @s: the payload stream.
+ * @version_id: the section's version.
+ * @type: its type.
+ * @opaque: the machine.
+ *
+ * Return: 0 or a negative errno (@s failed with why).
+ */
+static int vdev_mem_load(ms_stream *s, uint32_t version_id, uint8_t type,
+			 void *opaque)
+{
+	struct demo_vdev *d = &((struct demo_vm *)opaque)->vdev;
+	uint32_t v;
+
+	(void)version_id;
+	if (type == MS_REC_START) {
+		if (!ms_get_be32(s, &v) && v != d->nblocks)
+			ms_stream_set_error(s, -EINVAL,
+					    "device memory of %u blocks, this "
+					    "device has %zu",
+					    v, d->nblocks);
+		return ms_stream_error(s);
+	}
+	while (!ms_get_be32(s, &v) && v != VDEV_END) {
+		if (v >= d->nblocks)
+			return ms_stream_set_error(
+				s, -EINVAL,
+				"device memory block %u, fewer than %zu "
+				"expected",
+				v, d->nblocks);
+		ms_get_buffer(s, d->mem + (size_t)v * DEMO_PAGE, DEMO_PAGE);
+	}
+	return ms_stream_error(s);
+}
+
+/**
+ * vdev_regs_save() - "vdev-regs": the device's registers.
+ * @s: the payload stream.
+ * @opaque: the machine.
+ *
+ * Return: 0 or the stream's error.
+ */
+static int vdev_regs_save(ms_stream *s, void *opaque)
+{
+	struct demo_vm *vm = opaque;
+
+	return ms_put_be32_array(s, vm->vdev.regs, DEMO_NREGS);
+}
+
+/**
+ * vdev_regs_load() - Load the device's registers.
+ * @s: the payload stream.
+ * @version_id: the section's version.
+ * @type: its type.
+ * @opaque: the machine.
+ *
+ * Return: 0 or the stream's error.
+ */
+static int vdev_regs_load(ms_stream *s, uint32_t version_id, uint8_t type,
+			  void *opaque)
+{
+	struct demo_vm *vm = opaque;
+
+	(void)version_id;
+	(void)type;
+	return ms_get_be32_array(s, vm->vdev.regs, DEMO_NREGS);
+}
+
+static const ms_handler_ops vdev_mem_ops = {
+	.version = MS_HANDLER_OPS_VERSION,
+	.save_setup = vdev_mem_setup,
+	.save_iterate = vdev_mem_iterate,
+	.pending = vdev_mem_pending,
+	.save_complete = vdev_mem_complete,
+	.load = vdev_mem_load,
+};
+
+static const ms_handler_ops vdev_regs_ops = {
+	.version = MS_HANDLER_OPS_VERSION,
+	.save_state = vdev_regs_save,
+	.load = vdev_regs_load,
+};
+
+/*
+ * The machine.
+ */
+
+static int vdev_init(struct demo_vm *vm, bool blank)
+{
+	struct demo_vdev *d = &vm->vdev;
+	ms_vfu_opts vo = {.version = MS_VFU_OPTS_VERSION,
+			  .api = MS_VFU_MIGR_CALLBACKS_V2};
+	size_t i;
+	int ret;
+
+	d->nblocks = (vm->cfg.vdev_size + DEMO_PAGE - 1) / DEMO_PAGE;
+	d->mem = alloc_pages(d->nblocks * DEMO_PAGE);
+	d->dirty = calloc(d->nblocks + 1, 1);
+	d->buf = malloc(VDEV_WINDOW);
+	if (!d->mem || !d->dirty || !d->buf)
+		return -ENOMEM;
+	memset(d->mem, 0, d->nblocks * DEMO_PAGE);
+	for (i = 0; !blank && i < d->nblocks; i++)
+		fill_page(d->mem + i * DEMO_PAGE,
+			  mix(vm->cfg.seed ^ 0xdef0 ^ (i << 20)));
+	for (i = 0; !blank && i < DEMO_NREGS; i++)
+		d->regs[i] = (uint32_t)mix(vm->cfg.seed * 11 + i);
+	ret = ms_registry_new(&d->reg, NULL);
+	if (ret)
+		return ret;
+	ret = ms_registry_add(d->reg, "vdev-mem", 0, 1, 1, &vdev_mem_ops, vm);
+	if (ret >= 0)
+		ret = ms_registry_add(d->reg, "vdev-regs", 0, 1, 1,
+				      &vdev_regs_ops, vm);
+	if (ret >= 0)
+		ret = ms_vfu_adapter_new(&d->adapter, d->reg, &vo);
+	return ret < 0 ? ret : 0;
+}
+
+/**
+ * vm_init() - Build a machine.
+ * @vm: the machine to fill.
+ * @cfg: its configuration; copied.
+ * @blank: a destination's machine, all zeros (@cfg->seed is still kept:
+ *         the guest's writes derive from it); otherwise the source's,
+ *         from the seed.
+ *
+ * Return: 0 or -ENOMEM (call demo_vm_free() either way).
+ */
+static int vm_init(struct demo_vm *vm, const struct demo_config *cfg,
+		   bool blank)
+{
+	uint64_t s;
+	size_t i;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = *cfg;
+	pthread_mutex_init(&vm->lock, NULL);
+	atomic_init(&vm->stop, false);
+	vm->npages = cfg->ram_size / DEMO_PAGE;
+	vm->ram = alloc_pages(vm->npages * DEMO_PAGE);
+	vm->dirty = calloc(vm->npages + 1, 1);
+	vm->sent = calloc(vm->npages + 1, 1);
+	vm->maybe_set = calloc(vm->npages + 1, 1);
+	if (!vm->ram || !vm->dirty || !vm->sent || !vm->maybe_set)
+		return -ENOMEM;
+	if (!blank)
+		memset(vm->maybe_set, 1, vm->npages);
+	/* Touch every page now, not during the migration. */
+	memset(vm->ram, 0, vm->npages * DEMO_PAGE);
+	s = cfg->seed;
+	for (i = 0; !blank && i < vm->npages; i++) {
+		uint64_t h = mix(s ^ (i * 0x2545f4914f6cdd1dull));
+
+		if (h % 100 >= cfg->zero_pct)
+			fill_page(vm->ram + i * DEMO_PAGE, h);
+	}
+	if (!blank) {
+		for (i = 0; i < DEMO_NREGS; i++)
+			vm->cpu.regs[i] = mix(s + i);
+		vm->cpu.flags = 0x202;
+		for (i = 0; i < 4; i++)
+			vm->cpu.fpu[i] = mix(s * 3 + i);
+		vm->timer.expire_ns = 1000000;
+		vm->timer.period_ns = 1000000 + (uint32_t)(s % 1000);
+		vm->timer.enabled = 1;
+		vm->nic.mac[0] = 0x52;
+		vm->nic.mac[1] = 0x54;
+		for (i = 2; i < 6; i++)
+			vm->nic.mac[i] = (uint8_t)(s >> (8 * i));
+		for (i = 0; i < DEMO_NIC_RING; i++)
+			vm->nic.ring[i] = (uint32_t)mix(s * 7 + i);
+		vm->nic.mtu = 1500;
+	}
+	return vdev_init(vm, blank);
+}
+
+/**
+ * demo_vm_init() - Build a source's machine from its seed.
+ * @vm: the machine to fill.
+ * @cfg: its configuration; copied.
+ *
+ * Return: 0 or a negative errno (call demo_vm_free() either way).
+ */
+int demo_vm_init(struct demo_vm *vm, const struct demo_config *cfg)
+{
+	return vm_init(vm, cfg, false);
+}
+
+/**
+ * demo_vm_init_blank() - Build a destination's machine: all zeros.
+ * @vm: the machine to fill.
+ * @cfg: its configuration; copied.
+ *
+ * Return: 0 or -ENOMEM (call demo_vm_free() either way).
+ */
+int demo_vm_init_blank(struct demo_vm *vm, const struct demo_config *cfg)
+{
+	return vm_init(vm, cfg, true);
+}
+
+/**
+ * demo_vm_free() - Stop the guest and free a machine.
+ * @vm: the machine (initialized or zeroed).
+ */
+void demo_vm_free(struct demo_vm *vm)
+{
+	demo_guest_stop(vm);
+	ms_vfu_adapter_free(vm->vdev.adapter);
+	ms_registry_free(vm->vdev.reg);
+	free(vm->vdev.mem);
+	free(vm->vdev.dirty);
+	free(vm->vdev.buf);
+	free(vm->ram);
+	free(vm->dirty);
+	free(vm->sent);
+	free(vm->maybe_set);
+	pthread_mutex_destroy(&vm->lock);
+	memset(vm, 0, sizeof(*vm));
+}
+
+/**
+ * demo_vm_step() - Run @n guest steps (the caller holds the lock, or the
+ *                  guest thread is not running).
+ * @vm: the machine.
+ * @n: steps.
+ *
+ * Step k writes 64 bytes into one RAM page and updates every device, all
+ * from the seed and k, so that a destination can replay the guest up to
+ * the program counter it received and compare the result.
+ */
+void demo_vm_step(struct demo_vm *vm, uint64_t n)
+{
+	struct demo_vdev *d = &vm->vdev;
+
+	while (n--) {
+		uint64_t k = vm->cpu.pc;
+		uint64_t h =
+			mix(vm->cfg.seed ^ ((k + 1) * 0xd1342543de82ef95ull));
+		size_t p = (size_t)(h % vm->npages), off, j;
+
+		off = (size_t)((h >> 20) % (DEMO_PAGE / 64)) * 64;
+		for (j = 0; j < 8; j++)
+			store_le64(vm->ram + p * DEMO_PAGE + off + j * 8,
+				   mix(h + j));
+		if (!vm->dirty[p]) {
+			vm->dirty[p] = 1;
+			vm->ndirty++;
+		}
+		vm->cpu.regs[k % DEMO_NREGS] += h;
+		vm->cpu.flags ^= (uint32_t)(h & 0x1);
+		if (k % 8 == 0)
+			vm->cpu.fpu[(k / 8) % 8] = h;
+		if (k % 50 == 0) {
+			vm->timer.expire_ns += vm->timer.period_ns;
+			vm->timer.fired++;
+		}
+		if (k % 3 == 0) {
+			vm->nic.ring[vm->nic.rx_head] = (uint32_t)h;
+			vm->nic.rx_head = (vm->nic.rx_head + 1) % DEMO_NIC_RING;
+			vm->nic.rx_packets++;
+		}
+		vm->nic.tx_head = (uint32_t)(k % DEMO_NIC_RING);
+		if (k % 4 == 0 && d->nblocks) {
+			size_t b = (size_t)((h >> 8) % d->nblocks);
+
+			store_le64(
+				d->mem + b * DEMO_PAGE +
+					(size_t)((h >> 40) % (DEMO_PAGE / 8)) *
+						8,
+				h);
+			if (!d->dirty[b]) {
+				d->dirty[b] = 1;
+				d->ndirty++;
+			}
+			d->regs[k % DEMO_NREGS] ^= (uint32_t)h;
+		}
+		vm->cpu.pc = k + 1;
+	}
+}
+
+/**
+ * guest_main() - The guest thread: steps in bursts, about cfg.rate a second.
+ * @opaque: the machine.
+ *
+ * Return: NULL.
+ */
+static void *guest_main(void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	unsigned rate = vm->cfg.rate;
+	uint64_t burst = rate >= 1000 ? rate / 1000 : 1;
+	struct timespec ts;
+	uint64_t ns = 1000000000ull * burst / rate;
+
+	ts.tv_sec = (time_t)(ns / 1000000000ull);
+	ts.tv_nsec = (long)(ns % 1000000000ull);
+	while (!atomic_load(&vm->stop)) {
+		pthread_mutex_lock(&vm->lock);
+		demo_vm_step(vm, burst);
+		pthread_mutex_unlock(&vm->lock);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+/**
+ * demo_guest_start() - Start the guest thread (nothing for rate 0).
+ * @vm: the machine.
+ *
+ * Return: 0 or a negative errno.
+ */
+int demo_guest_start(struct demo_vm *vm)
+{
+	int ret;
+
+	if (vm->running || !vm->cfg.rate)
+		return 0;
+	atomic_store(&vm->stop, false);
+	ret = pthread_create(&vm->guest, NULL, guest_main, vm);
+	if (ret)
+		return -ret;
+	vm->running = true;
+	return 0;
+}
+
+/**
+ * demo_guest_stop() - Stop the guest thread and wait for it.
+ * @vm: the machine.
+ */
+void demo_guest_stop(struct demo_vm *vm)
+{
+	if (!vm->running)
+		return;
+	atomic_store(&vm->stop, true);
+	pthread_join(vm->guest, NULL);
+	vm->running = false;
+}
+
+/*
+ * RAM: QEMU's "ram" grammar, one block.
+ */
+
+static void ram_record(ms_stream *s, size_t page, unsigned flag, bool *first)
+{
+	uint64_t v = (uint64_t)page * DEMO_PAGE | flag;
+
+	if (!*first)
+		v |= RAM_CONTINUE;
+	ms_put_be64(s, v);
+	if (*first)
+		ms_put_counted_string(s, DEMO_RAM_BLOCK);
+	*first = false;
+}
+
+/**
+ * ram_pass() - One pass over the dirty flags: every dirty page goes, then EOS.
+ */
+static int ram_pass(ms_stream *s, struct demo_vm *vm)
+{
+	struct demo_stats *st = &vm->stats;
+	bool first = true;
+	size_t i, end;
+
+	for (vm->cursor = 0; vm->cursor < vm->npages; vm->cursor = end) {
+		end = vm->cursor + RAM_BATCH;
+		if (end > vm->npages)
+			end = vm->npages;
+		pthread_mutex_lock(&vm->lock);
+		for (i = vm->cursor; i < end && vm->ndirty; i++) {
+			const uint8_t *p = vm->ram + i * DEMO_PAGE;
+
+			if (!vm->dirty[i])
+				continue;
+			vm->dirty[i] = 0;
+			vm->ndirty--;
+			if (vm->sent[i])
+				st->resent++;
+			vm->sent[i] = 1;
+			st->round_pages++;
+			if (page_is_zero(p)) {
+				st->round_zero++;
+				ram_record(s, i, RAM_ZERO, &first);
+				ms_put_u8(s, 0);
+			} else {
+				ram_record(s, i, RAM_PAGE, &first);
+				/* Without a copy where the sink allows it (QEMU's
+				 * grammar over a socket or file): the kernel may
+				 * read the page after the lock is dropped, but a
+				 * guest write then marks it dirty again, and the
+				 * last copy is made with the guest stopped.  The
+				 * native profile copies (its CRC must match). */
+				ms_put_buffer_async(s, p, DEMO_PAGE);
+			}
+		}
+		pthread_mutex_unlock(&vm->lock);
+		if (ms_stream_error(s))
+			break;
+	}
+	ms_put_be64(s, RAM_EOS);
+	st->pages += st->round_pages;
+	st->zero_pages += st->round_zero;
+	return ms_stream_error(s);
+}
+
+/**
+ * ram_save_setup() - "ram" START: the block list; every page is dirty.
+ * @s: the payload stream.
+ * @opaque: the machine.
+ *
+ * Return: 0 or the stream's error.
+ */
+static int ram_save_setup(ms_stream *s, void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	uint64_t size = (uint64_t)vm->npages * DEMO_PAGE;
+
+	pthread_mutex_lock(&vm->lock);
+	memset(vm->dirty, 1, vm->npages);
+	memset(vm->sent, 0, vm->npages);
+	vm->ndirty = vm->npages;
+	pthread_mutex_unlock(&vm->lock);
+	ms_put_be64(s, size | RAM_MEM_SIZE);
+	ms_put_counted_string(s, DEMO_RAM_BLOCK);
+	ms_put_be64(s, size);
+	ms_put_be64(s, RAM_EOS);
+	return ms_stream_error(s);
+}
+
+/**
+ * ram_save_iterate() - "ram" PART: one precopy round.
+ * @s: the payload stream.
+ * @opaque: the machine.
+ *
+ * Return: 1 if pages are dirty again, 0, or an error.
+ */
+static int ram_save_iterate(ms_stream *s, void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	int ret = ram_pass(s, vm);
+	size_t left;
+
+	pthread_mutex_lock(&vm->lock);
+	left = vm->ndirty;
+	pthread_mutex_unlock(&vm->lock);
+	return ret ? ret : left > 0;
+}
+
+/**
+ * ram_pending() - Bytes of dirty RAM.
+ * @opaque: the machine.
+ *
+ * Return: the estimate.
+ */
+static uint64_t ram_pending(void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	uint64_t n;
+
+	pthread_mutex_lock(&vm->lock);
+	n = (uint64_t)vm->ndirty * DEMO_PAGE;
+	pthread_mutex_unlock(&vm->lock);
+	return n;
+}
+
+/**
+ * ram_save_complete() - "ram" END: the pages dirtied since the last round.
+ * @s: the payload stream.
+ * @opaque: the machine.
+ *
+ * Return: 0 or the stream's error.
+ */
+static int ram_save_complete(ms_stream *s, void *opaque)
+{
+	return ram_pass(s, opaque);
+}
+
+/**
+ * ram_load_blocks() - The block list of a START section: exactly our one block.
+ */
+static int ram_load_blocks(ms_stream *s, struct demo_vm *vm, uint64_t total)
+{
+	char name[MS_COUNTED_STRING_MAX + 1];
+	uint64_t size = (uint64_t)vm->npages * DEMO_PAGE, len;
+
+	ms_get_counted_string(s, name);
+	ms_get_be64(s, &len);
+	if (ms_stream_error(s))
+		return ms_stream_error(s);
+	if (strcmp(name, DEMO_RAM_BLOCK) || len != size || total != size)
+		return ms_stream_set_error(
+			s, -EINVAL,
+			"RAM block '%s' of %llu bytes (%llu in all) received, "
+			"this machine has '%s' of %llu bytes",
+			name, (unsigned long long)len,
+			(unsigned long long)total, DEMO_RAM_BLOCK,
+			(unsigned long long)size);
+	return 0;
+}
+
+/**
+ * ram_load() - Load a "ram" section: block list or page records up to EOS.
+ * @s: the payload stream.
+ * @version_id: the section's version.
+ * @type: its type.
+ * @opaque: the machine.
+ *
+ * Return: 0 or a negative errno (@s failed with why).
+ */
+static int ram_load(ms_stream *s, uint32_t version_id, uint8_t type,
+		    void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	char name[MS_COUNTED_STRING_MAX + 1];
+	uint64_t size = (uint64_t)vm->npages * DEMO_PAGE, v, addr;
+	bool have_block = false;
+	unsigned flags;
+	uint8_t *p, fill;
+
+	(void)version_id;
+	(void)type;
+	while (!ms_get_be64(s, &v)) {
+		flags = (unsigned)(v & (DEMO_PAGE - 1));
+		addr = v & ~(uint64_t)(DEMO_PAGE - 1);
+		switch (flags & ~RAM_CONTINUE) {
+		case RAM_MEM_SIZE:
+			if (ram_load_blocks(s, vm, addr))
+				return ms_stream_error(s);
+			continue;
+		case RAM_EOS:
+			return 0;
+		case RAM_ZERO:
+		case RAM_PAGE:
+			break;
+		default:
+			return ms_stream_set_error(
+				s, -EBADMSG,
+				"RAM record flags ZERO, PAGE, MEM_SIZE or EOS "
+				"expected, found 0x%x",
+				flags);
+		}
+		if (!(flags & RAM_CONTINUE)) {
+			ms_get_counted_string(s, name);
+			if (!ms_stream_error(s) && strcmp(name, DEMO_RAM_BLOCK))
+				return ms_stream_set_error(
+					s, -EBADMSG,
+					"RAM block '%s' expected, found '%s'",
+					DEMO_RAM_BLOCK, name);
+			have_block = true;
+		} else if (!have_block) {
+			return ms_stream_set_error(
+				s, -EBADMSG,
+				"a RAM block name expected, found CONTINUE on "
+				"the section's first page");
+		}
+		if (addr >= size)
+			return ms_stream_set_error(
+				s, -EBADMSG,
+				"page offset below 0x%llx expected, found "
+				"0x%llx",
+				(unsigned long long)size,
+				(unsigned long long)addr);
+		p = vm->ram + addr;
+		if ((flags & ~RAM_CONTINUE) == RAM_PAGE) {
+			vm->maybe_set[addr / DEMO_PAGE] = 1;
+			ms_get_buffer(s, p, DEMO_PAGE);
+			continue;
+		}
+		if (ms_get_u8(s, &fill))
+			break;
+		if (fill)
+			return ms_stream_set_error(
+				s, -EBADMSG,
+				"zero page at 0x%llx: fill byte 0 expected, "
+				"found 0x%02x",
+				(unsigned long long)addr, fill);
+		/* Memory known to be zero is left alone (not even read). */
+		if (vm->maybe_set[addr / DEMO_PAGE] && !page_is_zero(p))
+			memset(p, 0, DEMO_PAGE);
+		vm->maybe_set[addr / DEMO_PAGE] = 0;
+	}
+	return ms_stream_error(s);
+}
+
+/*
+ * CPU (version 1, subsection "cpu/fpu"), timer (1), NIC (1 or 2).
+ */
+
+static int cpu_save(ms_stream *s, void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	const struct demo_cpu *c = &vm->cpu;
+	size_t i;
+
+	ms_put_be64_array(s, c->regs, DEMO_NREGS);
+	ms_put_be64(s, c->pc);
+	ms_put_be32(s, c->flags);
+	for (i = 0; i < 8 && !c->fpu[i]; i++)
+		;
+	if (i < 8) { /* only when the FPU was used, as QEMU's needed() */
+		ms_put_subsection(s, "cpu/fpu", 1);
+		ms_put_be64_array(s, c->fpu, 8);
+	}
+	return ms_stream_error(s);
+}
+
+/**
+ * cpu_load() - Load the CPU and its optional "cpu/fpu" subsection.
+ * @s: the payload stream.
+ * @version_id: the section's version.
+ * @type: its type.
+ * @opaque: the machine.
+ *
+ * Return: 0 or a negative errno.
+ */
+static int cpu_load(ms_stream *s, uint32_t version_id, uint8_t type,
+		    void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	struct demo_cpu *c = &vm->cpu;
+	char name[MS_COUNTED_STRING_MAX + 1];
+	uint32_t sub;
+	int ret;
+
+	(void)version_id;
+	(void)type;
+	ms_get_be64_array(s, c->regs, DEMO_NREGS);
+	ms_get_be64(s, &c->pc);
+	ms_get_be32(s, &c->flags);
+	memset(c->fpu, 0, sizeof(c->fpu));
+	while ((ret = ms_get_subsection(s, "cpu", name, &sub)) == 1) {
+		if (strcmp(name, "cpu/fpu") || sub != 1)
+			return ms_stream_set_error(
+				s, -ENOTSUP,
+				"subsection cpu/fpu version 1 expected, found "
+				"%s version %u",
+				name, sub);
+		ms_get_be64_array(s, c->fpu, 8);
+	}
+	return ret < 0 ? ret : ms_stream_error(s);
+}
+
+/**
+ * timer_save() - "timer": the timer's state.
+ * @s: the payload stream.
+ * @opaque: the machine.
+ *
+ * Return: 0 or the stream's error.
+ */
+static int timer_save(ms_stream *s, void *opaque)
+{
+	const struct demo_timer *t = &((struct demo_vm *)opaque)->timer;
+
+	ms_put_be64(s, t->expire_ns);
+	ms_put_be32(s, t->period_ns);
+	ms_put_be64(s, t->fired);
+	ms_put_u8(s, t->enabled);
+	return ms_stream_error(s);
+}
+
+/**
+ * timer_load() - Load and check the timer.
+ * @s: the payload stream.
+ * @version_id: the section's version.
+ * @type: its type.
+ * @opaque: the machine.
+ *
+ * Return: 0 or a negative errno.
+ */
+static int timer_load(ms_stream *s, uint32_t version_id, uint8_t type,
+		      void *opaque)
+{
+	struct demo_timer *t = &((struct demo_vm *)opaque)->timer;
+
+	(void)version_id;
+	(void)type;
+	ms_get_be64(s, &t->expire_ns);
+	ms_get_be32(s, &t->period_ns);
+	ms_get_be64(s, &t->fired);
+	ms_get_u8(s, &t->enabled);
+	if (!ms_stream_error(s) && (t->period_ns == 0 || t->enabled > 1))
+		ms_stream_set_error(s, -EINVAL,
+				    "timer period > 0 and enabled 0 or 1 "
+				    "expected, found period %u, enabled %u",
+				    t->period_ns, t->enabled);
+	return ms_stream_error(s);
+}
+
+/**
+ * nic_save() - "nic": the NIC, in the version this build saves.
+ * @s: the payload stream.
+ * @opaque: the machine.
+ *
+ * Return: 0 or the stream's error.
+ */
+static int nic_save(ms_stream *s, void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	const struct demo_nic *n = &vm->nic;
+
+	ms_put_buffer(s, n->mac, sizeof(n->mac));
+	ms_put_be32(s, n->rx_head);
+	ms_put_be32(s, n->tx_head);
+	ms_put_be64(s, n->rx_packets);
+	ms_put_be32_array(s, n->ring, DEMO_NIC_RING);
+	if (vm->cfg.nic_version >= 2)
+		ms_put_be16(s, n->mtu);
+	return ms_stream_error(s);
+}
+
+/**
+ * nic_load() - Load the NIC: version 1 has no MTU.
+ * @s: the payload stream.
+ * @version_id: the section's version (1 or 2).
+ * @type: its type.
+ * @opaque: the machine.
+ *
+ * Return: 0 or a negative errno.
+ */
+static int nic_load(ms_stream *s, uint32_t version_id, uint8_t type,
+		    void *opaque)
+{
+	struct demo_nic *n = &((struct demo_vm *)opaque)->nic;
+
+	(void)type;
+	ms_get_buffer(s, n->mac, sizeof(n->mac));
+	ms_get_be32(s, &n->rx_head);
+	ms_get_be32(s, &n->tx_head);
+	ms_get_be64(s, &n->rx_packets);
+	ms_get_be32_array(s, n->ring, DEMO_NIC_RING);
+	n->mtu = 1500; /* version 1 had no MTU */
+	if (version_id >= 2)
+		ms_get_be16(s, &n->mtu);
+	if (!ms_stream_error(s) &&
+	    (n->rx_head >= DEMO_NIC_RING || n->tx_head >= DEMO_NIC_RING))
+		ms_stream_set_error(s, -EINVAL,
+				    "NIC ring indices below %u expected, "
+				    "found rx %u, tx %u",
+				    DEMO_NIC_RING, n->rx_head, n->tx_head);
+	return ms_stream_error(s);
+}
+
+/*
+ * The vfio-user device, seen from the machine: its state is read out of
+ * the adapter's window (read_data) and framed into the section as
+ * (be32 length, bytes) chunks ended by a 0 length; the destination
+ * writes the chunks into its adapter (write_data).
+ */
+
+static int vfio_fail(ms_stream *s, struct demo_vm *vm, const char *what)
+{
+	int err = errno ? -errno : -EIO;
+
+	return ms_stream_set_error(s, err, "vfio-user device: %s: %s", what,
+				   ms_vfu_errmsg(vm->vdev.adapter));
+}
+
+/**
+ * vfio_drain() - Read what the adapter has for now and frame it.
+ */
+static int vfio_drain(ms_stream *s, struct demo_vm *vm)
+{
+	struct demo_vdev *d = &vm->vdev;
+	ssize_t n;
+
+	while ((n = ms_vfu_v2_read_data(d->adapter, d->buf, VDEV_WINDOW)) > 0) {
+		ms_put_be32(s, (uint32_t)n);
+		ms_put_buffer(s, d->buf, (size_t)n);
+	}
+	if (n < 0)
+		return vfio_fail(s, vm, "read_data");
+	ms_put_be32(s, 0);
+	return ms_stream_error(s);
+}
+
+/**
+ * vfio_save_setup() - "vfio-dev" START: the adapter enters PRE_COPY.
+ * @s: the payload stream.
+ * @opaque: the machine.
+ *
+ * Return: 0 or a negative errno.
+ */
+static int vfio_save_setup(ms_stream *s, void *opaque)
+{
+	struct demo_vm *vm = opaque;
+
+	errno = 0;
+	/* After a migration the device is stopped: it runs again first. */
+	if (ms_vfu_state(vm->vdev.adapter) == MS_VFU_MIGR_STATE_STOP &&
+	    ms_vfu_transition(vm->vdev.adapter, MS_VFU_MIGR_STATE_RUNNING))
+		return vfio_fail(s, vm, "transition to RUNNING");
+	if (ms_vfu_transition(vm->vdev.adapter, MS_VFU_MIGR_STATE_PRE_COPY))
+		return vfio_fail(s, vm, "transition to PRE_COPY");
+	return vfio_drain(s, vm);
+}
+
+/**
+ * vfio_save_iterate() - "vfio-dev" PART: what the adapter has for now.
+ * @s: the payload stream.
+ * @opaque: the machine.
+ *
+ * Return: 1 if the device has dirty memory again, 0, or an error.
+ */
+static int vfio_save_iterate(ms_stream *s, void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	int ret = vfio_drain(s, vm);
+
+	return ret ? ret : vdev_mem_pending(vm) > 0;
+}
+
+/**
+ * vfio_pending() - Bytes the vfio-user device still has to send.
+ * @opaque: the machine.
+ *
+ * Return: the estimate.
+ */
+static uint64_t vfio_pending(void *opaque)
+{
+	return vdev_mem_pending(opaque);
+}
+
+/**
+ * vfio_save_complete() - "vfio-dev" END: STOP_AND_COPY, the rest, STOP.
+ * @s: the payload stream.
+ * @opaque: the machine.
+ *
+ * Return: 0 or a negative errno.
+ */
+static int vfio_save_complete(ms_stream *s, void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	ms_vfu_adapter *a = vm->vdev.adapter;
+
+	errno = 0;
+	if (ms_vfu_transition(a, MS_VFU_MIGR_STATE_STOP_AND_COPY))
+		return vfio_fail(s, vm, "transition to STOP_AND_COPY");
+	if (vfio_drain(s, vm))
+		return ms_stream_error(s);
+	if (ms_vfu_transition(a, MS_VFU_MIGR_STATE_STOP))
+		return vfio_fail(s, vm, "transition to STOP");
+	return 0;
+}
+
+/**
+ * vfio_load() - Load a "vfio-dev" section through the adapter (RESUME).
+ * @s: the payload stream.
+ * @version_id: the section's version.
+ * @type: START starts the device's load, END completes it.
+ * @opaque: the machine.
+ *
+ * Return: 0 or a negative errno (@s failed with the adapter's message).
+ */
+static int vfio_load(ms_stream *s, uint32_t version_id, uint8_t type,
+		     void *opaque)
+{
+	struct demo_vm *vm = opaque;
+	struct demo_vdev *d = &vm->vdev;
+	uint32_t n;
+
+	(void)version_id;
+	errno = 0;
+	if (type == MS_REC_START || type == MS_REC_FULL) {
+		/* libvfio-user v2: RUNNING -> STOP -> RESUMING. */
+		if ((ms_vfu_state(d->adapter) != MS_VFU_MIGR_STATE_STOP &&
+		     ms_vfu_transition(d->adapter, MS_VFU_MIGR_STATE_STOP)) ||
+		    ms_vfu_transition(d->adapter, MS_VFU_MIGR_STATE_RESUME))
+			return vfio_fail(s, vm, "transition to RESUME");
+	}
+	while (!ms_get_be32(s, &n) && n) {
+		if (n > VDEV_WINDOW)
+			return ms_stream_set_error(
+				s, -EBADMSG,
+				"vfio-user chunk of at most %u bytes "
+				"expected, found %u",
+				VDEV_WINDOW, n);
+		if (ms_get_buffer(s, d->buf, n))
+			break;
+		if (ms_vfu_v2_write_data(d->adapter, d->buf, n) != (ssize_t)n)
+			return vfio_fail(s, vm, "write_data");
+	}
+	if (ms_stream_error(s))
+		return ms_stream_error(s);
+	if (type == MS_REC_END || type == MS_REC_FULL) {
+		/* Leaving RESUMING completes the device's load. */
+		if (ms_vfu_transition(d->adapter, MS_VFU_MIGR_STATE_STOP))
+			return vfio_fail(s, vm, "device state");
+		if (ms_vfu_transition(d->adapter, MS_VFU_MIGR_STATE_RUNNING))
+			return vfio_fail(s, vm, "transition to RUNNING");
+	}
+	return 0;
+}
+
+static const ms_handler_ops ram_ops = {
+	.version = MS_HANDLER_OPS_VERSION,
+	.save_setup = ram_save_setup,
+	.save_iterate = ram_save_iterate,
+	.pending = ram_pending,
+	.save_complete = ram_save_complete,
+	.load = ram_load,
+};
+
+static const ms_handler_ops cpu_ops = {
+	.version = MS_HANDLER_OPS_VERSION,
+	.save_state = cpu_save,
+	.load = cpu_load,
+};
+
+static const ms_handler_ops timer_ops = {
+	.version = MS_HANDLER_OPS_VERSION,
+	.save_state = timer_save,
+	.load = timer_load,
+};
+
+static const ms_handler_ops nic_ops = {
+	.version = MS_HANDLER_OPS_VERSION,
+	.save_state = nic_save,
+	.load = nic_load,
+};
+
+static const ms_handler_ops vfio_ops = {
+	.version = MS_HANDLER_OPS_VERSION,
+	.save_setup = vfio_save_setup,
+	.save_iterate = vfio_save_iterate,
+	.pending = vfio_pending,
+	.save_complete = vfio_save_complete,
+	.load = vfio_load,
+};
+
+/**
+ * demo_vm_registry() - Register the machine's section handlers.
+ * @vm: the machine, passed to every handler.
+ * @out: receives the registry, which the caller frees.
+ *
+ * Return: 0 or a negative errno.
+ */
+int demo_vm_registry(struct demo_vm *vm, ms_registry **out)
+{
+	static const ms_handler_ops *const ops[] = {
+		&ram_ops, &cpu_ops, &timer_ops, &nic_ops, &vfio_ops};
+	ms_registry *reg;
+	uint32_t version;
+	size_t i;
+	int ret;
+
+	ret = ms_registry_new(&reg, NULL);
+	if (ret)
+		return ret;
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		version = i == 0 ? RAM_VERSION : 1;
+		if (ops[i] == &nic_ops)
+			version = vm->cfg.nic_version;
+		ret = ms_registry_add(reg, section_names[i], 0, version, 1,
+				      ops[i], vm);
+		if (ret < 0) {
+			ms_registry_free(reg);
+			return ret;
+		}
+	}
+	*out = reg;
+	return 0;
+}
+
+#define DIFF(what, cond)                                                       \
+	do {                                                                   \
+		if (cond) {                                                    \
+			snprintf(why, why_len, "%s differs", what);            \
+			return -1;                                             \
+		}                                                              \
+	} while (0)
+
+/**
+ * demo_vm_compare() - Compare every byte of RAM and every device field.
+ * @got: the machine as loaded.
+ * @want: the machine as expected.
+ * @why: receives what differs first.
+ * @why_len: room in @why.
+ *
+ * Return: 0 when identical, -1 otherwise.
+ */
+int demo_vm_compare(const struct demo_vm *got, const struct demo_vm *want,
+		    char *why, size_t why_len)
+{
+	const struct demo_cpu *a = &got->cpu, *b = &want->cpu;
+	const struct demo_nic *n = &got->nic, *m = &want->nic;
+	size_t i;
+
+	DIFF("RAM size", got->npages != want->npages);
+	for (i = 0; i < got->npages; i++) {
+		if (memcmp(got->ram + i * DEMO_PAGE, want->ram + i * DEMO_PAGE,
+			   DEMO_PAGE)) {
+			snprintf(why, why_len, "RAM page %zu differs", i);
+			return -1;
+		}
+	}
+	DIFF("cpu.regs", memcmp(a->regs, b->regs, sizeof(a->regs)));
+	DIFF("cpu.pc", a->pc != b->pc);
+	DIFF("cpu.flags", a->flags != b->flags);
+	DIFF("cpu/fpu", memcmp(a->fpu, b->fpu, sizeof(a->fpu)));
+	DIFF("timer.expire_ns", got->timer.expire_ns != want->timer.expire_ns);
+	DIFF("timer.period_ns", got->timer.period_ns != want->timer.period_ns);
+	DIFF("timer.fired", got->timer.fired != want->timer.fired);
+	DIFF("timer.enabled", got->timer.enabled != want->timer.enabled);
+	DIFF("nic.mac", memcmp(n->mac, m->mac, sizeof(n->mac)));
+	DIFF("nic.rx_head", n->rx_head != m->rx_head);
+	DIFF("nic.tx_head", n->tx_head != m->tx_head);
+	DIFF("nic.rx_packets", n->rx_packets != m->rx_packets);
+	DIFF("nic.ring", memcmp(n->ring, m->ring, sizeof(n->ring)));
+	DIFF("nic.mtu", n->mtu != m->mtu);
+	DIFF("vfio-user device memory size",
+	     got->vdev.nblocks != want->vdev.nblocks);
+	DIFF("vfio-user device memory", memcmp(got->vdev.mem, want->vdev.mem,
+					       got->vdev.nblocks * DEMO_PAGE));
+	DIFF("vfio-user device registers",
+	     memcmp(got->vdev.regs, want->vdev.regs, sizeof(got->vdev.regs)));
+	return 0;
+}
+
+/*
+ * Save and load.
+ */
+
+static void round_line(const struct demo_vm *vm, unsigned round, uint64_t bytes,
+		       double secs, size_t left)
+{
+	const struct demo_stats *st = &vm->stats;
+
+	printf("  round %u: %llu pages sent (%llu zero), %.1f MiB in %.3f s "
+	       "(%.0f MB/s), %zu dirty pages left\n",
+	       round, (unsigned long long)st->round_pages,
+	       (unsigned long long)st->round_zero, (double)bytes / (1 << 20),
+	       secs, secs > 0 ? (double)bytes / secs / 1e6 : 0.0, left);
+	fflush(stdout);
+}
+
+/**
+ * dirty_pages() - Dirty RAM pages now.
+ * @vm: the machine.
+ *
+ * Return: the count.
+ */
+static size_t dirty_pages(struct demo_vm *vm)
+{
+	size_t n;
+
+	pthread_mutex_lock(&vm->lock);
+	n = vm->ndirty;
+	pthread_mutex_unlock(&vm->lock);
+	return n;
+}
+
+/**
+ * read_ack() - The destination's answer: "OK" or "ERR message", one line.
+ */
+static int read_ack(int fd, char *msg, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got + 1 < len) {
+		n = read(fd, msg + got, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0 || msg[got] == '\n')
+			break;
+		got++;
+	}
+	msg[got] = '\0';
+	if (!strcmp(msg, "OK"))
+		return 0;
+	return got ? -EPROTO : -ECONNRESET;
+}
+
+/**
+ * demo_save() - Migrate the machine into @fd.
+ * @vm: the machine; its guest runs during precopy (started by the caller)
+ *      and is stopped for stop-and-copy.
+ * @fd: a connected socket or a file open for writing; not closed.
+ * @o: how.
+ * @res: receives the figures, or the error and the offset reached.
+ *
+ * On failure the guest is running again when this returns (if it was
+ * running at the start) and the vfio-user device is back in RUNNING.
+ *
+ * Return: 0 or a negative errno.
+ */
+int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
+	      struct demo_result *res)
+{
+	ms_stream_opts so = {.version = MS_STREAM_OPTS_VERSION};
+	ms_save_opts sv_opts = {.version = MS_SAVE_OPTS_VERSION,
+				.machine = "migstream-demo"};
+	bool was_running = vm->running;
+	ms_registry *reg = NULL;
+	ms_stream *s = NULL;
+	ms_save *sv = NULL;
+	double t0, tr, td = 0, bw;
+	uint64_t b0, pending;
+	char ack[DEMO_ACK_MAX];
+	int ret, more, cret;
+
+	memset(res, 0, sizeof(*res));
+	memset(&vm->stats, 0, sizeof(vm->stats));
+	sv_opts.codec.version = MS_CODEC_OPTS_VERSION;
+	sv_opts.codec.profile = o->profile;
+	sv_opts.codec.compress_level = o->compress ? 1 : 0;
+	ret = demo_vm_registry(vm, &reg);
+	if (!ret)
+		ret = ms_stream_new_fd(&s, fd, MS_STREAM_WRITER, 0, &so);
+	if (!ret)
+		ret = ms_save_new(&sv, reg, s, &sv_opts);
+	if (ret) {
+		snprintf(res->errmsg, sizeof(res->errmsg), "setup: %s",
+			 ms_strerror(ret));
+		goto out;
+	}
+
+	t0 = demo_now();
+	ret = ms_save_setup(sv);
+	for (more = 1; !ret && more;) {
+		vm->stats.round_pages = vm->stats.round_zero = 0;
+		tr = demo_now();
+		b0 = ms_stream_tell(s);
+		more = ms_save_iterate(sv);
+		if (more < 0) {
+			ret = more;
+			break;
+		}
+		vm->stats.rounds++;
+		tr = demo_now() - tr;
+		bw = (double)(ms_stream_tell(s) - b0) / (tr > 1e-6 ? tr : 1e-6);
+		pending = ms_save_pending(sv);
+		if (vm->verbose)
+			round_line(vm, vm->stats.rounds, ms_stream_tell(s) - b0,
+				   tr, dirty_pages(vm));
+		/* Stop when what is left fits in the downtime at the
+		 * throughput of the last round. */
+		if ((double)pending <= bw * o->downtime_ms / 1e3 ||
+		    vm->stats.rounds >= o->max_rounds)
+			break;
+	}
+	if (!ret) {
+		demo_guest_stop(vm);
+		td = demo_now();
+		vm->stats.round_pages = vm->stats.round_zero = 0;
+		ret = ms_save_complete(sv);
+	}
+	cret = ms_stream_flush(s);
+	if (!ret)
+		ret = cret;
+	res->bytes = ms_stream_tell(s);
+	if (ret) {
+		int serr = ms_stream_error(s);
+
+		res->err_offset =
+			serr ? ms_stream_error_offset(s) : ms_stream_tell(s);
+		snprintf(res->errmsg, sizeof(res->errmsg), "%s",
+			 *ms_save_errmsg(sv) ? ms_save_errmsg(sv)
+					     : ms_stream_errmsg(s));
+		goto out;
+	}
+	if (o->wait_ack) {
+		/* The stream is complete: tell the destination, then wait
+		 * for it to say it loaded everything and resumed. */
+		shutdown(fd, SHUT_WR);
+		ret = read_ack(fd, ack, sizeof(ack));
+		if (ret) {
+			res->err_offset = res->bytes;
+			snprintf(res->errmsg, sizeof(res->errmsg),
+				 "offset %llu: the destination %s%s",
+				 (unsigned long long)res->bytes,
+				 ret == -ECONNRESET
+					 ? "closed the connection without "
+					   "an answer"
+					 : "refused the migration: ",
+				 ret == -ECONNRESET	    ? ""
+				 : !strncmp(ack, "ERR ", 4) ? ack + 4
+							    : ack);
+			goto out;
+		}
+	}
+	res->downtime_s = demo_now() - td;
+	res->total_s = demo_now() - t0;
+out:
+	ms_save_free(sv);
+	cret = ms_stream_close(s);
+	if (!ret && cret)
+		ret = cret;
+	ms_registry_free(reg);
+	if (ret) {
+		/* The migration failed: the machine goes on here. */
+		if (ms_vfu_state(vm->vdev.adapter) != MS_VFU_MIGR_STATE_RUNNING)
+			ms_vfu_transition(vm->vdev.adapter,
+					  MS_VFU_MIGR_STATE_RUNNING);
+		if (was_running)
+			demo_guest_start(vm);
+	}
+	return ret;
+}
+
+/**
+ * demo_load() - Load a machine from @in.
+ * @vm: a blank machine.
+ * @in: the stream; not closed.
+ * @res: receives the figures, or the error and its offset.
+ *
+ * Return: 0 or a negative errno.
+ */
+int demo_load(struct demo_vm *vm, ms_stream *in, struct demo_result *res)
+{
+	ms_registry *reg = NULL;
+	ms_load *ld = NULL;
+	double t0 = demo_now();
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	ret = demo_vm_registry(vm, &reg);
+	if (!ret)
+		ret = ms_load_new(&ld, reg, NULL);
+	if (ret) {
+		snprintf(res->errmsg, sizeof(res->errmsg), "setup: %s",
+			 ms_strerror(ret));
+		goto out;
+	}
+	ret = ms_load_run(ld, in);
+	res->bytes = ms_stream_tell(in);
+	res->total_s = demo_now() - t0;
+	if (ret) {
+		res->err_offset = ms_load_error_offset(ld);
+		snprintf(res->errmsg, sizeof(res->errmsg), "%s",
+			 ms_load_errmsg(ld));
+	}
+out:
+	ms_load_free(ld);
+	ms_registry_free(reg);
+	return ret;
+}

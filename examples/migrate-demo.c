@@ -1,0 +1,946 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migrate-demo: live migration of a small emulated machine with
+ * libmigstream.a, between two processes over TCP, or into and out of a
+ * snapshot file.
+ *
+ *   migrate-demo --listen tcp:127.0.0.1:4444          # the destination
+ *   migrate-demo --to tcp:127.0.0.1:4444              # the source
+ *   migrate-demo --to file:vm.snap                    # a snapshot
+ *   migrate-demo --from file:vm.snap                  # restore it
+ *
+ * The source's guest thread writes to RAM while precopy rounds send the
+ * dirty pages; once what is left fits in --downtime-ms at the measured
+ * throughput, the guest stops and the rest goes (stop-and-copy).  The
+ * destination loads, answers "OK" (or why not) and checks every byte of
+ * RAM and every device field against what the source had when it stopped:
+ * it replays the guest from the seed up to the CPU's program counter.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrate-demo.h"
+
+#define CONNECT_TIMEOUT_S 30
+
+/**
+ * struct options - The command line.
+ * @to: "tcp:HOST:PORT" or "file:PATH": be the source.
+ * @listen: "tcp:HOST:PORT": be the destination.
+ * @from: "file:PATH": restore a snapshot.
+ * @port_file: the destination writes the port it listens on here.
+ * @cfg: the machine.
+ * @save: how the source migrates.
+ * @attempts: migrations the source tries before giving up.
+ * @accept: incoming migrations the destination accepts before giving up.
+ * @drop_after: destination: close the first connection after this many
+ *              bytes (0: never).
+ * @kill_after: destination: die by SIGKILL after this many bytes.
+ * @timeout_s: destination and restore: give up (SIGALRM) after this many
+ *             seconds; 0 waits forever.
+ * @quiet: print only the summary.
+ */
+struct options {
+	const char *to;
+	const char *listen;
+	const char *from;
+	const char *port_file;
+	struct demo_config cfg;
+	struct demo_save_opts save;
+	unsigned attempts;
+	unsigned accept;
+	uint64_t drop_after;
+	uint64_t kill_after;
+	unsigned timeout_s;
+	bool quiet;
+};
+
+/**
+ * parse_size() - "16M", "64k", "1G", "4096": bytes; 0 if malformed.
+ */
+static uint64_t parse_size(const char *s)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return 0;
+	switch (*end) {
+	case 'g':
+	case 'G':
+		v <<= 10;
+		/* fall through */
+	case 'm':
+	case 'M':
+		v <<= 10;
+		/* fall through */
+	case 'k':
+	case 'K':
+		v <<= 10;
+		end++;
+		break;
+	}
+	return *end ? 0 : (uint64_t)v;
+}
+
+/**
+ * parse_tcp() - "tcp:HOST:PORT": splits into @host and @port (the last colon).
+ */
+static int parse_tcp(const char *addr, char *host, size_t hlen,
+		     const char **port)
+{
+	const char *colon;
+	size_t n;
+
+	if (strncmp(addr, "tcp:", 4))
+		return -EINVAL;
+	addr += 4;
+	colon = strrchr(addr, ':');
+	if (!colon || colon == addr || !colon[1])
+		return -EINVAL;
+	n = (size_t)(colon - addr);
+	if (addr[0] == '[' && n >= 2 && addr[n - 1] == ']') {
+		addr++;
+		n -= 2;
+	}
+	if (n >= hlen)
+		return -EINVAL;
+	memcpy(host, addr, n);
+	host[n] = '\0';
+	*port = colon + 1;
+	return 0;
+}
+
+/**
+ * secs_of() - Seconds of a result, never 0.
+ * @r: the result.
+ *
+ * Return: @r's total seconds, or 1 ns when it is 0.
+ */
+static double secs_of(const struct demo_result *r)
+{
+	return r->total_s > 0 ? r->total_s : 1e-9;
+}
+
+/*
+ * Source.
+ */
+
+static int tcp_connect(const char *addr)
+{
+	struct addrinfo hints, *ai, *p;
+	double deadline = demo_now() + CONNECT_TIMEOUT_S;
+	struct timespec pause = {0, 100 * 1000 * 1000};
+	const char *port;
+	char host[256];
+	int fd = -1, ret;
+
+	if (parse_tcp(addr, host, sizeof(host), &port)) {
+		fprintf(stderr,
+			"migrate-demo: bad address '%s': "
+			"tcp:HOST:PORT expected\n",
+			addr);
+		return -EINVAL;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	ret = getaddrinfo(host, port, &hints, &ai);
+	if (ret) {
+		fprintf(stderr, "migrate-demo: %s: %s\n", addr,
+			gai_strerror(ret));
+		return -EINVAL;
+	}
+	/* The destination may not listen yet: retry for a while. */
+	for (;;) {
+		for (p = ai; p; p = p->ai_next) {
+			fd = socket(p->ai_family, p->ai_socktype,
+				    p->ai_protocol);
+			if (fd < 0)
+				continue;
+			if (!connect(fd, p->ai_addr, p->ai_addrlen))
+				break;
+			ret = -errno;
+			close(fd);
+			fd = -1;
+		}
+		if (fd >= 0 || demo_now() > deadline ||
+		    (ret != -ECONNREFUSED && ret != -ENOENT))
+			break;
+		nanosleep(&pause, NULL);
+	}
+	freeaddrinfo(ai);
+	if (fd < 0)
+		fprintf(stderr, "migrate-demo: cannot connect to %s: %s\n",
+			addr, strerror(ret ? -ret : EHOSTUNREACH));
+	return fd >= 0 ? fd : ret ? ret : -EHOSTUNREACH;
+}
+
+/**
+ * profile_name() - How the source writes, for messages.
+ * @o: the command line.
+ *
+ * Return: a static string.
+ */
+static const char *profile_name(const struct options *o)
+{
+	return o->save.profile == MS_PROFILE_QEMU ? "QEMU profile"
+	       : o->save.compress		  ? "native profile, zlib"
+						  : "native profile";
+}
+
+/**
+ * print_machine() - Print the machine's configuration (unless --quiet).
+ * @o: the command line.
+ * @role: "source", "destination" or "restore".
+ */
+static void print_machine(const struct options *o, const char *role)
+{
+	if (o->quiet)
+		return;
+	printf("%s: %zu MiB of RAM (%zu pages), cpu, timer, nic v%u, "
+	       "vfio-user device with %zu KiB",
+	       role, o->cfg.ram_size >> 20, o->cfg.ram_size / DEMO_PAGE,
+	       o->cfg.nic_version, o->cfg.vdev_size >> 10);
+	if (!strcmp(role, "source"))
+		printf("; %u %% of the pages zero at the start, the guest "
+		       "writes %u pages/s",
+		       o->cfg.zero_pct, o->cfg.rate);
+	printf("\n");
+}
+
+/**
+ * print_save_summary() - Print the stop-and-copy line and the summary.
+ * @vm: the source machine.
+ * @r: the migration's figures.
+ * @o: the command line.
+ * @where: the --to argument.
+ */
+static void print_save_summary(const struct demo_vm *vm,
+			       const struct demo_result *r,
+			       const struct options *o, const char *where)
+{
+	const struct demo_stats *st = &vm->stats;
+
+	if (!o->quiet)
+		printf("  stop-and-copy: %llu pages and the device state, "
+		       "downtime %.1f ms (target %u ms)\n",
+		       (unsigned long long)st->round_pages, r->downtime_s * 1e3,
+		       o->save.downtime_ms);
+	printf("summary: migrated to %s (%s) in %.3f s: %u precopy round%s, "
+	       "%llu page records (%llu zero, %llu resent), %.1f MiB "
+	       "written (%.0f MB/s), downtime %.1f ms, guest at step %llu\n",
+	       where, profile_name(o), r->total_s, st->rounds,
+	       st->rounds == 1 ? "" : "s", (unsigned long long)st->pages,
+	       (unsigned long long)st->zero_pages,
+	       (unsigned long long)st->resent, (double)r->bytes / (1 << 20),
+	       (double)r->bytes / secs_of(r) / 1e6, r->downtime_s * 1e3,
+	       (unsigned long long)vm->cpu.pc);
+}
+
+/**
+ * run_source() - Be the source: migrate to --to, trying --attempts times.
+ * @o: the command line.
+ *
+ * Return: the exit status: 0 migrated, 1 failed.
+ */
+static int run_source(const struct options *o)
+{
+	struct demo_vm vm;
+	struct demo_result res;
+	bool tcp = !strncmp(o->to, "tcp:", 4);
+	unsigned attempt;
+	int fd, ret;
+
+	if (!tcp && strncmp(o->to, "file:", 5)) {
+		fprintf(stderr,
+			"migrate-demo: --to '%s': tcp:HOST:PORT or "
+			"file:PATH expected\n",
+			o->to);
+		return 2;
+	}
+	ret = demo_vm_init(&vm, &o->cfg);
+	if (ret) {
+		fprintf(stderr, "migrate-demo: %s\n", strerror(-ret));
+		demo_vm_free(&vm);
+		return 1;
+	}
+	vm.verbose = !o->quiet;
+	print_machine(o, "source");
+	ret = demo_guest_start(&vm);
+	for (attempt = 1; !ret && attempt <= o->attempts; attempt++) {
+		if (tcp)
+			fd = tcp_connect(o->to);
+		else
+			fd = open(o->to + 5, O_WRONLY | O_CREAT | O_TRUNC,
+				  0644);
+		if (fd < 0) {
+			ret = tcp ? fd : -errno;
+			if (!tcp)
+				fprintf(stderr, "migrate-demo: %s: %s\n",
+					o->to + 5, strerror(errno));
+			break;
+		}
+		if (!o->quiet)
+			printf("migration %u to %s (%s), downtime target "
+			       "%u ms\n",
+			       attempt, o->to, profile_name(o),
+			       o->save.downtime_ms);
+		ret = demo_save(&vm, fd, &o->save, &res);
+		if (close(fd) && !ret && !tcp) {
+			ret = -errno;
+			snprintf(res.errmsg, sizeof(res.errmsg), "close: %s",
+				 strerror(errno));
+		}
+		if (!ret) {
+			print_save_summary(&vm, &res, o, o->to);
+			break;
+		}
+		fprintf(stderr,
+			"migrate-demo: migration %u failed at offset %llu: "
+			"%s: %s\n",
+			attempt, (unsigned long long)res.err_offset,
+			ms_strerror(ret), res.errmsg);
+		fprintf(stderr,
+			"migrate-demo: the guest keeps running on the source "
+			"(step %llu)\n",
+			(unsigned long long)vm.cpu.pc);
+		if (attempt < o->attempts) {
+			/* A destination that just died may still complete
+			 * connections for a moment: let it go first. */
+			struct timespec pause = {0, 300 * 1000 * 1000};
+
+			nanosleep(&pause, NULL);
+			ret = 0;
+		}
+	}
+	demo_vm_free(&vm);
+	return ret ? 1 : 0;
+}
+
+/*
+ * Destination.
+ */
+
+/**
+ * struct conn - The destination's end of a migration connection.
+ * @fd: the socket.
+ * @got: bytes read so far.
+ * @drop_after: close the connection after this many bytes (0: never).
+ * @kill_after: die after this many bytes (0: never).
+ */
+struct conn {
+	int fd;
+	uint64_t got;
+	uint64_t drop_after;
+	uint64_t kill_after;
+};
+
+/**
+ * conn_read() - Read op of the destination's connection stream.
+ * @opaque: the struct conn.
+ * @buf: receives the bytes.
+ * @len: the most to read.
+ *
+ * Return: bytes read, 0 at the end, or a negative errno; -ECONNABORTED
+ * once --drop-after is reached (the connection is shut down).  The
+ * process dies at --kill-after.
+ */
+static ssize_t conn_read(void *opaque, void *buf, size_t len)
+{
+	struct conn *c = opaque;
+	uint64_t limit = c->drop_after ? c->drop_after : c->kill_after;
+	ssize_t n;
+
+	if (limit) {
+		if (c->got >= limit && c->kill_after) {
+			fprintf(stderr,
+				"migrate-demo: --kill-after %llu: "
+				"killing the destination\n",
+				(unsigned long long)c->kill_after);
+			raise(SIGKILL);
+		}
+		if (c->got >= limit) {
+			fprintf(stderr,
+				"migrate-demo: --drop-after %llu: "
+				"closing the connection\n",
+				(unsigned long long)c->drop_after);
+			shutdown(c->fd, SHUT_RDWR);
+			return -ECONNABORTED;
+		}
+		if (len > limit - c->got)
+			len = (size_t)(limit - c->got);
+	}
+	n = read(c->fd, buf, len);
+	if (n < 0)
+		return -errno;
+	c->got += (uint64_t)n;
+	return n;
+}
+
+static const ms_stream_ops conn_ops = {
+	.version = MS_STREAM_OPS_VERSION,
+	.read = conn_read,
+};
+
+/**
+ * tcp_listen() - Listen on a tcp:HOST:PORT address.
+ * @addr: the --listen argument.
+ * @port_file: where to write the port, or NULL.
+ *
+ * Return: the listening socket, or a negative errno after a message.
+ */
+static int tcp_listen(const char *addr, const char *port_file)
+{
+	struct addrinfo hints, *ai, *p;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	const char *port;
+	char host[256], pbuf[32];
+	int fd = -1, one = 1, ret;
+	FILE *f;
+
+	if (parse_tcp(addr, host, sizeof(host), &port)) {
+		fprintf(stderr,
+			"migrate-demo: bad address '%s': "
+			"tcp:HOST:PORT expected\n",
+			addr);
+		return -EINVAL;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	ret = getaddrinfo(host, port, &hints, &ai);
+	if (ret) {
+		fprintf(stderr, "migrate-demo: %s: %s\n", addr,
+			gai_strerror(ret));
+		return -EINVAL;
+	}
+	for (p = ai; p; p = p->ai_next) {
+		fd = socket(p->ai_family, p->ai_socktype, p->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (!bind(fd, p->ai_addr, p->ai_addrlen) && !listen(fd, 4))
+			break;
+		ret = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd < 0) {
+		fprintf(stderr, "migrate-demo: cannot listen on %s: %s\n", addr,
+			strerror(ret));
+		return -ret;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) ||
+	    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, pbuf, sizeof(pbuf),
+			NI_NUMERICSERV))
+		snprintf(pbuf, sizeof(pbuf), "%s", port);
+	if (port_file) {
+		/* Written whole under a temporary name, then renamed: a
+		 * reader never sees a partial port. */
+		char tmp[4096];
+
+		snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
+		f = fopen(tmp, "w");
+		if (!f || fprintf(f, "%s\n", pbuf) < 0 || fclose(f) ||
+		    rename(tmp, port_file)) {
+			fprintf(stderr, "migrate-demo: %s: %s\n", port_file,
+				strerror(errno));
+			close(fd);
+			return -EIO;
+		}
+	}
+	return fd;
+}
+
+/**
+ * send_ack() - Answer the source: "OK" or "ERR why", one line.
+ * @fd: the connection.
+ * @ret: the load's result.
+ * @msg: the load's error message.
+ */
+static void send_ack(int fd, int ret, const char *msg)
+{
+	char line[DEMO_ACK_MAX];
+	int n;
+
+	if (!ret)
+		n = snprintf(line, sizeof(line), "OK\n");
+	else
+		n = snprintf(line, sizeof(line), "ERR %s\n", msg);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		n = (int)sizeof(line) - 1, line[n - 1] = '\n';
+	if (write(fd, line, (size_t)n) < 0) {
+		/* The source is gone: it will find out on its own. */
+	}
+}
+
+/**
+ * verify() - Replay the guest up to the received program counter and compare.
+ */
+static int verify(const struct demo_vm *vm, const struct options *o)
+{
+	struct demo_vm want;
+	char why[128];
+	int ret;
+
+	ret = demo_vm_init(&want, &o->cfg);
+	if (!ret) {
+		demo_vm_step(&want, vm->cpu.pc);
+		ret = demo_vm_compare(vm, &want, why, sizeof(why));
+	} else {
+		snprintf(why, sizeof(why), "%s", strerror(-ret));
+	}
+	demo_vm_free(&want);
+	if (ret) {
+		fprintf(stderr,
+			"migrate-demo: the destination's state is not the "
+			"source's: %s\n",
+			why);
+		return 1;
+	}
+	printf("verified: %zu RAM pages, cpu, timer, nic and the vfio-user "
+	       "device are identical to the source's at step %llu\n",
+	       vm->npages, (unsigned long long)vm->cpu.pc);
+	return 0;
+}
+
+/**
+ * load_failed() - Say why the guest is not started.
+ * @r: the load's figures and error.
+ * @ret: the load's error.
+ */
+static void load_failed(const struct demo_result *r, int ret)
+{
+	fprintf(stderr, "migrate-demo: refusing to start the guest: %s: %s\n",
+		ms_strerror(ret), r->errmsg);
+}
+
+/**
+ * print_load_summary() - Print what a destination loaded.
+ * @vm: the loaded machine.
+ * @r: the load's figures.
+ * @from: where it came from.
+ */
+static void print_load_summary(const struct demo_vm *vm,
+			       const struct demo_result *r, const char *from)
+{
+	printf("summary: loaded from %s: %.1f MiB in %.3f s (%.0f MB/s); "
+	       "guest resumed at step %llu\n",
+	       from, (double)r->bytes / (1 << 20), r->total_s,
+	       (double)r->bytes / secs_of(r) / 1e6,
+	       (unsigned long long)vm->cpu.pc);
+}
+
+/**
+ * run_listen() - Be the destination: accept up to --accept migrations.
+ * @o: the command line.
+ *
+ * Return: the exit status: 0 loaded and verified, 1 otherwise.
+ */
+static int run_listen(const struct options *o)
+{
+	struct demo_vm vm;
+	struct demo_result res;
+	struct conn c;
+	ms_stream *in = NULL;
+	unsigned n;
+	int lfd, ret = -ENOMEM;
+
+	lfd = tcp_listen(o->listen, o->port_file);
+	if (lfd < 0)
+		return 1;
+	print_machine(o, "destination");
+	for (n = 1; n <= o->accept; n++) {
+		ret = demo_vm_init_blank(&vm, &o->cfg);
+		if (ret) {
+			fprintf(stderr, "migrate-demo: %s\n", strerror(-ret));
+			demo_vm_free(&vm);
+			break;
+		}
+		if (!o->quiet)
+			printf("waiting for migration %u on %s\n", n,
+			       o->listen);
+		fflush(stdout);
+		memset(&c, 0, sizeof(c));
+		c.fd = accept(lfd, NULL, NULL);
+		if (c.fd < 0) {
+			ret = -errno;
+			fprintf(stderr, "migrate-demo: accept: %s\n",
+				strerror(errno));
+			demo_vm_free(&vm);
+			break;
+		}
+		c.drop_after = n == 1 ? o->drop_after : 0;
+		c.kill_after = n == 1 ? o->kill_after : 0;
+		ret = ms_stream_new_custom(&in, &conn_ops, &c, MS_STREAM_READER,
+					   &demo_read_opts);
+		if (!ret) {
+			ret = demo_load(&vm, in, &res);
+			ms_stream_close(in);
+		} else {
+			snprintf(res.errmsg, sizeof(res.errmsg), "%s",
+				 ms_strerror(ret));
+		}
+		send_ack(c.fd, ret, res.errmsg);
+		close(c.fd);
+		if (!ret) {
+			print_load_summary(&vm, &res, o->listen);
+			ret = verify(&vm, o);
+			demo_vm_free(&vm);
+			close(lfd);
+			return ret;
+		}
+		load_failed(&res, ret);
+		demo_vm_free(&vm);
+	}
+	close(lfd);
+	return 1;
+}
+
+/**
+ * run_restore() - Restore a snapshot (--from) and verify it.
+ * @o: the command line.
+ *
+ * Return: the exit status: 0, 1 or 2.
+ */
+static int run_restore(const struct options *o)
+{
+	struct demo_vm vm;
+	struct demo_result res;
+	ms_stream *in = NULL;
+	int fd, ret;
+
+	if (strncmp(o->from, "file:", 5)) {
+		fprintf(stderr,
+			"migrate-demo: --from '%s': file:PATH "
+			"expected\n",
+			o->from);
+		return 2;
+	}
+	fd = open(o->from + 5, O_RDONLY);
+	if (fd < 0) {
+		fprintf(stderr, "migrate-demo: %s: %s\n", o->from + 5,
+			strerror(errno));
+		return 1;
+	}
+	ret = demo_vm_init_blank(&vm, &o->cfg);
+	if (!ret)
+		ret = ms_stream_new_fd(&in, fd, MS_STREAM_READER, MS_FD_OWN,
+				       &demo_read_opts);
+	if (ret) {
+		fprintf(stderr, "migrate-demo: %s\n", strerror(-ret));
+		close(fd);
+		demo_vm_free(&vm);
+		return 1;
+	}
+	print_machine(o, "restore");
+	ret = demo_load(&vm, in, &res);
+	ms_stream_close(in);
+	if (!ret) {
+		print_load_summary(&vm, &res, o->from);
+		ret = verify(&vm, o);
+	} else {
+		load_failed(&res, ret);
+		ret = 1;
+	}
+	demo_vm_free(&vm);
+	return ret;
+}
+
+/*
+ * Command line.
+ */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: migrate-demo --to tcp:HOST:PORT|file:PATH [options]\n"
+		"       migrate-demo --listen tcp:HOST:PORT [options]\n"
+		"       migrate-demo --from file:PATH [options]\n"
+		"\n"
+		"Live-migrates a small emulated machine (RAM written by a "
+		"guest thread,\n"
+		"a CPU, a timer, a NIC and a device behind the vfio-user "
+		"adapter) with\n"
+		"libmigstream: the source sends precopy rounds, then stops "
+		"the guest for\n"
+		"stop-and-copy; the destination loads and checks every byte "
+		"against\n"
+		"the source's final state.  Both sides need the same machine "
+		"options.\n"
+		"\n"
+		"  --to tcp:HOST:PORT   migrate to a destination (source)\n"
+		"  --to file:PATH       write a snapshot\n"
+		"  --listen tcp:HOST:PORT  wait for a migration "
+		"(destination; port 0: any)\n"
+		"  --from file:PATH     restore a snapshot\n"
+		"  --qemu-profile       write QEMU's stream grammar (default: "
+		"native)\n"
+		"  --compress           zlib on every native chunk\n"
+		"  --downtime-ms N      downtime target (default 100)\n"
+		"  --max-rounds N       precopy rounds at most (default %d)\n"
+		"  --ram SIZE           RAM size (default 256M; k, M, G)\n"
+		"  --vdev-size SIZE     vfio-user device memory (default "
+		"1M)\n"
+		"  --zero-pct N         pages that start as zeros, in %% "
+		"(default 50)\n"
+		"  --dirty-rate N       guest page writes per second "
+		"(default %u; 0: idle)\n"
+		"  --seed N             seed of the contents (default 1)\n"
+		"  --nic-version N      NIC version this build saves and "
+		"loads (1 or 2)\n"
+		"  --attempts N         source: migrations to try (default "
+		"1)\n"
+		"  --accept N           destination: migrations to accept "
+		"(default 1)\n"
+		"  --port-file PATH     destination: write the port there\n"
+		"  --drop-after BYTES   destination: close the first "
+		"connection there\n"
+		"  --kill-after BYTES   destination: die by SIGKILL there\n"
+		"  --timeout-s N        destination, restore: give up after N "
+		"seconds\n"
+		"  --quiet              print only the summary\n"
+		"  --help               this text\n"
+		"\n"
+		"Exit status: 0 done, 1 the migration failed, 2 usage.\n",
+		DEMO_MAX_ROUNDS, DEMO_DEFAULT_RATE);
+}
+
+/**
+ * bad_value() - Report a bad option value.
+ * @opt: the option's name.
+ * @v: the value given.
+ * @want: what was expected.
+ *
+ * Return: 2, the usage exit status.
+ */
+static int bad_value(const char *opt, const char *v, const char *want)
+{
+	fprintf(stderr, "migrate-demo: --%s '%s': %s expected\n", opt, v, want);
+	return 2;
+}
+
+/**
+ * main() - Run the source, the destination or a restore.
+ * @argc: argument count.
+ * @argv: arguments.
+ *
+ * Return: 0 done, 1 the migration failed, 2 usage.
+ */
+int main(int argc, char **argv)
+{
+	enum {
+		OPT_TO = 256,
+		OPT_LISTEN,
+		OPT_FROM,
+		OPT_QEMU,
+		OPT_COMPRESS,
+		OPT_DOWNTIME,
+		OPT_ROUNDS,
+		OPT_RAM,
+		OPT_VDEV,
+		OPT_ZERO,
+		OPT_RATE,
+		OPT_SEED,
+		OPT_NIC,
+		OPT_ATTEMPTS,
+		OPT_ACCEPT,
+		OPT_PORT_FILE,
+		OPT_DROP,
+		OPT_KILL,
+		OPT_TIMEOUT,
+		OPT_QUIET,
+		OPT_HELP,
+	};
+	static const struct option longopts[] = {
+		{"to", required_argument, NULL, OPT_TO},
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"from", required_argument, NULL, OPT_FROM},
+		{"qemu-profile", no_argument, NULL, OPT_QEMU},
+		{"compress", no_argument, NULL, OPT_COMPRESS},
+		{"downtime-ms", required_argument, NULL, OPT_DOWNTIME},
+		{"max-rounds", required_argument, NULL, OPT_ROUNDS},
+		{"ram", required_argument, NULL, OPT_RAM},
+		{"vdev-size", required_argument, NULL, OPT_VDEV},
+		{"zero-pct", required_argument, NULL, OPT_ZERO},
+		{"dirty-rate", required_argument, NULL, OPT_RATE},
+		{"seed", required_argument, NULL, OPT_SEED},
+		{"nic-version", required_argument, NULL, OPT_NIC},
+		{"attempts", required_argument, NULL, OPT_ATTEMPTS},
+		{"accept", required_argument, NULL, OPT_ACCEPT},
+		{"port-file", required_argument, NULL, OPT_PORT_FILE},
+		{"drop-after", required_argument, NULL, OPT_DROP},
+		{"kill-after", required_argument, NULL, OPT_KILL},
+		{"timeout-s", required_argument, NULL, OPT_TIMEOUT},
+		{"quiet", no_argument, NULL, OPT_QUIET},
+		{"help", no_argument, NULL, OPT_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	struct options o = {
+		.cfg = {.ram_size = 256u << 20,
+			.vdev_size = DEMO_DEFAULT_VDEV,
+			.seed = 1,
+			.zero_pct = 50,
+			.rate = DEMO_DEFAULT_RATE,
+			.nic_version = DEMO_NIC_VERSION},
+		.save = {.profile = MS_PROFILE_NATIVE,
+			 .downtime_ms = 100,
+			 .max_rounds = DEMO_MAX_ROUNDS,
+			 .wait_ack = true},
+		.attempts = 1,
+		.accept = 1,
+	};
+	uint64_t v;
+	int c, modes;
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		v = optarg ? parse_size(optarg) : 0;
+		switch (c) {
+		case OPT_TO:
+			o.to = optarg;
+			break;
+		case OPT_LISTEN:
+			o.listen = optarg;
+			break;
+		case OPT_FROM:
+			o.from = optarg;
+			break;
+		case OPT_QEMU:
+			o.save.profile = MS_PROFILE_QEMU;
+			break;
+		case OPT_COMPRESS:
+			o.save.compress = true;
+			break;
+		case OPT_DOWNTIME:
+			if (!v || v > 3600000)
+				return bad_value("downtime-ms", optarg,
+						 "1 to 3600000");
+			o.save.downtime_ms = (unsigned)v;
+			break;
+		case OPT_ROUNDS:
+			if (!v || v > 10000)
+				return bad_value("max-rounds", optarg,
+						 "1 to 10000");
+			o.save.max_rounds = (unsigned)v;
+			break;
+		case OPT_RAM:
+			if (v < DEMO_PAGE || v % DEMO_PAGE ||
+			    v > ((uint64_t)64 << 30))
+				return bad_value("ram", optarg,
+						 "a multiple of 4k up to 64G");
+			o.cfg.ram_size = (size_t)v;
+			break;
+		case OPT_VDEV:
+			if (v < DEMO_PAGE || v > (1u << 30))
+				return bad_value("vdev-size", optarg,
+						 "4k to 1G");
+			o.cfg.vdev_size = (size_t)v;
+			break;
+		case OPT_ZERO:
+			if (v > 100 || (!v && strcmp(optarg, "0")))
+				return bad_value("zero-pct", optarg,
+						 "0 to 100");
+			o.cfg.zero_pct = (unsigned)v;
+			break;
+		case OPT_RATE:
+			if (v > 10000000 || (!v && strcmp(optarg, "0")))
+				return bad_value("dirty-rate", optarg,
+						 "0 to 10000000");
+			o.cfg.rate = (unsigned)v;
+			break;
+		case OPT_SEED:
+			if (!v && strcmp(optarg, "0"))
+				return bad_value("seed", optarg, "a number");
+			o.cfg.seed = v;
+			break;
+		case OPT_NIC:
+			if (v != 1 && v != 2)
+				return bad_value("nic-version", optarg,
+						 "1 or 2");
+			o.cfg.nic_version = (uint32_t)v;
+			break;
+		case OPT_ATTEMPTS:
+			if (!v || v > 100)
+				return bad_value("attempts", optarg,
+						 "1 to 100");
+			o.attempts = (unsigned)v;
+			break;
+		case OPT_ACCEPT:
+			if (!v || v > 100)
+				return bad_value("accept", optarg, "1 to 100");
+			o.accept = (unsigned)v;
+			break;
+		case OPT_PORT_FILE:
+			o.port_file = optarg;
+			break;
+		case OPT_DROP:
+			if (!v)
+				return bad_value("drop-after", optarg,
+						 "a byte count");
+			o.drop_after = v;
+			break;
+		case OPT_KILL:
+			if (!v)
+				return bad_value("kill-after", optarg,
+						 "a byte count");
+			o.kill_after = v;
+			break;
+		case OPT_TIMEOUT:
+			if (!v || v > 86400)
+				return bad_value("timeout-s", optarg,
+						 "1 to 86400");
+			o.timeout_s = (unsigned)v;
+			break;
+		case OPT_QUIET:
+			o.quiet = true;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	modes = !!o.to + !!o.listen + !!o.from;
+	if (optind < argc || modes != 1) {
+		fprintf(stderr, "migrate-demo: one of --to, --listen and "
+				"--from expected\n");
+		usage(stderr);
+		return 2;
+	}
+	if (o.save.compress && o.save.profile == MS_PROFILE_QEMU) {
+		fprintf(stderr, "migrate-demo: --compress needs the native "
+				"profile\n");
+		return 2;
+	}
+	/* A closed connection must give EPIPE, not kill the process. */
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (o.to) {
+		o.save.wait_ack = !strncmp(o.to, "tcp:", 4);
+		return run_source(&o);
+	}
+	/* A watchdog for scripts: a destination never waits forever. */
+	if (o.timeout_s && !o.to)
+		alarm(o.timeout_s);
+	if (o.listen)
+		return run_listen(&o);
+	return run_restore(&o);
+}

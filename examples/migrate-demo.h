@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migrate-demo: a small emulator model that embeds libmigstream.a.  This
+ * header is shared by the demo's command line (migrate-demo.c), its
+ * machine and migration code (migrate-demo-machine.c) and the
+ * demo-migrate benchmark case (bench/case-demo.c).
+ */
+#ifndef MIGRATE_DEMO_H
+#define MIGRATE_DEMO_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <migstream/migstream.h>
+
+#define DEMO_PAGE	  4096u
+#define DEMO_NREGS	  16
+#define DEMO_NIC_RING	  64
+#define DEMO_RAM_BLOCK	  "pc.ram"
+#define DEMO_NIC_VERSION  2u /* version 2 added the MTU */
+#define DEMO_DEFAULT_VDEV (1u << 20)
+#define DEMO_DEFAULT_RATE 5000u /* guest page writes per second */
+#define DEMO_MAX_ROUNDS	  30
+#define DEMO_ACK_MAX	  512
+
+/**
+ * struct demo_cpu - The CPU: registers, with the FPU in a subsection.
+ * @regs: general registers.
+ * @pc: the guest's program counter: the number of steps it ran.  The
+ *      destination replays that many steps to know what to expect.
+ * @flags: a flags register.
+ * @fpu: FPU registers, sent in the "cpu/fpu" subsection when not all 0.
+ */
+struct demo_cpu {
+	uint64_t regs[DEMO_NREGS];
+	uint64_t pc;
+	uint32_t flags;
+	uint64_t fpu[8];
+};
+
+/**
+ * struct demo_timer - A periodic timer.
+ * @expire_ns: next expiry.
+ * @period_ns: period.
+ * @fired: expiries so far.
+ * @enabled: 0 or 1.
+ */
+struct demo_timer {
+	uint64_t expire_ns;
+	uint32_t period_ns;
+	uint64_t fired;
+	uint8_t enabled;
+};
+
+/**
+ * struct demo_nic - A small network card.
+ * @mac: its address.
+ * @rx_head: receive ring index.
+ * @tx_head: transmit ring index.
+ * @rx_packets: packets received.
+ * @ring: descriptor ring.
+ * @mtu: version 2 and later; 1500 when loaded from version 1.
+ */
+struct demo_nic {
+	uint8_t mac[6];
+	uint32_t rx_head;
+	uint32_t tx_head;
+	uint64_t rx_packets;
+	uint32_t ring[DEMO_NIC_RING];
+	uint16_t mtu;
+};
+
+/**
+ * struct demo_vdev - The device behind the vfio-user adapter.
+ * @mem: device memory, iterative (sent in rounds while the guest runs).
+ * @dirty: one flag per DEMO_PAGE block of @mem.
+ * @nblocks: blocks in @mem.
+ * @ndirty: dirty blocks.
+ * @regs: registers, saved at stop-and-copy.
+ * @reg: the device's own registry (vdev-mem, vdev-regs).
+ * @adapter: the vfio-user adapter serving it.
+ * @buf: a window's worth of bytes for read_data().
+ */
+struct demo_vdev {
+	uint8_t *mem;
+	uint8_t *dirty;
+	size_t nblocks;
+	size_t ndirty;
+	uint32_t regs[DEMO_NREGS];
+	ms_registry *reg;
+	ms_vfu_adapter *adapter;
+	uint8_t *buf;
+};
+
+/**
+ * struct demo_stats - What one migration did.
+ * @rounds: precopy rounds.
+ * @pages: RAM page records sent, @zero_pages of them zero records.
+ * @zero_pages: see @pages.
+ * @resent: pages sent more than once.
+ * @round_pages: page records of the current round.
+ * @round_zero: zero records of the current round.
+ */
+struct demo_stats {
+	unsigned rounds;
+	uint64_t pages;
+	uint64_t zero_pages;
+	uint64_t resent;
+	uint64_t round_pages;
+	uint64_t round_zero;
+};
+
+/**
+ * struct demo_config - How the machine is built.
+ * @ram_size: bytes of RAM (a multiple of DEMO_PAGE).
+ * @vdev_size: bytes of the vfio-user device's memory.
+ * @seed: the initial contents and the guest's writes derive from it.
+ * @zero_pct: percentage of RAM pages that start as zeros.
+ * @rate: guest steps (page writes) per second; 0 for an idle guest.
+ * @nic_version: the NIC version this build saves and loads.
+ */
+struct demo_config {
+	size_t ram_size;
+	size_t vdev_size;
+	uint64_t seed;
+	unsigned zero_pct;
+	unsigned rate;
+	uint32_t nic_version;
+};
+
+/**
+ * struct demo_vm - The machine.
+ * @cfg: how it was built.
+ * @ram: guest RAM, page-aligned.
+ * @npages: pages of RAM.
+ * @dirty: one flag per page, under @lock.
+ * @ndirty: set flags, under @lock.
+ * @sent: one flag per page: sent at least once in this migration.
+ * @maybe_set: one flag per page: it may hold non-zero bytes (all set in a
+ *             source's machine, none in a blank one), so that loading a
+ *             zero page does not read or write memory known to be zero.
+ * @cursor: where the current RAM round is.
+ * @cpu: the CPU.
+ * @timer: the timer.
+ * @nic: the NIC.
+ * @vdev: the vfio-user device.
+ * @lock: taken by the guest for each step and by the migration while it
+ *        reads RAM, device memory or the dirty flags.
+ * @guest: the guest thread, while @running.
+ * @running: whether the guest thread runs.
+ * @stop: tells the guest thread to stop.
+ * @stats: the current migration's counters.
+ * @verbose: print each round.
+ */
+struct demo_vm {
+	struct demo_config cfg;
+	uint8_t *ram;
+	size_t npages;
+	uint8_t *dirty;
+	size_t ndirty;
+	uint8_t *sent;
+	uint8_t *maybe_set;
+	size_t cursor;
+	struct demo_cpu cpu;
+	struct demo_timer timer;
+	struct demo_nic nic;
+	struct demo_vdev vdev;
+	pthread_mutex_t lock;
+	pthread_t guest;
+	bool running;
+	atomic_bool stop;
+	struct demo_stats stats;
+	bool verbose;
+};
+
+int demo_vm_init(struct demo_vm *vm, const struct demo_config *cfg);
+int demo_vm_init_blank(struct demo_vm *vm, const struct demo_config *cfg);
+void demo_vm_free(struct demo_vm *vm);
+void demo_vm_step(struct demo_vm *vm, uint64_t n);
+int demo_guest_start(struct demo_vm *vm);
+void demo_guest_stop(struct demo_vm *vm);
+int demo_vm_registry(struct demo_vm *vm, ms_registry **out);
+int demo_vm_compare(const struct demo_vm *got, const struct demo_vm *want,
+		    char *why, size_t why_len);
+
+/**
+ * struct demo_save_opts - How the source migrates.
+ * @profile: MS_PROFILE_NATIVE or MS_PROFILE_QEMU.
+ * @compress: zlib level 1 on every native chunk.
+ * @downtime_ms: the downtime target.
+ * @max_rounds: precopy rounds before stop-and-copy is forced.
+ * @wait_ack: read the destination's answer after the stream (TCP).
+ */
+struct demo_save_opts {
+	ms_profile profile;
+	bool compress;
+	unsigned downtime_ms;
+	unsigned max_rounds;
+	bool wait_ack;
+};
+
+/**
+ * struct demo_result - What a migration reports.
+ * @bytes: stream bytes written (or read).
+ * @total_s: seconds from the first byte to the end (to the destination's
+ *           answer for TCP).
+ * @downtime_s: seconds the guest was stopped, until the destination said
+ *              it resumed (TCP) or until the stream was complete (file).
+ * @err_offset: stream offset reached when the migration failed.
+ * @errmsg: why it failed.
+ */
+struct demo_result {
+	uint64_t bytes;
+	double total_s;
+	double downtime_s;
+	uint64_t err_offset;
+	char errmsg[768];
+};
+
+/*
+ * Settings of the destination's reader: a buffer that holds a whole
+ * native DATA record, which the codec then checks and parses in place.
+ */
+extern const ms_stream_opts demo_read_opts;
+
+int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
+	      struct demo_result *res);
+int demo_load(struct demo_vm *vm, ms_stream *in, struct demo_result *res);
+double demo_now(void);
+
+#endif
