@@ -600,6 +600,24 @@ static ssize_t payload_read(void *opaque, void *buf, size_t len)
 	return (ssize_t)n;
 }
 
+/* The same, lent in place: the DATA bytes where they lie (the record in
+ * the input's buffer or rbuf, or the inflated dbuf), until the next. */
+static ssize_t payload_borrow(void *opaque, const uint8_t **p)
+{
+	ms_reader *r = opaque;
+	size_t n;
+
+	if (nat_next_data(r))
+		return r->err;
+	if (!r->dleft)
+		return 0;
+	n = r->dleft;
+	*p = r->dp;
+	r->dp += n;
+	r->dleft = 0;
+	return (ssize_t)n;
+}
+
 static const ms_stream_ops payload_ops = {
 	MS_STREAM_OPS_VERSION, NULL, payload_read, NULL, NULL,
 };
@@ -613,8 +631,8 @@ static int nat_open_payload(ms_reader *r, enum ropen what)
 	r->dleft = 0;
 	r->data_end = false;
 	r->data_total = 0;
-	ret = ms_stream_new_custom(&r->payload, &payload_ops, r,
-				   MS_STREAM_READER, &so);
+	ret = ms__stream_new_borrowing(&r->payload, &payload_ops,
+				       payload_borrow, r, &so);
 	if (ret)
 		return rfail(r, ret, ms_stream_tell(r->s), "out of memory");
 	return 0;

@@ -77,6 +77,13 @@ int ms__stream_new_window(ms_stream **out, ms_stream *parent, uint64_t limit,
 /* Bytes of the window not yet taken from its parent. */
 uint64_t ms__window_left(const ms_stream *w);
 
+/* A custom reader whose source can also lend its next bytes in place
+ * (@borrow: > 0 bytes at *p, valid until the next read or borrow; 0 at
+ * the end; or a negative errno); gets are served from them directly. */
+int ms__stream_new_borrowing(ms_stream **out, const ms_stream_ops *ops,
+			     ssize_t (*borrow)(void *opaque, const uint8_t **p),
+			     void *opaque, const ms_stream_opts *opts);
+
 /* A feed reader with nothing to read yet and no end marked. */
 bool ms__stream_is_starved(const ms_stream *s);
 /* Whether @s is a feed reader (its buffer moves when it is fed). */

@@ -31,11 +31,42 @@ static int custom_close(ms_stream *s)
 
 /* One table per combination, so that missing ops stay NULL for the core. */
 static const struct ms__transport custom_transports[4] = {
-	{custom_writev, custom_read, NULL, NULL},
-	{custom_writev, custom_read, custom_wait, NULL},
-	{custom_writev, custom_read, NULL, custom_close},
-	{custom_writev, custom_read, custom_wait, custom_close},
+	{custom_writev, custom_read, NULL, NULL, NULL},
+	{custom_writev, custom_read, custom_wait, NULL, NULL},
+	{custom_writev, custom_read, NULL, custom_close, NULL},
+	{custom_writev, custom_read, custom_wait, custom_close, NULL},
 };
+
+static ssize_t custom_borrow(ms_stream *s, const uint8_t **p)
+{
+	return s->borrow_fn(s->ops_opaque, p);
+}
+
+static const struct ms__transport borrowing_transport = {
+	.read = custom_read,
+	.borrow = custom_borrow,
+};
+
+int ms__stream_new_borrowing(ms_stream **out, const ms_stream_ops *ops,
+			     ssize_t (*borrow)(void *opaque, const uint8_t **p),
+			     void *opaque, const ms_stream_opts *opts)
+{
+	ms_stream *s;
+	int ret;
+
+	if (!ops->read || ops->wait || ops->close)
+		return -EINVAL;
+	ret = ms__stream_create_buffered(&s, MS_STREAM_READER, MS__KIND_CUSTOM,
+					 opts);
+	if (ret)
+		return ret;
+	s->ops = ops;
+	s->ops_opaque = opaque;
+	s->borrow_fn = borrow;
+	s->t = &borrowing_transport;
+	*out = s;
+	return 0;
+}
 
 int ms_stream_new_custom(ms_stream **out, const ms_stream_ops *ops,
 			 void *opaque, ms_stream_mode mode,

@@ -29,6 +29,10 @@ struct ms__transport {
 	ssize_t (*read)(ms_stream *s, void *buf, size_t len);
 	int (*wait)(ms_stream *s, int events); /* NULL: EAGAIN fails */
 	int (*close)(ms_stream *s);
+	/* Optional, readers: the next bytes where they lie, consumed from
+	 * the source; valid until the next read or borrow.  Like read: > 0
+	 * bytes, 0 at the end, or a negative errno. */
+	ssize_t (*borrow)(ms_stream *s, const uint8_t **p);
 };
 
 /* Staging memory an iovec-array writer handed out and must keep. */
@@ -50,7 +54,9 @@ struct ms_stream {
 	const ms_allocator *alloc;
 	const struct ms__transport *t; /* NULL for memory and feed */
 	bool buf_owned;
-	bool eof; /* reader: the sink reported the end */
+	bool eof;      /* reader: the sink reported the end */
+	bool borrowed; /* reader: buf is the source's memory, not own_buf */
+	uint8_t *own_buf;
 	size_t buf_size;
 	size_t zc_threshold;
 	int timeout_ms;
@@ -104,6 +110,7 @@ struct ms_stream {
 	/* Custom. */
 	const ms_stream_ops *ops;
 	void *ops_opaque;
+	ssize_t (*borrow_fn)(void *opaque, const uint8_t **p);
 
 	/* Counters. */
 	uint64_t copied;

@@ -217,6 +217,8 @@ void ms__stream_destroy(ms_stream *s)
 		next = c->next;
 		ms__free(s->alloc, c);
 	}
+	if (s->borrowed)
+		s->buf = s->own_buf;
 	if (s->buf_owned)
 		ms__free(s->alloc, s->buf);
 	ms__free(s->alloc, s->riov);
@@ -785,16 +787,64 @@ static int fail_short(ms_stream *s, uint64_t start, uint64_t need,
  * buf[buf_pos...].  Returns what is available, possibly less when the
  * data ends; the stream may have failed.
  */
+/* The source's next bytes in place (see struct ms__transport.borrow). */
+static ssize_t sink_borrow(ms_stream *s, const uint8_t **p)
+{
+	ssize_t n;
+
+	s->sink_calls++;
+	n = s->t->borrow(s, p);
+	if (n > 0) {
+		s->received += (size_t)n;
+		s->zero_copied += (size_t)n;
+		return n;
+	}
+	if (n == 0) {
+		s->eof = true;
+		return 0;
+	}
+	return ms__stream_fail(
+		s, (int)n, s->received, "read error at offset %llu: %s",
+		(unsigned long long)s->received, ms_strerror((int)n));
+}
+
 static size_t fill(ms_stream *s, size_t need)
 {
 	size_t have = s->buf_len - s->buf_pos;
 
 	if (have >= need || s->err || !s->t || s->eof)
 		return have;
-	if (s->buf_pos) {
+	if (s->borrowed) {
+		/* What is left of the borrowed bytes moves to our own buffer
+		 * before the source moves on (have < need <= buf_cap). */
+		memcpy(s->own_buf, s->buf + s->buf_pos, have);
+		s->copied += have;
+		s->buf = s->own_buf;
+		s->borrowed = false;
+		s->buf_pos = 0;
+		s->buf_len = have;
+	} else if (s->buf_pos) {
 		memmove(s->buf, s->buf + s->buf_pos, have);
 		s->buf_pos = 0;
 		s->buf_len = have;
+	}
+	if (!have && s->t->borrow) {
+		const uint8_t *p = NULL;
+		ssize_t n = sink_borrow(s, &p);
+
+		if (n <= 0)
+			return 0;
+		if ((size_t)n >= need) {
+			/* Read in place: no copy at all. */
+			s->own_buf = s->buf;
+			s->buf = (uint8_t *)(uintptr_t)p;
+			s->borrowed = true;
+			s->buf_len = (size_t)n;
+			return (size_t)n;
+		}
+		memcpy(s->buf, p, (size_t)n);
+		s->copied += (size_t)n;
+		s->buf_len = (size_t)n;
 	}
 	while (s->buf_len < need && !s->eof && !s->err) {
 		ssize_t n = sink_read(s, s->buf + s->buf_len,

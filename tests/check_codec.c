@@ -2835,6 +2835,87 @@ START_TEST(test_codec_feed_reader_fed_mid_payload)
 }
 END_TEST
 
+/*
+ * The payload of a native element is read where its DATA records lie
+ * (in the input's buffer) when a read fits in one record, and gathered
+ * otherwise: peeks, gets and skips of every size across 16-byte records
+ * return the payload's bytes in order.
+ */
+START_TEST(test_codec_native_payload_across_records)
+{
+	static const size_t steps[] = {1, 3, 8, 12, 16, 17, 40, 100};
+	ms_codec_opts o = copts(MS_PROFILE_NATIVE);
+	uint8_t pay[3000], got[128];
+	const uint8_t *pk, *d;
+	ms_section_hdr h;
+	ms_stream *w, *in, *pl;
+	ms_writer *wr;
+	ms_reader *r;
+	ms_record rec;
+	size_t len, pos = 0, i = 0, n;
+	uint32_t v32;
+
+	for (n = 0; n < sizeof(pay); n++)
+		pay[n] = (uint8_t)(n * 13 + (n >> 8));
+	o.chunk_size = 16;
+	ck_assert_int_eq(ms_stream_new_mem(&w, 0, NULL), 0);
+	ck_assert_int_eq(ms_writer_new(&wr, w, &o), 0);
+	ck_assert_int_eq(ms_writer_header(wr), 0);
+	memset(&h, 0, sizeof(h));
+	h.type = MS_REC_FULL;
+	h.version_id = 1;
+	strcpy(h.idstr, "dev");
+	ck_assert_int_eq(ms_writer_begin(wr, &h, &pl), 0);
+	ck_assert_int_eq(ms_put_buffer(pl, pay, sizeof(pay)), 0);
+	ck_assert_int_eq(ms_writer_end(wr), 0);
+	ck_assert_int_eq(ms_writer_eof(wr), 0);
+	ck_assert_int_eq(ms_writer_finish(wr), 0);
+	ms_stream_mem_view(w, &d, &len);
+
+	ck_assert_int_eq(ms_stream_new_mem_reader(&in, d, len, NULL), 0);
+	ck_assert_int_eq(ms_reader_new(&r, in, NULL), 0);
+	ck_assert_int_eq(ms_reader_next(r, &rec), 1);
+	pl = ms_reader_payload(r);
+	while (pos + 200 < sizeof(pay)) {
+		n = steps[i++ % (sizeof(steps) / sizeof(steps[0]))];
+		switch (i % 4) {
+		case 0:
+			ck_assert_int_eq(ms_peek(pl, &pk, n), (ssize_t)n);
+			ck_assert_mem_eq(pk, pay + pos, n);
+			ck_assert_int_eq(ms_get_buffer(pl, got, n), 0);
+			break;
+		case 1:
+			ck_assert_int_eq(ms_get_be32(pl, &v32), 0);
+			ck_assert_uint_eq(
+				v32, ((uint32_t)pay[pos] << 24) |
+					     ((uint32_t)pay[pos + 1] << 16) |
+					     ((uint32_t)pay[pos + 2] << 8) |
+					     pay[pos + 3]);
+			pos += 4;
+			continue;
+		case 2:
+			ck_assert_int_eq(ms_skip(pl, n), 0);
+			pos += n;
+			continue;
+		default:
+			ck_assert_int_eq(ms_get_buffer(pl, got, n), 0);
+			break;
+		}
+		ck_assert_mem_eq(got, pay + pos, n);
+		pos += n;
+	}
+	ck_assert_int_eq(ms_get_buffer(pl, got, 100), 0);
+	ck_assert_mem_eq(got, pay + pos, 100);
+	while (ms_reader_next(r, &rec) == 1)
+		;
+	ck_assert_int_eq(ms_reader_error(r), 0);
+	ms_reader_free(r);
+	ms_stream_close(in);
+	ms_writer_free(wr);
+	ms_stream_close(w);
+}
+END_TEST
+
 START_TEST(test_codec_subsection_roundtrip)
 {
 	char name[MS_COUNTED_STRING_MAX + 1], want[256];
@@ -2984,6 +3065,7 @@ static Suite *codec_suite(void)
 	tc = tcase_create("subsections");
 	tcase_add_test(tc, test_codec_subsection_roundtrip);
 	tcase_add_loop_test(tc, test_codec_feed_reader_fed_mid_payload, 0, 2);
+	tcase_add_test(tc, test_codec_native_payload_across_records);
 	tcase_add_test(tc, test_codec_subsection_other_parent);
 	suite_add_tcase(s, tc);
 	return s;
