@@ -583,39 +583,39 @@ static int nat_next_data(ms_reader *r)
 	return r->err;
 }
 
-/* The dechunking stream's sink: payload bytes of the open element. */
-static ssize_t payload_read(void *opaque, void *buf, size_t len)
+/*
+ * Take up to @max bytes of the open element's payload where they lie (the
+ * DATA record in the input's buffer or rbuf, or the inflated dbuf; valid
+ * until the next take): their number, 0 at its end, or the error.
+ */
+static ssize_t payload_take(ms_reader *r, const uint8_t **p, size_t max)
 {
-	ms_reader *r = opaque;
 	size_t n;
 
 	if (nat_next_data(r))
 		return r->err;
-	if (!r->dleft)
-		return 0;
-	n = len < r->dleft ? len : r->dleft;
-	memcpy(buf, r->dp, n);
+	n = max < r->dleft ? max : r->dleft;
+	*p = r->dp;
 	r->dp += n;
 	r->dleft -= n;
 	return (ssize_t)n;
 }
 
-/* The same, lent in place: the DATA bytes where they lie (the record in
- * the input's buffer or rbuf, or the inflated dbuf), until the next. */
+/* The dechunking stream's sink: payload bytes of the open element. */
+static ssize_t payload_read(void *opaque, void *buf, size_t len)
+{
+	const uint8_t *p = NULL;
+	ssize_t n = payload_take(opaque, &p, len);
+
+	if (n > 0)
+		memcpy(buf, p, (size_t)n);
+	return n;
+}
+
+/* The same, lent in place: a whole DATA record's bytes at a time. */
 static ssize_t payload_borrow(void *opaque, const uint8_t **p)
 {
-	ms_reader *r = opaque;
-	size_t n;
-
-	if (nat_next_data(r))
-		return r->err;
-	if (!r->dleft)
-		return 0;
-	n = r->dleft;
-	*p = r->dp;
-	r->dp += n;
-	r->dleft = 0;
-	return (ssize_t)n;
+	return payload_take(opaque, p, SIZE_MAX);
 }
 
 static const ms_stream_ops payload_ops = {

@@ -839,17 +839,27 @@ static int load_feed_start(ms_load *ld)
 	return 0;
 }
 
-int ms_load_feed(ms_load *ld, const void *buf, size_t len)
+/* A fed load ready for data: 0, -EINVAL for a load that is run, or the
+ * sticky error. */
+static int load_feed_ready(ms_load *ld)
 {
-	int ret;
-
-	assert(ld);
 	if (ld->err)
 		return ld->err;
 	if (!ld->feed && ld->r)
 		return -EINVAL;
 	if (!ld->feed && load_feed_start(ld))
 		return ld->err;
+	return 0;
+}
+
+int ms_load_feed(ms_load *ld, const void *buf, size_t len)
+{
+	int ret;
+
+	assert(ld);
+	ret = load_feed_ready(ld);
+	if (ret)
+		return ret;
 	if (ld->complete && len)
 		return load_fail(ld, -EBADMSG, ms_stream_tell(ld->feed),
 				 "data after the end of the stream");
@@ -866,12 +876,9 @@ int ms_load_feed_reserve(ms_load *ld, size_t len, void **room)
 
 	assert(ld && room);
 	*room = NULL;
-	if (ld->err)
-		return ld->err;
-	if (!ld->feed && ld->r)
-		return -EINVAL;
-	if (!ld->feed && load_feed_start(ld))
-		return ld->err;
+	ret = load_feed_ready(ld);
+	if (ret)
+		return ret;
 	ret = ms_stream_feed_reserve(ld->feed, len, room);
 	if (ret == -EINVAL)
 		return ret; /* after ms_load_finish(): the load stays as it is */
