@@ -561,7 +561,14 @@ static int nat_next_data(ms_reader *r)
 				return ret;
 			continue;
 		}
-		if (t == -1 || (t >= 0 && t != MS__NREC_DATA)) {
+		/* Every element is followed by a record (its footer, the
+		 * next element, the trailer): the input ending here is a cut
+		 * stream, said as such rather than as a short payload. */
+		if (t == -1)
+			return rfail(r, -ENODATA, ms_stream_tell(r->s),
+				     "stream truncated: it ends inside an "
+				     "element's payload");
+		if (t >= 0 && t != MS__NREC_DATA) {
 			r->data_end = true;
 			break;
 		}

@@ -1971,6 +1971,13 @@ START_TEST(test_codec_hostile_native_lengths)
 	nb_rec_len(&x, MS_REC_FULL, 0, MS_NATIVE_MAX_RECORD, pay, sizeof(pay));
 	expect_err(&x.b, NULL, -ENODATA, 16, "record payload");
 	b_free(&x.b);
+	/* A stream that ends right after a section's header: cut inside
+	 * the section, said so where the input ends. */
+	nb_header(&x, 1, 3);
+	nb_section(&x, MS_REC_FULL, 1, "dev", 1);
+	expect_err(&x.b, NULL, -ENODATA, 16 + 6 + 16 + 4,
+		   "ends inside an element's payload");
+	b_free(&x.b);
 
 	/* Compressed DATA announcing a raw size over the limit. */
 	nb_header(&x, 1, 3);
