@@ -42,8 +42,9 @@ struct ms_save {
 	ms_stream *s;
 	ms_save_opts o;
 	int err;
-	int stage;   /* 0 new, 1 set up, 2 completing, 3 complete */
-	size_t step; /* completion: the next END/FULL step */
+	uint64_t err_offset; /* output offset of the error */
+	int stage;	     /* 0 new, 1 set up, 2 completing, 3 complete */
+	size_t step;	     /* completion: the next END/FULL step */
 	char errmsg[768];
 };
 
@@ -170,14 +171,17 @@ static int save_fail(ms_save *sv, int err, const struct handler *h,
 	if (sv->err)
 		return sv->err;
 	sv->err = err < 0 ? err : -EIO;
+	/* Where the output failed, if it did; else how far the save got. */
+	sv->err_offset = ms_stream_error(sv->s) ? ms_stream_error_offset(sv->s)
+						: ms_stream_tell(sv->s);
 	if (h)
 		n = snprintf(sv->errmsg, sizeof(sv->errmsg),
 			     "offset %llu: section %u '%s': ",
-			     (unsigned long long)ms_stream_tell(sv->s),
-			     h->section_id, h->idstr);
+			     (unsigned long long)sv->err_offset, h->section_id,
+			     h->idstr);
 	else
 		n = snprintf(sv->errmsg, sizeof(sv->errmsg), "offset %llu: ",
-			     (unsigned long long)ms_stream_tell(sv->s));
+			     (unsigned long long)sv->err_offset);
 	if (n < 0 || (size_t)n >= sizeof(sv->errmsg))
 		n = 0;
 	va_start(ap, fmt);
@@ -231,6 +235,16 @@ int ms_save_new(ms_save **out, ms_registry *reg, ms_stream *s,
 const char *ms_save_errmsg(const ms_save *sv)
 {
 	return sv->err ? sv->errmsg : "";
+}
+
+int ms_save_error(const ms_save *sv)
+{
+	return sv->err;
+}
+
+uint64_t ms_save_error_offset(const ms_save *sv)
+{
+	return sv->err ? sv->err_offset : 0;
 }
 
 /* Run one save callback inside its own section. */

@@ -894,6 +894,7 @@ START_TEST(test_driver_save_reports_stream_error)
 	ms_registry *reg;
 	ms_stream *s;
 	ms_save *sv;
+	char want[32];
 
 	memset(&so, 0, sizeof(so));
 	so.version = MS_SAVE_OPTS_VERSION;
@@ -904,8 +905,16 @@ START_TEST(test_driver_save_reports_stream_error)
 	ck_assert_int_eq(ms_stream_new_mem(&s, 64, NULL), 0);
 	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
 	ck_assert_int_eq(ms_save_setup(sv), 0);
+	ck_assert_int_eq(ms_save_error(sv), 0);
+	ck_assert_uint_eq(ms_save_error_offset(sv), 0);
 	ck_assert_int_eq(ms_save_complete(sv), -ENOSPC);
 	ck_assert_ptr_nonnull(strstr(ms_save_errmsg(sv), "section 0 'dev'"));
+	/* The error, and where the output failed, also as numbers. */
+	ck_assert_int_eq(ms_save_error(sv), -ENOSPC);
+	ck_assert_uint_eq(ms_save_error_offset(sv), ms_stream_error_offset(s));
+	snprintf(want, sizeof(want),
+		 "offset %llu: ", (unsigned long long)ms_save_error_offset(sv));
+	ck_assert_ptr_eq(strstr(ms_save_errmsg(sv), want), ms_save_errmsg(sv));
 	ms_save_free(sv);
 	ms_stream_close(s);
 	ms_registry_free(reg);

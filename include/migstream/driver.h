@@ -208,6 +208,25 @@ void ms_save_free(ms_save *sv);
  */
 const char *ms_save_errmsg(const ms_save *sv);
 
+/**
+ * ms_save_error() - The save's sticky error.
+ * @sv: a save.
+ *
+ * Return: 0, or the negative errno the first failure returned.
+ */
+int ms_save_error(const ms_save *sv);
+
+/**
+ * ms_save_error_offset() - Output offset of the save's error.
+ * @sv: a save.
+ *
+ * Return: where the output stream failed (its ms_stream_error_offset():
+ * the bytes its sink had taken), or, for a failure of a handler or of the
+ * save's own checks, the bytes the save had put by then; 0 without an
+ * error.  The same offset starts ms_save_errmsg().
+ */
+uint64_t ms_save_error_offset(const ms_save *sv);
+
 #define MS_LOAD_OPTS_VERSION 1
 
 /**
