@@ -124,6 +124,42 @@ static int parse_tcp(const char *addr, char *host, size_t hlen,
 }
 
 /**
+ * resolve_tcp() - Look up a "tcp:HOST:PORT" address, saying what is wrong.
+ * @addr: the address.
+ * @flags: getaddrinfo()'s ai_flags (AI_PASSIVE to listen).
+ * @ai: receives the list, for freeaddrinfo().
+ * @port: receives the PORT part of @addr.
+ *
+ * Return: 0, or -EINVAL after a message.
+ */
+static int resolve_tcp(const char *addr, int flags, struct addrinfo **ai,
+		       const char **port)
+{
+	struct addrinfo hints;
+	char host[256];
+	int ret;
+
+	if (parse_tcp(addr, host, sizeof(host), port)) {
+		fprintf(stderr,
+			"migrate-demo: bad address '%s': "
+			"tcp:HOST:PORT expected\n",
+			addr);
+		return -EINVAL;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = flags;
+	ret = getaddrinfo(host, *port, &hints, ai);
+	if (ret) {
+		fprintf(stderr, "migrate-demo: %s: %s\n", addr,
+			gai_strerror(ret));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/**
  * secs_of() - Seconds of a result, never 0.
  * @r: the result.
  *
@@ -140,29 +176,14 @@ static double secs_of(const struct demo_result *r)
 
 static int tcp_connect(const char *addr)
 {
-	struct addrinfo hints, *ai, *p;
+	struct addrinfo *ai, *p;
 	double deadline = demo_now() + CONNECT_TIMEOUT_S;
 	struct timespec pause = {0, 100 * 1000 * 1000};
 	const char *port;
-	char host[256];
-	int fd = -1, ret;
+	int fd = -1, ret = 0;
 
-	if (parse_tcp(addr, host, sizeof(host), &port)) {
-		fprintf(stderr,
-			"migrate-demo: bad address '%s': "
-			"tcp:HOST:PORT expected\n",
-			addr);
+	if (resolve_tcp(addr, 0, &ai, &port))
 		return -EINVAL;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	ret = getaddrinfo(host, port, &hints, &ai);
-	if (ret) {
-		fprintf(stderr, "migrate-demo: %s: %s\n", addr,
-			gai_strerror(ret));
-		return -EINVAL;
-	}
 	/* The destination may not listen yet: retry for a while. */
 	for (;;) {
 		for (p = ai; p; p = p->ai_next) {
@@ -404,31 +425,16 @@ static const ms_stream_ops conn_ops = {
  */
 static int tcp_listen(const char *addr, const char *port_file)
 {
-	struct addrinfo hints, *ai, *p;
+	struct addrinfo *ai, *p;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	const char *port;
-	char host[256], pbuf[32];
-	int fd = -1, one = 1, ret;
+	char pbuf[32];
+	int fd = -1, one = 1, ret = 0;
 	FILE *f;
 
-	if (parse_tcp(addr, host, sizeof(host), &port)) {
-		fprintf(stderr,
-			"migrate-demo: bad address '%s': "
-			"tcp:HOST:PORT expected\n",
-			addr);
+	if (resolve_tcp(addr, AI_PASSIVE, &ai, &port))
 		return -EINVAL;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	ret = getaddrinfo(host, port, &hints, &ai);
-	if (ret) {
-		fprintf(stderr, "migrate-demo: %s: %s\n", addr,
-			gai_strerror(ret));
-		return -EINVAL;
-	}
 	for (p = ai; p; p = p->ai_next) {
 		fd = socket(p->ai_family, p->ai_socktype, p->ai_protocol);
 		if (fd < 0)

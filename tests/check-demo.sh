@@ -297,6 +297,11 @@ demo usage-zlib --to "file:$tmp/x" --qemu-profile --compress
 [ $rc -eq 2 ] || ko "--compress with QEMU: exit $rc, 2 expected"
 demo usage-to --to "udp:1.2.3.4:5"
 [ $rc -eq 2 ] || ko "bad --to: exit $rc, 2 expected"
+for side in to listen; do
+	demo "badtcp-$side" --$side "tcp:127.0.0.1"
+	[ $rc -eq 1 ] || ko "--$side without a port: exit $rc, 1 expected"
+	expect "badtcp-$side" err "bad address 'tcp:127.0.0.1': tcp:HOST:PORT expected"
+done
 demo missing --from "file:$tmp/does-not-exist"
 [ $rc -eq 1 ] || ko "missing file: exit $rc, 1 expected"
 expect missing err "does-not-exist: No such file"
