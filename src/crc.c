@@ -87,17 +87,20 @@ static const uint32_t crc_tab[8][256] = {
 	CRC_R256(CRC_T4), CRC_R256(CRC_T5), CRC_R256(CRC_T6), CRC_R256(CRC_T7),
 };
 
+/* Four bytes as a little-endian value (the reflected CRC's order). */
+static uint32_t load_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
 /* Slicing-by-8, for short inputs. */
 static uint32_t crc32_short(uint32_t crc, const uint8_t *p, size_t len)
 {
 	crc = ~crc;
 	while (len >= 8) {
-		/* The next eight bytes as a little-endian value. */
-		uint32_t lo =
-			crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 |
-			       (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
-		uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 |
-			      (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+		uint32_t lo = crc ^ load_le32(p);
+		uint32_t hi = load_le32(p + 4);
 
 		crc = crc_tab[7][lo & 0xff] ^ crc_tab[6][(lo >> 8) & 0xff] ^
 		      crc_tab[5][(lo >> 16) & 0xff] ^ crc_tab[4][lo >> 24] ^
@@ -107,9 +110,7 @@ static uint32_t crc32_short(uint32_t crc, const uint8_t *p, size_t len)
 		len -= 8;
 	}
 	if (len >= 4) {
-		uint32_t v =
-			crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 |
-			       (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+		uint32_t v = crc ^ load_le32(p);
 
 		crc = crc_tab[3][v & 0xff] ^ crc_tab[2][(v >> 8) & 0xff] ^
 		      crc_tab[1][(v >> 16) & 0xff] ^ crc_tab[0][v >> 24];
