@@ -683,10 +683,10 @@ static bool native_element_ready(ms_load *ld, const uint8_t *p, size_t n,
 	bool head;
 
 	if (first) {
-		if (n < 16)
+		if (n < MS__NATIVE_HEADER_SIZE)
 			return at_end;
 		/* Header flags: is there a CRC after each record? */
-		crc = ms__load_be16(p + 10) & 0x0001 ? 4 : 0;
+		crc = ms__load_be16(p + 10) & MS__NFEAT_CRC32 ? 4 : 0;
 	} else {
 		crc = ld->native_crc;
 	}
@@ -695,7 +695,7 @@ static bool native_element_ready(ms_load *ld, const uint8_t *p, size_t n,
 		off = ld->nscan_off;
 		head = ld->nscan_head;
 	} else {
-		off = first ? 16 : 0;
+		off = first ? MS__NATIVE_HEADER_SIZE : 0;
 		head = false;
 	}
 	for (;;) {
@@ -733,7 +733,7 @@ static bool qemu_section_ready(ms_load *ld, const uint8_t *p, size_t n,
 	if (at_end || ld->o.codec.no_footers)
 		return true;
 	for (; i + 5 <= n; i++) {
-		if (p[i] == 0x7e && ms__load_be32(p + i + 1) == id) {
+		if (p[i] == MS_REC_FOOTER && ms__load_be32(p + i + 1) == id) {
 			ld->scan_from = i + 1;
 			return true;
 		}
@@ -761,7 +761,8 @@ static int load_pump(ms_load *ld, bool at_end)
 				return 0;
 			native = ld->native;
 			if (!ld->started) {
-				if ((size_t)n < 16 && !at_end)
+				if ((size_t)n < MS__NATIVE_HEADER_SIZE &&
+				    !at_end)
 					return 0;
 				native = (size_t)n >= 8 &&
 					 !memcmp(p, ms__native_magic, 8);
@@ -866,6 +867,25 @@ static int load_feed_ready(ms_load *ld)
 	return 0;
 }
 
+/* Bytes fed after the end of the stream fail the load. */
+static int load_past_end(ms_load *ld, size_t len)
+{
+	if (ld->complete && len)
+		return load_fail(ld, -EBADMSG, ms_stream_tell(ld->feed),
+				 "data after the end of the stream");
+	return 0;
+}
+
+/* Data was appended to the feed (@ret: how that went): load what is
+ * complete now. */
+static int load_fed(ms_load *ld, int ret)
+{
+	if (ret)
+		return load_fail(ld, ret, ms_stream_tell(ld->feed), "%s",
+				 ms_stream_errmsg(ld->feed));
+	return load_pump(ld, false);
+}
+
 int ms_load_feed(ms_load *ld, const void *buf, size_t len)
 {
 	int ret;
@@ -874,14 +894,9 @@ int ms_load_feed(ms_load *ld, const void *buf, size_t len)
 	ret = load_feed_ready(ld);
 	if (ret)
 		return ret;
-	if (ld->complete && len)
-		return load_fail(ld, -EBADMSG, ms_stream_tell(ld->feed),
-				 "data after the end of the stream");
-	ret = ms_stream_feed(ld->feed, buf, len);
-	if (ret)
-		return load_fail(ld, ret, ms_stream_tell(ld->feed), "%s",
-				 ms_stream_errmsg(ld->feed));
-	return load_pump(ld, false);
+	if (load_past_end(ld, len))
+		return ld->err;
+	return load_fed(ld, ms_stream_feed(ld->feed, buf, len));
 }
 
 int ms_load_feed_reserve(ms_load *ld, size_t len, void **room)
@@ -904,30 +919,24 @@ int ms_load_feed_reserve(ms_load *ld, size_t len, void **room)
 
 int ms_load_feed_commit(ms_load *ld, size_t len)
 {
-	int ret;
-
 	assert(ld);
 	if (ld->err)
 		return ld->err;
 	if (!ld->feed || ms__feed_commit_ok(ld->feed, len))
 		return -EINVAL;
-	if (ld->complete && len)
-		return load_fail(ld, -EBADMSG, ms_stream_tell(ld->feed),
-				 "data after the end of the stream");
-	ret = ms_stream_feed_commit(ld->feed, len);
-	if (ret)
-		return load_fail(ld, ret, ms_stream_tell(ld->feed), "%s",
-				 ms_stream_errmsg(ld->feed));
-	return load_pump(ld, false);
+	if (load_past_end(ld, len))
+		return ld->err;
+	return load_fed(ld, ms_stream_feed_commit(ld->feed, len));
 }
 
 int ms_load_finish(ms_load *ld)
 {
+	int ret;
+
 	assert(ld);
-	if (ld->err)
-		return ld->err;
-	if (!ld->feed && load_feed_start(ld))
-		return ld->err;
+	ret = load_feed_ready(ld);
+	if (ret)
+		return ret;
 	ms_stream_feed_end(ld->feed);
 	if (load_pump(ld, true))
 		return ld->err;

@@ -451,6 +451,9 @@ START_TEST(test_driver_feed_in_place_misuse)
 	ck_assert_int_eq(ms_load_run(ld, in), 0);
 	ck_assert_int_eq(ms_load_feed_reserve(ld, 10, &room), -EINVAL);
 	ck_assert_ptr_null(room);
+	/* Nor finished as if it had been fed (it once leaked its reader). */
+	ck_assert_int_eq(ms_load_finish(ld), -EINVAL);
+	ck_assert_int_eq(ms_load_error(ld), 0);
 	ms_load_free(ld);
 	ms_stream_close(in);
 

@@ -316,8 +316,9 @@ int ms_load_feed_commit(ms_load *ld, size_t len);
  * ms_load_finish() - Tell a fed load that no more data will come.
  * @ld: a load.
  *
- * Return: 0 if the stream was complete and loaded, otherwise the error
- * (-ENODATA with the offset for a truncated stream).
+ * Return: 0 if the stream was complete and loaded, -EINVAL for a load
+ * that was run (ms_load_run()), not fed, otherwise the error (-ENODATA
+ * with the offset for a truncated stream).
  */
 int ms_load_finish(ms_load *ld);
 
