@@ -270,6 +270,15 @@ for c in "hook:RAM_SAVE_FLAG_HOOK (0x80)" "past:offset below 0x1000" \
 		ko "verify ${c%%:*}: $(cat "$tmp/err")"
 done
 
+# Capabilities in two subsections, 128 in all: refused at the total, not
+# written past the table (this once crashed the tool).
+expect_invalid "capabilities" info "$src/tests/fuzz/corpus/dump_walk/config-caps-overflow"
+grep -qF "at most 64 capabilities expected, found 64 more after 64" "$tmp/err" ||
+	ko "capabilities: $(cat "$tmp/err")"
+# ... and info's status line says where, once.
+grep -q "^status:     stopped at offset 0xd3: at most 64" "$tmp/out" ||
+	ko "capabilities: status line: $(grep status "$tmp/out")"
+
 # Exit statuses: I/O errors 3, usage errors 2.
 run verify "$tmp/does-not-exist"
 [ $rc -eq 3 ] || ko "missing file: exit $rc, 3 expected"

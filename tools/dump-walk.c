@@ -363,11 +363,12 @@ static int config_parse(struct dump_walk *w)
 			if (!d)
 				return k->err;
 			n = be32(d);
-			if (n > DUMP_MAX_CAPS)
+			/* In all: the subsection may come more than once. */
+			if (n > DUMP_MAX_CAPS - w->ncaps)
 				return bad(w, -EBADMSG,
 					   "at most %u capabilities expected, "
-					   "found %u",
-					   DUMP_MAX_CAPS, n);
+					   "found %u more after %u",
+					   DUMP_MAX_CAPS, n, w->ncaps);
 			if (skip(w, 4))
 				return k->err;
 			for (i = 0; i < n; i++) {

@@ -193,6 +193,8 @@ static void info_text(const struct dump_walk *w)
 					   : ", verified up to the error");
 	if (w->complete)
 		printf("status:     complete\n");
+	else if (!strncmp(w->errmsg, "offset ", 7))
+		printf("status:     stopped at %s\n", w->errmsg);
 	else
 		printf("status:     stopped at offset 0x%" PRIx64 ": %s\n",
 		       w->end, w->errmsg);
