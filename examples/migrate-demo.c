@@ -430,15 +430,17 @@ static int tcp_listen(const char *addr, const char *port_file)
 	socklen_t sl = sizeof(ss);
 	const char *port;
 	char pbuf[32];
-	int fd = -1, one = 1, ret = 0;
+	int fd = -1, one = 1, ret = EADDRNOTAVAIL;
 	FILE *f;
 
 	if (resolve_tcp(addr, AI_PASSIVE, &ai, &port))
 		return -EINVAL;
 	for (p = ai; p; p = p->ai_next) {
 		fd = socket(p->ai_family, p->ai_socktype, p->ai_protocol);
-		if (fd < 0)
+		if (fd < 0) {
+			ret = errno;
 			continue;
+		}
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (!bind(fd, p->ai_addr, p->ai_addrlen) && !listen(fd, 4))
 			break;

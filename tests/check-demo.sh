@@ -302,6 +302,10 @@ for side in to listen; do
 	[ $rc -eq 1 ] || ko "--$side without a port: exit $rc, 1 expected"
 	expect "badtcp-$side" err "bad address 'tcp:127.0.0.1': tcp:HOST:PORT expected"
 done
+# An address that is not this machine's: refused, with the reason.
+demo nolisten --listen "tcp:192.0.2.1:5000" --timeout-s 20
+[ $rc -eq 1 ] || ko "--listen on a foreign address: exit $rc, 1 expected"
+expect nolisten err "cannot listen on tcp:192.0.2.1:5000: "
 demo missing --from "file:$tmp/does-not-exist"
 [ $rc -eq 1 ] || ko "missing file: exit $rc, 1 expected"
 expect missing err "does-not-exist: No such file"
