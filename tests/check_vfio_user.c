@@ -598,6 +598,7 @@ struct mig {
 	uint64_t max_chunk, chunks, dst_rounds;
 	uint64_t held_max; /* v1: the most the source held */
 	bool held_bad;
+	uint8_t head[4]; /* the stream's first bytes (its magic) */
 	unsigned precopy;
 	double seconds;
 	/* Internal. */
@@ -628,6 +629,10 @@ static int pipe_sink(const void *buf, size_t len, void *opaque)
 	uint64_t start = m->off;
 	int ret;
 
+	if (start < sizeof(m->head))
+		memcpy(m->head + start, buf,
+		       len < sizeof(m->head) - start ? len
+						     : sizeof(m->head) - start);
 	m->off += len;
 	if (m->flip_at >= 0 && (uint64_t)m->flip_at >= start &&
 	    (uint64_t)m->flip_at < start + len) {
@@ -1388,6 +1393,11 @@ START_TEST(test_vfio_user_qemu_profile)
 	mig_init(&m, _i % 2 + 1, _i / 2 ? 4 * KiB : 64 * KiB);
 	m.profile = MS_PROFILE_QEMU;
 	roundtrip(&m, &c, 21);
+	/* QEMU's grammar went through the window, not the native one. */
+	ck_assert_uint_eq(((uint32_t)m.head[0] << 24) |
+				  ((uint32_t)m.head[1] << 16) |
+				  ((uint32_t)m.head[2] << 8) | m.head[3],
+			  MS_QEMU_MAGIC);
 }
 END_TEST
 
