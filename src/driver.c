@@ -10,6 +10,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,8 +59,14 @@ struct ms_load {
 	bool have_rec; /* rec read, its payload not loaded yet */
 	ms_record rec;
 	struct handler *cur;
-	uint64_t scan_from; /* QEMU feed: footer search resumes here */
-	bool nscan_valid;   /* native feed: the element scan so far */
+	uint64_t scan_from;   /* QEMU feed: footer search resumes here */
+	bool footer_seen;     /* QEMU feed: a footer may end the section */
+	size_t retry_at;      /* bytes there were when the next element last
+			     * ran out of data; 0 if it has not */
+	size_t max_fed;	      /* the most bytes a fed load holds */
+	uint64_t attempts;    /* tries of a record or payload (for tests) */
+	uint64_t tried_bytes; /* bytes those tries read (for tests) */
+	bool nscan_valid;     /* native feed: the element scan so far */
 	bool nscan_head;
 	size_t nscan_off;
 	bool started; /* the file header was read */
@@ -479,12 +486,20 @@ int ms_load_new(ms_load **out, ms_registry *reg, const ms_load_opts *opts)
 		return -ENOMEM;
 	memset(ld, 0, sizeof(*ld));
 	if (opts) {
-		if (opts->version != MS_LOAD_OPTS_VERSION) {
+		/* A version-1 caller's structure ends before max_fed_bytes. */
+		if (opts->version == 1) {
+			memcpy(&ld->o, opts,
+			       offsetof(ms_load_opts, max_fed_bytes));
+		} else if (opts->version == MS_LOAD_OPTS_VERSION) {
+			ld->o = *opts;
+		} else {
 			ms__free(reg->a, ld);
 			return -EINVAL;
 		}
-		ld->o = *opts;
+		ld->o.version = MS_LOAD_OPTS_VERSION;
 	}
+	ld->max_fed = ld->o.max_fed_bytes ? ld->o.max_fed_bytes
+					  : MS_DEFAULT_MAX_FED_BYTES;
 	if (!ld->o.codec.version) {
 		ld->o.codec.version = MS_CODEC_OPTS_VERSION;
 		ld->o.codec.profile = MS_PROFILE_AUTO;
@@ -571,6 +586,8 @@ static int load_payload(ms_load *ld)
 
 	ret = ld->cur->ops->load(p, rec->section.version_id, rec->section.type,
 				 ld->cur->opaque);
+	ld->attempts++;
+	ld->tried_bytes += ms_stream_tell(p) - start;
 	perr = ms_stream_error(p);
 	if (ld->feed && perr == -EAGAIN && p == ld->feed)
 		return -EAGAIN;
@@ -670,6 +687,17 @@ int ms_load_run(ms_load *ld, ms_stream *s)
  * Fed loads.
  */
 
+size_t ms__load_max_fed(const ms_load *ld)
+{
+	return ld->max_fed;
+}
+
+void ms__load_counts(const ms_load *ld, uint64_t *attempts, uint64_t *bytes)
+{
+	*attempts = ld->attempts;
+	*bytes = ld->tried_bytes;
+}
+
 /*
  * Native: is the next element complete in the fed data?  It starts after
  * what is left of the previous element's DATA records; it is complete
@@ -723,94 +751,134 @@ static bool native_element_ready(ms_load *ld, const uint8_t *p, size_t n,
 	}
 }
 
-/* QEMU: could the open section's payload be complete? (footer search) */
+/*
+ * Fed QEMU loads parse again from the start of a record or section when
+ * more data has come: the stream does not say where either ends.  Each
+ * retry reads at most what is there, so retrying on every chunk would be
+ * quadratic (a section full of byte sequences that look like its footer
+ * made the handler run again at each one).  An element that ran out of
+ * data with @ld->retry_at bytes there is tried again only once they have
+ * doubled: the tries of one element then read less than twice what it
+ * finally needed, whatever the chunks and the payload.  At the end of the
+ * data (@force), or when the load holds all it may, it is tried at once.
+ */
+static bool retry_due(const ms_load *ld, size_t n, bool force)
+{
+	return force || n / 2 >= ld->retry_at;
+}
+
+/* QEMU: could the open section's payload be complete?  Linear in the
+ * data: the footer search resumes where it stopped. */
 static bool qemu_section_ready(ms_load *ld, const uint8_t *p, size_t n,
-			       bool at_end)
+			       bool force)
 {
 	uint32_t id = ld->rec.section.section_id;
 	size_t i = ld->scan_from;
 
-	if (at_end || ld->o.codec.no_footers)
-		return true;
-	for (; i + 5 <= n; i++) {
+	if (force || ld->o.codec.no_footers)
+		ld->footer_seen = true;
+	for (; !ld->footer_seen && i + 5 <= n; i++) {
 		if (p[i] == MS_REC_FOOTER && ms__load_be32(p + i + 1) == id) {
 			ld->scan_from = i + 1;
-			return true;
+			ld->footer_seen = true;
 		}
 	}
-	ld->scan_from = n > 4 ? n - 4 : 0;
-	return false;
+	if (!ld->footer_seen)
+		ld->scan_from = n > 4 ? n - 4 : 0;
+	return ld->footer_seen && retry_due(ld, n, force);
+}
+
+/* The next element has been loaded: start afresh. */
+static void load_advanced(ms_load *ld)
+{
+	ld->retry_at = 0;
+	ld->footer_seen = false;
+	ld->scan_from = 0;
+}
+
+/*
+ * Read the next record of a fed load (@n bytes are there).  Returns 1
+ * for a record, 0 to wait for more data or at the end of the stream, or
+ * the error.
+ */
+static int load_pump_record(ms_load *ld, const uint8_t *p, size_t n,
+			    bool at_end, bool force)
+{
+	uint64_t from = ms_stream_tell(ld->feed);
+	void *saved;
+	bool native;
+	int ret;
+
+	if (ld->complete)
+		return 0;
+	native = ld->native;
+	if (!ld->started) {
+		if (n < MS__NATIVE_HEADER_SIZE && !at_end)
+			return 0;
+		native = n >= 8 && !memcmp(p, ms__native_magic, 8);
+	}
+	/* A native element is read only once complete. */
+	if (native && !native_element_ready(ld, p, n, at_end, !ld->started))
+		return 0;
+	if (!native && !retry_due(ld, n, force))
+		return 0;
+	/* Try the next record; undo all if data ran out. */
+	saved = ms__reader_snapshot(ld->r, ld->snap);
+	ms__feed_mark(ld->feed);
+	ret = ms_reader_next(ld->r, &ld->rec);
+	ld->attempts++;
+	ld->tried_bytes += ms_stream_tell(ld->feed) - from;
+	if (ret == -EAGAIN && !at_end && !native) {
+		ms__reader_restore(ld->r, saved);
+		ms__feed_rewind(ld->feed);
+		ld->retry_at = n ? n : 1;
+		return 0;
+	}
+	ms__feed_unmark(ld->feed);
+	if (ret == -EAGAIN && !at_end)
+		return load_fail(ld, -EBADMSG, ms_reader_error_offset(ld->r),
+				 "%s (an incomplete native element)",
+				 ms_reader_errmsg(ld->r));
+	if (ret < 0)
+		return load_reader_fail(ld);
+	ms__reader_commit(ld->r);
+	ld->nscan_valid = false; /* the next element starts */
+	load_advanced(ld);
+	if (!ld->started) {
+		ld->started = true;
+		ld->native = ms_reader_profile(ld->r) == MS_PROFILE_NATIVE;
+		ld->native_crc = ms__reader_native_crc(ld->r);
+	}
+	if (ret == 0)
+		ld->complete = true;
+	return ret;
 }
 
 /* Load what the fed data allows. */
 static int load_pump(ms_load *ld, bool at_end)
 {
 	const uint8_t *p;
-	ssize_t n;
+	size_t n;
+	ssize_t k;
+	bool force;
 	int ret;
 
 	for (;;) {
-		n = ms_peek(ld->feed, &p, ms_stream_available(ld->feed));
-		if (n < 0)
-			n = 0;
+		k = ms_peek(ld->feed, &p, ms_stream_available(ld->feed));
+		n = k < 0 ? 0 : (size_t)k;
+		force = at_end || n >= ld->max_fed;
 		if (!ld->have_rec) {
-			void *saved;
-			bool native;
-
-			if (ld->complete)
-				return 0;
-			native = ld->native;
-			if (!ld->started) {
-				if ((size_t)n < MS__NATIVE_HEADER_SIZE &&
-				    !at_end)
-					return 0;
-				native = (size_t)n >= 8 &&
-					 !memcmp(p, ms__native_magic, 8);
-			}
-			/* A native element is read only once complete. */
-			if (native &&
-			    !native_element_ready(ld, p, (size_t)n, at_end,
-						  !ld->started))
-				return 0;
-			/* Try the next record; undo all if data ran out. */
-			saved = ms__reader_snapshot(ld->r, ld->snap);
-			ms__feed_mark(ld->feed);
-			ret = ms_reader_next(ld->r, &ld->rec);
-			if (ret == -EAGAIN && !at_end && !native) {
-				ms__reader_restore(ld->r, saved);
-				ms__feed_rewind(ld->feed);
-				return 0;
-			}
-			ms__feed_unmark(ld->feed);
-			if (ret == -EAGAIN && !at_end)
-				return load_fail(ld, -EBADMSG,
-						 ms_reader_error_offset(ld->r),
-						 "%s (an incomplete native "
-						 "element)",
-						 ms_reader_errmsg(ld->r));
-			if (ret < 0)
-				return load_reader_fail(ld);
-			ms__reader_commit(ld->r);
-			ld->nscan_valid = false; /* the next element starts */
-			if (!ld->started) {
-				ld->started = true;
-				ld->native = ms_reader_profile(ld->r) ==
-					     MS_PROFILE_NATIVE;
-				ld->native_crc = ms__reader_native_crc(ld->r);
-			}
-			if (ret == 0) {
-				ld->complete = true;
-				return 0;
-			}
+			ret = load_pump_record(ld, p, n, at_end, force);
+			if (ret <= 0)
+				return ret;
 			ld->have_rec = true;
-			ld->scan_from = 0;
 			continue;
 		}
 		/* A section whose handler has not run yet. */
 		if (!ld->native &&
 		    (ld->rec.type >= MS_REC_START &&
 		     ld->rec.type <= MS_REC_FULL) &&
-		    !qemu_section_ready(ld, p, (size_t)n, at_end))
+		    !qemu_section_ready(ld, p, n, force))
 			return 0;
 		ms__feed_mark(ld->feed);
 		ret = load_record(ld);
@@ -825,12 +893,15 @@ static int load_pump(ms_load *ld, bool at_end)
 					ld->rec.section.section_id,
 					ld->rec.section.idstr);
 			ms__feed_rewind(ld->feed);
+			ld->retry_at = n ? n : 1;
+			ld->footer_seen = false;
 			return 0;
 		}
 		ms__feed_unmark(ld->feed);
 		if (ret)
 			return ld->err;
 		ld->have_rec = false;
+		load_advanced(ld);
 	}
 }
 
@@ -886,21 +957,63 @@ static int load_fed(ms_load *ld, int ret)
 	return load_pump(ld, false);
 }
 
+/* The load would hold more than it may: refuse, naming the option. */
+static int load_over_cap(ms_load *ld, size_t held, size_t more)
+{
+	uint64_t off = ms_stream_tell(ld->feed);
+
+	if (ld->have_rec && ld->rec.type >= MS_REC_START &&
+	    ld->rec.type <= MS_REC_FULL)
+		return load_fail(ld, -EFBIG, ld->rec.offset,
+				 "offset 0x%llx: section %u '%s': a fed load "
+				 "holding %zu bytes of this unfinished "
+				 "section and what follows it cannot take %zu "
+				 "more: over the limit of %zu "
+				 "(ms_load_opts.max_fed_bytes)",
+				 (unsigned long long)ld->rec.offset,
+				 ld->rec.section.section_id,
+				 ld->rec.section.idstr, held, more,
+				 ld->max_fed);
+	return load_fail(ld, -EFBIG, off,
+			 "offset 0x%llx: a fed load holding %zu bytes of an "
+			 "unfinished element and what follows it cannot take "
+			 "%zu more: over the limit of %zu "
+			 "(ms_load_opts.max_fed_bytes)",
+			 (unsigned long long)off, held, more, ld->max_fed);
+}
+
 int ms_load_feed(ms_load *ld, const void *buf, size_t len)
 {
+	const uint8_t *b = buf;
+	size_t held, take;
 	int ret;
 
 	assert(ld);
 	ret = load_feed_ready(ld);
 	if (ret)
 		return ret;
-	if (load_past_end(ld, len))
-		return ld->err;
-	return load_fed(ld, ms_stream_feed(ld->feed, buf, len));
+	if (!buf && len)
+		return -EINVAL;
+	/* In slices that fit under the limit, each loaded before the next
+	 * is taken: a chunk may complete many sections. */
+	do {
+		if (load_past_end(ld, len))
+			return ld->err;
+		held = ms_stream_available(ld->feed);
+		if (held >= ld->max_fed && len)
+			return load_over_cap(ld, held, len);
+		take = ld->max_fed - held < len ? ld->max_fed - held : len;
+		if (load_fed(ld, ms_stream_feed(ld->feed, b, take)))
+			return ld->err;
+		b += take;
+		len -= take;
+	} while (len);
+	return 0;
 }
 
 int ms_load_feed_reserve(ms_load *ld, size_t len, void **room)
 {
+	size_t held;
 	int ret;
 
 	assert(ld && room);
@@ -908,6 +1021,9 @@ int ms_load_feed_reserve(ms_load *ld, size_t len, void **room)
 	ret = load_feed_ready(ld);
 	if (ret)
 		return ret;
+	held = ms_stream_available(ld->feed);
+	if (!ld->complete && (held > ld->max_fed || len > ld->max_fed - held))
+		return load_over_cap(ld, held, len);
 	ret = ms_stream_feed_reserve(ld->feed, len, room);
 	if (ret == -EINVAL)
 		return ret; /* after ms_load_finish(): the load stays as it is */

@@ -91,4 +91,15 @@ bool ms__stream_is_feed(const ms_stream *s);
 /* 0 if ms_stream_feed_commit(@s, @len) would be accepted, else -EINVAL. */
 int ms__feed_commit_ok(const ms_stream *s, size_t len);
 
+struct ms_load;
+/* What a fed load has tried so far: the runs of the reader or of a
+ * handler, and the bytes they read; tests hold these to O(input). */
+void ms__load_counts(const struct ms_load *ld, uint64_t *attempts,
+		     uint64_t *bytes);
+/* The ms_load_opts.max_fed_bytes a load uses. */
+size_t ms__load_max_fed(const struct ms_load *ld);
+struct ms_vfu_adapter;
+/* The same for the adapter's load in progress (0 without one). */
+size_t ms__vfu_max_fed(const struct ms_vfu_adapter *a);
+
 #endif /* MIGSTREAM_INTERNAL_H */

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "migstream/driver.h"
 #include "migstream/vfio_user.h"
 
 #define MAX_WINDOW (1u << 20)
@@ -163,6 +164,11 @@ void ms_vfu_adapter_free(ms_vfu_adapter *a)
 size_t ms_vfu_window_size(const ms_vfu_adapter *a)
 {
 	return a->window;
+}
+
+size_t ms__vfu_max_fed(const ms_vfu_adapter *a)
+{
+	return a->ld ? ms__load_max_fed(a->ld) : 0;
 }
 
 ms_vfu_migr_state ms_vfu_state(const ms_vfu_adapter *a)
@@ -377,6 +383,11 @@ static int load_start(ms_vfu_adapter *a)
 	lo.version = MS_LOAD_OPTS_VERSION;
 	lo.codec = a->o.codec;
 	lo.codec.profile = MS_PROFILE_AUTO;
+	/* v1 reserves a whole window per round on top of the section being
+	 * loaded: the same sections load in either API version. */
+	lo.max_fed_bytes = MS_DEFAULT_MAX_FED_BYTES;
+	if (a->o.api == MS_VFU_MIGR_CALLBACKS_V1)
+		lo.max_fed_bytes += a->window;
 	ret = ms_load_new(&a->ld, a->reg, &lo);
 	if (ret) {
 		load_end(a);

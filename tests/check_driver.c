@@ -7,6 +7,9 @@
  */
 #include "config.h"
 
+#include <stddef.h>
+
+#include "internal.h"
 #include "ms-test.h"
 
 #define PAGES 64
@@ -924,6 +927,306 @@ START_TEST(test_driver_save_reports_stream_error)
 }
 END_TEST
 
+/*
+ * Hostile fed loads: costs counted (not timed) and the held-bytes limit.
+ */
+
+/* A device whose state is be32 length, then that many bytes of a pattern:
+ * by default "7e 00 00 00 00", its own footer (section id 0) over and over. */
+struct blob {
+	uint32_t len;
+	const uint8_t *pattern;
+	size_t plen;
+	uint32_t loaded;
+};
+
+static const uint8_t fake_footer[5] = {0x7e, 0, 0, 0, 0};
+
+static int blob_save(ms_stream *s, void *opaque)
+{
+	const struct blob *b = opaque;
+	uint32_t i;
+
+	ms_put_be32(s, b->len);
+	for (i = 0; i < b->len; i++)
+		ms_put_u8(s, b->pattern[i % b->plen]);
+	return ms_stream_error(s);
+}
+
+static int blob_load(ms_stream *s, uint32_t version, uint8_t type, void *opaque)
+{
+	struct blob *b = opaque;
+	uint8_t buf[4096];
+	uint32_t len, i, k, n;
+
+	(void)version;
+	(void)type;
+	b->loaded = 0;
+	if (ms_get_be32(s, &len))
+		return ms_stream_error(s);
+	for (i = 0; i < len; i += n) {
+		n = len - i < sizeof(buf) ? len - i : (uint32_t)sizeof(buf);
+		if (ms_get_buffer(s, buf, n))
+			return ms_stream_error(s);
+		for (k = 0; k < n; k++)
+			if (buf[k] != b->pattern[(i + k) % b->plen])
+				return -EINVAL;
+	}
+	b->loaded = len;
+	return 0;
+}
+
+static const ms_handler_ops blob_ops = {
+	.version = MS_HANDLER_OPS_VERSION,
+	.save_state = blob_save,
+	.load = blob_load,
+};
+
+/* A stream of one blob section of @len bytes. */
+static uint8_t *blob_stream(ms_codec_opts c, uint32_t len, size_t *out_len)
+{
+	struct blob b = {len, fake_footer, sizeof(fake_footer), 0};
+	const uint8_t *data;
+	ms_registry *reg;
+	ms_save_opts so;
+	ms_stream *s;
+	ms_save *sv;
+	uint8_t *copy;
+
+	memset(&so, 0, sizeof(so));
+	so.version = MS_SAVE_OPTS_VERSION;
+	so.codec = c;
+	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
+	ck_assert_int_eq(ms_registry_add(reg, "blob", 0, 1, 1, &blob_ops, &b),
+			 0);
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
+	ck_assert_int_eq(ms_save_setup(sv), 0);
+	ck_assert_int_eq(ms_save_complete(sv), 0);
+	ms_save_free(sv);
+	ms_stream_mem_view(s, &data, out_len);
+	copy = malloc(*out_len);
+	memcpy(copy, data, *out_len);
+	ms_stream_close(s);
+	ms_registry_free(reg);
+	return copy;
+}
+
+/* Feed @data in @chunk bytes (by copy, or in place when @inplace) into a
+ * load of one blob with @lo; returns what the load ended with. */
+static int blob_feed(const uint8_t *data, size_t len, size_t chunk,
+		     bool inplace, const ms_load_opts *lo, struct blob *b,
+		     ms_load **out)
+{
+	ms_registry *reg;
+	ms_load *ld;
+	size_t off, n;
+	void *room;
+	int ret = 0;
+
+	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
+	ck_assert_int_eq(ms_registry_add(reg, "blob", 0, 1, 1, &blob_ops, b),
+			 0);
+	ck_assert_int_eq(ms_load_new(&ld, reg, lo), 0);
+	for (off = 0; off < len && !ret; off += n) {
+		n = len - off < chunk ? len - off : chunk;
+		if (inplace) {
+			ret = ms_load_feed_reserve(ld, n, &room);
+			if (!ret) {
+				memcpy(room, data + off, n);
+				ret = ms_load_feed_commit(ld, n);
+			}
+		} else {
+			ret = ms_load_feed(ld, data + off, n);
+		}
+	}
+	if (!ret)
+		ret = ms_load_finish(ld);
+	*out = ld;
+	/* The registry outlives the load only as long as the caller looks. */
+	ms_registry_free(reg);
+	return ret;
+}
+
+/*
+ * A QEMU section full of its own footer's bytes, fed in small chunks: every
+ * one of them once made the handler run again from the section's start.
+ * The tries are counted; with and without footers.
+ */
+START_TEST(test_driver_fed_fake_footers_linear)
+{
+	ms_codec_opts c = codec(MS_PROFILE_QEMU, 0);
+	const uint32_t size = 256u << 10;
+	uint64_t attempts, bytes;
+	struct blob b = {0, fake_footer, sizeof(fake_footer), 0};
+	uint8_t *data;
+	ms_load *ld;
+	size_t len;
+	int ret;
+
+	ms_load_opts lo;
+
+	c.no_footers = _i;
+	data = blob_stream(c, size, &len);
+	memset(&lo, 0, sizeof(lo));
+	lo.version = MS_LOAD_OPTS_VERSION;
+	lo.codec = c;
+	ret = blob_feed(data, len, 256, false, &lo, &b, &ld);
+	ck_assert_msg(ret == 0, "%s", ms_load_errmsg(ld));
+	ck_assert_uint_eq(b.loaded, size);
+	ms__load_counts(ld, &attempts, &bytes);
+	/* Doubling from 256 bytes to 256 KiB: about 11 runs of the handler,
+	 * reading less than twice the section; the records around it add a
+	 * few tries of a few bytes. */
+	ck_assert_msg(attempts <= 40, "%llu tries",
+		      (unsigned long long)attempts);
+	ck_assert_msg(bytes <= 3 * (uint64_t)len, "%llu bytes read for %zu",
+		      (unsigned long long)bytes, len);
+	ms_load_free(ld);
+	free(data);
+}
+END_TEST
+
+/* The same for the reader's own retries: a configuration of 64K
+ * capabilities (about 128 KiB) fed 16 bytes at a time. */
+START_TEST(test_driver_fed_long_configuration_linear)
+{
+	static const char sub[] = "configuration/capabilities";
+	ms_codec_opts c = codec(MS_PROFILE_QEMU, 0);
+	struct blob b = {0, fake_footer, sizeof(fake_footer), 0};
+	uint64_t attempts, bytes;
+	const uint8_t *d;
+	uint8_t *extra, *p;
+	ms_writer *w;
+	ms_stream *s;
+	ms_load *ld;
+	size_t n, i, caps = 65536;
+
+	/* u8 0x05, cstr name, be32 version, be32 count, then "a" each. */
+	n = 1 + 1 + strlen(sub) + 4 + 4 + caps * 2;
+	extra = p = malloc(n);
+	*p++ = MS_REC_SUBSECTION;
+	*p++ = (uint8_t)strlen(sub);
+	memcpy(p, sub, strlen(sub));
+	p += strlen(sub);
+	memcpy(p, "\0\0\0\1", 4);
+	p += 4;
+	*p++ = (uint8_t)(caps >> 24);
+	*p++ = (uint8_t)(caps >> 16);
+	*p++ = (uint8_t)(caps >> 8);
+	*p++ = (uint8_t)caps;
+	for (i = 0; i < caps; i++) {
+		*p++ = 1;
+		*p++ = 'a';
+	}
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
+	ck_assert_int_eq(ms_writer_new(&w, s, &c), 0);
+	ck_assert_int_eq(ms_writer_header(w), 0);
+	ck_assert_int_eq(ms_writer_configuration(w, "pc", extra, n), 0);
+	ck_assert_int_eq(ms_writer_eof(w), 0);
+	ck_assert_int_eq(ms_writer_finish(w), 0);
+	ms_writer_free(w);
+	ck_assert_int_eq(ms_stream_mem_view(s, &d, &n), 0);
+	ck_assert_msg(blob_feed(d, n, 16, _i, NULL, &b, &ld) == 0, "%s",
+		      ms_load_errmsg(ld));
+	ms__load_counts(ld, &attempts, &bytes);
+	ck_assert_msg(attempts <= 40, "%llu tries",
+		      (unsigned long long)attempts);
+	ck_assert_msg(bytes <= 3 * (uint64_t)n, "%llu bytes read for %zu",
+		      (unsigned long long)bytes, n);
+	ms_load_free(ld);
+	ms_stream_close(s);
+	free(extra);
+}
+END_TEST
+
+/*
+ * The held-bytes limit, both profiles: a 256 KiB section over a limit of
+ * 64 KiB is refused with the option's name, fed in chunks, whole (taken in
+ * slices) or in place; under a limit of 512 KiB it loads, and the buffer
+ * stays within twice the limit.
+ */
+START_TEST(test_driver_fed_limit)
+{
+	ms_codec_opts c = codec(_i ? MS_PROFILE_NATIVE : MS_PROFILE_QEMU, 0);
+	static const size_t chunks[] = {4096, 1u << 30};
+	const uint32_t size = 256u << 10;
+	struct blob b = {0, fake_footer, sizeof(fake_footer), 0};
+	struct ms_test_maxalloc ma;
+	ms_registry *reg;
+	ms_load_opts lo;
+	uint8_t *data;
+	ms_load *ld;
+	size_t len, k;
+	int ret;
+
+	data = blob_stream(c, size, &len);
+	memset(&lo, 0, sizeof(lo));
+	lo.version = MS_LOAD_OPTS_VERSION;
+	lo.max_fed_bytes = 64u << 10;
+	for (k = 0; k < 3; k++) {
+		ret = blob_feed(data, len, chunks[k % 2], k == 2, &lo, &b, &ld);
+		ck_assert_msg(ret == -EFBIG, "%d: %s", ret, ms_load_errmsg(ld));
+		ck_assert_ptr_nonnull(strstr(ms_load_errmsg(ld),
+					     "ms_load_opts.max_fed_bytes"));
+		ck_assert_ptr_nonnull(strstr(ms_load_errmsg(ld), "65536"));
+		ck_assert_uint_eq(b.loaded, 0);
+		ms_load_free(ld);
+	}
+	/* Under the limit: loaded, fed whole and in chunks. */
+	ms_test_maxalloc_init(&ma);
+	ck_assert_int_eq(ms_registry_new(&reg, &ma.a), 0);
+	ck_assert_int_eq(ms_registry_add(reg, "blob", 0, 1, 1, &blob_ops, &b),
+			 0);
+	lo.max_fed_bytes = 512u << 10;
+	lo.codec.version = MS_CODEC_OPTS_VERSION;
+	lo.codec.allocator = &ma.a;
+	ck_assert_int_eq(ms_load_new(&ld, reg, &lo), 0);
+	ck_assert_msg(ms_load_feed(ld, data, len) == 0, "%s",
+		      ms_load_errmsg(ld));
+	ck_assert_msg(ms_load_finish(ld) == 0, "%s", ms_load_errmsg(ld));
+	ck_assert_uint_eq(b.loaded, size);
+	ck_assert_msg(ma.largest <= 2 * lo.max_fed_bytes, "%zu bytes",
+		      ma.largest);
+	ms_load_free(ld);
+	ms_registry_free(reg);
+	ck_assert_int_eq(ma.live, 0);
+	for (k = 0; k < 2; k++) {
+		ret = blob_feed(data, len, 4096, k, &lo, &b, &ld);
+		ck_assert_msg(ret == 0, "%s", ms_load_errmsg(ld));
+		ck_assert_uint_eq(b.loaded, size);
+		ms_load_free(ld);
+	}
+	free(data);
+}
+END_TEST
+
+/* ms_load_opts: version 1 (without max_fed_bytes) is still accepted, read
+ * no further than its end; unknown versions are refused. */
+START_TEST(test_driver_load_opts_versions)
+{
+	size_t v1 = offsetof(ms_load_opts, max_fed_bytes);
+	unsigned char *lo = calloc(1, v1);
+	unsigned one = 1;
+	ms_load_opts bad;
+	ms_registry *reg;
+	ms_load *ld;
+
+	/* Exactly as long as a version-1 structure (ASan sees past it). */
+	memcpy(lo, &one, sizeof(one));
+	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
+	ck_assert_int_eq(ms_load_new(&ld, reg, (const ms_load_opts *)lo), 0);
+	ms_load_free(ld);
+	memset(&bad, 0, sizeof(bad));
+	bad.version = MS_LOAD_OPTS_VERSION + 1;
+	ck_assert_int_eq(ms_load_new(&ld, reg, &bad), -EINVAL);
+	bad.version = 0;
+	ck_assert_int_eq(ms_load_new(&ld, reg, &bad), -EINVAL);
+	ms_registry_free(reg);
+	free(lo);
+}
+END_TEST
+
 static Suite *driver_suite(void)
 {
 	Suite *s = suite_create("driver");
@@ -951,6 +1254,15 @@ static Suite *driver_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_driver_cancel_and_reuse);
 	tcase_add_loop_test(tc, test_driver_alloc_failure, 0, np);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hostile fed loads");
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, test_driver_fed_fake_footers_linear, 0, 2);
+	tcase_add_loop_test(tc, test_driver_fed_long_configuration_linear, 0,
+			    2);
+	tcase_add_loop_test(tc, test_driver_fed_limit, 0, 2);
+	tcase_add_test(tc, test_driver_load_opts_versions);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "internal.h"
 #include "ms-test.h"
 #include "vfu-client.h"
 
@@ -2173,6 +2174,35 @@ START_TEST(test_vfio_user_adapter_arguments)
 }
 END_TEST
 
+/* Each RESUME's load holds at most ms_load_opts.max_fed_bytes: the
+ * default, plus, in v1, the window reserved per round on top of it. */
+START_TEST(test_vfio_user_load_limit)
+{
+	struct dev d;
+	ms_registry *reg;
+	ms_vfu_adapter *a;
+	ms_vfu_opts o;
+	int api;
+
+	dev_init_dst(&d, &small_cfg);
+	reg = dev_registry(&d, 2, false, NULL);
+	for (api = 1; api <= 2; api++) {
+		o = vfu_opts(api, 4096, 0, NULL);
+		ck_assert_int_eq(ms_vfu_adapter_new(&a, reg, &o), 0);
+		ck_assert_uint_eq(ms__vfu_max_fed(a), 0);
+		if (api == 2)
+			ck_assert_int_eq(ms_vfu_transition(a, ST_STOP), 0);
+		ck_assert_int_eq(ms_vfu_transition(a, ST_RES), 0);
+		ck_assert_uint_eq(ms__vfu_max_fed(a),
+				  MS_DEFAULT_MAX_FED_BYTES +
+					  (api == 1 ? 4096 : 0));
+		ms_vfu_adapter_free(a);
+	}
+	ms_registry_free(reg);
+	dev_free(&d);
+}
+END_TEST
+
 /*
  * The generated callback tables, against the mock <libvfio-user.h>: the
  * test plays libvfio-user, whose vfu_ctx_t leads to the adapter.
@@ -2376,6 +2406,7 @@ static Suite *vfio_user_suite(void)
 	tcase_add_test(tc, test_vfio_user_v2_library_paths);
 	tcase_add_test(tc, test_vfio_user_v1_register_access);
 	tcase_add_test(tc, test_vfio_user_adapter_arguments);
+	tcase_add_test(tc, test_vfio_user_load_limit);
 	tcase_add_test(tc, test_vfio_user_v1_hole_is_zero);
 	tcase_add_loop_test(tc, test_vfio_user_other_api_refused, 0, 2);
 	suite_add_tcase(s, tc);

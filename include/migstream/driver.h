@@ -227,17 +227,32 @@ int ms_save_error(const ms_save *sv);
  */
 uint64_t ms_save_error_offset(const ms_save *sv);
 
-#define MS_LOAD_OPTS_VERSION 1
+/* Version 2 added @max_fed_bytes; version 1 structures are accepted. */
+#define MS_LOAD_OPTS_VERSION 2
+
+/* Default of ms_load_opts.max_fed_bytes: device sections of hundreds of
+ * MiB are legitimate. */
+#define MS_DEFAULT_MAX_FED_BYTES ((size_t)1 << 30)
 
 /**
  * struct ms_load_opts - Settings of a load.
- * @version: must be MS_LOAD_OPTS_VERSION.
+ * @version: MS_LOAD_OPTS_VERSION, or 1 for a structure without
+ *           @max_fed_bytes (which then takes its default).
  * @codec: the expected profile and its settings; a zeroed @codec.version
  *         means detect the profile with QEMU's defaults.
+ * @max_fed_bytes: fed loads: the most bytes of the stream the load holds
+ *                 at once (the element it cannot load yet, what was fed
+ *                 after it, and any room reserved with
+ *                 ms_load_feed_reserve()); 0 for MS_DEFAULT_MAX_FED_BYTES.
+ *                 A stream that needs more (a section larger than this)
+ *                 is refused with -EFBIG and a message naming
+ *                 ms_load_opts.max_fed_bytes.  ms_load_run() holds
+ *                 nothing and ignores it.
  */
 typedef struct ms_load_opts {
 	unsigned version;
 	ms_codec_opts codec;
+	size_t max_fed_bytes;
 } ms_load_opts;
 
 /** typedef ms_load - A load in progress. */
@@ -247,9 +262,10 @@ typedef struct ms_load ms_load;
  * ms_load_new() - Prepare a load into the registered handlers.
  * @out: receives the load; untouched on failure.
  * @reg: the handlers; must outlive the load.
- * @opts: settings, or NULL.
+ * @opts: settings, or NULL; copied.
  *
- * Return: 0, -EINVAL or -ENOMEM.
+ * Return: 0, -EINVAL (no @out or @reg, or an unknown @opts->version) or
+ * -ENOMEM.
  */
 int ms_load_new(ms_load **out, ms_registry *reg, const ms_load_opts *opts);
 
@@ -273,13 +289,24 @@ int ms_load_run(ms_load *ld, ms_stream *s);
  * @buf: the bytes; copied.
  * @len: their number.
  *
- * Loads every section whose data is complete and keeps the rest (memory
- * in O(largest section)).  Native profile: a section is loaded once all
- * its records are there.  QEMU profile: a section is tried once its
- * footer seems to be there and again, from its start, if it was not.
+ * Loads every section whose data is complete and keeps the rest.  Native
+ * profile: a section is loaded once all its records are there.  QEMU
+ * profile: a section is tried once its footer seems to be there and, if
+ * it was not, again from its start once the data held has doubled (or
+ * the stream has ended, or the load holds @max_fed_bytes): the tries of
+ * one section read less than twice its size, whatever the chunks.
+ *
+ * Memory: the load holds the element it cannot load yet and what was fed
+ * after it, at most ms_load_opts.max_fed_bytes (a larger @len is taken in
+ * slices, each loaded before the next); its buffer, which grows by
+ * doubling, stays under four times that (twice when it is a power of two,
+ * as the default is), plus the reader's section table (about 280 bytes
+ * per section, at most MS_MAX_SECTIONS).  Pulled loads (ms_load_run())
+ * need only their stream's buffer.
  *
  * Return: 0 (more data expected or the stream is complete, see
- * ms_load_is_complete()) or the sticky error.
+ * ms_load_is_complete()) or the sticky error: -EFBIG when the load would
+ * hold more than ms_load_opts.max_fed_bytes.
  */
 int ms_load_feed(ms_load *ld, const void *buf, size_t len);
 
@@ -294,8 +321,11 @@ int ms_load_feed(ms_load *ld, const void *buf, size_t len);
  * ms_load_feed_commit() with the number written.  @room is valid until
  * the next call on @ld; a new reservation replaces an uncommitted one.
  *
+ * The room counts towards ms_load_opts.max_fed_bytes: a reservation that
+ * would take the load over it fails the load with -EFBIG.
+ *
  * Return: 0, -EINVAL (a load that was run, not fed) or the sticky error
- * (-ENOMEM when the room cannot be had).
+ * (-ENOMEM when the room cannot be had, -EFBIG over the limit).
  */
 int ms_load_feed_reserve(ms_load *ld, size_t len, void **room);
 
