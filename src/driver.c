@@ -582,12 +582,15 @@ static int load_payload(ms_load *ld)
 	const ms_record *rec = &ld->rec;
 	ms_stream *p = ms_reader_payload(ld->r);
 	uint64_t start = ms_stream_tell(p);
+	uint64_t fed = ld->feed ? ms_stream_tell(ld->feed) : 0;
 	int ret, perr;
 
 	ret = ld->cur->ops->load(p, rec->section.version_id, rec->section.type,
 				 ld->cur->opaque);
+	/* Input bytes (native payloads may be inflated). */
 	ld->attempts++;
-	ld->tried_bytes += ms_stream_tell(p) - start;
+	if (ld->feed)
+		ld->tried_bytes += ms_stream_tell(ld->feed) - fed;
 	perr = ms_stream_error(p);
 	if (ld->feed && perr == -EAGAIN && p == ld->feed)
 		return -EAGAIN;
@@ -941,9 +944,13 @@ static int load_feed_ready(ms_load *ld)
 /* Bytes fed after the end of the stream fail the load. */
 static int load_past_end(ms_load *ld, size_t len)
 {
+	uint64_t off = ms_stream_tell(ld->feed);
+
 	if (ld->complete && len)
-		return load_fail(ld, -EBADMSG, ms_stream_tell(ld->feed),
-				 "data after the end of the stream");
+		return load_fail(ld, -EBADMSG, off,
+				 "offset 0x%llx: data after the end of the "
+				 "stream",
+				 (unsigned long long)off);
 	return 0;
 }
 

@@ -5,7 +5,7 @@
  *   cc -std=gnu11 -Iinclude -I$BUILD/include tests/fuzz/make-seeds.c \
  *      $BUILD/src/libmigstream.a -lz $LIBS -o /tmp/make-seeds
  *   /tmp/make-seeds tests/data/qemu tests/fuzz/corpus/qemu_reader \
- *      tests/fuzz/corpus/native_reader
+ *      tests/fuzz/corpus/native_reader tests/fuzz/corpus/load_feed
  *
  * ($LIBS as in $BUILD/Makefile, e.g. -lisal.)  Every seed starts with the
  * two control bytes of fuzz-common.h; valid streams are paired with a
@@ -33,11 +33,44 @@ static void die(const char *what, int err)
 	exit(1);
 }
 
-static void save(const char *dir, const char *name, uint8_t mode, uint8_t seed,
-		 const uint8_t *data, size_t len)
+static const char *out_feed; /* fuzz_load_feed's corpus, if given */
+
+/* A fuzz_load_feed seed: its own prefix (fuzz_load_feed.c), @nchunks chunk
+ * sizes and the held-bytes limit's nibble. */
+static void save_feed(const char *name, uint8_t mode, uint8_t limit,
+		      const uint8_t *chunks, size_t nchunks,
+		      const uint8_t *data, size_t len)
 {
 	char path[4096];
 	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", out_feed, name);
+	f = fopen(path, "wb");
+	if (!f || fputc(mode, f) == EOF ||
+	    fputc((int)(limit << 4 | nchunks), f) == EOF ||
+	    (nchunks && fwrite(chunks, 1, nchunks, f) != nchunks) ||
+	    (len && fwrite(data, 1, len, f) != len) || fclose(f)) {
+		perror(path);
+		exit(1);
+	}
+}
+
+static void save(const char *dir, const char *name, uint8_t mode, uint8_t seed,
+		 const uint8_t *data, size_t len)
+{
+	const uint8_t chunks[3] = {(uint8_t)(seed & 0x3f), 0xc1, 0x0f};
+	char path[4096];
+	FILE *f;
+
+	/* Every valid reader seed is a fed-load seed too (QEMU: its
+	 * no_footers and no_configuration bits carried over). */
+	if (out_feed && dir == out_qemu && (mode & FZ_MODE_POLITE))
+		save_feed(name,
+			  (uint8_t)(1 | (mode & FZ_MODE_OPT_A ? 4 : 0) |
+				    (mode & FZ_MODE_OPT_C ? 8 : 0)),
+			  0, chunks, 3, data, len);
+	else if (out_feed && dir == out_native && (mode & FZ_MODE_POLITE))
+		save_feed(name, 2, 0, chunks, 3, data, len);
 
 	if (len + FZ_PREFIX > 64 * 1024) {
 		fprintf(stderr, "make-seeds: %s: %zu bytes, too big\n", name,
@@ -634,16 +667,68 @@ static void native_seeds(void)
 	native_handmade();
 }
 
+/* The hostile streams of issue #10, for fuzz_load_feed. */
+static void feed_seeds(void)
+{
+	static const uint8_t fake[5] = {MS_REC_FOOTER, 0, 0, 0, 0};
+	const uint8_t tiny[2] = {0x0f, 0x00}, one[1] = {0};
+	uint8_t pay[4096];
+	ms_writer *w;
+	ms_stream *s;
+	const uint8_t *d;
+	size_t len, i;
+	int native;
+
+	/* A section full of its own footer, fed 16 then 1 byte at a time;
+	 * and over a held-bytes limit of 512 bytes. */
+	for (i = 0; i < sizeof(pay); i++)
+		pay[i] = fake[i % 5];
+	for (native = 0; native < 2; native++) {
+		w = new_writer(&s, native ? MS_PROFILE_NATIVE : MS_PROFILE_QEMU,
+			       false, 0, 0, 0);
+		section(w, MS_REC_FULL, 0, "blob", 0, 1, pay, sizeof(pay));
+		finish(w, NULL);
+		ms_stream_mem_view(s, &d, &len);
+		save_feed(native ? "native-fake-footers" : "qemu-fake-footers",
+			  native ? 2 : 1, 0, tiny, 2, d, len);
+		save_feed(native ? "native-over-limit" : "qemu-over-limit",
+			  native ? 2 : 1, 1, one, 1, d, len);
+		ms_stream_close(s);
+	}
+	/* Section ids that once collided: multiples of 2^17. */
+	w = new_writer(&s, MS_PROFILE_QEMU, false, 0, 0, 0);
+	for (i = 0; i < 200; i++)
+		section(w, MS_REC_FULL, (uint32_t)(i << 17), "dev", (uint32_t)i,
+			1, NULL, 0);
+	finish(w, NULL);
+	ms_stream_mem_view(s, &d, &len);
+	save_feed("qemu-colliding-ids", 1, 0, tiny, 2, d, len);
+	ms_stream_close(s);
+	/* A FULL reusing the id of an open START. */
+	w = new_writer(&s, MS_PROFILE_QEMU, false, 0, 0, 0);
+	section(w, MS_REC_START, 3, "ram", 0, 4, "abc", 3);
+	section(w, MS_REC_FULL, 3, "timer", 0, 1, "xyz", 3);
+	section(w, MS_REC_END, 3, "ram", 0, 4, NULL, 0);
+	finish(w, NULL);
+	ms_stream_mem_view(s, &d, &len);
+	save_feed("qemu-full-reuses-open-id", 1, 0, tiny, 2, d, len);
+	ms_stream_close(s);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s SAMPLE_DIR QEMU_OUT NATIVE_OUT\n",
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr,
+			"usage: %s SAMPLE_DIR QEMU_OUT NATIVE_OUT [FEED_OUT]\n",
 			argv[0]);
 		return 2;
 	}
 	out_qemu = argv[2];
 	out_native = argv[3];
+	out_feed = argc == 5 ? argv[4] : NULL;
 	qemu_seeds(argv[1]);
 	native_seeds();
+	if (out_feed)
+		feed_seeds();
 	return 0;
 }
