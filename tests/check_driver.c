@@ -1201,6 +1201,37 @@ START_TEST(test_driver_fed_limit)
 }
 END_TEST
 
+/* A byte fed after a stream that is complete and finished: refused where
+ * it lies, the message starting with that offset like every load error. */
+START_TEST(test_driver_fed_data_after_end)
+{
+	ms_codec_opts c = codec(_i ? MS_PROFILE_NATIVE : MS_PROFILE_QEMU, 0);
+	struct blob b = {0, fake_footer, sizeof(fake_footer), 0};
+	ms_registry *reg;
+	uint8_t *data;
+	ms_load *ld;
+	size_t len;
+	char want[64];
+
+	data = blob_stream(c, 100, &len);
+	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
+	ck_assert_int_eq(ms_registry_add(reg, "blob", 0, 1, 1, &blob_ops, &b),
+			 0);
+	ck_assert_int_eq(ms_load_new(&ld, reg, NULL), 0);
+	ck_assert_int_eq(ms_load_feed(ld, data, len), 0);
+	ck_assert_int_eq(ms_load_finish(ld), 0);
+	ck_assert(ms_load_is_complete(ld));
+	ck_assert_int_eq(ms_load_feed(ld, "x", 1), -EBADMSG);
+	ck_assert_uint_eq(ms_load_error_offset(ld), len);
+	snprintf(want, sizeof(want), "offset 0x%zx: data after the end", len);
+	ck_assert_msg(!strncmp(ms_load_errmsg(ld), want, strlen(want)), "'%s'",
+		      ms_load_errmsg(ld));
+	ms_load_free(ld);
+	ms_registry_free(reg);
+	free(data);
+}
+END_TEST
+
 /* ms_load_opts: version 1 (without max_fed_bytes) is still accepted, read
  * no further than its end; unknown versions are refused. */
 START_TEST(test_driver_load_opts_versions)
@@ -1263,6 +1294,7 @@ static Suite *driver_suite(void)
 			    2);
 	tcase_add_loop_test(tc, test_driver_fed_limit, 0, 2);
 	tcase_add_test(tc, test_driver_load_opts_versions);
+	tcase_add_loop_test(tc, test_driver_fed_data_after_end, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
