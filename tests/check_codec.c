@@ -1849,6 +1849,22 @@ START_TEST(test_codec_hostile_qemu_strings)
 }
 END_TEST
 
+/* A QEMU section with an empty payload and its footer (START and FULL
+ * with @name, instance 0, version 1). */
+static void q_section(struct bytes *b, uint8_t type, uint32_t id,
+		      const char *name)
+{
+	b_u8(b, type);
+	b_be32(b, id);
+	if (type == MS_REC_START || type == MS_REC_FULL) {
+		b_cstr(b, name);
+		b_be32(b, 0);
+		b_be32(b, 1);
+	}
+	b_u8(b, MS_REC_FOOTER);
+	b_be32(b, id);
+}
+
 START_TEST(test_codec_hostile_qemu_sections)
 {
 	struct bytes b;
@@ -1896,20 +1912,8 @@ START_TEST(test_codec_hostile_qemu_sections)
 	 * START: both once ended it silently. */
 	for (i = 0; i < 2; i++) {
 		q_header(&b, 3);
-		b_u8(&b, MS_REC_START);
-		b_be32(&b, 1);
-		b_cstr(&b, "a");
-		b_be32(&b, 0);
-		b_be32(&b, 1);
-		b_u8(&b, MS_REC_FOOTER);
-		b_be32(&b, 1);
-		b_u8(&b, i ? MS_REC_START : MS_REC_FULL);
-		b_be32(&b, 1);
-		b_cstr(&b, "b");
-		b_be32(&b, 0);
-		b_be32(&b, 1);
-		b_u8(&b, MS_REC_FOOTER);
-		b_be32(&b, 1);
+		q_section(&b, MS_REC_START, 1, "a");
+		q_section(&b, i ? MS_REC_START : MS_REC_FULL, 1, "b");
 		b_u8(&b, MS_REC_EOF);
 		expect_err(&b, NULL, -EBADMSG, 28,
 			   i ? "START of a section already started"

@@ -1048,6 +1048,18 @@ static int blob_feed(const uint8_t *data, size_t len, size_t chunk,
 	return ret;
 }
 
+/* The tries of a fed load of @len bytes: a few dozen, reading O(@len). */
+static void check_tries(const ms_load *ld, size_t len)
+{
+	uint64_t attempts, bytes;
+
+	ms__load_counts(ld, &attempts, &bytes);
+	ck_assert_msg(attempts <= 40, "%llu tries",
+		      (unsigned long long)attempts);
+	ck_assert_msg(bytes <= 3 * (uint64_t)len, "%llu bytes read for %zu",
+		      (unsigned long long)bytes, len);
+}
+
 /*
  * A QEMU section full of its own footer's bytes, fed in small chunks: every
  * one of them once made the handler run again from the section's start.
@@ -1057,7 +1069,6 @@ START_TEST(test_driver_fed_fake_footers_linear)
 {
 	ms_codec_opts c = codec(MS_PROFILE_QEMU, 0);
 	const uint32_t size = 256u << 10;
-	uint64_t attempts, bytes;
 	struct blob b = {0, fake_footer, sizeof(fake_footer), 0};
 	uint8_t *data;
 	ms_load *ld;
@@ -1074,14 +1085,10 @@ START_TEST(test_driver_fed_fake_footers_linear)
 	ret = blob_feed(data, len, 256, false, &lo, &b, &ld);
 	ck_assert_msg(ret == 0, "%s", ms_load_errmsg(ld));
 	ck_assert_uint_eq(b.loaded, size);
-	ms__load_counts(ld, &attempts, &bytes);
 	/* Doubling from 256 bytes to 256 KiB: about 11 runs of the handler,
 	 * reading less than twice the section; the records around it add a
 	 * few tries of a few bytes. */
-	ck_assert_msg(attempts <= 40, "%llu tries",
-		      (unsigned long long)attempts);
-	ck_assert_msg(bytes <= 3 * (uint64_t)len, "%llu bytes read for %zu",
-		      (unsigned long long)bytes, len);
+	check_tries(ld, len);
 	ms_load_free(ld);
 	free(data);
 }
@@ -1094,7 +1101,6 @@ START_TEST(test_driver_fed_long_configuration_linear)
 	static const char sub[] = "configuration/capabilities";
 	ms_codec_opts c = codec(MS_PROFILE_QEMU, 0);
 	struct blob b = {0, fake_footer, sizeof(fake_footer), 0};
-	uint64_t attempts, bytes;
 	const uint8_t *d;
 	uint8_t *extra, *p;
 	ms_writer *w;
@@ -1129,11 +1135,7 @@ START_TEST(test_driver_fed_long_configuration_linear)
 	ck_assert_int_eq(ms_stream_mem_view(s, &d, &n), 0);
 	ck_assert_msg(blob_feed(d, n, 16, _i, NULL, &b, &ld) == 0, "%s",
 		      ms_load_errmsg(ld));
-	ms__load_counts(ld, &attempts, &bytes);
-	ck_assert_msg(attempts <= 40, "%llu tries",
-		      (unsigned long long)attempts);
-	ck_assert_msg(bytes <= 3 * (uint64_t)n, "%llu bytes read for %zu",
-		      (unsigned long long)bytes, n);
+	check_tries(ld, n);
 	ms_load_free(ld);
 	ms_stream_close(s);
 	free(extra);
