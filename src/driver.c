@@ -59,10 +59,11 @@ struct ms_load {
 	bool have_rec; /* rec read, its payload not loaded yet */
 	ms_record rec;
 	struct handler *cur;
-	uint64_t scan_from;   /* QEMU feed: footer search resumes here */
-	bool footer_seen;     /* QEMU feed: a footer may end the section */
-	size_t retry_at;      /* bytes there were when the next element last
-			     * ran out of data; 0 if it has not */
+	uint64_t scan_from; /* QEMU feed: footer search resumes here */
+	bool footer_seen;   /* QEMU feed: a footer may end the section */
+	/* Fed: the bytes there were when the next element last ran out of
+	 * data (0 if it has not); see retry_due(). */
+	size_t retry_at;
 	size_t max_fed;	      /* the most bytes a fed load holds */
 	uint64_t attempts;    /* tries of a record or payload (for tests) */
 	uint64_t tried_bytes; /* bytes those tries read (for tests) */

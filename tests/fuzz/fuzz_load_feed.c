@@ -246,6 +246,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FZ_ASSERT(&l.fz, ret == -ENOMEM && l.fz.fail_at);
 	} else {
 		ret = lf_feed(&l, ld);
+#ifdef FZ_VERBOSE
+		fprintf(stderr, "pulled %d fed %d: %s\n", pulled, ret,
+			ms_load_errmsg(ld));
+#endif
 		lf_check(&l, ld, ret, pulled);
 		ms_load_free(ld);
 	}
