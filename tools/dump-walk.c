@@ -42,9 +42,12 @@
 
 /* The input's buffer: also the window of the footer scan. */
 #define IN_BUFFER_SIZE (256u * 1024u)
-/* Bytes of the longest record head the footer scan validates: a START or
- * FULL header with a 255-byte idstr. */
-#define SCAN_LOOKAHEAD (1u + 4u + 1u + 255u + 8u)
+/* Bytes the footer scan needs after a candidate's first byte: the footer
+ * and the longest record head it validates, a START or FULL header with a
+ * 255-byte idstr. */
+#define SCAN_LOOKAHEAD (5u + 1u + 4u + 1u + 255u + 8u)
+/* The footer scan's first window; it doubles up to IN_BUFFER_SIZE. */
+#define SCAN_FIRST 1024u
 /* Chunk size for consuming bytes through ms_peek(). */
 #define SKIP_CHUNK 4096u
 
@@ -57,8 +60,10 @@ struct walker {
 	uint8_t *page;
 	z_stream z;
 	bool z_ready;
-	uint32_t *live; /* START sections not ended yet */
-	size_t nlive, caplive;
+	uint32_t *live; /* START sections not ended yet: a hash set */
+	bool *live_used;
+	size_t nlive, live_cap;
+	uint64_t live_key;
 	size_t capblk;	       /* entries allocated in w->blk */
 	uint8_t xbzrle_len[2]; /* be16 length of the last XBZRLE page */
 	int err;	       /* the payload parser's error, and its message */
@@ -857,46 +862,135 @@ static int ram_parse(struct dump_walk *w)
 
 /*
  * Device sections of the QEMU profile: a footer scan.
+ *
+ * The live set (START sections not ended yet) is a hash set with linear
+ * probing.  Slots come from a keyed mixer whose key is drawn per walk, so
+ * ids chosen in a file written before the walk (multiples of 2^17, or any
+ * other pattern) spread like random ones: each lookup costs O(1) expected
+ * time whatever the ids.  The table stays at most half full.
  */
+
+/* The per-walk key of the live set's mixer. */
+static uint64_t live_key(void)
+{
+	struct timespec t;
+	uint64_t key = 0;
+	FILE *f = fopen("/dev/urandom", "rb");
+
+	if (f) {
+		if (fread(&key, sizeof(key), 1, f) != 1)
+			key = 0;
+		fclose(f);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	key ^= (uint64_t)t.tv_nsec << 32 ^ (uint64_t)t.tv_sec ^
+	       (uint64_t)getpid() << 16;
+	return key | 1u;
+}
+
+/* A slot for @id: the keyed id through the 64-bit finaliser of
+ * MurmurHash3. */
+static size_t live_slot(const struct walker *k, uint32_t id)
+{
+	uint64_t h = ((uint64_t)id ^ k->live_key) * 0x9e3779b97f4a7c15ull;
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return (size_t)h & (k->live_cap - 1);
+}
+
+/* The slot holding @id, or the empty slot where it would go. */
+static size_t live_find(const struct walker *k, uint32_t id)
+{
+	size_t i = live_slot(k, id);
+
+	while (k->live_used[i] && k->live[i] != id)
+		i = (i + 1) & (k->live_cap - 1);
+	return i;
+}
 
 static bool live_has(const struct walker *k, uint32_t id)
 {
-	size_t i;
+	return k->live_cap && k->live_used[live_find(k, id)];
+}
 
-	for (i = 0; i < k->nlive; i++)
-		if (k->live[i] == id)
-			return true;
-	return false;
+/* Double the table (or make its first one) and put every id back. */
+static int live_grow(struct dump_walk *w)
+{
+	struct walker *k = w->priv;
+	size_t i, j, old = k->live_cap;
+	uint32_t *ids = k->live;
+	bool *used = k->live_used;
+
+	k->live_cap = old ? 2 * old : 64;
+	k->live = calloc(k->live_cap, sizeof(*k->live));
+	k->live_used = calloc(k->live_cap, sizeof(*k->live_used));
+	if (!k->live || !k->live_used) {
+		free(k->live);
+		free(k->live_used);
+		k->live = ids;
+		k->live_used = used;
+		k->live_cap = old;
+		return bad(w, -ENOMEM, "out of memory");
+	}
+	for (i = 0; i < old; i++) {
+		if (!used[i])
+			continue;
+		j = live_find(k, ids[i]);
+		k->live[j] = ids[i];
+		k->live_used[j] = true;
+	}
+	free(ids);
+	free(used);
+	return 0;
 }
 
 static int live_add(struct dump_walk *w, uint32_t id)
 {
 	struct walker *k = w->priv;
-	uint32_t *n;
+	size_t i;
 
-	if (k->nlive == k->caplive) {
-		if (k->caplive >= MS_MAX_SECTIONS)
-			return bad(w, -EBADMSG, "too many live sections");
-		n = realloc(k->live,
-			    (k->caplive ? 2 * k->caplive : 16) * sizeof(*n));
-		if (!n)
-			return bad(w, -ENOMEM, "out of memory");
-		k->live = n;
-		k->caplive = k->caplive ? 2 * k->caplive : 16;
+	if (k->nlive >= MS_MAX_SECTIONS)
+		return bad(w, -EBADMSG,
+			   "at most %u sections open at once expected, found "
+			   "one more",
+			   MS_MAX_SECTIONS);
+	if (2 * (k->nlive + 1) > k->live_cap && live_grow(w))
+		return k->err;
+	i = live_find(k, id);
+	if (!k->live_used[i]) {
+		k->live[i] = id;
+		k->live_used[i] = true;
+		k->nlive++;
 	}
-	k->live[k->nlive++] = id;
 	return 0;
 }
 
+/* Remove @id, moving back the ids of its probe run (no tombstones). */
 static void live_del(struct walker *k, uint32_t id)
 {
-	size_t i;
+	size_t mask = k->live_cap - 1, i, j, home;
 
-	for (i = 0; i < k->nlive; i++)
-		if (k->live[i] == id) {
-			k->live[i] = k->live[--k->nlive];
-			return;
+	if (!live_has(k, id))
+		return;
+	i = live_find(k, id);
+	k->live_used[i] = false;
+	k->nlive--;
+	for (j = (i + 1) & mask; k->live_used[j]; j = (j + 1) & mask) {
+		home = live_slot(k, k->live[j]);
+		/* Move j's id into the hole at i unless its home lies
+		 * cyclically in (i, j]. */
+		if ((j > i && (home <= i || home > j)) ||
+		    (j < i && home <= i && home > j)) {
+			k->live[i] = k->live[j];
+			k->live_used[i] = true;
+			k->live_used[j] = false;
+			i = j;
 		}
+	}
 }
 
 /*
@@ -908,7 +1002,6 @@ static bool record_starts(const struct dump_walk *w, const uint8_t *d, size_t n,
 {
 	const struct walker *k = w->priv;
 	size_t i, len;
-	uint32_t id;
 	uint16_t cmd;
 
 	if (q >= n)
@@ -926,9 +1019,10 @@ static bool record_starts(const struct dump_walk *w, const uint8_t *d, size_t n,
 	case MS_REC_FULL:
 		if (n - q < 6)
 			return false;
-		id = be32(d + q + 1);
+		/* Even with the id of a live section: the reader (or
+		 * section()) then refuses it, as a load would. */
 		len = d[q + 5];
-		if (!len || n - q < 6 + len + 8 || live_has(k, id))
+		if (!len || n - q < 6 + len + 8)
 			return false;
 		for (i = 0; i < len; i++)
 			if (d[q + 6 + i] <= 0x20 || d[q + 6 + i] >= 0x7f)
@@ -949,26 +1043,29 @@ static bool record_starts(const struct dump_walk *w, const uint8_t *d, size_t n,
 
 /*
  * Consume a payload up to the first footer of section @id that is
- * followed by a valid record (which the reader then reads).
+ * followed by a valid record (which the reader then reads).  The window
+ * looked at starts small and doubles up to the input's buffer, each round
+ * resuming where the last one stopped: a tiny section costs a small peek,
+ * and no byte is scanned twice.
  */
 static int scan_to_footer(struct dump_walk *w, uint32_t id)
 {
 	struct walker *k = w->priv;
 	uint64_t start = ms_stream_tell(k->p);
+	size_t n, limit, q, from = 0, want = SCAN_FIRST;
 	const uint8_t *d, *f;
-	size_t n, limit, q;
 	bool at_end;
 	ssize_t got;
 
 	for (;;) {
-		got = ms_peek(k->p, &d, IN_BUFFER_SIZE);
+		got = ms_peek(k->p, &d, want);
 		if (got < 0)
 			return bad(w, (int)got, "section payload: %s",
 				   ms_stream_errmsg(k->p));
 		n = (size_t)got;
-		at_end = n < IN_BUFFER_SIZE;
+		at_end = n < want;
 		limit = at_end ? n : n - SCAN_LOOKAHEAD;
-		for (q = 0; q < limit; q++) {
+		for (q = from; q < limit; q++) {
 			f = memchr(d + q, MS_REC_FOOTER, limit - q);
 			if (!f)
 				break;
@@ -981,8 +1078,14 @@ static int scan_to_footer(struct dump_walk *w, uint32_t id)
 		}
 		if (at_end)
 			break;
+		from = limit;
+		if (want < IN_BUFFER_SIZE) {
+			want *= 2;
+			continue;
+		}
 		if (skip(w, limit))
 			return k->err;
+		from = 0;
 	}
 	return bad(w, -EBADMSG,
 		   "end of the payload that starts at offset 0x%llx: a "
@@ -1056,6 +1159,15 @@ static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 	uint64_t start = ms_stream_tell(k->p), n;
 	int ret = 0;
 
+	/* A load refuses a section that starts with the id of one still
+	 * open (the reader checks START; FULL is checked here). */
+	if ((h->type == MS_REC_START || h->type == MS_REC_FULL) &&
+	    live_has(k, h->section_id))
+		return bad(w, -EBADMSG,
+			   "%s at offset 0x%llx: a new section id expected, "
+			   "found that of section %u, started and not ended",
+			   ms_record_type_name(h->type),
+			   (unsigned long long)k->rec->offset, h->section_id);
 	/* A started section is live from its own footer on (its PART may
 	 * follow at once, which the footer scan checks). */
 	if (h->type == MS_REC_START && live_add(w, h->section_id))
@@ -1191,6 +1303,7 @@ int dump_walk_run(struct dump_walk *w)
 		w->err = -ENOMEM;
 		return w->exit_code = DUMP_EXIT_IO;
 	}
+	k->live_key = live_key();
 	ret = ms_stream_new_fd(&k->in, w->fd, MS_STREAM_READER, 0, &so);
 	if (!ret)
 		ret = ms_reader_new(&k->r, k->in, NULL);
@@ -1249,6 +1362,7 @@ void dump_walk_free(struct dump_walk *w)
 		free(k->buf);
 		free(k->page);
 		free(k->live);
+		free(k->live_used);
 		free(k);
 	}
 	free(w->blk);
