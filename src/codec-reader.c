@@ -276,11 +276,13 @@ static int section_seen(ms_reader *r, ms_section_hdr *h, uint64_t off)
 	r->have_cur = true;
 	switch (h->type) {
 	case MS_REC_START:
+	case MS_REC_FULL:
+		/* A START or FULL would silently end the open START. */
 		if (sc && sc->live)
 			return rfail(r, -EBADMSG, off,
-				     "START of a section already started");
-		/* fall through */
-	case MS_REC_FULL:
+				     "%s of a section already started (its "
+				     "START has no END yet)",
+				     ms_record_type_name(h->type));
 		if (!sc)
 			sc = sec_add(r, h->section_id, off);
 		if (!sc)

@@ -1851,6 +1851,7 @@ END_TEST
 START_TEST(test_codec_hostile_qemu_sections)
 {
 	struct bytes b;
+	int i;
 
 	/* Footer for the wrong id. */
 	q_header(&b, 3);
@@ -1890,6 +1891,30 @@ START_TEST(test_codec_hostile_qemu_sections)
 	b_be32(&b, 1);
 	expect_err(&b, NULL, -EBADMSG, 28, "already started");
 	b_free(&b);
+	/* A FULL, or a START under another name, reusing the id of an open
+	 * START: both once ended it silently. */
+	for (i = 0; i < 2; i++) {
+		q_header(&b, 3);
+		b_u8(&b, MS_REC_START);
+		b_be32(&b, 1);
+		b_cstr(&b, "a");
+		b_be32(&b, 0);
+		b_be32(&b, 1);
+		b_u8(&b, MS_REC_FOOTER);
+		b_be32(&b, 1);
+		b_u8(&b, i ? MS_REC_START : MS_REC_FULL);
+		b_be32(&b, 1);
+		b_cstr(&b, "b");
+		b_be32(&b, 0);
+		b_be32(&b, 1);
+		b_u8(&b, MS_REC_FOOTER);
+		b_be32(&b, 1);
+		b_u8(&b, MS_REC_EOF);
+		expect_err(&b, NULL, -EBADMSG, 28,
+			   i ? "START of a section already started"
+			     : "FULL of a section already started");
+		b_free(&b);
+	}
 	q_header(&b, 3);
 	b_u8(&b, MS_REC_START);
 	b_be32(&b, 1);
@@ -2072,6 +2097,15 @@ START_TEST(test_codec_hostile_native_grammar)
 	nb_footer(&x, 1);
 	nb_section(&x, MS_REC_START, 1, "a", 1);
 	expect_err(&x.b, NULL, -EBADMSG, 16 + 24 + 14, "already started");
+	b_free(&x.b);
+	/* A FULL reusing the id of an open START. */
+	nb_header(&x, 1, 3);
+	nb_section(&x, MS_REC_START, 1, "a", 1);
+	nb_footer(&x, 1);
+	nb_section(&x, MS_REC_FULL, 1, "b", 1);
+	nb_footer(&x, 1);
+	expect_err(&x.b, NULL, -EBADMSG, 16 + 24 + 14,
+		   "FULL of a section already started");
 	b_free(&x.b);
 
 	/* A malformed section header (a cstr longer than the record). */
