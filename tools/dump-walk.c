@@ -18,9 +18,12 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <zlib.h>
 
 #include "dump.h"
+
+struct dump_limits dump_limits;
 
 /* RAM section ("ram", version 4): flags in the low bits of each be64. */
 #define RAM_IDSTR	       "ram"
@@ -1019,8 +1022,8 @@ static bool record_starts(const struct dump_walk *w, const uint8_t *d, size_t n,
 	case MS_REC_FULL:
 		if (n - q < 6)
 			return false;
-		/* Even with the id of a live section: the reader (or
-		 * section()) then refuses it, as a load would. */
+		/* Even with the id of a live section: the reader then
+		 * refuses it, as a load would. */
 		len = d[q + 5];
 		if (!len || n - q < 6 + len + 8)
 			return false;
@@ -1100,15 +1103,98 @@ static int scan_to_footer(struct dump_walk *w, uint32_t id)
  * Records.
  */
 
-/* Check the VM description: JSON text, from '{' to '}'. */
+/*
+ * The VM description: parsed by jansson as it is read, within
+ * dump_limits.json_mem_max bytes of parser memory.
+ */
+
+/* The parser's memory: counted against the cap while a walk parses. */
+static struct {
+	uint64_t used, cap;
+	bool over;
+} json_mem;
+
+static void *json_mem_alloc(size_t n)
+{
+	uint64_t *p;
+
+	if (n > SIZE_MAX - 16 || json_mem.used + n + 16 > json_mem.cap) {
+		json_mem.over = true;
+		return NULL;
+	}
+	p = malloc(n + 16);
+	if (!p)
+		return NULL;
+	p[0] = n + 16;
+	json_mem.used += n + 16;
+	return (uint8_t *)p + 16;
+}
+
+static void json_mem_free(void *q)
+{
+	uint64_t *p;
+
+	if (!q)
+		return;
+	p = (uint64_t *)((uint8_t *)q - 16);
+	json_mem.used -= p[0];
+	free(p);
+}
+
+struct vmdesc_in {
+	struct dump_walk *w;
+	uint32_t len, left;
+};
+
+/* jansson's input: the next bytes of the description, copied for
+ * keep_vmdesc; (size_t)-1 (with the walk's error) if they are missing. */
+static size_t vmdesc_read(void *buf, size_t cap, void *opaque)
+{
+	struct vmdesc_in *in = opaque;
+	struct dump_walk *w = in->w;
+	struct walker *k = w->priv;
+	bool native = w->profile == MS_PROFILE_NATIVE;
+	size_t c = cap < in->left ? cap : in->left;
+	const uint8_t *d;
+	ssize_t got;
+
+	if (c > SKIP_CHUNK)
+		c = SKIP_CHUNK;
+	if (!c)
+		return 0;
+	got = ms_peek(k->p, &d, c);
+	if (got < 0) {
+		bad(w, (int)got, "VM description: %s", ms_stream_errmsg(k->p));
+		return (size_t)-1;
+	}
+	if ((size_t)got < c) {
+		bad(w, native ? -EBADMSG : -ENODATA,
+		    "VM description of %u bytes expected, end of %s found "
+		    "after %llu bytes",
+		    in->len, native ? "its payload" : "stream",
+		    (unsigned long long)(in->len - in->left) +
+			    (unsigned long long)got);
+		return (size_t)-1;
+	}
+	memcpy(buf, d, c);
+	if (w->vmdesc)
+		memcpy(w->vmdesc + (in->len - in->left), d, c);
+	if (skip(w, c))
+		return (size_t)-1;
+	in->left -= (uint32_t)c;
+	return c;
+}
+
+/* Check the VM description: one JSON object, exactly @len bytes. */
 static int vmdesc_check(struct dump_walk *w, uint32_t len)
 {
 	struct walker *k = w->priv;
-	const uint8_t *d;
-	uint8_t first = 0, last = 0;
-	uint32_t left = len;
-	ssize_t got;
-	size_t c;
+	struct vmdesc_in in = {.w = w, .len = len, .left = len};
+	json_malloc_t old_alloc;
+	json_free_t old_free;
+	json_error_t e;
+	json_t *root;
+	bool object;
 
 	if (w->keep_vmdesc && !w->vmdesc) {
 		w->vmdesc = malloc((size_t)len + 1);
@@ -1117,38 +1203,32 @@ static int vmdesc_check(struct dump_walk *w, uint32_t len)
 				   "out of memory for the VM description");
 		w->vmdesc[len] = '\0';
 	}
-	while (left) {
-		c = left < SKIP_CHUNK ? left : SKIP_CHUNK;
-		got = ms_peek(k->p, &d, c);
-		if (got < 0)
-			return bad(w, (int)got, "VM description: %s",
-				   ms_stream_errmsg(k->p));
-		if ((size_t)got < c)
-			return bad(w,
-				   w->profile == MS_PROFILE_NATIVE ? -EBADMSG
-								   : -ENODATA,
-				   "VM description of %u bytes expected, end "
-				   "of %s found after %llu bytes",
-				   len,
-				   w->profile == MS_PROFILE_NATIVE
-					   ? "its payload"
-					   : "stream",
-				   (unsigned long long)(len - left) +
-					   (unsigned long long)got);
-		if (left == len)
-			first = d[0];
-		if (w->vmdesc)
-			memcpy(w->vmdesc + (len - left), d, c);
-		last = d[c - 1];
-		if (skip(w, c))
-			return k->err;
-		left -= (uint32_t)c;
-	}
-	if (first != '{' || last != '}')
+	json_get_alloc_funcs(&old_alloc, &old_free);
+	json_mem.used = 0;
+	json_mem.cap = dump_limits.json_mem_max ? dump_limits.json_mem_max
+						: DUMP_JSON_MEM_MAX;
+	json_mem.over = false;
+	json_set_alloc_funcs(json_mem_alloc, json_mem_free);
+	root = json_load_callback(vmdesc_read, &in, JSON_ALLOW_NUL, &e);
+	object = json_is_object(root);
+	json_decref(root);
+	json_set_alloc_funcs(old_alloc, old_free);
+	if (k->err)
+		return k->err;
+	if (json_mem.over)
+		return bad(w, -EFBIG,
+			   "VM description of %u bytes: parsing it needs more "
+			   "than %llu bytes of memory (--json-mem-max)",
+			   len, (unsigned long long)json_mem.cap);
+	if (!root)
 		return bad(w, -EBADMSG,
-			   "VM description: a JSON object ('{' to '}') "
-			   "expected, found 0x%02x ... 0x%02x",
-			   first, last);
+			   "VM description: JSON expected, invalid at byte "
+			   "%d (line %d, column %d): %s",
+			   e.position, e.line, e.column, e.text);
+	if (!object)
+		return bad(w, -EBADMSG,
+			   "VM description: a JSON object expected, found a "
+			   "JSON array");
 	return 0;
 }
 
@@ -1159,15 +1239,6 @@ static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 	uint64_t start = ms_stream_tell(k->p), n;
 	int ret = 0;
 
-	/* A load refuses a section that starts with the id of one still
-	 * open (the reader checks START; FULL is checked here). */
-	if ((h->type == MS_REC_START || h->type == MS_REC_FULL) &&
-	    live_has(k, h->section_id))
-		return bad(w, -EBADMSG,
-			   "%s at offset 0x%llx: a new section id expected, "
-			   "found that of section %u, started and not ended",
-			   ms_record_type_name(h->type),
-			   (unsigned long long)k->rec->offset, h->section_id);
 	/* A started section is live from its own footer on (its PART may
 	 * follow at once, which the footer scan checks). */
 	if (h->type == MS_REC_START && live_add(w, h->section_id))
@@ -1264,6 +1335,7 @@ static int exit_code_of(int err)
 	case -ERANGE:
 	case -EINVAL:
 	case -E2BIG:
+	case -EFBIG: /* over a limit */
 		return DUMP_EXIT_INVALID;
 	default:
 		return DUMP_EXIT_IO;
@@ -1327,6 +1399,7 @@ int dump_walk_run(struct dump_walk *w)
 			break;
 		}
 		if (consume(w, &rec, &plen)) {
+			w->in_payload = true;
 			/* Through the reader: it names offset and section. */
 			ret = ms_reader_fail(k->r, k->err, "%s", k->msg);
 			break;

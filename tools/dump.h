@@ -28,6 +28,25 @@
 #define DUMP_MAX_RAM_BLOCKS 4096u
 #define DUMP_MAX_CAPS	    64u
 
+/* Default caps of struct dump_limits. */
+#define DUMP_JSON_MEM_MAX (256ull << 20)
+#define DUMP_SPOOL_MAX	  (64ull << 30)
+
+/*
+ * struct dump_limits - Caps of every command, from options the main
+ * program takes before or after any command (0: the default).
+ * @json_mem_max: --json-mem-max: parser memory for a VM description.
+ * @spool_max: --spool-max: bytes copied to a temporary file (standard
+ *             input, or the inflated form of a gzip file), also the cap
+ *             of the bytes inflated from a gzip input.
+ */
+struct dump_limits {
+	uint64_t json_mem_max;
+	uint64_t spool_max;
+};
+
+extern struct dump_limits dump_limits;
+
 /* One RAM block of the START section's block list. */
 struct dump_ram_block {
 	char name[MS_COUNTED_STRING_MAX + 1];
@@ -132,6 +151,7 @@ struct dump_walk {
 	uint64_t end;  /* input offset reached */
 	bool complete; /* the stream was read to its clean end */
 	int err;       /* the first error (negative errno), or 0 */
+	bool in_payload; /* it is about the last record's payload */
 	int exit_code; /* DUMP_EXIT_* for it */
 	char errmsg[1024];
 
