@@ -577,5 +577,54 @@ grep -q "section 5 'cpu': field 'env\.[^']*': uint64 (8 bytes) expected, end of 
 run state --desc "$tmp/does-not-exist" "$tmp/pc-min.mig"
 [ $rc -eq 3 ] || ko "state --desc missing: exit $rc, 3 expected"
 
+# Names from the stream (issue #10, items 4 and 5): text output escapes
+# control characters and invalid UTF-8, JSON output carries UTF-8 as it
+# is and invalid UTF-8 in the text form.
+python3 - "$tmp" <<'EOF'
+import struct, sys
+def rec(t, i, name):
+    return (bytes([t]) + struct.pack(">I", i) + bytes([len(name)]) + name +
+            struct.pack(">II", 0, 1))
+def stream(machine, idstr):
+    return (b"QEVM" + struct.pack(">I", 3) + b"\x07" +
+            struct.pack(">I", len(machine)) + machine + rec(4, 2, idstr) +
+            b"y\x7e" + struct.pack(">I", 2) + b"\x00\x06" +
+            struct.pack(">I", 2) + b"{}")
+open(sys.argv[1] + "/esc.mig", "wb").write(
+    stream(b"pc-\x1b[31mred\x07", b"bad\xff\\\x9b"))
+open(sys.argv[1] + "/utf8.mig", "wb").write(
+    stream("pc-\u00e9".encode(), "d\u00e9v\x1b".encode()))
+EOF
+for c in info sections verify; do
+	run $c "$tmp/esc.mig"
+	[ $rc -eq 0 ] || ko "$c of escaped names: exit $rc"
+	if LC_ALL=C grep -q "$(printf '\033')" "$tmp/out" "$tmp/err"; then
+		ko "$c prints an escape byte from the stream"
+	fi
+done
+run info "$tmp/esc.mig"
+grep -qF 'machine:    pc-\x1b[31mred\x07' "$tmp/out" || ko "info machine: $(cat "$tmp/out")"
+run sections "$tmp/esc.mig"
+grep -qF 'bad\xff\\\x9b' "$tmp/out" || ko "sections idstr: $(cat "$tmp/out")"
+run info --json "$tmp/utf8.mig"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["machine"] == "pc-\u00e9", d["machine"]
+' "$tmp/out" || ko "info --json of a UTF-8 machine type: $(cat "$tmp/out")"
+run sections --json "$tmp/esc.mig"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d[0]["machine"] == "pc-\x1b[31mred\x07", d[0]
+assert d[1]["idstr"] == "bad\\xff\\\\\\x9b", d[1]
+' "$tmp/out" || ko "sections --json of invalid UTF-8: $(cat "$tmp/out")"
+run sections --json "$tmp/utf8.mig"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d[1]["idstr"] == "d\u00e9v\x1b", d[1]
+' "$tmp/out" || ko "sections --json of UTF-8: $(cat "$tmp/out")"
+
 [ $fail -eq 0 ] && echo "ok: migstream-dump"
 exit $fail

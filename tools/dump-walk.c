@@ -104,24 +104,133 @@ const char *dump_page_kind_name(int kind)
 }
 
 /*
- * Errors.
+ * Text from the stream, made safe to print (see dump.h).
  */
 
-/* Copy @src to @dst, bytes outside printable ASCII as \xNN: names in
- * messages come from the stream. */
-static void escape(char *dst, size_t cap, const char *src)
+/* The length of the valid UTF-8 sequence at @p (@n bytes left), or 0:
+ * no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	uint32_t c;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, c = p[0] & 0x1fu;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, c = p[0] & 0x0fu;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, c = p[0] & 0x07u;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3fu);
+	}
+	if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+	    (len == 4 && (c < 0x10000 || c > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+bool dump_is_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), l;
+
+	for (; n; p += l, n -= l) {
+		l = utf8_len(p, n);
+		if (!l)
+			return false;
+	}
+	return true;
+}
+
+/* Whether the valid sequence at @p of @l bytes is a control character:
+ * C0, DEL or C1 (U+0080 to U+009F, encoded c2 80 to c2 9f). */
+static bool is_control(const unsigned char *p, size_t l)
+{
+	return (l == 1 && (p[0] < 0x20 || p[0] == 0x7f)) ||
+	       (l == 2 && p[0] == 0xc2 && p[1] < 0xa0);
+}
+
+size_t dump_escape(char *dst, size_t cap, const char *src)
 {
 	const unsigned char *p = (const unsigned char *)src;
-	size_t n = 0;
+	size_t n = strlen(src), o = 0, l, i;
 
-	for (; *p && n + 5 < cap; p++) {
-		if (*p < 0x20 || *p >= 0x7f)
-			n += (size_t)snprintf(dst + n, cap - n, "\\x%02x", *p);
-		else
-			dst[n++] = (char)*p;
+	if (!cap)
+		return 0;
+	for (; n; p += l, n -= l) {
+		l = utf8_len(p, n);
+		if (!l || is_control(p, l)) {
+			/* Each byte of it as \xNN. */
+			l = l ? l : 1;
+			if (o + 4 * l >= cap)
+				break;
+			for (i = 0; i < l; i++)
+				o += (size_t)snprintf(dst + o, cap - o,
+						      "\\x%02x", p[i]);
+		} else if (p[0] == '\\') {
+			if (o + 2 >= cap)
+				break;
+			dst[o++] = '\\';
+			dst[o++] = '\\';
+		} else {
+			if (o + l >= cap)
+				break;
+			memcpy(dst + o, p, l);
+			o += l;
+		}
 	}
-	dst[n] = '\0';
+	dst[o] = '\0';
+	return o;
 }
+
+const char *dump_esc(const char *s)
+{
+	static char bufs[4][DUMP_ESC_SIZE(MS_COUNTED_STRING_MAX)];
+	static unsigned next;
+	char *b = bufs[next++ % 4];
+
+	dump_escape(b, sizeof(bufs[0]), s);
+	return b;
+}
+
+void dump_json_str(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	bool text = !dump_is_utf8(s); /* then written in its text form */
+	size_t n = strlen(s), l, i;
+
+	fputc('"', f);
+	for (; n; p += l, n -= l) {
+		l = utf8_len(p, n);
+		if (!l || (text && is_control(p, l))) {
+			/* Each byte as \xNN, in JSON "\\xNN". */
+			l = l ? l : 1;
+			for (i = 0; i < l; i++)
+				fprintf(f, "\\\\x%02x", p[i]);
+		} else if (p[0] == '\\') {
+			fputs(text ? "\\\\\\\\" : "\\\\", f);
+		} else if (p[0] == '"') {
+			fputs("\\\"", f);
+		} else if (is_control(p, l)) {
+			fprintf(f, "\\u%04x", l == 1 ? p[0] : p[1]);
+		} else {
+			fwrite(p, 1, l, f);
+		}
+	}
+	fputc('"', f);
+}
+
+/*
+ * Errors.
+ */
 
 static int bad(struct dump_walk *w, int err, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -139,13 +248,12 @@ static int vbad(struct dump_walk *w, int err, const char *fmt, va_list ap)
 static int vbad(struct dump_walk *w, int err, const char *fmt, va_list ap)
 {
 	struct walker *k = w->priv;
-	char raw[sizeof(k->msg)];
 
+	/* Raw: escaped once, where it is printed. */
 	if (k->err)
 		return k->err;
 	k->err = err;
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	escape(k->msg, sizeof(k->msg), raw);
+	vsnprintf(k->msg, sizeof(k->msg), fmt, ap);
 	return err;
 }
 
@@ -179,7 +287,7 @@ static void warn(struct dump_walk *w, const char *what)
 		"migstream-dump: %s: warning: offset 0x%llx: section %u "
 		"'%s': %s; %s\n",
 		w->name, (unsigned long long)ms_stream_tell(k->in),
-		h->section_id, h->idstr, k->msg, what);
+		h->section_id, dump_esc(h->idstr), dump_esc(k->msg), what);
 	w->warnings++;
 	k->err = 0;
 	k->msg[0] = '\0';
@@ -679,10 +787,11 @@ static void progress_tick(struct dump_walk *w)
 	done = (double)ms_stream_tell(k->in);
 	if (k->total)
 		fprintf(stderr, "\r%s: %.1f MiB of %.1f MiB (%.0f%%)\033[K",
-			w->name, done / 1048576.0, (double)k->total / 1048576.0,
+			dump_esc(w->name), done / 1048576.0,
+			(double)k->total / 1048576.0,
 			100.0 * done / (double)k->total);
 	else
-		fprintf(stderr, "\r%s: %.1f MiB\033[K", w->name,
+		fprintf(stderr, "\r%s: %.1f MiB\033[K", dump_esc(w->name),
 			done / 1048576.0);
 	k->shown = true;
 }
@@ -1415,7 +1524,7 @@ int dump_walk_run(struct dump_walk *w)
 		w->complete = true;
 	} else {
 		w->err = ret;
-		escape(w->errmsg, sizeof(w->errmsg), ms_reader_errmsg(k->r));
+		dump_escape(w->errmsg, sizeof(w->errmsg), ms_reader_errmsg(k->r));
 		if (ms_reader_error_offset(k->r))
 			w->end = ms_reader_error_offset(k->r);
 	}

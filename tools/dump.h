@@ -192,6 +192,41 @@ int dump_walk_fail(struct dump_walk *w, int err, const char *fmt, ...)
  */
 bool dump_progress(bool prints_stdout);
 
+/*
+ * Text from the stream (names, machine types, messages that quote them)
+ * made safe to print: valid UTF-8 passes, but a control character (C0,
+ * DEL, C1) and every byte that is not part of valid UTF-8 become "\xNN",
+ * and a backslash "\\", so that the text is unambiguous and no byte of
+ * the stream reaches a terminal as an escape sequence.
+ *
+ * DUMP_ESC_SIZE(n) - The room the escaped form of @n bytes needs.
+ */
+#define DUMP_ESC_SIZE(n) (4u * (n) + 1u)
+
+/*
+ * dump_escape() - Escape @src into @dst (@cap bytes, NUL-terminated;
+ * cut at a whole character when short).  Return: the length written.
+ */
+size_t dump_escape(char *dst, size_t cap, const char *src);
+
+/*
+ * dump_esc() - dump_escape() into one of 4 static buffers, which it
+ * returns (for a name of up to MS_COUNTED_STRING_MAX bytes; the fifth call
+ * reuses the first buffer).
+ */
+const char *dump_esc(const char *s);
+
+/* dump_is_utf8() - Whether @s is valid UTF-8. */
+bool dump_is_utf8(const char *s);
+
+/*
+ * dump_json_str() - Write @s to @f as a JSON string: valid UTF-8 as it is
+ * (a control character as \uNNNN); a string that is not valid UTF-8 in
+ * its dump_escape() form (the JSON string then holds "\xNN" for each
+ * invalid byte and "\\" for each backslash).
+ */
+void dump_json_str(FILE *f, const char *s);
+
 /* dump_walk_free() - Free what the walker allocated. */
 void dump_walk_free(struct dump_walk *w);
 

@@ -92,23 +92,6 @@ static int usage_error(const char *fmt, ...)
 	return DUMP_EXIT_USAGE;
 }
 
-/* Print @s as a JSON string: bytes outside printable ASCII escaped. */
-static void json_str(FILE *f, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	fputc('"', f);
-	for (; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p >= 0x7f)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
 static const char *profile_name(ms_profile p)
 {
 	switch (p) {
@@ -131,7 +114,7 @@ static const char *checksum_name(const struct dump_walk *w)
 
 static void report_error(const struct dump_walk *w)
 {
-	fprintf(stderr, PROG ": %s: %s\n", w->name, w->errmsg);
+	fprintf(stderr, PROG ": %s: %s\n", dump_esc(w->name), w->errmsg);
 }
 
 /*
@@ -143,10 +126,10 @@ static void info_text(const struct dump_walk *w)
 	const char *cs = checksum_name(w);
 	size_t i;
 
-	printf("file:       %s\n", w->name);
+	printf("file:       %s\n", dump_esc(w->name));
 	printf("profile:    %s\n", profile_name(w->profile));
 	printf("version:    %u\n", w->version);
-	printf("machine:    %s\n", w->have_machine ? w->machine : "-");
+	printf("machine:    %s\n", w->have_machine ? dump_esc(w->machine) : "-");
 	printf("bytes read: %" PRIu64 "\n", w->end);
 	printf("records:    %" PRIu64 "\n", w->records);
 	for (i = 0; i < NCOUNTED; i++)
@@ -156,7 +139,7 @@ static void info_text(const struct dump_walk *w)
 	if (w->ncaps) {
 		printf("capabilities:");
 		for (i = 0; i < w->ncaps; i++)
-			printf(" %s", w->caps[i]);
+			printf(" %s", dump_esc(w->caps[i]));
 		printf("\n");
 	}
 	if (w->have_vmdesc)
@@ -173,7 +156,7 @@ static void info_text(const struct dump_walk *w)
 		       " bytes, page size %u\n",
 		       w->nblk, w->ram_total, w->page_size);
 		for (i = 0; i < w->nblk; i++)
-			printf("  %-40s %12" PRIu64 "\n", w->blk[i].name,
+			printf("  %-40s %12" PRIu64 "\n", dump_esc(w->blk[i].name),
 			       w->blk[i].len);
 	} else {
 		printf("ram:        none\n");
@@ -206,11 +189,11 @@ static void info_json(const struct dump_walk *w)
 	size_t i;
 
 	printf("{\"file\": ");
-	json_str(stdout, w->name);
+	dump_json_str(stdout, w->name);
 	printf(", \"profile\": \"%s\", \"version\": %u, \"machine\": ",
 	       profile_name(w->profile), w->version);
 	if (w->have_machine)
-		json_str(stdout, w->machine);
+		dump_json_str(stdout, w->machine);
 	else
 		printf("null");
 	printf(", \"bytes\": %" PRIu64 ", \"records\": %" PRIu64
@@ -223,14 +206,14 @@ static void info_json(const struct dump_walk *w)
 	printf("}, \"capabilities\": [");
 	for (i = 0; i < w->ncaps; i++) {
 		printf("%s", i ? ", " : "");
-		json_str(stdout, w->caps[i]);
+		dump_json_str(stdout, w->caps[i]);
 	}
 	printf("], \"ram\": {\"total\": %" PRIu64 ", \"page_size\": %u"
 	       ", \"blocks\": {",
 	       w->ram_total, w->page_size);
 	for (i = 0; i < w->nblk; i++) {
 		printf("%s", i ? ", " : "");
-		json_str(stdout, w->blk[i].name);
+		dump_json_str(stdout, w->blk[i].name);
 		printf(": %" PRIu64, w->blk[i].len);
 	}
 	printf("}, \"pages\": {");
@@ -254,7 +237,7 @@ static void info_json(const struct dump_walk *w)
 	if (w->complete)
 		printf("null");
 	else
-		json_str(stdout, w->errmsg);
+		dump_json_str(stdout, w->errmsg);
 	printf("}\n");
 }
 
@@ -288,7 +271,7 @@ static void sections_record(struct dump_walk *w, const ms_record *rec,
 			printf("%5u", rec->cmd);
 		else
 			printf("%5s", "-");
-		printf(" %-32s", *name ? name : "-");
+		printf(" %-32s", *name ? dump_esc(name) : "-");
 		if (sec)
 			printf(" %4" PRIu32 " %4" PRIu32, h->instance_id,
 			       h->version_id);
@@ -304,7 +287,7 @@ static void sections_record(struct dump_walk *w, const ms_record *rec,
 	if (*name) {
 		printf(", \"%s\": ",
 		       rec->type == MS_REC_CONFIGURATION ? "machine" : "idstr");
-		json_str(stdout, name);
+		dump_json_str(stdout, name);
 	}
 	if (sec)
 		printf(", \"instance_id\": %" PRIu32
