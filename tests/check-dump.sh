@@ -283,8 +283,14 @@ grep -q "^status:     stopped at offset 0xd3: at most 64" "$tmp/out" ||
 run verify "$tmp/does-not-exist"
 [ $rc -eq 3 ] || ko "missing file: exit $rc, 3 expected"
 grep -q "cannot open" "$tmp/err" || ko "missing file: $(cat "$tmp/err")"
-run info "$tmp"
-[ $rc -eq 3 ] || ko "a directory: exit $rc, 3 expected"
+# A directory as FILE is a usage error (2) in every command.
+for args in "info @" "sections @" "verify @" "state @" "desc @" \
+	"extract $tmp/x @" "convert --to native @ $tmp/x"; do
+	# shellcheck disable=SC2086
+	run $(echo "$args" | sed "s|@|$tmp|")
+	[ $rc -eq 2 ] || ko "a directory, '$args': exit $rc, 2 expected"
+	grep -q "a directory" "$tmp/err" || ko "a directory, '$args': $(cat "$tmp/err")"
+done
 for args in "frobnicate $tmp/pc-min.mig" "" "info" "--bogus info x" \
 	"info a b" "state" "state a b" "state --desc" "desc" "desc a b" \
 	"extract x" "convert x"; do
@@ -625,6 +631,72 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert d[1]["idstr"] == "d\u00e9v\x1b", d[1]
 ' "$tmp/out" || ko "sections --json of UTF-8: $(cat "$tmp/out")"
+
+# gzip input (issue #10, item 8): every command reads a .gz capture as
+# the stream inside, from a file or standard input, with the same output.
+gz="$data/qemu/pc-min.mig.gz"
+for args in "sections" "sections --json" "verify -q" "desc" "state"; do
+	# shellcheck disable=SC2086
+	"$dump" $args "$tmp/pc-min.mig" >"$tmp/plain.out" 2>&1
+	# shellcheck disable=SC2086
+	"$dump" $args "$gz" >"$tmp/gz.out" 2>&1
+	rc=$?
+	[ $rc -eq 0 ] || ko "$args of a .gz: exit $rc: $(head -c 300 "$tmp/gz.out")"
+	cmp -s "$tmp/plain.out" "$tmp/gz.out" || ko "$args of a .gz differs"
+	# shellcheck disable=SC2086
+	"$dump" $args - <"$gz" >"$tmp/gz.out" 2>&1 || ko "$args - of a .gz failed"
+	sed 's/<stdin>/PC/' "$tmp/gz.out" >"$tmp/gz2.out"
+	sed "s|$tmp/pc-min.mig|PC|" "$tmp/plain.out" | cmp -s - "$tmp/gz2.out" ||
+		ko "$args - of a .gz differs"
+done
+run convert --to native "$gz" "$tmp/gz.native"
+[ $rc -eq 0 ] || ko "convert of a .gz: $(cat "$tmp/err")"
+run convert --to native "$tmp/pc-min.mig" "$tmp/plain.native"
+cmp -s "$tmp/gz.native" "$tmp/plain.native" || ko "convert of a .gz differs"
+run extract "$tmp/gz.x" "$gz"
+[ $rc -eq 0 ] || ko "extract of a .gz: $(cat "$tmp/err")"
+run extract "$tmp/plain.x" "$tmp/pc-min.mig"
+diff -r "$tmp/gz.x" "$tmp/plain.x" >/dev/null || ko "extract of a .gz differs"
+# Two members, as "cat a.gz b.gz" makes them: one stream when joined.
+head -c 1000 "$tmp/pc-min.mig" | gzip >"$tmp/two.gz"
+tail -c +1001 "$tmp/pc-min.mig" | gzip >>"$tmp/two.gz"
+run verify -q "$tmp/two.gz"
+[ $rc -eq 0 ] || ko "verify of a two-member .gz: $(cat "$tmp/err")"
+
+# Standard input (item 6): the magic is checked before anything is copied
+# (a never-ending pipe of junk is refused at once), the copy goes to
+# $TMPDIR, and it stops at --spool-max.
+command -v timeout >/dev/null 2>&1 && {
+	(printf 'junk'; sleep 30) | timeout -k 1 10 "$dump" desc - >/dev/null 2>"$tmp/err"
+	rc=$?
+	[ $rc -eq 1 ] || ko "desc - of a slow junk pipe: exit $rc, 1 expected"
+	grep -q 'offset 0x0: magic' "$tmp/err" || ko "desc - of junk: $(cat "$tmp/err")"
+}
+cat "$tmp/pc-min.mig" | TMPDIR="$tmp/no-such-dir" "$dump" desc - >/dev/null 2>"$tmp/err"
+rc=$?
+[ $rc -eq 3 ] || ko "desc - with a missing TMPDIR: exit $rc, 3 expected"
+grep -qF "cannot create a temporary file in $tmp/no-such-dir (TMPDIR)" "$tmp/err" ||
+	ko "desc - ignores TMPDIR: $(cat "$tmp/err")"
+mkdir "$tmp/spool"
+cat "$tmp/pc-min.mig" | TMPDIR="$tmp/spool" "$dump" desc - >"$tmp/out" 2>&1 ||
+	ko "desc - with TMPDIR: $(cat "$tmp/out")"
+[ -z "$(ls "$tmp/spool")" ] || ko "desc - left its temporary file in TMPDIR"
+cat "$tmp/pc-min.mig" | "$dump" --spool-max 100K state - >/dev/null 2>"$tmp/err"
+rc=$?
+[ $rc -eq 1 ] || ko "state - over --spool-max: exit $rc, 1 expected"
+grep -qF "more than 102400 bytes to copy to a temporary file (--spool-max" "$tmp/err" ||
+	ko "state - over --spool-max: $(cat "$tmp/err")"
+
+# The trailer desc prints is the one the walk ends at (item 2): two
+# captures joined are refused where the first one ends.
+cat "$tmp/pc-min.mig" "$tmp/q35-dev.mig" >"$tmp/joined.mig"
+end=$(stat -c %s "$tmp/pc-min.mig")
+for c in desc verify info; do
+	run $c "$tmp/joined.mig"
+	[ $rc -eq 1 ] || ko "$c of joined captures: exit $rc, 1 expected"
+	grep -q "offset $(printf '0x%x' "$end"): data after the VM description" "$tmp/err" ||
+		ko "$c of joined captures: $(cat "$tmp/err")"
+done
 
 [ $fail -eq 0 ] && echo "ok: migstream-dump"
 exit $fail

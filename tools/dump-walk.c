@@ -1466,6 +1466,11 @@ static void peek_header(struct dump_walk *w)
 	}
 }
 
+static const ms_stream_ops source_ops = {
+	.version = MS_STREAM_OPS_VERSION,
+	.read = dump_source_read,
+};
+
 int dump_walk_run(struct dump_walk *w)
 {
 	ms_stream_opts so = {.version = MS_STREAM_OPTS_VERSION,
@@ -1485,7 +1490,12 @@ int dump_walk_run(struct dump_walk *w)
 		return w->exit_code = DUMP_EXIT_IO;
 	}
 	k->live_key = live_key();
-	ret = ms_stream_new_fd(&k->in, w->fd, MS_STREAM_READER, 0, &so);
+	if (w->src)
+		ret = ms_stream_new_custom(&k->in, &source_ops, w->src,
+					   MS_STREAM_READER, &so);
+	else
+		ret = ms_stream_new_fd(&k->in, w->fd, MS_STREAM_READER, 0,
+				       &so);
 	if (!ret)
 		ret = ms_reader_new(&k->r, k->in, NULL);
 	if (ret) {
@@ -1522,6 +1532,13 @@ int dump_walk_run(struct dump_walk *w)
 	w->end = ms_stream_tell(k->in);
 	if (ret == 0) {
 		w->complete = true;
+	} else if (w->src && w->src->err) {
+		/* The input failed (gzip data, a read): its own message. */
+		w->err = w->src->err;
+		snprintf(w->errmsg, sizeof(w->errmsg),
+			 "offset 0x%llx of the stream: %s",
+			 (unsigned long long)w->end, w->src->msg);
+		return w->exit_code = dump_source_status(w->src);
 	} else {
 		w->err = ret;
 		dump_escape(w->errmsg, sizeof(w->errmsg), ms_reader_errmsg(k->r));
@@ -1558,4 +1575,38 @@ bool dump_progress(bool prints_stdout)
 {
 	return isatty(STDERR_FILENO) &&
 	       !(prints_stdout && isatty(STDOUT_FILENO));
+}
+
+int dump_walk_trailer(const char *name, int fd, char **json, size_t *len)
+{
+	struct dump_walk w;
+	off_t start = lseek(fd, 0, SEEK_CUR);
+	int ret;
+
+	memset(&w, 0, sizeof(w));
+	w.name = name;
+	w.fd = fd;
+	w.keep_vmdesc = true;
+	ret = dump_walk_run(&w);
+	if (ret) {
+		fprintf(stderr, "migstream-dump: %s: %s\n", dump_esc(name),
+			w.errmsg);
+	} else if (!w.vmdesc) {
+		fprintf(stderr,
+			"migstream-dump: %s: offset 0x%llx: no VM description "
+			"(vmdesc) trailer: the stream ends after its EOF "
+			"byte\n",
+			dump_esc(name), (unsigned long long)w.end);
+		ret = DUMP_EXIT_INVALID;
+	} else if (start >= 0 && lseek(fd, start, SEEK_SET) < 0) {
+		fprintf(stderr, "migstream-dump: %s: cannot seek: %s\n",
+			dump_esc(name), strerror(errno));
+		ret = DUMP_EXIT_IO;
+	} else {
+		*json = w.vmdesc;
+		*len = w.vmdesc_len;
+		w.vmdesc = NULL;
+	}
+	dump_walk_free(&w);
+	return ret;
 }

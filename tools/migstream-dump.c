@@ -67,11 +67,20 @@ static void usage(FILE *f)
 		   "  -j, --json     info, sections: JSON output\n"
 		   "  -q, --quiet    verify: print nothing on success\n"
 		   "  -m, --memory   state: RAM page contents too\n"
+		   "  --spool-max SIZE     every command: the most bytes copied "
+		   "to a\n"
+		   "                 temporary file (default: 64G or half the "
+		   "free space)\n"
+		   "  --gunzip-max SIZE    the most bytes inflated from gzip "
+		   "input (1T)\n"
+		   "  --json-mem-max SIZE  parser memory for the VM description "
+		   "(256M)\n"
 		   "  -h, --help     this help\n"
 		   "  -V, --version  the migstream version\n"
 		   "\n"
-		   "Exit status: 0 success, 1 invalid or truncated stream, "
-		   "2 usage error, 3 I/O error.\n");
+		   "Exit status: 0 success, 1 invalid or truncated stream (or "
+		   "over a limit),\n2 usage error (a directory as FILE too), "
+		   "3 system error.\n");
 }
 
 static int usage_error(const char *fmt, ...)
@@ -308,23 +317,17 @@ enum command { CMD_INFO, CMD_SECTIONS, CMD_VERIFY };
 static int run(enum command cmd, const struct options *o, const char *file)
 {
 	struct sections_ctx sc = {.json = o->json};
+	struct dump_source src;
 	struct dump_walk w;
-	int fd, ret;
+	int ret;
 
 	memset(&w, 0, sizeof(w));
-	w.name = file;
-	if (!strcmp(file, "-")) {
-		fd = STDIN_FILENO;
-		w.name = "<stdin>";
-	} else {
-		fd = open(file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			fprintf(stderr, PROG ": %s: cannot open: %s\n", file,
-				strerror(errno));
-			return DUMP_EXIT_IO;
-		}
-	}
-	w.fd = fd;
+	ret = dump_source_open(&src, file);
+	if (ret)
+		return ret;
+	w.name = src.name;
+	w.fd = src.fd;
+	w.src = &src;
 	w.strict = cmd == CMD_VERIFY;
 	w.progress = dump_progress(cmd == CMD_SECTIONS);
 	if (cmd == CMD_SECTIONS) {
@@ -367,14 +370,105 @@ static int run(enum command cmd, const struct options *o, const char *file)
 	if (ret)
 		report_error(&w);
 	dump_walk_free(&w);
-	if (fd != STDIN_FILENO)
-		close(fd);
+	dump_source_close(&src);
 	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, PROG ": writing the output: %s\n",
 			strerror(errno));
 		return DUMP_EXIT_IO;
 	}
 	return ret;
+}
+
+/* A size: digits, then an optional K, M, G or T (powers of 1024). */
+static bool parse_size(const char *arg, uint64_t *v)
+{
+	unsigned long long n;
+	unsigned shift = 0;
+	char *end;
+
+	errno = 0;
+	if (*arg < '0' || *arg > '9')
+		return false;
+	n = strtoull(arg, &end, 10);
+	if (errno)
+		return false;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		break;
+	case '\0':
+		break;
+	default:
+		return false;
+	}
+	if (shift && end[1])
+		return false;
+	if (!n || n > (UINT64_MAX >> shift))
+		return false;
+	*v = (uint64_t)n << shift;
+	return true;
+}
+
+/*
+ * Take the limit options (struct dump_limits) out of @argv, wherever they
+ * are, for every command.  Return: the new argc, or -1 after a message.
+ */
+static int take_limits(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		uint64_t *v;
+	} opts[] = {
+		{"--spool-max", &dump_limits.spool_max},
+		{"--gunzip-max", &dump_limits.gunzip_max},
+		{"--json-mem-max", &dump_limits.json_mem_max},
+	};
+	const char *val;
+	size_t i, l;
+	int a, o = 1, take;
+
+	for (a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--")) {
+			while (a < argc)
+				argv[o++] = argv[a++];
+			break;
+		}
+		for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+			l = strlen(opts[i].name);
+			if (!strncmp(argv[a], opts[i].name, l) &&
+			    (argv[a][l] == '=' || !argv[a][l]))
+				break;
+		}
+		if (i == sizeof(opts) / sizeof(opts[0])) {
+			argv[o++] = argv[a];
+			continue;
+		}
+		take = argv[a][l] ? 0 : 1;
+		val = take ? (a + 1 < argc ? argv[a + 1] : NULL)
+			   : argv[a] + l + 1;
+		if (!val || !parse_size(val, opts[i].v)) {
+			usage_error("%s: a size expected (bytes, or a number "
+				    "with K, M, G or T), found '%s'",
+				    opts[i].name, val ? val : "nothing");
+			return -1;
+		}
+		a += take;
+	}
+	argv[o] = NULL;
+	return o;
 }
 
 int main(int argc, char **argv)
@@ -391,6 +485,9 @@ int main(int argc, char **argv)
 	enum command c;
 	int opt;
 
+	argc = take_limits(argc, argv);
+	if (argc < 0)
+		return DUMP_EXIT_USAGE;
 	/* convert and extract parse their own options. */
 	if (argc > 1 && !strcmp(argv[1], "convert"))
 		return dump_convert_main(argc - 1, argv + 1);
