@@ -65,6 +65,9 @@ void ms__reader_snapshot_free(const ms_reader *r, void *snap);
 void *ms__reader_snapshot(const ms_reader *r, void *snap);
 void ms__reader_restore(ms_reader *r, const void *snap);
 unsigned ms__reader_native_crc(const ms_reader *r);
+/* Section-table entries the reader has visited so far: its cost, which
+ * tests hold to O(log n) per section. */
+uint64_t ms__reader_table_steps(const ms_reader *r);
 
 /* Drop what a writer stream buffered, without sending it. */
 void ms__stream_drop(ms_stream *s);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <zlib.h>
 
+#include "codec.h"
 #include "ms-test.h"
 
 /*
@@ -1974,6 +1975,95 @@ START_TEST(test_codec_hostile_qemu_section_count)
 }
 END_TEST
 
+/*
+ * Section ids built to collide in a table indexed by their low bits
+ * (multiples of 2^16, 2^17 and 2^20, ids that differ only in their top
+ * bits) or to degrade an unbalanced tree (ascending, descending).
+ */
+#define ID_PATTERNS 7
+
+static uint32_t id_pattern(int k, uint32_t i, uint32_t *count)
+{
+	uint32_t rev = 0;
+	int b;
+
+	*count = MS_MAX_SECTIONS;
+	switch (k) {
+	case 0:
+		return i << 16;
+	case 1:
+		*count = 1u << 15;
+		return i << 17;
+	case 2:
+		*count = 1u << 12;
+		return i << 20;
+	case 3:
+		/* Bit-reversed: the low half of every id is zero. */
+		for (b = 0; b < 32; b++)
+			rev |= ((i >> b) & 1u) << (31 - b);
+		return rev;
+	case 4:
+		return i;
+	case 5:
+		return MS_MAX_SECTIONS - 1 - i;
+	default:
+		return UINT32_MAX - i;
+	}
+}
+
+/* START every section, then END each in the opposite order: the table's
+ * cost is counted, not timed, and must stay O(log n) per record. */
+START_TEST(test_codec_hostile_section_ids)
+{
+	ms_codec_opts o = copts(MS_PROFILE_QEMU);
+	uint64_t steps, bound;
+	uint32_t i, n, log2n;
+	ms_record rec;
+	struct bytes b;
+	struct rd x;
+	int ret;
+
+	o.no_footers = true;
+	q_header(&b, 3);
+	id_pattern(_i, 0, &n);
+	for (i = 0; i < n; i++) {
+		b_u8(&b, MS_REC_START);
+		b_be32(&b, id_pattern(_i, i, &n));
+		b_cstr(&b, "s");
+		b_be32(&b, 0);
+		b_be32(&b, 0);
+	}
+	for (i = n; i-- > 0;) {
+		b_u8(&b, MS_REC_END);
+		b_be32(&b, id_pattern(_i, i, &n));
+	}
+	b_u8(&b, MS_REC_EOF);
+	rd_open(&x, b.p, b.n, &o);
+	for (i = 0; (ret = ms_reader_next(x.r, &rec)) == 1; i++) {
+		if (rec.type != MS_REC_START && rec.type != MS_REC_END)
+			continue;
+		ck_assert_uint_eq(
+			rec.section.section_id,
+			id_pattern(_i, i < n ? i : 2 * n - 1 - i, &n));
+		ck_assert_str_eq(rec.section.idstr, "s");
+	}
+	ck_assert_msg(ret == 0, "%s", ms_reader_errmsg(x.r));
+	ck_assert_uint_eq(i, 2 * n + 1);
+	/* Three descents per section (find and add for START, find for
+	 * END), each at most 1.45 log2(n) + 2 entries deep. */
+	for (log2n = 0; (1u << log2n) < n; log2n++)
+		;
+	bound = 3 * (uint64_t)n * (log2n * 3 / 2 + 2);
+	steps = ms__reader_table_steps(x.r);
+	ck_assert_msg(
+		steps <= bound,
+		"pattern %d: %llu table steps for %u sections, bound %llu", _i,
+		(unsigned long long)steps, n, (unsigned long long)bound);
+	ck_assert_int_eq(rd_close(&x), 0);
+	b_free(&b);
+}
+END_TEST
+
 START_TEST(test_codec_hostile_native_lengths)
 {
 	uint8_t pay[16] = {0};
@@ -3090,6 +3180,7 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_codec_hostile_qemu_strings);
 	tcase_add_test(tc, test_codec_hostile_qemu_sections);
 	tcase_add_test(tc, test_codec_hostile_qemu_section_count);
+	tcase_add_loop_test(tc, test_codec_hostile_section_ids, 0, ID_PATTERNS);
 	tcase_add_test(tc, test_codec_hostile_native_lengths);
 	tcase_add_test(tc, test_codec_hostile_native_grammar);
 	tcase_add_test(tc, test_codec_hostile_native_configuration);
