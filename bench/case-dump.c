@@ -212,8 +212,7 @@ static int dump_setup_with(struct bench *b, int (*gen)(int, uint64_t))
 	fd = mkstemp(dump_file);
 	if (fd < 0)
 		return sys_failed("mkstemp");
-	if (gen(fd, b->cfg->ext.dump.bytes) || fstat(fd, &st) ||
-	    close(fd)) {
+	if (gen(fd, b->cfg->ext.dump.bytes) || fstat(fd, &st) || close(fd)) {
 		unlink(dump_file);
 		return sys_failed("writing the stream");
 	}
@@ -311,14 +310,14 @@ static int dump_verify_run(struct bench *b, double *secs)
 		.subj = {{"dump-verify", dump_verify_run, METRIC_MBPS, 0.5,    \
 			  0}},                                                 \
 		.nsubj = 1,                                                    \
-	},                                                                    \
-	{                                                                      \
-		.vs = "read",                                                  \
-		.unit = "bytes",                                               \
-		.setup = dump_small_setup,                                     \
-		.teardown = dump_teardown,                                     \
-		.baseline = dump_read_run,                                     \
-		.subj = {{"dump-verify-small", dump_verify_run, METRIC_MBPS,   \
-			  0.9, 0}},                                            \
-		.nsubj = 1,                                                    \
-	},
+	},                                                                     \
+		{                                                              \
+			.vs = "read",                                          \
+			.unit = "bytes",                                       \
+			.setup = dump_small_setup,                             \
+			.teardown = dump_teardown,                             \
+			.baseline = dump_read_run,                             \
+			.subj = {{"dump-verify-small", dump_verify_run,        \
+				  METRIC_MBPS, 0.9, 0}},                       \
+			.nsubj = 1,                                            \
+		},

@@ -42,8 +42,8 @@ struct verdict {
 	/* From the walk: each section record's payload length. */
 	uint64_t *plen;
 	size_t nplen, capplen;
-	bool refused; /* the walk refused the payload of record nplen */
-	uint8_t last_type; /* of the last record the walk began */
+	bool refused;	    /* the walk refused the payload of record nplen */
+	uint8_t last_type;  /* of the last record the walk began */
 	bool other_refused; /* ... a CONFIGURATION's or the trailer's */
 	struct handler h[MAX_HANDLERS];
 	size_t nh;
@@ -92,8 +92,8 @@ static int on_begin(struct dump_walk *w, const ms_record *rec,
 	return 0;
 }
 
-static void on_record(struct dump_walk *w, const ms_record *rec,
-		      uint64_t plen, void *opaque)
+static void on_record(struct dump_walk *w, const ms_record *rec, uint64_t plen,
+		      void *opaque)
 {
 	struct verdict *v = opaque;
 	uint64_t *n;
@@ -163,9 +163,8 @@ static int load_any(ms_stream *s, uint32_t version_id, uint8_t type,
 	(void)version_id;
 	(void)type;
 	if (i < v->nplen)
-		return v->profile == MS_PROFILE_NATIVE
-			       ? discard(s, UINT64_MAX)
-			       : discard(s, v->plen[i]);
+		return v->profile == MS_PROFILE_NATIVE ? discard(s, UINT64_MAX)
+						       : discard(s, v->plen[i]);
 	if (i == v->nplen && v->refused)
 		return -EBADMSG;
 	return v->profile == MS_PROFILE_NATIVE ? discard(s, UINT64_MAX)

@@ -27,7 +27,7 @@
 
 #include "dump.h"
 
-#define PROG "migstream-dump"
+#define PROG	  "migstream-dump"
 #define ZBUF_SIZE (256u * 1024u)
 
 static int src_fail(struct dump_source *s, int err, const char *fmt, ...)
@@ -96,15 +96,18 @@ static ssize_t gz_read(struct dump_source *s, uint8_t *buf, size_t len)
 			if (s->z.next_in[0] != 0x1f)
 				return src_fail(
 					s, -EBADMSG,
-					"gzip: another member (1f 8b) or the end "
+					"gzip: another member (1f 8b) or the "
+					"end "
 					"expected after the compressed data, "
-					"found byte 0x%02x at compressed offset "
+					"found byte 0x%02x at compressed "
+					"offset "
 					"0x%llx",
 					s->z.next_in[0],
 					(unsigned long long)(s->in_total -
 							     s->z.avail_in));
 			if (inflateReset(&s->z) != Z_OK)
-				return src_fail(s, -ENOMEM, "zlib: cannot reset");
+				return src_fail(s, -ENOMEM,
+						"zlib: cannot reset");
 			s->member_end = false;
 		}
 		if (s->out_total >= s->out_max)
@@ -126,16 +129,17 @@ static ssize_t gz_read(struct dump_source *s, uint8_t *buf, size_t len)
 				s, zr == Z_MEM_ERROR ? -ENOMEM : -EBADMSG,
 				"gzip: invalid compressed data near compressed "
 				"offset 0x%llx: %s",
-				(unsigned long long)(s->in_total - s->z.avail_in),
+				(unsigned long long)(s->in_total -
+						     s->z.avail_in),
 				s->z.msg ? s->z.msg : "corrupt");
 		if (n > 0) {
 			s->out_total += (uint64_t)n;
 			if (s->out_total > s->out_max)
-				return src_fail(
-					s, -EFBIG,
-					"gzip: inflates to more than %llu bytes "
-					"(--gunzip-max)",
-					(unsigned long long)s->out_max);
+				return src_fail(s, -EFBIG,
+						"gzip: inflates to more than "
+						"%llu bytes "
+						"(--gunzip-max)",
+						(unsigned long long)s->out_max);
 			return n;
 		}
 	}
@@ -370,19 +374,21 @@ static int spool(struct dump_source *s, int *out)
 		if (s->gz && nfirst == 4 && total < 4 &&
 		    !is_stream_magic(first, 4)) {
 			fprintf(stderr,
-				PROG ": %s: gzip data that is not a migration "
-				     "stream: offset 0x0 of the inflated data: "
-				     "magic \"QEVM\" or 0x89 \"MSN\" expected\n",
+				PROG
+				": %s: gzip data that is not a migration "
+				"stream: offset 0x0 of the inflated data: "
+				"magic \"QEVM\" or 0x89 \"MSN\" expected\n",
 				dump_esc(s->name));
 			ret = DUMP_EXIT_INVALID;
 			break;
 		}
 		if ((uint64_t)n > cap - total) {
 			fprintf(stderr,
-				PROG ": %s: more than %llu bytes to copy to a "
-				     "temporary file (--spool-max SIZE; the "
-				     "default is the smaller of 64 GiB and half "
-				     "the free space of TMPDIR)\n",
+				PROG
+				": %s: more than %llu bytes to copy to a "
+				"temporary file (--spool-max SIZE; the "
+				"default is the smaller of 64 GiB and half "
+				"the free space of TMPDIR)\n",
 				dump_esc(s->name), (unsigned long long)cap);
 			ret = DUMP_EXIT_INVALID;
 			break;

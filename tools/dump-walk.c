@@ -1494,8 +1494,7 @@ int dump_walk_run(struct dump_walk *w)
 		ret = ms_stream_new_custom(&k->in, &source_ops, w->src,
 					   MS_STREAM_READER, &so);
 	else
-		ret = ms_stream_new_fd(&k->in, w->fd, MS_STREAM_READER, 0,
-				       &so);
+		ret = ms_stream_new_fd(&k->in, w->fd, MS_STREAM_READER, 0, &so);
 	if (!ret)
 		ret = ms_reader_new(&k->r, k->in, NULL);
 	if (ret) {
@@ -1541,7 +1540,8 @@ int dump_walk_run(struct dump_walk *w)
 		return w->exit_code = dump_source_status(w->src);
 	} else {
 		w->err = ret;
-		dump_escape(w->errmsg, sizeof(w->errmsg), ms_reader_errmsg(k->r));
+		dump_escape(w->errmsg, sizeof(w->errmsg),
+			    ms_reader_errmsg(k->r));
 		if (ms_reader_error_offset(k->r))
 			w->end = ms_reader_error_offset(k->r);
 	}

@@ -165,8 +165,9 @@ struct dump_walk {
 	/* Settings. */
 	const char *name; /* the file name, for messages */
 	int fd;		  /* the input, read from its current position */
-	struct dump_source *src; /* optional: read this instead of fd */
 	bool strict;	  /* verify: anything unchecked is an error */
+	/* Optional: the input read through this instead of fd. */
+	struct dump_source *src;
 	dump_record_fn on_record;
 	dump_begin_fn on_begin; /* optional hooks, see above */
 	dump_bytes_fn on_bytes;
@@ -208,9 +209,10 @@ struct dump_walk {
 	uint64_t end;  /* input offset reached */
 	bool complete; /* the stream was read to its clean end */
 	int err;       /* the first error (negative errno), or 0 */
-	bool in_payload; /* it is about the last record's payload */
 	int exit_code; /* DUMP_EXIT_* for it */
 	char errmsg[1024];
+	/* Whether the error is about the last record's payload. */
+	bool in_payload;
 
 	/* Private to the walker. */
 	void *priv;

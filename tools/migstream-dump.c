@@ -43,44 +43,45 @@ struct options {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: " PROG " COMMAND [OPTIONS] FILE\n"
-		   "Inspect a QEMU (\"QEVM\" v3) or migstream native migration "
-		   "stream; FILE may be '-'.\n"
-		   "\n"
-		   "Commands:\n"
-		   "  info       profile, machine, record counts, RAM blocks "
-		   "and pages\n"
-		   "  sections   one line per record\n"
-		   "  verify     check the whole stream; exit 0 only if it is "
-		   "whole and valid\n"
-		   "  convert --to native|qemu [--compress[=LEVEL]] IN OUT\n"
-		   "             re-frame a stream in the other profile\n"
-		   "  extract DIR FILE\n"
-		   "             RAM blocks as sparse files, desc.json and "
-		   "state.json\n"
-		   "  state [-m] [--desc DESC] FILE\n"
-		   "             every device's state as JSON, as QEMU's "
-		   "analyze-migration.py\n"
-		   "  desc FILE  the VM description (JSON trailer), indented\n"
-		   "\n"
-		   "Options:\n"
-		   "  -j, --json     info, sections: JSON output\n"
-		   "  -q, --quiet    verify: print nothing on success\n"
-		   "  -m, --memory   state: RAM page contents too\n"
-		   "  --spool-max SIZE     every command: the most bytes copied "
-		   "to a\n"
-		   "                 temporary file (default: 64G or half the "
-		   "free space)\n"
-		   "  --gunzip-max SIZE    the most bytes inflated from gzip "
-		   "input (1T)\n"
-		   "  --json-mem-max SIZE  parser memory for the VM description "
-		   "(256M)\n"
-		   "  -h, --help     this help\n"
-		   "  -V, --version  the migstream version\n"
-		   "\n"
-		   "Exit status: 0 success, 1 invalid or truncated stream (or "
-		   "over a limit),\n2 usage error (a directory as FILE too), "
-		   "3 system error.\n");
+	fprintf(f,
+		"Usage: " PROG " COMMAND [OPTIONS] FILE\n"
+		"Inspect a QEMU (\"QEVM\" v3) or migstream native migration "
+		"stream; FILE may be '-'.\n"
+		"\n"
+		"Commands:\n"
+		"  info       profile, machine, record counts, RAM blocks "
+		"and pages\n"
+		"  sections   one line per record\n"
+		"  verify     check the whole stream; exit 0 only if it is "
+		"whole and valid\n"
+		"  convert --to native|qemu [--compress[=LEVEL]] IN OUT\n"
+		"             re-frame a stream in the other profile\n"
+		"  extract DIR FILE\n"
+		"             RAM blocks as sparse files, desc.json and "
+		"state.json\n"
+		"  state [-m] [--desc DESC] FILE\n"
+		"             every device's state as JSON, as QEMU's "
+		"analyze-migration.py\n"
+		"  desc FILE  the VM description (JSON trailer), indented\n"
+		"\n"
+		"Options:\n"
+		"  -j, --json     info, sections: JSON output\n"
+		"  -q, --quiet    verify: print nothing on success\n"
+		"  -m, --memory   state: RAM page contents too\n"
+		"  --spool-max SIZE     every command: the most bytes copied "
+		"to a\n"
+		"                 temporary file (default: 64G or half the "
+		"free space)\n"
+		"  --gunzip-max SIZE    the most bytes inflated from gzip "
+		"input (1T)\n"
+		"  --json-mem-max SIZE  parser memory for the VM description "
+		"(256M)\n"
+		"  -h, --help     this help\n"
+		"  -V, --version  the migstream version\n"
+		"\n"
+		"Exit status: 0 success, 1 invalid or truncated stream (or "
+		"over a limit),\n2 usage error (a directory as FILE too), "
+		"3 system error.\n");
 }
 
 static int usage_error(const char *fmt, ...)
@@ -138,7 +139,8 @@ static void info_text(const struct dump_walk *w)
 	printf("file:       %s\n", dump_esc(w->name));
 	printf("profile:    %s\n", profile_name(w->profile));
 	printf("version:    %u\n", w->version);
-	printf("machine:    %s\n", w->have_machine ? dump_esc(w->machine) : "-");
+	printf("machine:    %s\n",
+	       w->have_machine ? dump_esc(w->machine) : "-");
 	printf("bytes read: %" PRIu64 "\n", w->end);
 	printf("records:    %" PRIu64 "\n", w->records);
 	for (i = 0; i < NCOUNTED; i++)
@@ -165,8 +167,8 @@ static void info_text(const struct dump_walk *w)
 		       " bytes, page size %u\n",
 		       w->nblk, w->ram_total, w->page_size);
 		for (i = 0; i < w->nblk; i++)
-			printf("  %-40s %12" PRIu64 "\n", dump_esc(w->blk[i].name),
-			       w->blk[i].len);
+			printf("  %-40s %12" PRIu64 "\n",
+			       dump_esc(w->blk[i].name), w->blk[i].len);
 	} else {
 		printf("ram:        none\n");
 	}
