@@ -698,5 +698,45 @@ for c in desc verify info; do
 		ko "$c of joined captures: $(cat "$tmp/err")"
 done
 
+# The footer scan and the live set (item 7).  A footer just before the
+# end of each scan window, followed by a START with a 255-byte name, is
+# found; and 65536 open sections whose ids collide in a plain hash (all
+# multiples of 2^16) end in another order, then a PART of an ended one is
+# refused.
+python3 - "$tmp" <<'EOF'
+import struct, sys
+d = sys.argv[1]
+def head(t, i, name):
+    return (bytes([t]) + struct.pack(">I", i) + bytes([len(name)]) + name +
+            struct.pack(">II", 0, 1))
+def foot(i):
+    return b"\x7e" + struct.pack(">I", i)
+end = b"\x00\x06" + struct.pack(">I", 2) + b"{}"
+sizes = [w - s for w in (1024, 2048, 262144, 524288) for s in range(262, 284)]
+with open(d + "/border.list", "w") as l:
+    for n in sizes:
+        s = (b"QEVM" + struct.pack(">I", 3) + head(4, 1, b"dev") +
+             bytes([0x41]) * n + foot(1) + head(1, 2, b"n" * 255) + foot(2) +
+             b"\x03" + struct.pack(">I", 2) + foot(2) + end)
+        open("%s/border-%d.mig" % (d, n), "wb").write(s)
+        l.write("%s/border-%d.mig\n" % (d, n))
+ids = [k << 16 for k in range(65536)]
+s = [b"QEVM" + struct.pack(">I", 3)]
+s += [head(1, i, b"d") + b"x" + foot(i) for i in ids]
+s += [b"\x03" + struct.pack(">I", i) + b"y" + foot(i) for i in ids[1::2]]
+s += [b"\x03" + struct.pack(">I", i) + b"y" + foot(i) for i in ids[::2]]
+open(d + "/live.mig", "wb").write(b"".join(s) + end)
+s.insert(-1, b"\x02" + struct.pack(">I", ids[5]) + b"z" + foot(ids[5]))
+open(d + "/live-ended.mig", "wb").write(b"".join(s) + end)
+EOF
+while read -r f; do
+	run verify -q "$f"
+	[ $rc -eq 0 ] || ko "footer at a scan window's end, $f: $(cat "$tmp/err")"
+done <"$tmp/border.list"
+run verify -q "$tmp/live.mig"
+[ $rc -eq 0 ] || ko "65536 colliding live ids: $(cat "$tmp/err")"
+run verify "$tmp/live-ended.mig"
+[ $rc -eq 1 ] || ko "PART of an ended section: exit $rc, 1 expected"
+
 [ $fail -eq 0 ] && echo "ok: migstream-dump"
 exit $fail
