@@ -283,8 +283,14 @@ grep -q "^status:     stopped at offset 0xd3: at most 64" "$tmp/out" ||
 run verify "$tmp/does-not-exist"
 [ $rc -eq 3 ] || ko "missing file: exit $rc, 3 expected"
 grep -q "cannot open" "$tmp/err" || ko "missing file: $(cat "$tmp/err")"
-run info "$tmp"
-[ $rc -eq 3 ] || ko "a directory: exit $rc, 3 expected"
+# A directory as FILE is a usage error (2) in every command.
+for args in "info @" "sections @" "verify @" "state @" "desc @" \
+	"extract $tmp/x @" "convert --to native @ $tmp/x"; do
+	# shellcheck disable=SC2086
+	run $(echo "$args" | sed "s|@|$tmp|")
+	[ $rc -eq 2 ] || ko "a directory, '$args': exit $rc, 2 expected"
+	grep -q "a directory" "$tmp/err" || ko "a directory, '$args': $(cat "$tmp/err")"
+done
 for args in "frobnicate $tmp/pc-min.mig" "" "info" "--bogus info x" \
 	"info a b" "state" "state a b" "state --desc" "desc" "desc a b" \
 	"extract x" "convert x"; do
@@ -576,6 +582,161 @@ grep -q "section 5 'cpu': field 'env\.[^']*': uint64 (8 bytes) expected, end of 
 	ko "state of a cut cpu section: $(cat "$tmp/err")"
 run state --desc "$tmp/does-not-exist" "$tmp/pc-min.mig"
 [ $rc -eq 3 ] || ko "state --desc missing: exit $rc, 3 expected"
+
+# Names from the stream (issue #10, items 4 and 5): text output escapes
+# control characters and invalid UTF-8, JSON output carries UTF-8 as it
+# is and invalid UTF-8 in the text form.
+python3 - "$tmp" <<'EOF'
+import struct, sys
+def rec(t, i, name):
+    return (bytes([t]) + struct.pack(">I", i) + bytes([len(name)]) + name +
+            struct.pack(">II", 0, 1))
+def stream(machine, idstr):
+    return (b"QEVM" + struct.pack(">I", 3) + b"\x07" +
+            struct.pack(">I", len(machine)) + machine + rec(4, 2, idstr) +
+            b"y\x7e" + struct.pack(">I", 2) + b"\x00\x06" +
+            struct.pack(">I", 2) + b"{}")
+open(sys.argv[1] + "/esc.mig", "wb").write(
+    stream(b"pc-\x1b[31mred\x07", b"bad\xff\\\x9b"))
+open(sys.argv[1] + "/utf8.mig", "wb").write(
+    stream("pc-\u00e9".encode(), "d\u00e9v\x1b".encode()))
+EOF
+for c in info sections verify; do
+	run $c "$tmp/esc.mig"
+	[ $rc -eq 0 ] || ko "$c of escaped names: exit $rc"
+	if LC_ALL=C grep -q "$(printf '\033')" "$tmp/out" "$tmp/err"; then
+		ko "$c prints an escape byte from the stream"
+	fi
+done
+run info "$tmp/esc.mig"
+grep -qF 'machine:    pc-\x1b[31mred\x07' "$tmp/out" || ko "info machine: $(cat "$tmp/out")"
+run sections "$tmp/esc.mig"
+grep -qF 'bad\xff\\\x9b' "$tmp/out" || ko "sections idstr: $(cat "$tmp/out")"
+run info --json "$tmp/utf8.mig"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["machine"] == "pc-\u00e9", d["machine"]
+' "$tmp/out" || ko "info --json of a UTF-8 machine type: $(cat "$tmp/out")"
+run sections --json "$tmp/esc.mig"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d[0]["machine"] == "pc-\x1b[31mred\x07", d[0]
+assert d[1]["idstr"] == "bad\\xff\\\\\\x9b", d[1]
+' "$tmp/out" || ko "sections --json of invalid UTF-8: $(cat "$tmp/out")"
+run sections --json "$tmp/utf8.mig"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d[1]["idstr"] == "d\u00e9v\x1b", d[1]
+' "$tmp/out" || ko "sections --json of UTF-8: $(cat "$tmp/out")"
+
+# gzip input (issue #10, item 8): every command reads a .gz capture as
+# the stream inside, from a file or standard input, with the same output.
+gz="$data/qemu/pc-min.mig.gz"
+for args in "sections" "sections --json" "verify -q" "desc" "state"; do
+	# shellcheck disable=SC2086
+	"$dump" $args "$tmp/pc-min.mig" >"$tmp/plain.out" 2>&1
+	# shellcheck disable=SC2086
+	"$dump" $args "$gz" >"$tmp/gz.out" 2>&1
+	rc=$?
+	[ $rc -eq 0 ] || ko "$args of a .gz: exit $rc: $(head -c 300 "$tmp/gz.out")"
+	cmp -s "$tmp/plain.out" "$tmp/gz.out" || ko "$args of a .gz differs"
+	# shellcheck disable=SC2086
+	"$dump" $args - <"$gz" >"$tmp/gz.out" 2>&1 || ko "$args - of a .gz failed"
+	sed 's/<stdin>/PC/' "$tmp/gz.out" >"$tmp/gz2.out"
+	sed "s|$tmp/pc-min.mig|PC|" "$tmp/plain.out" | cmp -s - "$tmp/gz2.out" ||
+		ko "$args - of a .gz differs"
+done
+run convert --to native "$gz" "$tmp/gz.native"
+[ $rc -eq 0 ] || ko "convert of a .gz: $(cat "$tmp/err")"
+run convert --to native "$tmp/pc-min.mig" "$tmp/plain.native"
+cmp -s "$tmp/gz.native" "$tmp/plain.native" || ko "convert of a .gz differs"
+run extract "$tmp/gz.x" "$gz"
+[ $rc -eq 0 ] || ko "extract of a .gz: $(cat "$tmp/err")"
+run extract "$tmp/plain.x" "$tmp/pc-min.mig"
+diff -r "$tmp/gz.x" "$tmp/plain.x" >/dev/null || ko "extract of a .gz differs"
+# Two members, as "cat a.gz b.gz" makes them: one stream when joined.
+head -c 1000 "$tmp/pc-min.mig" | gzip >"$tmp/two.gz"
+tail -c +1001 "$tmp/pc-min.mig" | gzip >>"$tmp/two.gz"
+run verify -q "$tmp/two.gz"
+[ $rc -eq 0 ] || ko "verify of a two-member .gz: $(cat "$tmp/err")"
+
+# Standard input (item 6): the magic is checked before anything is copied
+# (a never-ending pipe of junk is refused at once), the copy goes to
+# $TMPDIR, and it stops at --spool-max.
+command -v timeout >/dev/null 2>&1 && {
+	(printf 'junk'; sleep 30) | timeout -k 1 10 "$dump" desc - >/dev/null 2>"$tmp/err"
+	rc=$?
+	[ $rc -eq 1 ] || ko "desc - of a slow junk pipe: exit $rc, 1 expected"
+	grep -q 'offset 0x0: magic' "$tmp/err" || ko "desc - of junk: $(cat "$tmp/err")"
+}
+cat "$tmp/pc-min.mig" | TMPDIR="$tmp/no-such-dir" "$dump" desc - >/dev/null 2>"$tmp/err"
+rc=$?
+[ $rc -eq 3 ] || ko "desc - with a missing TMPDIR: exit $rc, 3 expected"
+grep -qF "cannot create a temporary file in $tmp/no-such-dir (TMPDIR)" "$tmp/err" ||
+	ko "desc - ignores TMPDIR: $(cat "$tmp/err")"
+mkdir "$tmp/spool"
+cat "$tmp/pc-min.mig" | TMPDIR="$tmp/spool" "$dump" desc - >"$tmp/out" 2>&1 ||
+	ko "desc - with TMPDIR: $(cat "$tmp/out")"
+[ -z "$(ls "$tmp/spool")" ] || ko "desc - left its temporary file in TMPDIR"
+cat "$tmp/pc-min.mig" | "$dump" --spool-max 100K state - >/dev/null 2>"$tmp/err"
+rc=$?
+[ $rc -eq 1 ] || ko "state - over --spool-max: exit $rc, 1 expected"
+grep -qF "more than 102400 bytes to copy to a temporary file (--spool-max" "$tmp/err" ||
+	ko "state - over --spool-max: $(cat "$tmp/err")"
+
+# The trailer desc prints is the one the walk ends at (item 2): two
+# captures joined are refused where the first one ends.
+cat "$tmp/pc-min.mig" "$tmp/q35-dev.mig" >"$tmp/joined.mig"
+end=$(stat -c %s "$tmp/pc-min.mig")
+for c in desc verify info; do
+	run $c "$tmp/joined.mig"
+	[ $rc -eq 1 ] || ko "$c of joined captures: exit $rc, 1 expected"
+	grep -q "offset $(printf '0x%x' "$end"): data after the VM description" "$tmp/err" ||
+		ko "$c of joined captures: $(cat "$tmp/err")"
+done
+
+# The footer scan and the live set (item 7).  A footer just before the
+# end of each scan window, followed by a START with a 255-byte name, is
+# found; and 65536 open sections whose ids collide in a plain hash (all
+# multiples of 2^16) end in another order, then a PART of an ended one is
+# refused.
+python3 - "$tmp" <<'EOF'
+import struct, sys
+d = sys.argv[1]
+def head(t, i, name):
+    return (bytes([t]) + struct.pack(">I", i) + bytes([len(name)]) + name +
+            struct.pack(">II", 0, 1))
+def foot(i):
+    return b"\x7e" + struct.pack(">I", i)
+end = b"\x00\x06" + struct.pack(">I", 2) + b"{}"
+sizes = [w - s for w in (1024, 2048, 262144, 524288) for s in range(262, 284)]
+with open(d + "/border.list", "w") as l:
+    for n in sizes:
+        s = (b"QEVM" + struct.pack(">I", 3) + head(4, 1, b"dev") +
+             bytes([0x41]) * n + foot(1) + head(1, 2, b"n" * 255) + foot(2) +
+             b"\x03" + struct.pack(">I", 2) + foot(2) + end)
+        open("%s/border-%d.mig" % (d, n), "wb").write(s)
+        l.write("%s/border-%d.mig\n" % (d, n))
+ids = [k << 16 for k in range(65536)]
+s = [b"QEVM" + struct.pack(">I", 3)]
+s += [head(1, i, b"d") + b"x" + foot(i) for i in ids]
+s += [b"\x03" + struct.pack(">I", i) + b"y" + foot(i) for i in ids[1::2]]
+s += [b"\x03" + struct.pack(">I", i) + b"y" + foot(i) for i in ids[::2]]
+open(d + "/live.mig", "wb").write(b"".join(s) + end)
+s.insert(-1, b"\x02" + struct.pack(">I", ids[5]) + b"z" + foot(ids[5]))
+open(d + "/live-ended.mig", "wb").write(b"".join(s) + end)
+EOF
+while read -r f; do
+	run verify -q "$f"
+	[ $rc -eq 0 ] || ko "footer at a scan window's end, $f: $(cat "$tmp/err")"
+done <"$tmp/border.list"
+run verify -q "$tmp/live.mig"
+[ $rc -eq 0 ] || ko "65536 colliding live ids: $(cat "$tmp/err")"
+run verify "$tmp/live-ended.mig"
+[ $rc -eq 1 ] || ko "PART of an ended section: exit $rc, 1 expected"
 
 [ $fail -eq 0 ] && echo "ok: migstream-dump"
 exit $fail

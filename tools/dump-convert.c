@@ -237,11 +237,12 @@ int dump_convert_main(int argc, char **argv)
 	ms_stream_opts so = {.version = MS_STREAM_OPTS_VERSION,
 			     .buffer_size = OUT_BUFFER_SIZE};
 	struct conv c = {.to = MS_PROFILE_AUTO, .out_fd = -1};
+	struct dump_source src;
 	struct dump_walk w;
 	const char *in, *out;
 	char *tmp = NULL, *end;
 	bool compress = false;
-	int opt, fd = -1, ret;
+	int opt, ret;
 	long lvl;
 
 	optind = 1;
@@ -291,18 +292,11 @@ int dump_convert_main(int argc, char **argv)
 	out = argv[optind + 1];
 
 	memset(&w, 0, sizeof(w));
-	if (!strcmp(in, "-")) {
-		fd = STDIN_FILENO;
-		w.name = "<stdin>";
-	} else {
-		fd = open(in, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			fprintf(stderr, PROG ": %s: cannot open: %s\n", in,
-				strerror(errno));
-			return DUMP_EXIT_IO;
-		}
-		w.name = in;
-	}
+	/* Magic checked, gzip inflated (dump-input.c). */
+	ret = dump_source_open(&src, in);
+	if (ret)
+		return ret;
+	w.name = src.name;
 	if (!strcmp(out, "-")) {
 		c.out_fd = STDOUT_FILENO;
 	} else {
@@ -329,7 +323,8 @@ int dump_convert_main(int argc, char **argv)
 		goto out_close_out;
 	}
 
-	w.fd = fd;
+	w.fd = src.fd;
+	w.src = &src;
 	w.progress = dump_progress(false);
 	w.on_begin = conv_begin;
 	w.on_bytes = conv_bytes;
@@ -373,8 +368,7 @@ out_close_out:
 out_free_tmp:
 	free(tmp);
 out_close_in:
-	if (fd != STDIN_FILENO)
-		close(fd);
+	dump_source_close(&src);
 	free(c.buf);
 	return ret;
 }

@@ -356,10 +356,10 @@ int dump_extract_main(int argc, char **argv)
 		.dirfd = -1, .cur = -1, .cur_fd = -1, .vmdesc_fd = -1};
 	struct dump_walk w;
 	const char *dir, *in;
-	struct stat st;
 	off_t start;
 	unsigned i;
 	int fd, ret, sret = 0;
+	bool owned;
 
 	if (argc == 2 &&
 	    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
@@ -374,24 +374,11 @@ int dump_extract_main(int argc, char **argv)
 	dir = argv[1];
 	in = argv[2];
 	memset(&w, 0, sizeof(w));
-	if (!strcmp(in, "-")) {
-		fd = STDIN_FILENO;
-		w.name = "<stdin>";
-		/* state.json needs a second pass: a pipe is spooled. */
-		if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-			ret = dump_spool_stdin(&fd);
-			if (ret)
-				return ret;
-		}
-	} else {
-		fd = open(in, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			fprintf(stderr, PROG ": %s: cannot open: %s\n", in,
-				strerror(errno));
-			return DUMP_EXIT_IO;
-		}
-		w.name = in;
-	}
+	/* state.json needs a second pass: a pipe or gzip is spooled
+	 * (dump-input.c). */
+	ret = dump_open_file(in, &fd, &w.name, &owned);
+	if (ret)
+		return ret;
 	if (mkdir(dir, 0755) && errno != EEXIST) {
 		fprintf(stderr, PROG ": %s: cannot create: %s\n", dir,
 			strerror(errno));
@@ -455,7 +442,7 @@ out_close_dir:
 	free(x.made);
 	free(x.page);
 out_close_in:
-	if (fd != STDIN_FILENO)
+	if (owned)
 		close(fd);
 	return ret;
 }

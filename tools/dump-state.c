@@ -291,80 +291,13 @@ static int err_io(const char *name, const char *what, int e)
 	return DUMP_EXIT_IO;
 }
 
-/* Copy standard input to an unlinked temporary file. */
-static int spool_stdin(struct input *in)
-{
-	char tmpl[] = "/tmp/migstream-dump-XXXXXX";
-	char *buf;
-	ssize_t n, w, off;
-	int fd;
-
-	fd = mkstemp(tmpl);
-	if (fd < 0)
-		return err_io(in->name, "cannot create a temporary file",
-			      errno);
-	unlink(tmpl);
-	buf = malloc(SCAN_CHUNK);
-	if (!buf) {
-		close(fd);
-		return err_io(in->name, "spooling", ENOMEM);
-	}
-	for (;;) {
-		n = read(STDIN_FILENO, buf, SCAN_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		for (off = 0; off < n; off += w) {
-			w = write(fd, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR) {
-				w = 0;
-				continue;
-			}
-			if (w < 0) {
-				free(buf);
-				close(fd);
-				return err_io(in->name,
-					      "writing the temporary file",
-					      errno);
-			}
-		}
-	}
-	free(buf);
-	if (n < 0 || lseek(fd, 0, SEEK_SET) < 0) {
-		n = errno;
-		close(fd);
-		return err_io(in->name, "reading", (int)n);
-	}
-	in->fd = fd;
-	in->close = true;
-	return 0;
-}
-
+/* The input (dump-input.c): a regular file at the stream's start; a pipe
+ * or gzip input is copied to a temporary file (its magic checked first),
+ * even when not @seekable since the magic was read from it. */
 static int input_open(struct input *in, const char *file, bool seekable)
 {
-	struct stat st;
-
-	in->close = false;
-	in->name = file;
-	if (strcmp(file, "-")) {
-		in->fd = open(file, O_RDONLY | O_CLOEXEC);
-		if (in->fd < 0) {
-			fprintf(stderr, PROG ": %s: cannot open: %s\n", file,
-				strerror(errno));
-			return DUMP_EXIT_IO;
-		}
-		in->close = true;
-		return 0;
-	}
-	in->name = "<stdin>";
-	in->fd = STDIN_FILENO;
-	if (!seekable)
-		return 0;
-	if (!fstat(STDIN_FILENO, &st) && S_ISREG(st.st_mode) &&
-	    lseek(STDIN_FILENO, 0, SEEK_CUR) == 0)
-		return 0;
-	return spool_stdin(in);
+	(void)seekable;
+	return dump_open_file(file, &in->fd, &in->name, &in->close);
 }
 
 static void input_close(struct input *in)
@@ -547,7 +480,8 @@ static int desc_run(const char *file)
 	ret = input_open(&in, file, true);
 	if (ret)
 		return ret;
-	ret = vmdesc_get(&in, &json, &len);
+	/* Only a trailer the walk reaches counts (not a planted one). */
+	ret = dump_walk_trailer(in.name, in.fd, &json, &len);
 	if (!ret) {
 		root = vmdesc_parse(in.name, json, len);
 		free(json);
@@ -1526,16 +1460,6 @@ int dump_state_write(const char *name, int fd, const char *json, size_t len,
 	struct input in = {.fd = fd, .name = name, .close = false};
 
 	return state_decode(&in, name, json, len, out, false);
-}
-
-int dump_spool_stdin(int *fd)
-{
-	struct input in = {.fd = STDIN_FILENO, .name = "<stdin>"};
-	int ret = spool_stdin(&in);
-
-	if (!ret)
-		*fd = in.fd;
-	return ret;
 }
 
 /*

@@ -18,9 +18,12 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <zlib.h>
 
 #include "dump.h"
+
+struct dump_limits dump_limits;
 
 /* RAM section ("ram", version 4): flags in the low bits of each be64. */
 #define RAM_IDSTR	       "ram"
@@ -42,9 +45,12 @@
 
 /* The input's buffer: also the window of the footer scan. */
 #define IN_BUFFER_SIZE (256u * 1024u)
-/* Bytes of the longest record head the footer scan validates: a START or
- * FULL header with a 255-byte idstr. */
-#define SCAN_LOOKAHEAD (1u + 4u + 1u + 255u + 8u)
+/* Bytes the footer scan needs after a candidate's first byte: the footer
+ * and the longest record head it validates, a START or FULL header with a
+ * 255-byte idstr. */
+#define SCAN_LOOKAHEAD (5u + 1u + 4u + 1u + 255u + 8u)
+/* The footer scan's first window; it doubles up to IN_BUFFER_SIZE. */
+#define SCAN_FIRST 1024u
 /* Chunk size for consuming bytes through ms_peek(). */
 #define SKIP_CHUNK 4096u
 
@@ -57,8 +63,10 @@ struct walker {
 	uint8_t *page;
 	z_stream z;
 	bool z_ready;
-	uint32_t *live; /* START sections not ended yet */
-	size_t nlive, caplive;
+	uint32_t *live; /* START sections not ended yet: a hash set */
+	bool *live_used;
+	size_t nlive, live_cap;
+	uint64_t live_key;
 	size_t capblk;	       /* entries allocated in w->blk */
 	uint8_t xbzrle_len[2]; /* be16 length of the last XBZRLE page */
 	int err;	       /* the payload parser's error, and its message */
@@ -96,24 +104,133 @@ const char *dump_page_kind_name(int kind)
 }
 
 /*
- * Errors.
+ * Text from the stream, made safe to print (see dump.h).
  */
 
-/* Copy @src to @dst, bytes outside printable ASCII as \xNN: names in
- * messages come from the stream. */
-static void escape(char *dst, size_t cap, const char *src)
+/* The length of the valid UTF-8 sequence at @p (@n bytes left), or 0:
+ * no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	uint32_t c;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, c = p[0] & 0x1fu;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, c = p[0] & 0x0fu;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, c = p[0] & 0x07u;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3fu);
+	}
+	if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+	    (len == 4 && (c < 0x10000 || c > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+bool dump_is_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), l;
+
+	for (; n; p += l, n -= l) {
+		l = utf8_len(p, n);
+		if (!l)
+			return false;
+	}
+	return true;
+}
+
+/* Whether the valid sequence at @p of @l bytes is a control character:
+ * C0, DEL or C1 (U+0080 to U+009F, encoded c2 80 to c2 9f). */
+static bool is_control(const unsigned char *p, size_t l)
+{
+	return (l == 1 && (p[0] < 0x20 || p[0] == 0x7f)) ||
+	       (l == 2 && p[0] == 0xc2 && p[1] < 0xa0);
+}
+
+size_t dump_escape(char *dst, size_t cap, const char *src)
 {
 	const unsigned char *p = (const unsigned char *)src;
-	size_t n = 0;
+	size_t n = strlen(src), o = 0, l, i;
 
-	for (; *p && n + 5 < cap; p++) {
-		if (*p < 0x20 || *p >= 0x7f)
-			n += (size_t)snprintf(dst + n, cap - n, "\\x%02x", *p);
-		else
-			dst[n++] = (char)*p;
+	if (!cap)
+		return 0;
+	for (; n; p += l, n -= l) {
+		l = utf8_len(p, n);
+		if (!l || is_control(p, l)) {
+			/* Each byte of it as \xNN. */
+			l = l ? l : 1;
+			if (o + 4 * l >= cap)
+				break;
+			for (i = 0; i < l; i++)
+				o += (size_t)snprintf(dst + o, cap - o,
+						      "\\x%02x", p[i]);
+		} else if (p[0] == '\\') {
+			if (o + 2 >= cap)
+				break;
+			dst[o++] = '\\';
+			dst[o++] = '\\';
+		} else {
+			if (o + l >= cap)
+				break;
+			memcpy(dst + o, p, l);
+			o += l;
+		}
 	}
-	dst[n] = '\0';
+	dst[o] = '\0';
+	return o;
 }
+
+const char *dump_esc(const char *s)
+{
+	static char bufs[4][DUMP_ESC_SIZE(MS_COUNTED_STRING_MAX)];
+	static unsigned next;
+	char *b = bufs[next++ % 4];
+
+	dump_escape(b, sizeof(bufs[0]), s);
+	return b;
+}
+
+void dump_json_str(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	bool text = !dump_is_utf8(s); /* then written in its text form */
+	size_t n = strlen(s), l, i;
+
+	fputc('"', f);
+	for (; n; p += l, n -= l) {
+		l = utf8_len(p, n);
+		if (!l || (text && is_control(p, l))) {
+			/* Each byte as \xNN, in JSON "\\xNN". */
+			l = l ? l : 1;
+			for (i = 0; i < l; i++)
+				fprintf(f, "\\\\x%02x", p[i]);
+		} else if (p[0] == '\\') {
+			fputs(text ? "\\\\\\\\" : "\\\\", f);
+		} else if (p[0] == '"') {
+			fputs("\\\"", f);
+		} else if (is_control(p, l)) {
+			fprintf(f, "\\u%04x", l == 1 ? p[0] : p[1]);
+		} else {
+			fwrite(p, 1, l, f);
+		}
+	}
+	fputc('"', f);
+}
+
+/*
+ * Errors.
+ */
 
 static int bad(struct dump_walk *w, int err, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -131,13 +248,12 @@ static int vbad(struct dump_walk *w, int err, const char *fmt, va_list ap)
 static int vbad(struct dump_walk *w, int err, const char *fmt, va_list ap)
 {
 	struct walker *k = w->priv;
-	char raw[sizeof(k->msg)];
 
+	/* Raw: escaped once, where it is printed. */
 	if (k->err)
 		return k->err;
 	k->err = err;
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	escape(k->msg, sizeof(k->msg), raw);
+	vsnprintf(k->msg, sizeof(k->msg), fmt, ap);
 	return err;
 }
 
@@ -171,7 +287,7 @@ static void warn(struct dump_walk *w, const char *what)
 		"migstream-dump: %s: warning: offset 0x%llx: section %u "
 		"'%s': %s; %s\n",
 		w->name, (unsigned long long)ms_stream_tell(k->in),
-		h->section_id, h->idstr, k->msg, what);
+		h->section_id, dump_esc(h->idstr), dump_esc(k->msg), what);
 	w->warnings++;
 	k->err = 0;
 	k->msg[0] = '\0';
@@ -671,10 +787,11 @@ static void progress_tick(struct dump_walk *w)
 	done = (double)ms_stream_tell(k->in);
 	if (k->total)
 		fprintf(stderr, "\r%s: %.1f MiB of %.1f MiB (%.0f%%)\033[K",
-			w->name, done / 1048576.0, (double)k->total / 1048576.0,
+			dump_esc(w->name), done / 1048576.0,
+			(double)k->total / 1048576.0,
 			100.0 * done / (double)k->total);
 	else
-		fprintf(stderr, "\r%s: %.1f MiB\033[K", w->name,
+		fprintf(stderr, "\r%s: %.1f MiB\033[K", dump_esc(w->name),
 			done / 1048576.0);
 	k->shown = true;
 }
@@ -857,46 +974,135 @@ static int ram_parse(struct dump_walk *w)
 
 /*
  * Device sections of the QEMU profile: a footer scan.
+ *
+ * The live set (START sections not ended yet) is a hash set with linear
+ * probing.  Slots come from a keyed mixer whose key is drawn per walk, so
+ * ids chosen in a file written before the walk (multiples of 2^17, or any
+ * other pattern) spread like random ones: each lookup costs O(1) expected
+ * time whatever the ids.  The table stays at most half full.
  */
+
+/* The per-walk key of the live set's mixer. */
+static uint64_t live_key(void)
+{
+	struct timespec t;
+	uint64_t key = 0;
+	FILE *f = fopen("/dev/urandom", "rb");
+
+	if (f) {
+		if (fread(&key, sizeof(key), 1, f) != 1)
+			key = 0;
+		fclose(f);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	key ^= (uint64_t)t.tv_nsec << 32 ^ (uint64_t)t.tv_sec ^
+	       (uint64_t)getpid() << 16;
+	return key | 1u;
+}
+
+/* A slot for @id: the keyed id through the 64-bit finaliser of
+ * MurmurHash3. */
+static size_t live_slot(const struct walker *k, uint32_t id)
+{
+	uint64_t h = ((uint64_t)id ^ k->live_key) * 0x9e3779b97f4a7c15ull;
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return (size_t)h & (k->live_cap - 1);
+}
+
+/* The slot holding @id, or the empty slot where it would go. */
+static size_t live_find(const struct walker *k, uint32_t id)
+{
+	size_t i = live_slot(k, id);
+
+	while (k->live_used[i] && k->live[i] != id)
+		i = (i + 1) & (k->live_cap - 1);
+	return i;
+}
 
 static bool live_has(const struct walker *k, uint32_t id)
 {
-	size_t i;
+	return k->live_cap && k->live_used[live_find(k, id)];
+}
 
-	for (i = 0; i < k->nlive; i++)
-		if (k->live[i] == id)
-			return true;
-	return false;
+/* Double the table (or make its first one) and put every id back. */
+static int live_grow(struct dump_walk *w)
+{
+	struct walker *k = w->priv;
+	size_t i, j, old = k->live_cap;
+	uint32_t *ids = k->live;
+	bool *used = k->live_used;
+
+	k->live_cap = old ? 2 * old : 64;
+	k->live = calloc(k->live_cap, sizeof(*k->live));
+	k->live_used = calloc(k->live_cap, sizeof(*k->live_used));
+	if (!k->live || !k->live_used) {
+		free(k->live);
+		free(k->live_used);
+		k->live = ids;
+		k->live_used = used;
+		k->live_cap = old;
+		return bad(w, -ENOMEM, "out of memory");
+	}
+	for (i = 0; i < old; i++) {
+		if (!used[i])
+			continue;
+		j = live_find(k, ids[i]);
+		k->live[j] = ids[i];
+		k->live_used[j] = true;
+	}
+	free(ids);
+	free(used);
+	return 0;
 }
 
 static int live_add(struct dump_walk *w, uint32_t id)
 {
 	struct walker *k = w->priv;
-	uint32_t *n;
+	size_t i;
 
-	if (k->nlive == k->caplive) {
-		if (k->caplive >= MS_MAX_SECTIONS)
-			return bad(w, -EBADMSG, "too many live sections");
-		n = realloc(k->live,
-			    (k->caplive ? 2 * k->caplive : 16) * sizeof(*n));
-		if (!n)
-			return bad(w, -ENOMEM, "out of memory");
-		k->live = n;
-		k->caplive = k->caplive ? 2 * k->caplive : 16;
+	if (k->nlive >= MS_MAX_SECTIONS)
+		return bad(w, -EBADMSG,
+			   "at most %u sections open at once expected, found "
+			   "one more",
+			   MS_MAX_SECTIONS);
+	if (2 * (k->nlive + 1) > k->live_cap && live_grow(w))
+		return k->err;
+	i = live_find(k, id);
+	if (!k->live_used[i]) {
+		k->live[i] = id;
+		k->live_used[i] = true;
+		k->nlive++;
 	}
-	k->live[k->nlive++] = id;
 	return 0;
 }
 
+/* Remove @id, moving back the ids of its probe run (no tombstones). */
 static void live_del(struct walker *k, uint32_t id)
 {
-	size_t i;
+	size_t mask = k->live_cap - 1, i, j, home;
 
-	for (i = 0; i < k->nlive; i++)
-		if (k->live[i] == id) {
-			k->live[i] = k->live[--k->nlive];
-			return;
+	if (!live_has(k, id))
+		return;
+	i = live_find(k, id);
+	k->live_used[i] = false;
+	k->nlive--;
+	for (j = (i + 1) & mask; k->live_used[j]; j = (j + 1) & mask) {
+		home = live_slot(k, k->live[j]);
+		/* Move j's id into the hole at i unless its home lies
+		 * cyclically in (i, j]. */
+		if ((j > i && (home <= i || home > j)) ||
+		    (j < i && home <= i && home > j)) {
+			k->live[i] = k->live[j];
+			k->live_used[i] = true;
+			k->live_used[j] = false;
+			i = j;
 		}
+	}
 }
 
 /*
@@ -908,7 +1114,6 @@ static bool record_starts(const struct dump_walk *w, const uint8_t *d, size_t n,
 {
 	const struct walker *k = w->priv;
 	size_t i, len;
-	uint32_t id;
 	uint16_t cmd;
 
 	if (q >= n)
@@ -926,9 +1131,10 @@ static bool record_starts(const struct dump_walk *w, const uint8_t *d, size_t n,
 	case MS_REC_FULL:
 		if (n - q < 6)
 			return false;
-		id = be32(d + q + 1);
+		/* Even with the id of a live section: the reader then
+		 * refuses it, as a load would. */
 		len = d[q + 5];
-		if (!len || n - q < 6 + len + 8 || live_has(k, id))
+		if (!len || n - q < 6 + len + 8)
 			return false;
 		for (i = 0; i < len; i++)
 			if (d[q + 6 + i] <= 0x20 || d[q + 6 + i] >= 0x7f)
@@ -949,26 +1155,29 @@ static bool record_starts(const struct dump_walk *w, const uint8_t *d, size_t n,
 
 /*
  * Consume a payload up to the first footer of section @id that is
- * followed by a valid record (which the reader then reads).
+ * followed by a valid record (which the reader then reads).  The window
+ * looked at starts small and doubles up to the input's buffer, each round
+ * resuming where the last one stopped: a tiny section costs a small peek,
+ * and no byte is scanned twice.
  */
 static int scan_to_footer(struct dump_walk *w, uint32_t id)
 {
 	struct walker *k = w->priv;
 	uint64_t start = ms_stream_tell(k->p);
+	size_t n, limit, q, from = 0, want = SCAN_FIRST;
 	const uint8_t *d, *f;
-	size_t n, limit, q;
 	bool at_end;
 	ssize_t got;
 
 	for (;;) {
-		got = ms_peek(k->p, &d, IN_BUFFER_SIZE);
+		got = ms_peek(k->p, &d, want);
 		if (got < 0)
 			return bad(w, (int)got, "section payload: %s",
 				   ms_stream_errmsg(k->p));
 		n = (size_t)got;
-		at_end = n < IN_BUFFER_SIZE;
+		at_end = n < want;
 		limit = at_end ? n : n - SCAN_LOOKAHEAD;
-		for (q = 0; q < limit; q++) {
+		for (q = from; q < limit; q++) {
 			f = memchr(d + q, MS_REC_FOOTER, limit - q);
 			if (!f)
 				break;
@@ -981,8 +1190,14 @@ static int scan_to_footer(struct dump_walk *w, uint32_t id)
 		}
 		if (at_end)
 			break;
+		from = limit;
+		if (want < IN_BUFFER_SIZE) {
+			want *= 2;
+			continue;
+		}
 		if (skip(w, limit))
 			return k->err;
+		from = 0;
 	}
 	return bad(w, -EBADMSG,
 		   "end of the payload that starts at offset 0x%llx: a "
@@ -997,15 +1212,98 @@ static int scan_to_footer(struct dump_walk *w, uint32_t id)
  * Records.
  */
 
-/* Check the VM description: JSON text, from '{' to '}'. */
+/*
+ * The VM description: parsed by jansson as it is read, within
+ * dump_limits.json_mem_max bytes of parser memory.
+ */
+
+/* The parser's memory: counted against the cap while a walk parses. */
+static struct {
+	uint64_t used, cap;
+	bool over;
+} json_mem;
+
+static void *json_mem_alloc(size_t n)
+{
+	uint64_t *p;
+
+	if (n > SIZE_MAX - 16 || json_mem.used + n + 16 > json_mem.cap) {
+		json_mem.over = true;
+		return NULL;
+	}
+	p = malloc(n + 16);
+	if (!p)
+		return NULL;
+	p[0] = n + 16;
+	json_mem.used += n + 16;
+	return (uint8_t *)p + 16;
+}
+
+static void json_mem_free(void *q)
+{
+	uint64_t *p;
+
+	if (!q)
+		return;
+	p = (uint64_t *)((uint8_t *)q - 16);
+	json_mem.used -= p[0];
+	free(p);
+}
+
+struct vmdesc_in {
+	struct dump_walk *w;
+	uint32_t len, left;
+};
+
+/* jansson's input: the next bytes of the description, copied for
+ * keep_vmdesc; (size_t)-1 (with the walk's error) if they are missing. */
+static size_t vmdesc_read(void *buf, size_t cap, void *opaque)
+{
+	struct vmdesc_in *in = opaque;
+	struct dump_walk *w = in->w;
+	struct walker *k = w->priv;
+	bool native = w->profile == MS_PROFILE_NATIVE;
+	size_t c = cap < in->left ? cap : in->left;
+	const uint8_t *d;
+	ssize_t got;
+
+	if (c > SKIP_CHUNK)
+		c = SKIP_CHUNK;
+	if (!c)
+		return 0;
+	got = ms_peek(k->p, &d, c);
+	if (got < 0) {
+		bad(w, (int)got, "VM description: %s", ms_stream_errmsg(k->p));
+		return (size_t)-1;
+	}
+	if ((size_t)got < c) {
+		bad(w, native ? -EBADMSG : -ENODATA,
+		    "VM description of %u bytes expected, end of %s found "
+		    "after %llu bytes",
+		    in->len, native ? "its payload" : "stream",
+		    (unsigned long long)(in->len - in->left) +
+			    (unsigned long long)got);
+		return (size_t)-1;
+	}
+	memcpy(buf, d, c);
+	if (w->vmdesc)
+		memcpy(w->vmdesc + (in->len - in->left), d, c);
+	if (skip(w, c))
+		return (size_t)-1;
+	in->left -= (uint32_t)c;
+	return c;
+}
+
+/* Check the VM description: one JSON object, exactly @len bytes. */
 static int vmdesc_check(struct dump_walk *w, uint32_t len)
 {
 	struct walker *k = w->priv;
-	const uint8_t *d;
-	uint8_t first = 0, last = 0;
-	uint32_t left = len;
-	ssize_t got;
-	size_t c;
+	struct vmdesc_in in = {.w = w, .len = len, .left = len};
+	json_malloc_t old_alloc;
+	json_free_t old_free;
+	json_error_t e;
+	json_t *root;
+	bool object;
 
 	if (w->keep_vmdesc && !w->vmdesc) {
 		w->vmdesc = malloc((size_t)len + 1);
@@ -1014,38 +1312,32 @@ static int vmdesc_check(struct dump_walk *w, uint32_t len)
 				   "out of memory for the VM description");
 		w->vmdesc[len] = '\0';
 	}
-	while (left) {
-		c = left < SKIP_CHUNK ? left : SKIP_CHUNK;
-		got = ms_peek(k->p, &d, c);
-		if (got < 0)
-			return bad(w, (int)got, "VM description: %s",
-				   ms_stream_errmsg(k->p));
-		if ((size_t)got < c)
-			return bad(w,
-				   w->profile == MS_PROFILE_NATIVE ? -EBADMSG
-								   : -ENODATA,
-				   "VM description of %u bytes expected, end "
-				   "of %s found after %llu bytes",
-				   len,
-				   w->profile == MS_PROFILE_NATIVE
-					   ? "its payload"
-					   : "stream",
-				   (unsigned long long)(len - left) +
-					   (unsigned long long)got);
-		if (left == len)
-			first = d[0];
-		if (w->vmdesc)
-			memcpy(w->vmdesc + (len - left), d, c);
-		last = d[c - 1];
-		if (skip(w, c))
-			return k->err;
-		left -= (uint32_t)c;
-	}
-	if (first != '{' || last != '}')
+	json_get_alloc_funcs(&old_alloc, &old_free);
+	json_mem.used = 0;
+	json_mem.cap = dump_limits.json_mem_max ? dump_limits.json_mem_max
+						: DUMP_JSON_MEM_MAX;
+	json_mem.over = false;
+	json_set_alloc_funcs(json_mem_alloc, json_mem_free);
+	root = json_load_callback(vmdesc_read, &in, JSON_ALLOW_NUL, &e);
+	object = json_is_object(root);
+	json_decref(root);
+	json_set_alloc_funcs(old_alloc, old_free);
+	if (k->err)
+		return k->err;
+	if (json_mem.over)
+		return bad(w, -EFBIG,
+			   "VM description of %u bytes: parsing it needs more "
+			   "than %llu bytes of memory (--json-mem-max)",
+			   len, (unsigned long long)json_mem.cap);
+	if (!root)
 		return bad(w, -EBADMSG,
-			   "VM description: a JSON object ('{' to '}') "
-			   "expected, found 0x%02x ... 0x%02x",
-			   first, last);
+			   "VM description: JSON expected, invalid at byte "
+			   "%d (line %d, column %d): %s",
+			   e.position, e.line, e.column, e.text);
+	if (!object)
+		return bad(w, -EBADMSG,
+			   "VM description: a JSON object expected, found a "
+			   "JSON array");
 	return 0;
 }
 
@@ -1152,6 +1444,7 @@ static int exit_code_of(int err)
 	case -ERANGE:
 	case -EINVAL:
 	case -E2BIG:
+	case -EFBIG: /* over a limit */
 		return DUMP_EXIT_INVALID;
 	default:
 		return DUMP_EXIT_IO;
@@ -1173,6 +1466,11 @@ static void peek_header(struct dump_walk *w)
 	}
 }
 
+static const ms_stream_ops source_ops = {
+	.version = MS_STREAM_OPS_VERSION,
+	.read = dump_source_read,
+};
+
 int dump_walk_run(struct dump_walk *w)
 {
 	ms_stream_opts so = {.version = MS_STREAM_OPTS_VERSION,
@@ -1191,7 +1489,12 @@ int dump_walk_run(struct dump_walk *w)
 		w->err = -ENOMEM;
 		return w->exit_code = DUMP_EXIT_IO;
 	}
-	ret = ms_stream_new_fd(&k->in, w->fd, MS_STREAM_READER, 0, &so);
+	k->live_key = live_key();
+	if (w->src)
+		ret = ms_stream_new_custom(&k->in, &source_ops, w->src,
+					   MS_STREAM_READER, &so);
+	else
+		ret = ms_stream_new_fd(&k->in, w->fd, MS_STREAM_READER, 0, &so);
 	if (!ret)
 		ret = ms_reader_new(&k->r, k->in, NULL);
 	if (ret) {
@@ -1214,6 +1517,7 @@ int dump_walk_run(struct dump_walk *w)
 			break;
 		}
 		if (consume(w, &rec, &plen)) {
+			w->in_payload = true;
 			/* Through the reader: it names offset and section. */
 			ret = ms_reader_fail(k->r, k->err, "%s", k->msg);
 			break;
@@ -1227,9 +1531,17 @@ int dump_walk_run(struct dump_walk *w)
 	w->end = ms_stream_tell(k->in);
 	if (ret == 0) {
 		w->complete = true;
+	} else if (w->src && w->src->err) {
+		/* The input failed (gzip data, a read): its own message. */
+		w->err = w->src->err;
+		snprintf(w->errmsg, sizeof(w->errmsg),
+			 "offset 0x%llx of the stream: %s",
+			 (unsigned long long)w->end, w->src->msg);
+		return w->exit_code = dump_source_status(w->src);
 	} else {
 		w->err = ret;
-		escape(w->errmsg, sizeof(w->errmsg), ms_reader_errmsg(k->r));
+		dump_escape(w->errmsg, sizeof(w->errmsg),
+			    ms_reader_errmsg(k->r));
 		if (ms_reader_error_offset(k->r))
 			w->end = ms_reader_error_offset(k->r);
 	}
@@ -1249,6 +1561,7 @@ void dump_walk_free(struct dump_walk *w)
 		free(k->buf);
 		free(k->page);
 		free(k->live);
+		free(k->live_used);
 		free(k);
 	}
 	free(w->blk);
@@ -1262,4 +1575,38 @@ bool dump_progress(bool prints_stdout)
 {
 	return isatty(STDERR_FILENO) &&
 	       !(prints_stdout && isatty(STDOUT_FILENO));
+}
+
+int dump_walk_trailer(const char *name, int fd, char **json, size_t *len)
+{
+	struct dump_walk w;
+	off_t start = lseek(fd, 0, SEEK_CUR);
+	int ret;
+
+	memset(&w, 0, sizeof(w));
+	w.name = name;
+	w.fd = fd;
+	w.keep_vmdesc = true;
+	ret = dump_walk_run(&w);
+	if (ret) {
+		fprintf(stderr, "migstream-dump: %s: %s\n", dump_esc(name),
+			w.errmsg);
+	} else if (!w.vmdesc) {
+		fprintf(stderr,
+			"migstream-dump: %s: offset 0x%llx: no VM description "
+			"(vmdesc) trailer: the stream ends after its EOF "
+			"byte\n",
+			dump_esc(name), (unsigned long long)w.end);
+		ret = DUMP_EXIT_INVALID;
+	} else if (start >= 0 && lseek(fd, start, SEEK_SET) < 0) {
+		fprintf(stderr, "migstream-dump: %s: cannot seek: %s\n",
+			dump_esc(name), strerror(errno));
+		ret = DUMP_EXIT_IO;
+	} else {
+		*json = w.vmdesc;
+		*len = w.vmdesc_len;
+		w.vmdesc = NULL;
+	}
+	dump_walk_free(&w);
+	return ret;
 }

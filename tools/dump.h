@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include <migstream/migstream.h>
+#include <zlib.h>
 
 /* Exit statuses. */
 #define DUMP_EXIT_OK	  0
@@ -27,6 +28,28 @@
 /* Limits of what the walker keeps, checked before it allocates. */
 #define DUMP_MAX_RAM_BLOCKS 4096u
 #define DUMP_MAX_CAPS	    64u
+
+/* Default caps of struct dump_limits. */
+#define DUMP_JSON_MEM_MAX (256ull << 20)
+#define DUMP_SPOOL_MAX	  (64ull << 30)
+#define DUMP_GUNZIP_MAX	  (1ull << 40)
+
+/*
+ * struct dump_limits - Caps of every command, from options the main
+ * program takes before or after any command (0: the default).
+ * @json_mem_max: --json-mem-max: parser memory for a VM description.
+ * @spool_max: --spool-max: bytes copied to a temporary file (standard
+ *             input, or the inflated form of a gzip file); by default the
+ *             smaller of DUMP_SPOOL_MAX and half the free space there.
+ * @gunzip_max: --gunzip-max: bytes inflated from a gzip input.
+ */
+struct dump_limits {
+	uint64_t json_mem_max;
+	uint64_t spool_max;
+	uint64_t gunzip_max;
+};
+
+extern struct dump_limits dump_limits;
 
 /* One RAM block of the START section's block list. */
 struct dump_ram_block {
@@ -82,6 +105,58 @@ typedef int (*dump_payload_fn)(struct dump_walk *w, const ms_record *rec,
 			       ms_stream *p, void *opaque);
 
 /*
+ * struct dump_source - An input read once (dump-input.c): the file or
+ * standard input after its magic was checked, inflated if it is gzip.
+ * Read it with dump_source_read() (an ms_stream_ops read) or give it to
+ * a walk (dump_walk.src).  An error of its own (gzip data, a read) is
+ * in @err and @msg.
+ */
+struct dump_source {
+	int fd;
+	const char *name; /* for messages ("<stdin>" for "-") */
+	bool close;	  /* @fd is ours */
+	uint8_t head[4];  /* the magic, read before the rest */
+	size_t nhead, head_off;
+	bool gz; /* inflating */
+	z_stream z;
+	bool z_ready, in_eof, member_end;
+	uint8_t *zbuf;
+	uint64_t in_total, out_total, out_max;
+	int err;
+	char msg[256];
+};
+
+/*
+ * dump_source_open() - Open @file ("-": standard input) and check its
+ * first bytes: a stream's magic or gzip's.  Return: a DUMP_EXIT_* status,
+ * the message printed (a directory is a usage error, 2).
+ */
+int dump_source_open(struct dump_source *s, const char *file);
+
+/* dump_source_read() - Read the stream (inflated); an ms_stream_ops read. */
+ssize_t dump_source_read(void *opaque, void *buf, size_t len);
+
+/* dump_source_status() - The DUMP_EXIT_* status of the source's error. */
+int dump_source_status(const struct dump_source *s);
+
+/* dump_source_close() - Free the source (and close its fd if ours). */
+void dump_source_close(struct dump_source *s);
+
+/*
+ * dump_open_file() - Open @file ("-": standard input) for a command that
+ * needs a regular file: the file itself if it is a plain stream, else
+ * (a pipe, gzip) a copy of the stream in an unlinked file of $TMPDIR
+ * (else /tmp), after its magic was checked, of at most dump_spool_cap()
+ * bytes.  *@fd is at the stream's first byte; *@owned says whether the
+ * caller closes it; *@name names the input in messages.  Return: a
+ * DUMP_EXIT_* status, the message printed.
+ */
+int dump_open_file(const char *file, int *fd, const char **name, bool *owned);
+
+/* dump_spool_cap() - The bytes a spool (on @fd's file system) may hold. */
+uint64_t dump_spool_cap(int fd);
+
+/*
  * struct dump_walk - One walk over one stream: its settings and results.
  * The settings are filled by the caller before dump_walk_run(); the rest
  * is the walker's.
@@ -91,6 +166,8 @@ struct dump_walk {
 	const char *name; /* the file name, for messages */
 	int fd;		  /* the input, read from its current position */
 	bool strict;	  /* verify: anything unchecked is an error */
+	/* Optional: the input read through this instead of fd. */
+	struct dump_source *src;
 	dump_record_fn on_record;
 	dump_begin_fn on_begin; /* optional hooks, see above */
 	dump_bytes_fn on_bytes;
@@ -134,6 +211,8 @@ struct dump_walk {
 	int err;       /* the first error (negative errno), or 0 */
 	int exit_code; /* DUMP_EXIT_* for it */
 	char errmsg[1024];
+	/* Whether the error is about the last record's payload. */
+	bool in_payload;
 
 	/* Private to the walker. */
 	void *priv;
@@ -151,6 +230,17 @@ struct dump_walk {
  * DUMP_EXIT_INVALID or DUMP_EXIT_IO (w->exit_code).
  */
 int dump_walk_run(struct dump_walk *w);
+
+/*
+ * dump_walk_trailer() - The VM description of the stream read from @fd
+ * (from its position; seeked back there on success), found by walking
+ * the whole stream: only a trailer that follows the EOF record of a
+ * valid stream, and ends it, counts.
+ * Return: DUMP_EXIT_OK with *@json (malloc'd, NUL-terminated, @len
+ * bytes), or a DUMP_EXIT_* status after printing why (the walk's error,
+ * or no trailer: 1).
+ */
+int dump_walk_trailer(const char *name, int fd, char **json, size_t *len);
 
 /*
  * dump_walk_fail() - Fail the payload being decoded (from a
@@ -171,6 +261,41 @@ int dump_walk_fail(struct dump_walk *w, int err, const char *fmt, ...)
  * interval, and erased at the end.
  */
 bool dump_progress(bool prints_stdout);
+
+/*
+ * Text from the stream (names, machine types, messages that quote them)
+ * made safe to print: valid UTF-8 passes, but a control character (C0,
+ * DEL, C1) and every byte that is not part of valid UTF-8 become "\xNN",
+ * and a backslash "\\", so that the text is unambiguous and no byte of
+ * the stream reaches a terminal as an escape sequence.
+ *
+ * DUMP_ESC_SIZE(n) - The room the escaped form of @n bytes needs.
+ */
+#define DUMP_ESC_SIZE(n) (4u * (n) + 1u)
+
+/*
+ * dump_escape() - Escape @src into @dst (@cap bytes, NUL-terminated;
+ * cut at a whole character when short).  Return: the length written.
+ */
+size_t dump_escape(char *dst, size_t cap, const char *src);
+
+/*
+ * dump_esc() - dump_escape() into one of 4 static buffers, which it
+ * returns (for a name of up to MS_COUNTED_STRING_MAX bytes; the fifth call
+ * reuses the first buffer).
+ */
+const char *dump_esc(const char *s);
+
+/* dump_is_utf8() - Whether @s is valid UTF-8. */
+bool dump_is_utf8(const char *s);
+
+/*
+ * dump_json_str() - Write @s to @f as a JSON string: valid UTF-8 as it is
+ * (a control character as \uNNNN); a string that is not valid UTF-8 in
+ * its dump_escape() form (the JSON string then holds "\xNN" for each
+ * invalid byte and "\\" for each backslash).
+ */
+void dump_json_str(FILE *f, const char *s);
 
 /* dump_walk_free() - Free what the walker allocated. */
 void dump_walk_free(struct dump_walk *w);
@@ -202,9 +327,10 @@ int dump_state_write(const char *name, int fd, const char *json, size_t len,
 		     FILE *out);
 
 /*
- * dump_spool_stdin() - Copy standard input to an unlinked temporary file,
- * whose fd (at offset 0) goes to *@fd.  Return: a DUMP_EXIT_* status
- * (the message printed).
+ * dump_spool_stdin() - dump_open_file() of standard input: *@fd is
+ * STDIN_FILENO for a plain regular file, else an unlinked temporary
+ * file's (at offset 0).  Return: a DUMP_EXIT_* status (the message
+ * printed).
  */
 int dump_spool_stdin(int *fd);
 int dump_desc_main(int argc, char **argv);

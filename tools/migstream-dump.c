@@ -43,35 +43,45 @@ struct options {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: " PROG " COMMAND [OPTIONS] FILE\n"
-		   "Inspect a QEMU (\"QEVM\" v3) or migstream native migration "
-		   "stream; FILE may be '-'.\n"
-		   "\n"
-		   "Commands:\n"
-		   "  info       profile, machine, record counts, RAM blocks "
-		   "and pages\n"
-		   "  sections   one line per record\n"
-		   "  verify     check the whole stream; exit 0 only if it is "
-		   "whole and valid\n"
-		   "  convert --to native|qemu [--compress[=LEVEL]] IN OUT\n"
-		   "             re-frame a stream in the other profile\n"
-		   "  extract DIR FILE\n"
-		   "             RAM blocks as sparse files, desc.json and "
-		   "state.json\n"
-		   "  state [-m] [--desc DESC] FILE\n"
-		   "             every device's state as JSON, as QEMU's "
-		   "analyze-migration.py\n"
-		   "  desc FILE  the VM description (JSON trailer), indented\n"
-		   "\n"
-		   "Options:\n"
-		   "  -j, --json     info, sections: JSON output\n"
-		   "  -q, --quiet    verify: print nothing on success\n"
-		   "  -m, --memory   state: RAM page contents too\n"
-		   "  -h, --help     this help\n"
-		   "  -V, --version  the migstream version\n"
-		   "\n"
-		   "Exit status: 0 success, 1 invalid or truncated stream, "
-		   "2 usage error, 3 I/O error.\n");
+	fprintf(f,
+		"Usage: " PROG " COMMAND [OPTIONS] FILE\n"
+		"Inspect a QEMU (\"QEVM\" v3) or migstream native migration "
+		"stream; FILE may be '-'.\n"
+		"\n"
+		"Commands:\n"
+		"  info       profile, machine, record counts, RAM blocks "
+		"and pages\n"
+		"  sections   one line per record\n"
+		"  verify     check the whole stream; exit 0 only if it is "
+		"whole and valid\n"
+		"  convert --to native|qemu [--compress[=LEVEL]] IN OUT\n"
+		"             re-frame a stream in the other profile\n"
+		"  extract DIR FILE\n"
+		"             RAM blocks as sparse files, desc.json and "
+		"state.json\n"
+		"  state [-m] [--desc DESC] FILE\n"
+		"             every device's state as JSON, as QEMU's "
+		"analyze-migration.py\n"
+		"  desc FILE  the VM description (JSON trailer), indented\n"
+		"\n"
+		"Options:\n"
+		"  -j, --json     info, sections: JSON output\n"
+		"  -q, --quiet    verify: print nothing on success\n"
+		"  -m, --memory   state: RAM page contents too\n"
+		"  --spool-max SIZE     every command: the most bytes copied "
+		"to a\n"
+		"                 temporary file (default: 64G or half the "
+		"free space)\n"
+		"  --gunzip-max SIZE    the most bytes inflated from gzip "
+		"input (1T)\n"
+		"  --json-mem-max SIZE  parser memory for the VM description "
+		"(256M)\n"
+		"  -h, --help     this help\n"
+		"  -V, --version  the migstream version\n"
+		"\n"
+		"Exit status: 0 success, 1 invalid or truncated stream (or "
+		"over a limit),\n2 usage error (a directory as FILE too), "
+		"3 system error.\n");
 }
 
 static int usage_error(const char *fmt, ...)
@@ -90,23 +100,6 @@ static int usage_error(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry '" PROG " --help'.\n");
 	return DUMP_EXIT_USAGE;
-}
-
-/* Print @s as a JSON string: bytes outside printable ASCII escaped. */
-static void json_str(FILE *f, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	fputc('"', f);
-	for (; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p >= 0x7f)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
 }
 
 static const char *profile_name(ms_profile p)
@@ -131,7 +124,7 @@ static const char *checksum_name(const struct dump_walk *w)
 
 static void report_error(const struct dump_walk *w)
 {
-	fprintf(stderr, PROG ": %s: %s\n", w->name, w->errmsg);
+	fprintf(stderr, PROG ": %s: %s\n", dump_esc(w->name), w->errmsg);
 }
 
 /*
@@ -143,10 +136,11 @@ static void info_text(const struct dump_walk *w)
 	const char *cs = checksum_name(w);
 	size_t i;
 
-	printf("file:       %s\n", w->name);
+	printf("file:       %s\n", dump_esc(w->name));
 	printf("profile:    %s\n", profile_name(w->profile));
 	printf("version:    %u\n", w->version);
-	printf("machine:    %s\n", w->have_machine ? w->machine : "-");
+	printf("machine:    %s\n",
+	       w->have_machine ? dump_esc(w->machine) : "-");
 	printf("bytes read: %" PRIu64 "\n", w->end);
 	printf("records:    %" PRIu64 "\n", w->records);
 	for (i = 0; i < NCOUNTED; i++)
@@ -156,7 +150,7 @@ static void info_text(const struct dump_walk *w)
 	if (w->ncaps) {
 		printf("capabilities:");
 		for (i = 0; i < w->ncaps; i++)
-			printf(" %s", w->caps[i]);
+			printf(" %s", dump_esc(w->caps[i]));
 		printf("\n");
 	}
 	if (w->have_vmdesc)
@@ -173,8 +167,8 @@ static void info_text(const struct dump_walk *w)
 		       " bytes, page size %u\n",
 		       w->nblk, w->ram_total, w->page_size);
 		for (i = 0; i < w->nblk; i++)
-			printf("  %-40s %12" PRIu64 "\n", w->blk[i].name,
-			       w->blk[i].len);
+			printf("  %-40s %12" PRIu64 "\n",
+			       dump_esc(w->blk[i].name), w->blk[i].len);
 	} else {
 		printf("ram:        none\n");
 	}
@@ -206,11 +200,11 @@ static void info_json(const struct dump_walk *w)
 	size_t i;
 
 	printf("{\"file\": ");
-	json_str(stdout, w->name);
+	dump_json_str(stdout, w->name);
 	printf(", \"profile\": \"%s\", \"version\": %u, \"machine\": ",
 	       profile_name(w->profile), w->version);
 	if (w->have_machine)
-		json_str(stdout, w->machine);
+		dump_json_str(stdout, w->machine);
 	else
 		printf("null");
 	printf(", \"bytes\": %" PRIu64 ", \"records\": %" PRIu64
@@ -223,14 +217,14 @@ static void info_json(const struct dump_walk *w)
 	printf("}, \"capabilities\": [");
 	for (i = 0; i < w->ncaps; i++) {
 		printf("%s", i ? ", " : "");
-		json_str(stdout, w->caps[i]);
+		dump_json_str(stdout, w->caps[i]);
 	}
 	printf("], \"ram\": {\"total\": %" PRIu64 ", \"page_size\": %u"
 	       ", \"blocks\": {",
 	       w->ram_total, w->page_size);
 	for (i = 0; i < w->nblk; i++) {
 		printf("%s", i ? ", " : "");
-		json_str(stdout, w->blk[i].name);
+		dump_json_str(stdout, w->blk[i].name);
 		printf(": %" PRIu64, w->blk[i].len);
 	}
 	printf("}, \"pages\": {");
@@ -254,7 +248,7 @@ static void info_json(const struct dump_walk *w)
 	if (w->complete)
 		printf("null");
 	else
-		json_str(stdout, w->errmsg);
+		dump_json_str(stdout, w->errmsg);
 	printf("}\n");
 }
 
@@ -288,7 +282,7 @@ static void sections_record(struct dump_walk *w, const ms_record *rec,
 			printf("%5u", rec->cmd);
 		else
 			printf("%5s", "-");
-		printf(" %-32s", *name ? name : "-");
+		printf(" %-32s", *name ? dump_esc(name) : "-");
 		if (sec)
 			printf(" %4" PRIu32 " %4" PRIu32, h->instance_id,
 			       h->version_id);
@@ -304,7 +298,7 @@ static void sections_record(struct dump_walk *w, const ms_record *rec,
 	if (*name) {
 		printf(", \"%s\": ",
 		       rec->type == MS_REC_CONFIGURATION ? "machine" : "idstr");
-		json_str(stdout, name);
+		dump_json_str(stdout, name);
 	}
 	if (sec)
 		printf(", \"instance_id\": %" PRIu32
@@ -325,23 +319,17 @@ enum command { CMD_INFO, CMD_SECTIONS, CMD_VERIFY };
 static int run(enum command cmd, const struct options *o, const char *file)
 {
 	struct sections_ctx sc = {.json = o->json};
+	struct dump_source src;
 	struct dump_walk w;
-	int fd, ret;
+	int ret;
 
 	memset(&w, 0, sizeof(w));
-	w.name = file;
-	if (!strcmp(file, "-")) {
-		fd = STDIN_FILENO;
-		w.name = "<stdin>";
-	} else {
-		fd = open(file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			fprintf(stderr, PROG ": %s: cannot open: %s\n", file,
-				strerror(errno));
-			return DUMP_EXIT_IO;
-		}
-	}
-	w.fd = fd;
+	ret = dump_source_open(&src, file);
+	if (ret)
+		return ret;
+	w.name = src.name;
+	w.fd = src.fd;
+	w.src = &src;
 	w.strict = cmd == CMD_VERIFY;
 	w.progress = dump_progress(cmd == CMD_SECTIONS);
 	if (cmd == CMD_SECTIONS) {
@@ -384,14 +372,105 @@ static int run(enum command cmd, const struct options *o, const char *file)
 	if (ret)
 		report_error(&w);
 	dump_walk_free(&w);
-	if (fd != STDIN_FILENO)
-		close(fd);
+	dump_source_close(&src);
 	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, PROG ": writing the output: %s\n",
 			strerror(errno));
 		return DUMP_EXIT_IO;
 	}
 	return ret;
+}
+
+/* A size: digits, then an optional K, M, G or T (powers of 1024). */
+static bool parse_size(const char *arg, uint64_t *v)
+{
+	unsigned long long n;
+	unsigned shift = 0;
+	char *end;
+
+	errno = 0;
+	if (*arg < '0' || *arg > '9')
+		return false;
+	n = strtoull(arg, &end, 10);
+	if (errno)
+		return false;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		break;
+	case '\0':
+		break;
+	default:
+		return false;
+	}
+	if (shift && end[1])
+		return false;
+	if (!n || n > (UINT64_MAX >> shift))
+		return false;
+	*v = (uint64_t)n << shift;
+	return true;
+}
+
+/*
+ * Take the limit options (struct dump_limits) out of @argv, wherever they
+ * are, for every command.  Return: the new argc, or -1 after a message.
+ */
+static int take_limits(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		uint64_t *v;
+	} opts[] = {
+		{"--spool-max", &dump_limits.spool_max},
+		{"--gunzip-max", &dump_limits.gunzip_max},
+		{"--json-mem-max", &dump_limits.json_mem_max},
+	};
+	const char *val;
+	size_t i, l;
+	int a, o = 1, take;
+
+	for (a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--")) {
+			while (a < argc)
+				argv[o++] = argv[a++];
+			break;
+		}
+		for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+			l = strlen(opts[i].name);
+			if (!strncmp(argv[a], opts[i].name, l) &&
+			    (argv[a][l] == '=' || !argv[a][l]))
+				break;
+		}
+		if (i == sizeof(opts) / sizeof(opts[0])) {
+			argv[o++] = argv[a];
+			continue;
+		}
+		take = argv[a][l] ? 0 : 1;
+		val = take ? (a + 1 < argc ? argv[a + 1] : NULL)
+			   : argv[a] + l + 1;
+		if (!val || !parse_size(val, opts[i].v)) {
+			usage_error("%s: a size expected (bytes, or a number "
+				    "with K, M, G or T), found '%s'",
+				    opts[i].name, val ? val : "nothing");
+			return -1;
+		}
+		a += take;
+	}
+	argv[o] = NULL;
+	return o;
 }
 
 int main(int argc, char **argv)
@@ -408,6 +487,9 @@ int main(int argc, char **argv)
 	enum command c;
 	int opt;
 
+	argc = take_limits(argc, argv);
+	if (argc < 0)
+		return DUMP_EXIT_USAGE;
 	/* convert and extract parse their own options. */
 	if (argc > 1 && !strcmp(argv[1], "convert"))
 		return dump_convert_main(argc - 1, argv + 1);
