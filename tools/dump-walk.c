@@ -64,11 +64,12 @@ struct walker {
 	int err;	       /* the payload parser's error, and its message */
 	char msg[768];
 	/* The progress line (w->progress). */
-	uint64_t total;	      /* the input's size, 0 if unknown */
-	struct timespec next; /* when to print the next line */
-	long interval_ms;     /* between lines */
-	unsigned tick;	      /* pages since the last clock check */
-	bool shown;	      /* a line is on the terminal */
+	uint64_t total;		/* the input's size, 0 if unknown */
+	struct timespec next;	/* when to print the next line */
+	long interval_ms;	/* between lines */
+	unsigned tick;		/* pages since the last clock check */
+	bool shown;		/* a line is on the terminal */
+	struct dump_desc *desc; /* no footers: the trailer's decoder */
 };
 
 static uint16_t be16(const uint8_t *p)
@@ -1049,6 +1050,11 @@ static int vmdesc_check(struct dump_walk *w, uint32_t len)
 	return 0;
 }
 
+static int nf_payload(struct dump_walk *w, const ms_section_hdr *h);
+static int nf_probe_section(struct dump_walk *w, const ms_section_hdr *h);
+static int nf_vmdesc_at(struct dump_walk *w, const ms_record *rec);
+static int nf_prepare(struct dump_walk *w, ms_codec_opts *co);
+
 static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 {
 	struct walker *k = w->priv;
@@ -1060,6 +1066,8 @@ static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 	 * follow at once, which the footer scan checks). */
 	if (h->type == MS_REC_START && live_add(w, h->section_id))
 		return k->err;
+	if (w->nf_probe)
+		return nf_probe_section(w, h);
 	if (!strcmp(h->idstr, RAM_IDSTR) && !w->ram_broken) {
 		if (h->version_id != RAM_VERSION)
 			ret = bad(w, -ENOTSUP,
@@ -1080,13 +1088,8 @@ static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 			if (!native)
 				ret = scan_to_footer(w, h->section_id);
 		}
-	} else if (w->on_payload) {
-		ret = w->on_payload(w, k->rec, k->p, w->opaque);
-		if (ret && !k->err)
-			ret = bad(w, ret, "section payload: %s",
-				  strerror(-ret));
-		if (!ret && native)
-			ret = expect_payload_end(w, "the described fields");
+	} else if (w->on_payload || k->desc) {
+		ret = nf_payload(w, h);
 	} else if (!native) {
 		ret = scan_to_footer(w, h->section_id);
 	}
@@ -1131,6 +1134,8 @@ static int consume(struct dump_walk *w, const ms_record *rec, uint64_t *plen)
 		*plen = rec->length;
 		w->vmdesc_len = rec->length;
 		w->have_vmdesc = true;
+		if (nf_vmdesc_at(w, rec))
+			return k->err;
 		return vmdesc_check(w, rec->length);
 	default:
 		return 0;
@@ -1177,6 +1182,7 @@ int dump_walk_run(struct dump_walk *w)
 {
 	ms_stream_opts so = {.version = MS_STREAM_OPTS_VERSION,
 			     .buffer_size = IN_BUFFER_SIZE};
+	ms_codec_opts co = {.version = MS_CODEC_OPTS_VERSION};
 	struct walker *k;
 	ms_record rec;
 	uint64_t plen;
@@ -1191,9 +1197,12 @@ int dump_walk_run(struct dump_walk *w)
 		w->err = -ENOMEM;
 		return w->exit_code = DUMP_EXIT_IO;
 	}
+	ret = nf_prepare(w, &co);
+	if (ret)
+		return w->exit_code;
 	ret = ms_stream_new_fd(&k->in, w->fd, MS_STREAM_READER, 0, &so);
 	if (!ret)
-		ret = ms_reader_new(&k->r, k->in, NULL);
+		ret = ms_reader_new(&k->r, k->in, w->no_footers ? &co : NULL);
 	if (ret) {
 		snprintf(w->errmsg, sizeof(w->errmsg), "%s", ms_strerror(ret));
 		w->err = ret;
@@ -1249,6 +1258,7 @@ void dump_walk_free(struct dump_walk *w)
 		free(k->buf);
 		free(k->page);
 		free(k->live);
+		dump_desc_free(k->desc);
 		free(k);
 	}
 	free(w->blk);
@@ -1262,4 +1272,165 @@ bool dump_progress(bool prints_stdout)
 {
 	return isatty(STDERR_FILENO) &&
 	       !(prints_stdout && isatty(STDOUT_FILENO));
+}
+
+/*
+ * Payloads the caller does not decode, and streams without section
+ * footers (see dump.h).  QEMU before 2.4 ends no section with a footer:
+ * the walker then delimits every device section with the VM description
+ * (the caller's on_payload, or the trailer that ends the file), and the
+ * walk must reach exactly that trailer.
+ */
+
+int dump_walk_skip(struct dump_walk *w, ms_stream *p, size_t n)
+{
+	struct walker *k = w->priv;
+
+	if (p != k->p)
+		return bad(w, -EINVAL, "payload consumed from another stream");
+	return skip(w, n);
+}
+
+/* A payload decoded by on_payload, or by the trailer's decoder. */
+static int nf_payload(struct dump_walk *w, const ms_section_hdr *h)
+{
+	struct walker *k = w->priv;
+	bool native = w->profile == MS_PROFILE_NATIVE;
+	int ret;
+
+	if (w->on_payload)
+		ret = w->on_payload(w, k->rec, k->p, w->opaque);
+	else
+		ret = dump_desc_payload(w, k->rec, k->p, k->desc);
+	if (ret == DUMP_PAYLOAD_OPAQUE) {
+		if (native)
+			return 0; /* its length is known: drained */
+		if (w->no_footers)
+			return bad(w, -ENOTSUP,
+				   "not in the VM description: in a stream "
+				   "without section footers only the "
+				   "description delimits a section, so its "
+				   "end cannot be found");
+		return scan_to_footer(w, h->section_id);
+	}
+	if (ret && !k->err)
+		ret = bad(w, ret, "section payload: %s", strerror(-ret));
+	if (!ret && native)
+		ret = expect_payload_end(w, "the described fields");
+	return ret;
+}
+
+/*
+ * The first walk (w->nf_probe 1) stops after the first section: when it
+ * is RAM, parsed by its grammar, the byte after it tells whether the
+ * stream has footers.  w->nf_probe becomes 3 for a footer, 4 for another
+ * record, 2 when it cannot tell (footers are then assumed).
+ */
+static int nf_probe_section(struct dump_walk *w, const ms_section_hdr *h)
+{
+	struct walker *k = w->priv;
+	const uint8_t *d;
+	ssize_t got;
+
+	w->nf_probe = 2;
+	if (strcmp(h->idstr, RAM_IDSTR) || h->version_id != RAM_VERSION ||
+	    ram_parse(w))
+		return bad(w, -ECANCELED, "first section looked at");
+	got = ms_peek(k->p, &d, 5);
+	if (got >= 5 && d[0] == MS_REC_FOOTER && be32(d + 1) == h->section_id)
+		w->nf_probe = 3;
+	else if (got >= 1 && d[0] <= MS_REC_FULL)
+		w->nf_probe = 4;
+	return bad(w, -ECANCELED, "first section looked at");
+}
+
+static int nf_refuse(struct dump_walk *w, int err, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+static int nf_refuse(struct dump_walk *w, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->errmsg, sizeof(w->errmsg), fmt, ap);
+	va_end(ap);
+	w->err = err;
+	w->exit_code = exit_code_of(err);
+	return err;
+}
+
+/*
+ * Before the walk: whether the QEMU stream in the regular file w->fd has
+ * footers, and if not, the trailer that delimits its sections.
+ */
+static int nf_prepare(struct dump_walk *w, ms_codec_opts *co)
+{
+	struct walker *k = w->priv;
+	struct dump_walk probe;
+	char msg[512], *json = NULL;
+	uint8_t magic[4];
+	uint64_t pos = 0;
+	uint32_t len = 0;
+	off_t at;
+	int ret;
+
+	at = w->nf_probe ? -1 : lseek(w->fd, 0, SEEK_CUR);
+	if (at < 0 || pread(w->fd, magic, 4, at) != 4 ||
+	    be32(magic) != MS_QEMU_MAGIC)
+		return 0;
+	memset(&probe, 0, sizeof(probe));
+	probe.name = w->name;
+	probe.fd = w->fd;
+	probe.nf_probe = 1;
+	dump_walk_run(&probe);
+	dump_walk_free(&probe);
+	if (lseek(w->fd, at, SEEK_SET) < 0)
+		return nf_refuse(w, -errno, "cannot seek back to 0x%llx: %s",
+				 (unsigned long long)at, strerror(errno));
+	if (probe.nf_probe != 4)
+		return 0;
+	w->no_footers = true;
+	co->profile = MS_PROFILE_QEMU;
+	co->no_footers = true;
+	ret = dump_vmdesc_candidate(w->fd, &json, &len, &pos);
+	if (ret < 0)
+		return nf_refuse(w, ret, "reading the VM description: %s",
+				 strerror(-ret));
+	if (ret)
+		w->vmdesc_at = pos + 1;
+	if (w->on_payload) {
+		free(json);
+		return 0;
+	}
+	if (!ret)
+		return nf_refuse(w, -ENOTSUP,
+				 "the stream has no section footers (a QEMU "
+				 "machine type before 2.4) and no VM "
+				 "description trailer: its device sections "
+				 "cannot be delimited (state --desc DESC "
+				 "decodes it with a description)");
+	ret = dump_desc_new(&k->desc, json, len, msg, sizeof(msg));
+	free(json);
+	if (ret)
+		return nf_refuse(w, ret,
+				 "offset 0x%llx: the stream has no section "
+				 "footers, and its VM description, which "
+				 "delimits its sections, cannot be used: %s",
+				 (unsigned long long)pos, msg);
+	return 0;
+}
+
+/* The trailer reached must be the one that delimited the sections. */
+static int nf_vmdesc_at(struct dump_walk *w, const ms_record *rec)
+{
+	if (!w->no_footers || !w->vmdesc_at || rec->offset + 1 == w->vmdesc_at)
+		return 0;
+	return bad(w, -EBADMSG,
+		   "the walk reaches a VM description here, but the trailer "
+		   "that ends the file and delimited the sections is at "
+		   "offset 0x%llx: that description does not fit the stream",
+		   (unsigned long long)(w->vmdesc_at - 1));
 }
