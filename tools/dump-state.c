@@ -111,9 +111,9 @@ static void pj_printf(struct pj *o, const char *fmt, ...)
  * beyond STATE_OUT_PER_IN a byte of input read (--max-output), and bytes
  * held by the parsed VM description and the decoded state of the section
  * at hand (--max-memory).  The real captures stay far below the defaults
- * (q35-run: 21,000 values, 2 MiB of trees).
+ * (q35-dev: 87,000 values, 3 MB of output).
  */
-#define STATE_DEF_VALUES (16ull * 1024 * 1024)
+#define STATE_DEF_VALUES (4ull * 1024 * 1024)
 #define STATE_DEF_OUTPUT (256ull * 1024 * 1024)
 #define STATE_OUT_PER_IN 16u
 #define STATE_DEF_MEMORY (128ull * 1024 * 1024)
@@ -732,7 +732,7 @@ struct state {
 	/* An error found where the walk cannot be stopped (on_record): it
 	 * stops at the next record. */
 	int fail;
-	char failmsg[1024];
+	char failmsg[1400];
 	const ms_record *rec; /* in on_record: the record */
 	bool opaque;	      /* the payload just read was not decoded */
 	struct opaque_tab *otab;
@@ -1257,7 +1257,7 @@ static int decode_struct(struct dump_walk *w, struct state *st, ms_stream *p,
 static int st_fail(struct dump_walk *w, struct state *st, int err,
 		   const char *fmt, ...)
 {
-	char msg[512];
+	char msg[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -2281,7 +2281,7 @@ int dump_state_main(int argc, char **argv)
 			       "  -m, --memory  RAM page contents too, "
 			       "streamed\n"
 			       "  --max-values N    values decoded in the "
-			       "stream (16Mi)\n"
+			       "stream (4Mi)\n"
 			       "  --max-output B    bytes written, plus 16 a "
 			       "byte of input (256MiB)\n"
 			       "  --max-memory B    bytes of the parsed "
