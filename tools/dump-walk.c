@@ -70,6 +70,7 @@ struct walker {
 	unsigned tick;		/* pages since the last clock check */
 	bool shown;		/* a line is on the terminal */
 	struct dump_desc *desc; /* no footers: the trailer's decoder */
+	bool nf_unprobed;	/* footers not looked for (not a file) */
 };
 
 static uint16_t be16(const uint8_t *p)
@@ -1054,6 +1055,7 @@ static int nf_payload(struct dump_walk *w, const ms_section_hdr *h);
 static int nf_probe_section(struct dump_walk *w, const ms_section_hdr *h);
 static int nf_vmdesc_at(struct dump_walk *w, const ms_record *rec);
 static int nf_prepare(struct dump_walk *w, ms_codec_opts *co);
+static int nf_pipe_check(struct dump_walk *w, const ms_section_hdr *h);
 
 static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 {
@@ -1075,6 +1077,8 @@ static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 				  RAM_VERSION, h->version_id);
 		else
 			ret = ram_parse(w);
+		if (!ret && k->nf_unprobed)
+			ret = nf_pipe_check(w, h);
 		if (!ret && native)
 			ret = expect_payload_end(w, "EOS");
 		if (!ret) {
@@ -1377,7 +1381,10 @@ static int nf_prepare(struct dump_walk *w, ms_codec_opts *co)
 	off_t at;
 	int ret;
 
-	at = w->nf_probe ? -1 : lseek(w->fd, 0, SEEK_CUR);
+	if (w->nf_probe)
+		return 0;
+	at = lseek(w->fd, 0, SEEK_CUR);
+	k->nf_unprobed = at < 0;
 	if (at < 0 || pread(w->fd, magic, 4, at) != 4 ||
 	    be32(magic) != MS_QEMU_MAGIC)
 		return 0;
@@ -1433,4 +1440,33 @@ static int nf_vmdesc_at(struct dump_walk *w, const ms_record *rec)
 		   "that ends the file and delimited the sections is at "
 		   "offset 0x%llx: that description does not fit the stream",
 		   (unsigned long long)(w->vmdesc_at - 1));
+}
+
+/*
+ * Input that is not a file was not probed: after its first RAM section,
+ * a QEMU stream without a footer is refused with the reason.
+ */
+static int nf_pipe_check(struct dump_walk *w, const ms_section_hdr *h)
+{
+	struct walker *k = w->priv;
+	const uint8_t *d;
+	ssize_t got;
+
+	if (w->profile != MS_PROFILE_QEMU) {
+		k->nf_unprobed = false;
+		return 0;
+	}
+	got = ms_peek(k->p, &d, 5);
+	if (got >= 5 && d[0] == MS_REC_FOOTER && be32(d + 1) == h->section_id) {
+		k->nf_unprobed = false;
+		return 0;
+	}
+	if (got < 1 || d[0] > MS_REC_FULL)
+		return 0; /* the reader names what it finds */
+	return bad(w, -ENOTSUP,
+		   "no footer after the first RAM section (0x%02x follows): "
+		   "a stream of a QEMU machine type before 2.4, whose "
+		   "sections only its VM description delimits, can be read "
+		   "from a regular file only, not from a pipe",
+		   d[0]);
 }
