@@ -156,6 +156,10 @@ def main():
          "state --max-memory 4K @IN@", 1,
          "need more than 4096 bytes of memory parsed (the cap, set by --max-memory)",
          "the parsed VM description counts against --max-memory")
+    case("desc-memory-cap", stream(full(1, b"d", b"\x07"), many),
+         "desc --max-memory 4K @IN@", 1,
+         "need more than 4096 bytes of memory parsed (the cap, set by --max-memory)",
+         "desc parses the description under --max-memory too")
     # Deep nesting: 4 bytes of indentation a level for every value.
     inner = {"vmsd_name": "x", "version": 1, "fields": [dict(z, array_len=2000)]}
     for _ in range(200):

@@ -1793,7 +1793,7 @@ static void state_record(struct dump_walk *w, const ms_record *rec,
  * desc
  */
 
-static int desc_run(const char *file)
+static int desc_run(const char *file, uint64_t max_memory)
 {
 	struct hooks hk;
 	char msg[512];
@@ -1809,7 +1809,7 @@ static int desc_run(const char *file)
 	ret = vmdesc_get(&in, &json, &len);
 	if (!ret) {
 		hooks_on(&hk);
-		mem_start(STATE_DEF_MEMORY);
+		mem_start(max_memory);
 		root = vmdesc_parse(json, len, msg, sizeof(msg));
 		free(json);
 		if (root) {
@@ -2178,7 +2178,9 @@ static int cmd_usage(const char *cmd, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nUsage: " PROG " %s%s FILE\n", cmd,
-		strcmp(cmd, "state") ? "" : " [-m] [--desc DESC]");
+		strcmp(cmd, "state") ? " [--max-memory B]"
+				     : " [-m] [--desc DESC] [--max-values N] "
+				       "[--max-output B] [--max-memory B]");
 	return DUMP_EXIT_USAGE;
 }
 
@@ -2302,18 +2304,27 @@ int dump_state_main(int argc, char **argv)
 int dump_desc_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{"max-memory", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	uint64_t max_memory = STATE_DEF_MEMORY;
 	int opt;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'M':
+			if (parse_cap(optarg, &max_memory))
+				return cmd_usage("desc", "--max-memory %s: %s",
+						 optarg, cap_syntax);
+			break;
 		case 'h':
-			printf("Usage: " PROG " desc FILE\n"
+			printf("Usage: " PROG " desc [--max-memory B] FILE\n"
 			       "Print the stream's VM description (its JSON "
-			       "trailer), indented by 4.\n");
+			       "trailer), indented by 4.\n"
+			       "  --max-memory B    bytes of the parsed "
+			       "description (128MiB)\n");
 			return DUMP_EXIT_OK;
 		default:
 			return cmd_usage("desc", "%s", "bad option");
@@ -2324,5 +2335,5 @@ int dump_desc_main(int argc, char **argv)
 	if (optind + 1 < argc)
 		return cmd_usage("desc", "unexpected argument '%s'",
 				 argv[optind + 1]);
-	return finish(desc_run(argv[optind]));
+	return finish(desc_run(argv[optind], max_memory));
 }
