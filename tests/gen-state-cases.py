@@ -131,13 +131,8 @@ def main():
          "state --max-values 1000 @IN@", 1,
          "more than 1000 values decoded in the stream (the cap, set by --max-values)",
          "three sections of 600 zero-size values: a cap of 1000 per stream")
-    # Zero-size values without an input byte: the default cap (4Mi).
-    zz = {"name": "z", "type": "buffer", "size": 0, "array_len": 1000000}
-    body = b"".join(full(i, b"d", b"", inst=i) for i in range(1, 6))
-    case("state-values-default",
-         stream(body, desc(*[dev("d", [zz], inst=i) for i in range(1, 6)])),
-         "state @IN@", 1, "(the cap, set by --max-values)",
-         "5 million zero-size values from a stream of 600 bytes: the default cap")
+    # The default cap (4Mi values) is tested by check-state-limits.sh:
+    # too slow for the runner's timeout under sanitizers.
     # Output: a long field name repeated by a struct array.
     long = {"name": "n" * 20000, "type": "buffer", "size": 0}
     st = {"name": "s", "type": "struct", "size": 0, "array_len": 100,

@@ -1413,12 +1413,15 @@ static int nf_prepare(struct dump_walk *w, ms_codec_opts *co)
 		return 0;
 	}
 	if (!ret)
-		return nf_refuse(w, -ENOTSUP,
-				 "the stream has no section footers (a QEMU "
-				 "machine type before 2.4) and no VM "
-				 "description trailer: its device sections "
-				 "cannot be delimited (state --desc DESC "
-				 "decodes it with a description)");
+		return nf_refuse(
+			w, -ENOTSUP,
+			"offset 0x%llx: no footer after the first RAM "
+			"section: the stream has no section footers (a "
+			"QEMU machine type before 2.4) and no VM "
+			"description trailer: its device sections "
+			"cannot be delimited (state --desc DESC "
+			"decodes it with a description)",
+			(unsigned long long)probe.end);
 	ret = dump_desc_new(&k->desc, json, len, msg, sizeof(msg));
 	free(json);
 	if (ret)
