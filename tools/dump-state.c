@@ -1355,7 +1355,7 @@ static int print_member(struct dump_walk *w, struct state *st,
  * mem_free().  Both count in the memory cap.
  */
 #define ARENA_BLOCK (256u * 1024u)
-#define ARENA_MAX   64u /* blocks; beyond, allocations go to malloc() */
+#define ARENA_MAX   64u /* blocks; beyond, allocations go to mem_alloc() */
 
 struct arena {
 	char *block[ARENA_MAX];
@@ -2224,6 +2224,14 @@ static int parse_cap(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* The cap of option --@opt of command @cmd, from optarg. */
+static int cap_arg(const char *cmd, const char *opt, uint64_t *out)
+{
+	if (!parse_cap(optarg, out))
+		return 0;
+	return cmd_usage(cmd, "--%s %s: %s", opt, optarg, cap_syntax);
+}
+
 static int finish(int ret)
 {
 	if (fflush(stdout) || ferror(stdout)) {
@@ -2260,19 +2268,16 @@ int dump_state_main(int argc, char **argv)
 			memory = true;
 			break;
 		case 'V':
-			if (parse_cap(optarg, &caps.max_values))
-				return cmd_usage("state", "--max-values %s: %s",
-						 optarg, cap_syntax);
+			if (cap_arg("state", "max-values", &caps.max_values))
+				return DUMP_EXIT_USAGE;
 			break;
 		case 'O':
-			if (parse_cap(optarg, &caps.max_output))
-				return cmd_usage("state", "--max-output %s: %s",
-						 optarg, cap_syntax);
+			if (cap_arg("state", "max-output", &caps.max_output))
+				return DUMP_EXIT_USAGE;
 			break;
 		case 'M':
-			if (parse_cap(optarg, &caps.max_memory))
-				return cmd_usage("state", "--max-memory %s: %s",
-						 optarg, cap_syntax);
+			if (cap_arg("state", "max-memory", &caps.max_memory))
+				return DUMP_EXIT_USAGE;
 			break;
 		case 'h':
 			printf("Usage: " PROG " state [-m] [--desc DESC] FILE\n"
@@ -2315,9 +2320,8 @@ int dump_desc_main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'M':
-			if (parse_cap(optarg, &max_memory))
-				return cmd_usage("desc", "--max-memory %s: %s",
-						 optarg, cap_syntax);
+			if (cap_arg("desc", "max-memory", &max_memory))
+				return DUMP_EXIT_USAGE;
 			break;
 		case 'h':
 			printf("Usage: " PROG " desc [--max-memory B] FILE\n"
