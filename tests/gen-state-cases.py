@@ -142,10 +142,11 @@ def main():
          "(the cap, set by --max-output, is 1048576 bytes plus 16 a byte of input)",
          "2 MB of field names printed for a payload of 0 bytes")
     # Memory: the same name copied as a key of every element.
-    st2 = dict(st, array_len=8000)
+    st2 = dict(st, array_len=1000)
     case("state-memory-cap-keys", stream(full(1, b"d", b""), desc(dev("d", [st2]))),
-         "state @IN@", 1, "bytes of memory (the cap, set by --max-memory)",
-         "a 20 KB key copied into 8000 objects (160 MB) under --max-memory")
+         "state --max-memory 16M @IN@", 1,
+         "more than 16777216 bytes of memory (the cap, set by --max-memory)",
+         "a 20 KB key copied into 1000 objects (20 MB) counts against --max-memory")
     many = desc(dev("d", [U8]), *[dev("e%d" % i, [U8]) for i in range(100)])
     case("state-memory-cap-vmdesc", stream(full(1, b"d", b"\x07"), many),
          "state --max-memory 4K @IN@", 1,
