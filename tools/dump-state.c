@@ -45,8 +45,10 @@
  */
 #if defined(__GLIBC__)
 #define out_fwrite(p, n, f) fwrite_unlocked(p, 1, n, f)
+#define out_fputc(c, f)	    fputc_unlocked(c, f)
 #else
 #define out_fwrite(p, n, f) fwrite(p, 1, n, f)
+#define out_fputc(c, f)	    fputc(c, f)
 #endif
 
 struct pj {
@@ -68,9 +70,12 @@ static void pj_write(struct pj *o, const void *p, size_t n)
 
 static void pj_putc(int c, struct pj *o)
 {
-	char b = (char)c;
-
-	pj_write(o, &b, 1);
+	if (o->over || o->n == o->max) {
+		o->over = true;
+		return;
+	}
+	o->n++;
+	out_fputc(c, o->f);
 }
 
 static void pj_puts(struct pj *o, const char *s)
