@@ -64,13 +64,16 @@ struct walker {
 	int err;	       /* the payload parser's error, and its message */
 	char msg[768];
 	/* The progress line (w->progress). */
-	uint64_t total;		/* the input's size, 0 if unknown */
-	struct timespec next;	/* when to print the next line */
-	long interval_ms;	/* between lines */
-	unsigned tick;		/* pages since the last clock check */
-	bool shown;		/* a line is on the terminal */
-	struct dump_desc *desc; /* no footers: the trailer's decoder */
-	bool nf_unprobed;	/* footers not looked for (not a file) */
+	uint64_t total;	      /* the input's size, 0 if unknown */
+	struct timespec next; /* when to print the next line */
+	long interval_ms;     /* between lines */
+	unsigned tick;	      /* pages since the last clock check */
+	bool shown;	      /* a line is on the terminal */
+
+	/* Streams without footers: the trailer's decoder, and whether the
+	 * footers could not be looked for (not a file). */
+	struct dump_desc *desc;
+	bool nf_unprobed;
 };
 
 static uint16_t be16(const uint8_t *p)
