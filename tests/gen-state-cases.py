@@ -219,6 +219,17 @@ def main():
     case("nofooter-planted-vmdesc", data, "verify @IN@", 1,
          "that description does not fit the stream",
          "a trailer planted in a payload of a stream without footers")
+    # With footers: a trailer whose JSON text hides, at its end, a second
+    # trailer that also ends the file.  The exact-end rule takes the inner
+    # one; the walk reaches the outer one: state must not decode with it.
+    inner = json.dumps(desc(dev("d", [U8]))).encode()
+    hidden = b"\x00\x06" + be32(len(inner)) + inner
+    outer = b"{" + b" " * 8 + hidden
+    body = full(2, b"d", b"\x07")
+    data2 = b"QEVM" + be32(3) + body + b"\x00\x06" + be32(len(outer)) + outer
+    case("state-trailer-in-trailer", data2, "state @IN@", 1,
+         "that description does not fit the stream",
+         "state decoded with a trailer hidden inside the one the walk ends at")
     case("nofooter-planted-vmdesc-state", data, "state @IN@", 1,
          "that description does not fit the stream",
          "state: a trailer planted in a payload of a stream without footers")

@@ -649,17 +649,20 @@ int dump_vmdesc_candidate(int fd, char **json, uint32_t *len, uint64_t *pos)
 	return 1;
 }
 
-static int vmdesc_get(struct input *in, char **json, size_t *len)
+static int vmdesc_get(struct input *in, char **json, size_t *len, uint64_t *at)
 {
 	struct dump_walk w;
 	uint64_t pos = 0;
 	uint32_t l = 0;
 	int ret;
 
+	*at = 0;
 	ret = dump_vmdesc_candidate(in->fd, json, &l, &pos);
 	if (ret < 0)
 		return err_io(in->name, "reading the trailer", -ret);
 	if (ret == 1) {
+		/* The decoding walk must reach this very trailer. */
+		*at = pos + 1;
 		*len = l;
 		return 0;
 	}
@@ -1800,6 +1803,7 @@ static void state_record(struct dump_walk *w, const ms_record *rec,
 
 static int desc_run(const char *file, uint64_t max_memory)
 {
+	uint64_t at;
 	struct hooks hk;
 	char msg[512];
 	struct input in;
@@ -1811,7 +1815,7 @@ static int desc_run(const char *file, uint64_t max_memory)
 	ret = input_open(&in, file, true);
 	if (ret)
 		return ret;
-	ret = vmdesc_get(&in, &json, &len);
+	ret = vmdesc_get(&in, &json, &len, &at);
 	if (!ret) {
 		hooks_on(&hk);
 		mem_start(max_memory);
@@ -1982,13 +1986,17 @@ static int state_end(struct state *st, struct dump_walk *w, int ret)
 	ms_record rec = end;
 
 	ram_close(st);
-	if (!ret && !st->fail) {
-		/* Errors now are the stream end's. */
-		rec.offset = w->end;
-		st->rec = &rec;
+	/* Errors now are the stream end's. */
+	rec.offset = w->end;
+	st->rec = &rec;
+	if (!ret && !st->fail && w->vmdesc_at && !w->have_vmdesc)
+		st_fail(w, st, -EBADMSG,
+			"the stream ends without the VM description trailer "
+			"at offset 0x%" PRIx64 " that decoded it",
+			w->vmdesc_at - 1);
+	if (!ret && !st->fail)
 		opaque_finish(w, st);
-		st->rec = NULL;
-	}
+	st->rec = NULL;
 	fflush(st->out.f);
 	if (st->fail) {
 		fprintf(stderr, PROG ": %s: %s\n", w->name, st->failmsg);
@@ -2013,7 +2021,7 @@ static int state_end(struct state *st, struct dump_walk *w, int ret)
  * names the description in messages.
  */
 static int state_decode(struct input *in, const char *name, const char *json,
-			size_t len, FILE *out, bool memory,
+			size_t len, uint64_t at, FILE *out, bool memory,
 			const struct state_caps *caps)
 {
 	struct state st;
@@ -2037,6 +2045,7 @@ static int state_decode(struct input *in, const char *name, const char *json,
 		w.name = in->name;
 		w.fd = in->fd;
 		w.strict = true;
+		w.vmdesc_at = at;
 		w.progress = dump_progress(out == stdout);
 		w.on_payload = state_payload;
 		w.on_record = state_record;
@@ -2057,6 +2066,7 @@ static int state_run(const char *file, const char *desc_file, bool memory,
 {
 	struct input in;
 	char *json = NULL;
+	uint64_t at = 0;
 	size_t len = 0;
 	int ret;
 
@@ -2076,12 +2086,12 @@ static int state_run(const char *file, const char *desc_file, bool memory,
 		return ret;
 	}
 	if (!desc_file)
-		ret = vmdesc_get(&in, &json, &len);
+		ret = vmdesc_get(&in, &json, &len, &at);
 	/* Megabytes of small writes: a larger buffer than stdio's. */
 	setvbuf(stdout, NULL, _IOFBF, 1u << 16);
 	if (!ret)
 		ret = state_decode(&in, desc_file ? desc_file : in.name, json,
-				   len, stdout, memory, caps);
+				   len, at, stdout, memory, caps);
 	free(json);
 	input_close(&in);
 	return ret;
@@ -2092,7 +2102,8 @@ int dump_state_write(const char *name, int fd, const char *json, size_t len,
 {
 	struct input in = {.fd = fd, .name = name, .close = false};
 
-	return state_decode(&in, name, json, len, out, false, &state_defaults);
+	return state_decode(&in, name, json, len, 0, out, false,
+			    &state_defaults);
 }
 
 /*

@@ -1439,7 +1439,7 @@ static int nf_prepare(struct dump_walk *w, ms_codec_opts *co)
 /* The trailer reached must be the one that delimited the sections. */
 static int nf_vmdesc_at(struct dump_walk *w, const ms_record *rec)
 {
-	if (!w->no_footers || !w->vmdesc_at || rec->offset + 1 == w->vmdesc_at)
+	if (!w->vmdesc_at || rec->offset + 1 == w->vmdesc_at)
 		return 0;
 	return bad(w, -EBADMSG,
 		   "the walk reaches a VM description here, but the trailer "

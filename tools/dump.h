@@ -138,8 +138,9 @@ struct dump_walk {
 	/* Streams without section footers (QEMU machine types before 2.4):
 	 * see dump_walk_skip() below. */
 	bool no_footers;    /* result: the QEMU stream has no footers */
-	uint64_t vmdesc_at; /* no_footers: the trailer the walk must reach
-			       (its offset + 1; 0 for none) */
+	uint64_t vmdesc_at; /* the trailer the walk must reach (its offset
+			       + 1; 0 for none): set by the caller, or for
+			       no_footers by the walker */
 	unsigned nf_probe;  /* private: 1 in the walk that looks for them */
 
 	/* Private to the walker. */
