@@ -142,15 +142,17 @@ static const struct state_caps state_defaults = {
 
 static struct {
 	uint64_t used; /* bytes held */
+	uint64_t base; /* held when the cap was set: another decoder's */
 	uint64_t max;  /* the cap, UINT64_MAX for none */
 	bool over;     /* an allocation was refused for it */
-} mem = {0, UINT64_MAX, false};
+} mem = {0, 0, UINT64_MAX, false};
 
 static void *mem_alloc(size_t n)
 {
+	uint64_t mine = mem.used > mem.base ? mem.used - mem.base : 0;
 	unsigned char *p;
 
-	if ((uint64_t)n + MEM_OVERHEAD > mem.max - mem.used) {
+	if ((uint64_t)n + MEM_OVERHEAD > mem.max - mine) {
 		mem.over = true;
 		return NULL;
 	}
@@ -175,10 +177,12 @@ static void mem_free(void *q)
 	free(p);
 }
 
-/* Count and cap what jansson allocates from now on (@max, 0: no cap). */
+/* Cap what jansson allocates from now on (@max, 0: no cap); what is held
+ * already (the walker's decoder, while extract writes state.json) is not
+ * counted. */
 static void mem_start(uint64_t max)
 {
-	mem.used = 0;
+	mem.base = mem.used;
 	mem.max = max ? max : UINT64_MAX;
 	mem.over = false;
 }
