@@ -82,10 +82,11 @@ static int conv_start(struct conv *c, struct dump_walk *w)
 
 	o.profile = c->to;
 	o.compress_level = c->to == MS_PROFILE_NATIVE ? c->level : 0;
-	/* Footers: QEMU input has them (the reader requires them); native
-	 * input says so in its header. */
-	o.no_footers =
-		w->profile == MS_PROFILE_NATIVE && !(w->features & 0x0002u);
+	/* Footers: QEMU input says so by w->no_footers (the walker looks);
+	 * native input in its header. */
+	o.no_footers = w->profile == MS_PROFILE_NATIVE
+			       ? !(w->features & 0x0002u)
+			       : w->no_footers;
 	ret = ms_writer_new(&c->wr, c->out, &o);
 	if (!ret)
 		ret = ms_writer_header(c->wr);

@@ -77,6 +77,11 @@ struct walker {
 	long interval_ms;     /* between lines */
 	unsigned tick;	      /* pages since the last clock check */
 	bool shown;	      /* a line is on the terminal */
+
+	/* Streams without footers: the trailer's decoder, and whether the
+	 * footers could not be looked for (not a file). */
+	struct dump_desc *desc;
+	bool nf_unprobed;
 };
 
 static uint16_t be16(const uint8_t *p)
@@ -1341,6 +1346,12 @@ static int vmdesc_check(struct dump_walk *w, uint32_t len)
 	return 0;
 }
 
+static int nf_payload(struct dump_walk *w, const ms_section_hdr *h);
+static int nf_probe_section(struct dump_walk *w, const ms_section_hdr *h);
+static int nf_vmdesc_at(struct dump_walk *w, const ms_record *rec);
+static int nf_prepare(struct dump_walk *w, ms_codec_opts *co);
+static int nf_pipe_check(struct dump_walk *w, const ms_section_hdr *h);
+
 static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 {
 	struct walker *k = w->priv;
@@ -1352,6 +1363,8 @@ static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 	 * follow at once, which the footer scan checks). */
 	if (h->type == MS_REC_START && live_add(w, h->section_id))
 		return k->err;
+	if (w->nf_probe)
+		return nf_probe_section(w, h);
 	if (!strcmp(h->idstr, RAM_IDSTR) && !w->ram_broken) {
 		if (h->version_id != RAM_VERSION)
 			ret = bad(w, -ENOTSUP,
@@ -1359,6 +1372,8 @@ static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 				  RAM_VERSION, h->version_id);
 		else
 			ret = ram_parse(w);
+		if (!ret && k->nf_unprobed)
+			ret = nf_pipe_check(w, h);
 		if (!ret && native)
 			ret = expect_payload_end(w, "EOS");
 		if (!ret) {
@@ -1372,13 +1387,8 @@ static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 			if (!native)
 				ret = scan_to_footer(w, h->section_id);
 		}
-	} else if (w->on_payload) {
-		ret = w->on_payload(w, k->rec, k->p, w->opaque);
-		if (ret && !k->err)
-			ret = bad(w, ret, "section payload: %s",
-				  strerror(-ret));
-		if (!ret && native)
-			ret = expect_payload_end(w, "the described fields");
+	} else if (w->on_payload || k->desc) {
+		ret = nf_payload(w, h);
 	} else if (!native) {
 		ret = scan_to_footer(w, h->section_id);
 	}
@@ -1423,6 +1433,8 @@ static int consume(struct dump_walk *w, const ms_record *rec, uint64_t *plen)
 		*plen = rec->length;
 		w->vmdesc_len = rec->length;
 		w->have_vmdesc = true;
+		if (nf_vmdesc_at(w, rec))
+			return k->err;
 		return vmdesc_check(w, rec->length);
 	default:
 		return 0;
@@ -1475,6 +1487,7 @@ int dump_walk_run(struct dump_walk *w)
 {
 	ms_stream_opts so = {.version = MS_STREAM_OPTS_VERSION,
 			     .buffer_size = IN_BUFFER_SIZE};
+	ms_codec_opts co = {.version = MS_CODEC_OPTS_VERSION};
 	struct walker *k;
 	ms_record rec;
 	uint64_t plen;
@@ -1490,13 +1503,16 @@ int dump_walk_run(struct dump_walk *w)
 		return w->exit_code = DUMP_EXIT_IO;
 	}
 	k->live_key = live_key();
+	ret = nf_prepare(w, &co);
+	if (ret)
+		return w->exit_code;
 	if (w->src)
 		ret = ms_stream_new_custom(&k->in, &source_ops, w->src,
 					   MS_STREAM_READER, &so);
 	else
 		ret = ms_stream_new_fd(&k->in, w->fd, MS_STREAM_READER, 0, &so);
 	if (!ret)
-		ret = ms_reader_new(&k->r, k->in, NULL);
+		ret = ms_reader_new(&k->r, k->in, w->no_footers ? &co : NULL);
 	if (ret) {
 		snprintf(w->errmsg, sizeof(w->errmsg), "%s", ms_strerror(ret));
 		w->err = ret;
@@ -1562,6 +1578,7 @@ void dump_walk_free(struct dump_walk *w)
 		free(k->page);
 		free(k->live);
 		free(k->live_used);
+		dump_desc_free(k->desc);
 		free(k);
 	}
 	free(w->blk);
@@ -1609,4 +1626,205 @@ int dump_walk_trailer(const char *name, int fd, char **json, size_t *len)
 	}
 	dump_walk_free(&w);
 	return ret;
+}
+
+/*
+ * Payloads the caller does not decode, and streams without section
+ * footers (see dump.h).  QEMU before 2.4 ends no section with a footer:
+ * the walker then delimits every device section with the VM description
+ * (the caller's on_payload, or the trailer that ends the file), and the
+ * walk must reach exactly that trailer.
+ */
+
+int dump_walk_skip(struct dump_walk *w, ms_stream *p, size_t n)
+{
+	struct walker *k = w->priv;
+
+	if (p != k->p)
+		return bad(w, -EINVAL, "payload consumed from another stream");
+	return skip(w, n);
+}
+
+/* A payload decoded by on_payload, or by the trailer's decoder. */
+static int nf_payload(struct dump_walk *w, const ms_section_hdr *h)
+{
+	struct walker *k = w->priv;
+	bool native = w->profile == MS_PROFILE_NATIVE;
+	int ret;
+
+	if (w->on_payload)
+		ret = w->on_payload(w, k->rec, k->p, w->opaque);
+	else
+		ret = dump_desc_payload(w, k->rec, k->p, k->desc);
+	if (ret == DUMP_PAYLOAD_OPAQUE) {
+		if (native)
+			return 0; /* its length is known: drained */
+		if (w->no_footers)
+			return bad(w, -ENOTSUP,
+				   "not in the VM description: in a stream "
+				   "without section footers only the "
+				   "description delimits a section, so its "
+				   "end cannot be found");
+		return scan_to_footer(w, h->section_id);
+	}
+	if (ret && !k->err)
+		ret = bad(w, ret, "section payload: %s", strerror(-ret));
+	if (!ret && native)
+		ret = expect_payload_end(w, "the described fields");
+	return ret;
+}
+
+/*
+ * The first walk (w->nf_probe 1) stops after the first section: when it
+ * is RAM, parsed by its grammar, the byte after it tells whether the
+ * stream has footers.  w->nf_probe becomes 3 for a footer, 4 for another
+ * record, 2 when it cannot tell (footers are then assumed).
+ */
+static int nf_probe_section(struct dump_walk *w, const ms_section_hdr *h)
+{
+	struct walker *k = w->priv;
+	const uint8_t *d;
+	ssize_t got;
+
+	w->nf_probe = 2;
+	if (strcmp(h->idstr, RAM_IDSTR) || h->version_id != RAM_VERSION ||
+	    ram_parse(w))
+		return bad(w, -ECANCELED, "first section looked at");
+	got = ms_peek(k->p, &d, 5);
+	if (got >= 5 && d[0] == MS_REC_FOOTER && be32(d + 1) == h->section_id)
+		w->nf_probe = 3;
+	else if (got >= 1 && d[0] <= MS_REC_FULL)
+		w->nf_probe = 4;
+	return bad(w, -ECANCELED, "first section looked at");
+}
+
+static int nf_refuse(struct dump_walk *w, int err, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+static int nf_refuse(struct dump_walk *w, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->errmsg, sizeof(w->errmsg), fmt, ap);
+	va_end(ap);
+	w->err = err;
+	w->exit_code = exit_code_of(err);
+	return err;
+}
+
+/*
+ * Before the walk: whether the QEMU stream in the regular file w->fd has
+ * footers, and if not, the trailer that delimits its sections.
+ */
+static int nf_prepare(struct dump_walk *w, ms_codec_opts *co)
+{
+	struct walker *k = w->priv;
+	struct dump_walk probe;
+	char msg[512], *json = NULL;
+	uint8_t magic[4];
+	uint64_t pos = 0;
+	uint32_t len = 0;
+	off_t at;
+	int ret;
+
+	if (w->nf_probe)
+		return 0;
+	if (w->src) {
+		/* Decompressed or custom input cannot be probed. */
+		k->nf_unprobed = true;
+		return 0;
+	}
+	at = lseek(w->fd, 0, SEEK_CUR);
+	k->nf_unprobed = at < 0;
+	if (at < 0 || pread(w->fd, magic, 4, at) != 4 ||
+	    be32(magic) != MS_QEMU_MAGIC)
+		return 0;
+	memset(&probe, 0, sizeof(probe));
+	probe.name = w->name;
+	probe.fd = w->fd;
+	probe.nf_probe = 1;
+	dump_walk_run(&probe);
+	dump_walk_free(&probe);
+	if (lseek(w->fd, at, SEEK_SET) < 0)
+		return nf_refuse(w, -errno, "cannot seek back to 0x%llx: %s",
+				 (unsigned long long)at, strerror(errno));
+	if (probe.nf_probe != 4)
+		return 0;
+	w->no_footers = true;
+	co->profile = MS_PROFILE_QEMU;
+	co->no_footers = true;
+	ret = dump_vmdesc_candidate(w->fd, &json, &len, &pos);
+	if (ret < 0)
+		return nf_refuse(w, ret, "reading the VM description: %s",
+				 strerror(-ret));
+	if (ret)
+		w->vmdesc_at = pos + 1;
+	if (w->on_payload) {
+		free(json);
+		return 0;
+	}
+	if (!ret)
+		return nf_refuse(
+			w, -ENOTSUP,
+			"offset 0x%llx: no footer after the first RAM "
+			"section: the stream has no section footers (a "
+			"QEMU machine type before 2.4) and no VM "
+			"description trailer: its device sections "
+			"cannot be delimited (state --desc DESC "
+			"decodes it with a description)",
+			(unsigned long long)probe.end);
+	ret = dump_desc_new(&k->desc, json, len, msg, sizeof(msg));
+	free(json);
+	if (ret)
+		return nf_refuse(w, ret,
+				 "offset 0x%llx: the stream has no section "
+				 "footers, and its VM description, which "
+				 "delimits its sections, cannot be used: %s",
+				 (unsigned long long)pos, msg);
+	return 0;
+}
+
+/* The trailer reached must be the one that delimited the sections. */
+static int nf_vmdesc_at(struct dump_walk *w, const ms_record *rec)
+{
+	if (!w->vmdesc_at || rec->offset + 1 == w->vmdesc_at)
+		return 0;
+	return bad(w, -EBADMSG,
+		   "the walk reaches a VM description here, but the trailer "
+		   "that ends the file and delimited the sections is at "
+		   "offset 0x%llx: that description does not fit the stream",
+		   (unsigned long long)(w->vmdesc_at - 1));
+}
+
+/*
+ * Input that is not a file was not probed: after its first RAM section,
+ * a QEMU stream without a footer is refused with the reason.
+ */
+static int nf_pipe_check(struct dump_walk *w, const ms_section_hdr *h)
+{
+	struct walker *k = w->priv;
+	const uint8_t *d;
+	ssize_t got;
+
+	if (w->profile != MS_PROFILE_QEMU) {
+		k->nf_unprobed = false;
+		return 0;
+	}
+	got = ms_peek(k->p, &d, 5);
+	if (got >= 5 && d[0] == MS_REC_FOOTER && be32(d + 1) == h->section_id) {
+		k->nf_unprobed = false;
+		return 0;
+	}
+	if (got < 1 || d[0] > MS_REC_FULL)
+		return 0; /* the reader names what it finds */
+	return bad(w, -ENOTSUP,
+		   "no footer after the first RAM section (0x%02x follows): "
+		   "a stream of a QEMU machine type before 2.4, whose "
+		   "sections only its VM description delimits, can be read "
+		   "from a regular file only, not from a pipe",
+		   d[0]);
 }

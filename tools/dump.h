@@ -214,6 +214,14 @@ struct dump_walk {
 	/* Whether the error is about the last record's payload. */
 	bool in_payload;
 
+	/* Streams without section footers (QEMU machine types before 2.4):
+	 * see dump_walk_skip() below. */
+	bool no_footers;    /* result: the QEMU stream has no footers */
+	uint64_t vmdesc_at; /* the trailer the walk must reach (its offset
+			       + 1; 0 for none): set by the caller, or for
+			       no_footers by the walker */
+	unsigned nf_probe;  /* private: 1 in the walk that looks for them */
+
 	/* Private to the walker. */
 	void *priv;
 };
@@ -334,5 +342,51 @@ int dump_state_write(const char *name, int fd, const char *json, size_t len,
  */
 int dump_spool_stdin(int *fd);
 int dump_desc_main(int argc, char **argv);
+
+/*
+ * Sections the VM description does not describe, and streams without
+ * section footers.
+ *
+ * DUMP_PAYLOAD_OPAQUE: returned by a dump_payload_fn for a payload it does
+ * not decode; the walker then finds its end by the footer scan (or, in a
+ * stream without footers, refuses it).
+ *
+ * dump_walk_skip() - Consume @n bytes of the payload @p from a
+ * dump_payload_fn, through the walker's on_bytes hook.  Return: 0 or the
+ * negative errno of dump_walk_fail().
+ *
+ * In a QEMU stream without footers the walker delimits each device
+ * section with the VM description: the caller's on_payload, or else the
+ * trailer that ends the file (dump_vmdesc_candidate()), decoded by
+ * dump-state.c's dump_desc_*(), and the walk must reach that very trailer.
+ * Such a stream is recognised in a regular file only (the first section's
+ * end is looked at in a first, short walk).
+ */
+#define DUMP_PAYLOAD_OPAQUE 1
+
+int dump_walk_skip(struct dump_walk *w, ms_stream *p, size_t n);
+
+/*
+ * dump_vmdesc_candidate() - By the exact-end rule, the trailer that ends
+ * the regular file @fd of a QEMU stream: 1 with its JSON in *@json
+ * (malloc'd, NUL-terminated), *@len and its offset *@pos; 0 when there is
+ * none; or a negative errno.
+ */
+int dump_vmdesc_candidate(int fd, char **json, uint32_t *len, uint64_t *pos);
+
+/*
+ * dump_desc_new(), dump_desc_payload(), dump_desc_free() - A VM
+ * description's decoder that consumes device sections without printing
+ * them.  dump_desc_new() writes its error to @msg (@cap bytes) and
+ * returns -EBADMSG (not a usable description), -E2BIG (over a cap) or
+ * -ENOMEM.  dump_desc_payload() is a dump_payload_fn with the decoder as
+ * its opaque.
+ */
+struct dump_desc;
+int dump_desc_new(struct dump_desc **out, const char *json, size_t len,
+		  char *msg, size_t cap);
+int dump_desc_payload(struct dump_walk *w, const ms_record *rec, ms_stream *p,
+		      void *opaque);
+void dump_desc_free(struct dump_desc *d);
 
 #endif /* MIGSTREAM_DUMP_H */

@@ -162,6 +162,9 @@ static void info_text(const struct dump_walk *w)
 		       w->end);
 	else
 		printf("vmdesc:     none\n");
+	if (w->no_footers)
+		printf("footers:    none (QEMU before 2.4): device sections "
+		       "delimited by the VM description\n");
 	if (w->ram_listed) {
 		printf("ram:        %u blocks, %" PRIu64
 		       " bytes, page size %u\n",
@@ -237,6 +240,8 @@ static void info_json(const struct dump_walk *w)
 		printf(", \"vmdesc\": %" PRIu32, w->vmdesc_len);
 	else
 		printf(", \"vmdesc\": null");
+	if (w->no_footers)
+		printf(", \"footers\": false");
 	if (cs)
 		printf(", \"checksum\": {\"type\": \"%s\", \"verified\": %s}",
 		       cs,
