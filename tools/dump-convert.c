@@ -384,7 +384,7 @@ static int conv_begin(struct dump_walk *w, const ms_record *rec,
 		      ms_stream *payload, void *opaque)
 {
 	struct conv *c = opaque;
-	uint8_t cmd[65535];
+	static uint8_t cmd[65535]; /* not on the stack of every record */
 	int ret = 0;
 
 	if (c->err)
@@ -527,7 +527,7 @@ static int ver_begin(struct dump_walk *w, const ms_record *rec,
 		     ms_stream *payload, void *opaque)
 {
 	struct tally *t = opaque;
-	uint8_t cmd[65535];
+	static uint8_t cmd[65535]; /* not on the stack of every record */
 
 	(void)w;
 	if (t->bad)

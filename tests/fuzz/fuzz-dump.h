@@ -46,7 +46,7 @@ static inline int fd_list_begin(struct dump_walk *w, const ms_record *rec,
 				ms_stream *payload, void *opaque)
 {
 	struct fd_list *l = opaque;
-	uint8_t cmd[65535];
+	static uint8_t cmd[65535];
 
 	(void)w;
 	memset(&l->cur, 0, sizeof(l->cur));
