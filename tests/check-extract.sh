@@ -5,28 +5,7 @@
 # apparent size of the block files.  The streams come from
 # tests/data/gen/ramstream.py.
 set -u
-src="${top_srcdir:-.}"
-bld="${top_builddir:-.}"
-dump="$bld/tools/migstream-dump"
-gen="$src/tests/data/gen/ramstream.py"
-command -v python3 >/dev/null 2>&1 || { echo "no python3: skipped"; exit 77; }
-[ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
-UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
-LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"
-export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-ko() { echo "FAIL: $*" >&2; fail=1; }
-
-run() {
-	"$dump" "$@" >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-	if [ $rc -gt 3 ] || grep -q 'Sanitizer\|runtime error' "$tmp/err"; then
-		ko "migstream-dump $* exited $rc: $(cat "$tmp/err")"
-	fi
-}
+. "${top_srcdir:-.}/tests/dump-test-lib.sh"
 
 # Each block file of DIR holds its own page: "DIR BYTE..." in list order
 # of the names (python3 checks, by the content of each file).
@@ -48,7 +27,7 @@ PYEOF
 }
 
 # Two 255-byte names with one CRC-32: two files, each with its page.
-python3 "$gen" --collide "$tmp/col.mig" >"$tmp/names" || exit 99
+python3 "$gen/ramstream.py" --collide "$tmp/col.mig" >"$tmp/names" || exit 99
 run extract "$tmp/col" "$tmp/col.mig"
 [ $rc -eq 0 ] || ko "extract colliding names: exit $rc: $(cat "$tmp/err")"
 n=$(find "$tmp/col" -type f | wc -l)
@@ -62,21 +41,21 @@ while [ $i -lt 40 ]; do
 	set -- "$@" "$(printf 'p%.0s' $(seq 250))$(printf '%05d' $i):0x1000:$((i + 1))"
 	i=$((i + 1))
 done
-python3 "$gen" "$tmp/many.mig" "$@" || exit 99
+python3 "$gen/ramstream.py" "$tmp/many.mig" "$@" || exit 99
 run extract "$tmp/many" "$tmp/many.mig"
 [ $rc -eq 0 ] || ko "extract 40 long names: exit $rc: $(cat "$tmp/err")"
 check_pages "$tmp/many" $(seq 1 40) || ko "extract 40 long names"
 ls "$tmp/many" | awk 'length($0) > 255 { exit 1 }' || ko "extract: a file name over 255 bytes"
 
 # A name that looks like a cut name keeps its own file.
-python3 "$gen" "$tmp/look.mig" "$(printf 'q%.0s' $(seq 250))00001:0x1000:1" \
+python3 "$gen/ramstream.py" "$tmp/look.mig" "$(printf 'q%.0s' $(seq 250))00001:0x1000:1" \
 	"$(printf 'q%.0s' $(seq 200))~1:0x1000:2" "~1:0x1000:3" || exit 99
 run extract "$tmp/look" "$tmp/look.mig"
 [ $rc -eq 0 ] || ko "extract cut-like names: exit $rc: $(cat "$tmp/err")"
 check_pages "$tmp/look" 1 2 3 || ko "extract cut-like names"
 
 # An existing file in DIR is not reopened: status 3, the file unchanged.
-python3 "$gen" "$tmp/two.mig" "a:0x1000:1" "b:0x1000:2" || exit 99
+python3 "$gen/ramstream.py" "$tmp/two.mig" "a:0x1000:1" "b:0x1000:2" || exit 99
 mkdir "$tmp/ex" && echo keep >"$tmp/ex/b"
 run extract "$tmp/ex" "$tmp/two.mig"
 [ $rc -eq 3 ] || ko "extract over an existing file: exit $rc, 3 expected"
@@ -101,7 +80,7 @@ while [ $i -lt 4096 ]; do
 	i=$((i + 1))
 done
 # shellcheck disable=SC2046
-python3 "$gen" "$tmp/big.mig" $(cat "$tmp/big.args") || exit 99
+python3 "$gen/ramstream.py" "$tmp/big.mig" $(cat "$tmp/big.args") || exit 99
 run extract "$tmp/big" "$tmp/big.mig"
 [ $rc -eq 1 ] || ko "extract 4096 blocks of 1 GiB: exit $rc, 1 expected"
 grep -q "RAM block 1024 'b1024' of 0x40000000 bytes after 0x10000000000: block files of at most 1099511627776 bytes in all expected (--max-bytes)" "$tmp/err" ||
