@@ -786,7 +786,7 @@ int dump_convert_main(int argc, char **argv)
 	const char *in, *out;
 	char *tmp = NULL;
 	bool done;
-	int fd, ret;
+	int fd, ret, spool;
 
 	ret = convert_options(&c, argc, argv, &done);
 	if (done)
@@ -798,8 +798,11 @@ int dump_convert_main(int argc, char **argv)
 	if (fd < 0)
 		return DUMP_EXIT_IO;
 	sip_key(c.t.key);
-	c.t.spool = tmpfile();
+	spool = conv_tmpfile();
+	c.t.spool = spool >= 0 ? fdopen(spool, "w+") : NULL;
 	if (!c.t.spool) {
+		if (spool >= 0)
+			close(spool);
 		fprintf(stderr, PROG ": a temporary file: %s\n",
 			strerror(errno));
 		ret = DUMP_EXIT_IO;
