@@ -475,13 +475,38 @@ static int extract_options(struct extract *x, int argc, char **argv, bool *done)
 	return DUMP_EXIT_OK;
 }
 
+/*
+ * Open the input (@in, "-" for standard input, spooled unless it is a
+ * regular file: state.json needs a second pass).  Return: a DUMP_EXIT_*
+ * status, the message printed.
+ */
+static int extract_open_in(const char *in, struct dump_walk *w, int *fd)
+{
+	struct stat st;
+
+	if (!strcmp(in, "-")) {
+		*fd = STDIN_FILENO;
+		w->name = "<stdin>";
+		if (fstat(*fd, &st) || !S_ISREG(st.st_mode))
+			return dump_spool_stdin(fd);
+		return DUMP_EXIT_OK;
+	}
+	*fd = open(in, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		fprintf(stderr, PROG ": %s: cannot open: %s\n", in,
+			strerror(errno));
+		return DUMP_EXIT_IO;
+	}
+	w->name = in;
+	return DUMP_EXIT_OK;
+}
+
 int dump_extract_main(int argc, char **argv)
 {
 	struct extract x = {
 		.dirfd = -1, .cur = -1, .cur_fd = -1, .vmdesc_fd = -1};
 	struct dump_walk w;
 	const char *dir, *in;
-	struct stat st;
 	off_t start;
 	unsigned i;
 	int fd, ret, sret = 0;
@@ -493,24 +518,9 @@ int dump_extract_main(int argc, char **argv)
 	dir = argv[optind];
 	in = argv[optind + 1];
 	memset(&w, 0, sizeof(w));
-	if (!strcmp(in, "-")) {
-		fd = STDIN_FILENO;
-		w.name = "<stdin>";
-		/* state.json needs a second pass: a pipe is spooled. */
-		if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-			ret = dump_spool_stdin(&fd);
-			if (ret)
-				return ret;
-		}
-	} else {
-		fd = open(in, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			fprintf(stderr, PROG ": %s: cannot open: %s\n", in,
-				strerror(errno));
-			return DUMP_EXIT_IO;
-		}
-		w.name = in;
-	}
+	ret = extract_open_in(in, &w, &fd);
+	if (ret)
+		return ret;
 	if (mkdir(dir, 0755) && errno != EEXIST) {
 		fprintf(stderr, PROG ": %s: cannot create: %s\n", dir,
 			strerror(errno));
