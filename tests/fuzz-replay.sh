@@ -6,7 +6,8 @@ set -u
 src="${top_srcdir:-.}"
 bld="${top_builddir:-.}"
 status=0
-for t in qemu_reader native_reader dump_walk load_feed; do
+for t in qemu_reader native_reader dump_walk load_feed dump_state \
+	dump_convert dump_extract; do
 	prog="$bld/tests/fuzz/fuzz_$t"
 	dir="$src/tests/fuzz/corpus/$t"
 	[ -x "$prog" ] || { echo "missing $prog" >&2; exit 99; }

@@ -12,6 +12,19 @@
  * (both are bounded by the reader's limits); section payloads go through
  * as they are read.  OUT is written to OUT.tmp and renamed at the end; on
  * any error OUT.tmp is removed and OUT is left as it was.
+ *
+ * The output is read back before it is renamed (or, for "-", copied to
+ * standard output from an unlinked temporary file): its walk must give
+ * the records of the input's, record for record (type, section id,
+ * idstr, instance, version, machine, command and every payload byte).
+ * A payload whose bytes the other profile's grammar reads differently (a
+ * native payload holding a footer and a record head, which the QEMU
+ * grammar takes for the payload's end) is refused, at the offset of the
+ * input record that does not come back.  Neither walk holds more than a
+ * record's summary: each input record's summary (its offset, type,
+ * section id, payload length and a keyed 64-bit SipHash-2-4 of the rest)
+ * goes to an unlinked temporary file, which the output's walk reads in
+ * order.
  */
 #include "config.h"
 
@@ -22,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dump.h"
@@ -30,6 +44,279 @@
 #define OUT_BUFFER_SIZE (256u * 1024u)
 /* Largest configuration payload kept (QEMU's is a few dozen bytes). */
 #define MAX_CONFIG (1u << 20)
+
+/*
+ * SipHash-2-4 (Aumasson and Bernstein), keyed at random for each run so
+ * that no input can be made to collide: a record's summary.
+ */
+struct sip {
+	uint64_t v[4];
+	uint8_t tail[8];
+	unsigned ntail;
+	uint64_t len;
+};
+
+static uint64_t rotl64(uint64_t x, unsigned b)
+{
+	return (x << b) | (x >> (64 - b));
+}
+
+static void sip_round(uint64_t *v)
+{
+	v[0] += v[1];
+	v[1] = rotl64(v[1], 13) ^ v[0];
+	v[0] = rotl64(v[0], 32);
+	v[2] += v[3];
+	v[3] = rotl64(v[3], 16) ^ v[2];
+	v[0] += v[3];
+	v[3] = rotl64(v[3], 21) ^ v[0];
+	v[2] += v[1];
+	v[1] = rotl64(v[1], 17) ^ v[2];
+	v[2] = rotl64(v[2], 32);
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t x = 0;
+	int i;
+
+	for (i = 7; i >= 0; i--)
+		x = x << 8 | p[i];
+	return x;
+}
+
+static void sip_init(struct sip *h, const uint64_t key[2])
+{
+	h->v[0] = key[0] ^ UINT64_C(0x736f6d6570736575);
+	h->v[1] = key[1] ^ UINT64_C(0x646f72616e646f6d);
+	h->v[2] = key[0] ^ UINT64_C(0x6c7967656e657261);
+	h->v[3] = key[1] ^ UINT64_C(0x7465646279746573);
+	h->ntail = 0;
+	h->len = 0;
+}
+
+static void sip_word(struct sip *h, uint64_t m)
+{
+	h->v[3] ^= m;
+	sip_round(h->v);
+	sip_round(h->v);
+	h->v[0] ^= m;
+}
+
+static void sip_update(struct sip *h, const void *data, size_t n)
+{
+	const uint8_t *p = data;
+
+	h->len += n;
+	while (n && h->ntail) {
+		h->tail[h->ntail++] = *p++;
+		n--;
+		if (h->ntail == 8) {
+			sip_word(h, le64(h->tail));
+			h->ntail = 0;
+		}
+	}
+	if (!n)
+		return; /* the tail may hold bytes still */
+	for (; n >= 8; p += 8, n -= 8)
+		sip_word(h, le64(p));
+	memcpy(h->tail, p, n);
+	h->ntail = (unsigned)n;
+}
+
+static uint64_t sip_final(struct sip *h)
+{
+	uint64_t b = h->len << 56;
+	unsigned i;
+
+	for (i = 0; i < h->ntail; i++)
+		b |= (uint64_t)h->tail[i] << (8 * i);
+	sip_word(h, b);
+	h->v[2] ^= 0xff;
+	for (i = 0; i < 4; i++)
+		sip_round(h->v);
+	return h->v[0] ^ h->v[1] ^ h->v[2] ^ h->v[3];
+}
+
+/* A random key: from /dev/urandom, else from the clock and the pid. */
+static void sip_key(uint64_t key[2])
+{
+	uint8_t b[16];
+	struct timespec t;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && read(fd, b, sizeof(b)) == (ssize_t)sizeof(b);
+
+	if (fd >= 0)
+		close(fd);
+	if (ok) {
+		key[0] = le64(b);
+		key[1] = le64(b + 8);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &t);
+	key[0] = (uint64_t)t.tv_sec * 1000000007u ^ (uint64_t)t.tv_nsec;
+	key[1] = (uint64_t)getpid() * UINT64_C(0x9e3779b97f4a7c15) ^ key[0];
+}
+
+/*
+ * What the output's walk must give back of one input record: 32 bytes
+ * of fields (40 with padding) in a private temporary file, never read by
+ * another host.
+ */
+struct rec_sum {
+	uint64_t offset; /* in its stream */
+	uint64_t plen;	 /* payload bytes */
+	uint64_t hash;	 /* of the header fields and the payload */
+	uint32_t section_id;
+	uint8_t type;
+};
+
+/* The summaries of one walk: written (the input's) or compared. */
+struct tally {
+	uint64_t key[2];
+	struct sip h;
+	struct rec_sum cur;
+	FILE *spool;
+	uint64_t n; /* records summed */
+	bool verifying;
+	bool bad; /* the output's walk differs: msg says how */
+	char msg[512];
+};
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/*
+ * A record begins: the fields its head has in both profiles (a PART's
+ * or END's idstr, instance and version are the reader's, not the
+ * stream's) go into its summary.
+ */
+static void tally_begin(struct tally *t, const ms_record *rec)
+{
+	const ms_section_hdr *h = &rec->section;
+	const char *str = NULL;
+	uint8_t b[4 + 4 + 4 + 1];
+	size_t n;
+
+	memset(&t->cur, 0, sizeof(t->cur));
+	t->cur.offset = rec->offset;
+	t->cur.type = rec->type;
+	sip_init(&t->h, t->key);
+	sip_update(&t->h, &rec->type, 1);
+	memset(b, 0, sizeof(b));
+	switch (rec->type) {
+	case MS_REC_START:
+	case MS_REC_FULL:
+		put_be32(b + 4, h->instance_id);
+		put_be32(b + 8, h->version_id);
+		str = h->idstr;
+		/* fall through */
+	case MS_REC_PART:
+	case MS_REC_END:
+	case MS_REC_FOOTER:
+		t->cur.section_id = h->section_id;
+		put_be32(b, h->section_id);
+		break;
+	case MS_REC_COMMAND:
+		put_be32(b, rec->cmd);
+		put_be32(b + 4, rec->length);
+		break;
+	case MS_REC_VMDESC:
+		put_be32(b + 4, rec->length);
+		break;
+	case MS_REC_CONFIGURATION:
+		str = rec->machine;
+		break;
+	default:
+		break;
+	}
+	n = str ? strlen(str) : 0;
+	b[12] = (uint8_t)n;
+	sip_update(&t->h, b, sizeof(b));
+	if (n)
+		sip_update(&t->h, str, n);
+}
+
+static void tally_bytes(struct tally *t, const void *d, size_t n)
+{
+	sip_update(&t->h, d, n);
+	t->cur.plen += n;
+}
+
+static const char *tally_what(const struct rec_sum *r, char *buf, size_t n)
+{
+	switch (r->type) {
+	case MS_REC_START:
+	case MS_REC_PART:
+	case MS_REC_END:
+	case MS_REC_FULL:
+	case MS_REC_FOOTER:
+		snprintf(buf, n, "%s of section %u",
+			 ms_record_type_name(r->type), r->section_id);
+		break;
+	default:
+		snprintf(buf, n, "%s", ms_record_type_name(r->type));
+	}
+	return buf;
+}
+
+/*
+ * The end of a record: its summary goes to the spool (the input's walk)
+ * or is compared with the next one there (the output's).  Return: 0, or
+ * -errno when the spool cannot be written or read (system errors).
+ */
+static int tally_end(struct tally *t, const char *to)
+{
+	struct rec_sum want;
+	char a[64], b[64];
+
+	t->cur.hash = sip_final(&t->h);
+	if (!t->verifying) {
+		t->n++;
+		return fwrite(&t->cur, sizeof(t->cur), 1, t->spool) == 1 ? 0
+									 : -EIO;
+	}
+	if (t->bad)
+		return 0;
+	if (fread(&want, sizeof(want), 1, t->spool) != 1) {
+		if (ferror(t->spool))
+			return -EIO;
+		t->bad = true;
+		snprintf(t->msg, sizeof(t->msg),
+			 "the end of the input: the output converted to %s "
+			 "reads as more records than the %llu of the input: "
+			 "record %llu, %s at its offset 0x%llx, is not the "
+			 "input's; refused",
+			 to, (unsigned long long)t->n,
+			 (unsigned long long)t->n + 1,
+			 tally_what(&t->cur, a, sizeof(a)),
+			 (unsigned long long)t->cur.offset);
+		return 0;
+	}
+	t->n++;
+	if (want.type == t->cur.type && want.section_id == t->cur.section_id &&
+	    want.plen == t->cur.plen && want.hash == t->cur.hash)
+		return 0;
+	t->bad = true;
+	snprintf(t->msg, sizeof(t->msg),
+		 "offset 0x%llx: %s (record %llu, %llu payload bytes) does "
+		 "not convert to %s: the output reads back as %s with %llu "
+		 "payload bytes at its offset 0x%llx (payload bytes that the "
+		 "%s grammar reads otherwise, such as a footer and a record "
+		 "head); refused",
+		 (unsigned long long)want.offset,
+		 tally_what(&want, a, sizeof(a)), (unsigned long long)t->n,
+		 (unsigned long long)want.plen, to,
+		 tally_what(&t->cur, b, sizeof(b)),
+		 (unsigned long long)t->cur.plen,
+		 (unsigned long long)t->cur.offset, to);
+	return 0;
+}
 
 struct conv {
 	ms_profile to;
@@ -41,6 +328,7 @@ struct conv {
 	uint8_t type;	    /* the record whose payload is being read */
 	uint8_t *buf;	    /* configuration or VM description */
 	size_t len, cap, max;
+	struct tally t;
 	int err;
 	char msg[512];
 };
@@ -97,7 +385,7 @@ static int conv_begin(struct dump_walk *w, const ms_record *rec,
 		      ms_stream *payload, void *opaque)
 {
 	struct conv *c = opaque;
-	uint8_t cmd[65535];
+	static uint8_t cmd[65535]; /* not on the stack of every record */
 	int ret = 0;
 
 	if (c->err)
@@ -106,6 +394,7 @@ static int conv_begin(struct dump_walk *w, const ms_record *rec,
 		return c->err;
 	c->type = rec->type;
 	c->len = 0;
+	tally_begin(&c->t, rec);
 	switch (rec->type) {
 	case MS_REC_START:
 	case MS_REC_PART:
@@ -118,6 +407,7 @@ static int conv_begin(struct dump_walk *w, const ms_record *rec,
 			return conv_fail(c, ms_stream_error(payload),
 					 "reading command %u: %s", rec->cmd,
 					 ms_stream_errmsg(payload));
+		tally_bytes(&c->t, cmd, rec->length);
 		ret = ms_writer_command(c->wr, rec->cmd, cmd,
 					(uint16_t)rec->length);
 		return conv_check(c, ret, "a command");
@@ -142,6 +432,7 @@ static int conv_bytes(struct dump_walk *w, const uint8_t *d, size_t n,
 	(void)w;
 	if (c->err)
 		return c->err;
+	tally_bytes(&c->t, d, n);
 	switch (c->type) {
 	case MS_REC_START:
 	case MS_REC_PART:
@@ -183,6 +474,11 @@ static void conv_record(struct dump_walk *w, const ms_record *rec,
 	(void)plen;
 	if (c->err)
 		return;
+	if (tally_end(&c->t, NULL)) {
+		conv_fail(c, -errno, "the records' summaries: %s",
+			  strerror(errno));
+		return;
+	}
 	switch (rec->type) {
 	case MS_REC_START:
 	case MS_REC_PART:
@@ -227,7 +523,151 @@ static int convert_usage(const char *fmt, ...)
 	return DUMP_EXIT_USAGE;
 }
 
-int dump_convert_main(int argc, char **argv)
+/* The output's walk: the hooks that compare it with the input's. */
+static int ver_begin(struct dump_walk *w, const ms_record *rec,
+		     ms_stream *payload, void *opaque)
+{
+	struct tally *t = opaque;
+	static uint8_t cmd[65535]; /* not on the stack of every record */
+
+	(void)w;
+	if (t->bad)
+		return -EBADMSG; /* the difference is found: stop */
+	tally_begin(t, rec);
+	if (rec->type == MS_REC_COMMAND) {
+		if (ms_get_buffer(payload, cmd, rec->length))
+			return ms_stream_error(payload);
+		tally_bytes(t, cmd, rec->length);
+	}
+	return 0;
+}
+
+static int ver_bytes(struct dump_walk *w, const uint8_t *d, size_t n,
+		     void *opaque)
+{
+	(void)w;
+	tally_bytes(opaque, d, n);
+	return 0;
+}
+
+static void ver_record(struct dump_walk *w, const ms_record *rec, uint64_t plen,
+		       void *opaque)
+{
+	struct tally *t = opaque;
+
+	(void)w;
+	(void)rec;
+	(void)plen;
+	if (tally_end(t, w->profile == MS_PROFILE_QEMU ? "qemu" : "native") &&
+	    !t->bad) {
+		t->bad = true;
+		snprintf(t->msg, sizeof(t->msg),
+			 "reading the records' summaries back: %s",
+			 strerror(errno));
+	}
+}
+
+/*
+ * Walk the output (@fd, from its start) and compare it with the input's
+ * summaries in c->t.spool: strictly unless the input's walk had warnings.
+ * Return: a DUMP_EXIT_* status, the message printed.
+ */
+static int conv_verify(struct conv *c, const struct dump_walk *in, int fd)
+{
+	const char *to = c->to == MS_PROFILE_QEMU ? "qemu" : "native";
+	struct tally *t = &c->t;
+	struct dump_walk w;
+	struct rec_sum extra;
+	char a[64];
+	int ret;
+
+	if (fflush(t->spool) || fseek(t->spool, 0, SEEK_SET) ||
+	    lseek(fd, 0, SEEK_SET)) {
+		fprintf(stderr, PROG ": %s: reading the output back: %s\n",
+			in->name, strerror(errno));
+		return DUMP_EXIT_IO;
+	}
+	t->verifying = true;
+	t->n = 0;
+	memset(&w, 0, sizeof(w));
+	w.name = "the converted output";
+	w.fd = fd;
+	w.strict = !in->warnings;
+	w.on_begin = ver_begin;
+	w.on_bytes = ver_bytes;
+	w.on_record = ver_record;
+	w.opaque = t;
+	ret = dump_walk_run(&w);
+	if (!t->bad && !ret && fread(&extra, sizeof(extra), 1, t->spool) == 1) {
+		t->bad = true;
+		snprintf(t->msg, sizeof(t->msg),
+			 "offset 0x%llx: %s (record %llu) does not convert "
+			 "to %s: the output reads back as %llu records only; "
+			 "refused",
+			 (unsigned long long)extra.offset,
+			 tally_what(&extra, a, sizeof(a)),
+			 (unsigned long long)t->n + 1, to,
+			 (unsigned long long)t->n);
+	}
+	if (t->bad) {
+		fprintf(stderr, PROG ": %s: %s\n", in->name, t->msg);
+		ret = DUMP_EXIT_INVALID;
+	} else if (ret) {
+		fprintf(stderr,
+			PROG ": %s: the output converted to %s does not "
+			     "verify: %s: refused\n",
+			in->name, to, w.errmsg);
+		ret = DUMP_EXIT_INVALID;
+	}
+	dump_walk_free(&w);
+	return ret;
+}
+
+/* An unlinked temporary file, open for reading and writing, or -1. */
+static int conv_tmpfile(void)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/migstream-dump.XXXXXX",
+		 dir && *dir ? dir : "/tmp");
+	fd = mkstemp(path);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
+/* Copy the verified output (@fd) to standard output. */
+static int conv_copy_out(int fd)
+{
+	static uint8_t buf[64 * 1024];
+	ssize_t n, k, done;
+
+	if (lseek(fd, 0, SEEK_SET))
+		goto out_err;
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto out_err;
+		for (done = 0; done < n; done += k) {
+			k = write(STDOUT_FILENO, buf + done,
+				  (size_t)(n - done));
+			if (k < 0 && errno == EINTR)
+				k = 0;
+			else if (k <= 0)
+				goto out_err;
+		}
+	}
+	return DUMP_EXIT_OK;
+out_err:
+	fprintf(stderr, PROG ": writing the output: %s\n", strerror(errno));
+	return DUMP_EXIT_IO;
+}
+
+/* The options; DUMP_EXIT_OK to go on (*@done unset), or the status. */
+static int convert_options(struct conv *c, int argc, char **argv, bool *done)
 {
 	static const struct option longopts[] = {
 		{"to", required_argument, NULL, 't'},
@@ -235,26 +675,21 @@ int dump_convert_main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	ms_stream_opts so = {.version = MS_STREAM_OPTS_VERSION,
-			     .buffer_size = OUT_BUFFER_SIZE};
-	struct conv c = {.to = MS_PROFILE_AUTO, .out_fd = -1};
-	struct dump_source src;
-	struct dump_walk w;
-	const char *in, *out;
-	char *tmp = NULL, *end;
 	bool compress = false;
-	int opt, ret;
+	char *end;
 	long lvl;
+	int opt;
 
+	*done = true;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "+t:c::h", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {
 		case 't':
 			if (!strcmp(optarg, "native"))
-				c.to = MS_PROFILE_NATIVE;
+				c->to = MS_PROFILE_NATIVE;
 			else if (!strcmp(optarg, "qemu"))
-				c.to = MS_PROFILE_QEMU;
+				c->to = MS_PROFILE_QEMU;
 			else
 				return convert_usage("--to native or qemu "
 						     "expected, found '%s'",
@@ -262,7 +697,7 @@ int dump_convert_main(int argc, char **argv)
 			break;
 		case 'c':
 			compress = true;
-			c.level = 6;
+			c->level = 6;
 			if (optarg) {
 				errno = 0;
 				lvl = strtol(optarg, &end, 10);
@@ -272,7 +707,7 @@ int dump_convert_main(int argc, char **argv)
 						"--compress: a level from 1 "
 						"to 9 expected, found '%s'",
 						optarg);
-				c.level = (int)lvl;
+				c->level = (int)lvl;
 			}
 			break;
 		case 'h':
@@ -283,33 +718,103 @@ int dump_convert_main(int argc, char **argv)
 			return DUMP_EXIT_USAGE;
 		}
 	}
-	if (c.to == MS_PROFILE_AUTO)
+	if (c->to == MS_PROFILE_AUTO)
 		return convert_usage("%s", "--to native|qemu is required");
-	if (compress && c.to != MS_PROFILE_NATIVE)
+	if (compress && c->to != MS_PROFILE_NATIVE)
 		return convert_usage("%s", "--compress needs --to native");
 	if (argc - optind != 2)
 		return convert_usage("%s", "IN and OUT expected");
+	*done = false;
+	return DUMP_EXIT_OK;
+}
+
+/* Open the input (@in, "-" for standard input); -1 on failure, printed. */
+/* Walk the input into c->out, then read the output back. */
+static int conv_run(struct conv *c, struct dump_walk *w, const char *out)
+{
+	int ret;
+
+	w->progress = dump_progress(false);
+	w->on_begin = conv_begin;
+	w->on_bytes = conv_bytes;
+	w->on_record = conv_record;
+	w->opaque = c;
+	ret = dump_walk_run(w);
+	if (!ret && !c->err && c->wr)
+		conv_check(c, ms_writer_finish(c->wr), "the end");
+	if (!ret && !c->err && !c->wr)
+		conv_fail(c, -EIO, "nothing to write");
+	if (c->err) {
+		fprintf(stderr, PROG ": %s: %s\n", out, c->msg);
+		ret = DUMP_EXIT_IO;
+	} else if (ret) {
+		fprintf(stderr, PROG ": %s: %s\n", w->name, w->errmsg);
+	}
+	ms_writer_free(c->wr);
+	c->wr = NULL;
+	if (ms_stream_close(c->out) && !ret) {
+		fprintf(stderr, PROG ": %s: write error\n", out);
+		ret = DUMP_EXIT_IO;
+	}
+	c->out = NULL;
+	if (!ret)
+		ret = conv_verify(c, w, c->out_fd);
+	return ret;
+}
+
+int dump_convert_main(int argc, char **argv)
+{
+	ms_stream_opts so = {.version = MS_STREAM_OPTS_VERSION,
+			     .buffer_size = OUT_BUFFER_SIZE};
+	struct conv c = {.to = MS_PROFILE_AUTO, .out_fd = -1};
+	struct dump_source src;
+	struct dump_walk w;
+	const char *in, *out;
+	char *tmp = NULL;
+	bool done;
+	int ret, spool;
+
+	ret = convert_options(&c, argc, argv, &done);
+	if (done)
+		return ret;
 	in = argv[optind];
 	out = argv[optind + 1];
-
 	memset(&w, 0, sizeof(w));
 	/* Magic checked, gzip inflated (dump-input.c). */
 	ret = dump_source_open(&src, in);
 	if (ret)
 		return ret;
 	w.name = src.name;
+	sip_key(c.t.key);
+	spool = conv_tmpfile();
+	c.t.spool = spool >= 0 ? fdopen(spool, "w+") : NULL;
+	if (!c.t.spool) {
+		if (spool >= 0)
+			close(spool);
+		fprintf(stderr, PROG ": a temporary file: %s\n",
+			strerror(errno));
+		ret = DUMP_EXIT_IO;
+		goto out_close_in;
+	}
 	if (!strcmp(out, "-")) {
-		c.out_fd = STDOUT_FILENO;
+		/* Verified before any of it is written out. */
+		c.out_fd = conv_tmpfile();
+		if (c.out_fd < 0) {
+			fprintf(stderr, PROG ": a temporary file: %s\n",
+				strerror(errno));
+			ret = DUMP_EXIT_IO;
+			goto out_close_spool;
+		}
 	} else {
 		tmp = malloc(strlen(out) + 5);
 		if (!tmp) {
 			ret = DUMP_EXIT_IO;
 			fprintf(stderr, PROG ": out of memory\n");
-			goto out_close_in;
+			goto out_close_spool;
 		}
 		sprintf(tmp, "%s.tmp", out);
-		c.out_fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-				0644);
+		c.out_fd =
+			open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (c.out_fd < 0) {
 			fprintf(stderr, PROG ": %s: cannot create: %s\n", tmp,
 				strerror(errno));
@@ -323,37 +828,18 @@ int dump_convert_main(int argc, char **argv)
 		ret = DUMP_EXIT_IO;
 		goto out_close_out;
 	}
-
 	w.fd = src.fd;
 	w.src = &src;
-	w.progress = dump_progress(false);
-	w.on_begin = conv_begin;
-	w.on_bytes = conv_bytes;
-	w.on_record = conv_record;
-	w.opaque = &c;
-	ret = dump_walk_run(&w);
-	if (!ret && !c.err && c.wr)
-		conv_check(&c, ms_writer_finish(c.wr), "the end");
-	if (!ret && !c.err && !c.wr)
-		conv_fail(&c, -EIO, "nothing to write");
-	if (c.err) {
-		fprintf(stderr, PROG ": %s: %s\n", out, c.msg);
-		ret = DUMP_EXIT_IO;
-	} else if (ret) {
-		fprintf(stderr, PROG ": %s: %s\n", w.name, w.errmsg);
-	}
-	ms_writer_free(c.wr);
-	if (ms_stream_close(c.out) && !ret) {
-		fprintf(stderr, PROG ": %s: write error\n", out);
-		ret = DUMP_EXIT_IO;
-	}
+	ret = conv_run(&c, &w, out);
 	dump_walk_free(&w);
+	if (!ret && !tmp)
+		ret = conv_copy_out(c.out_fd);
 	if (!ret && tmp && fsync(c.out_fd)) {
 		fprintf(stderr, PROG ": %s: %s\n", tmp, strerror(errno));
 		ret = DUMP_EXIT_IO;
 	}
 out_close_out:
-	if (tmp && close(c.out_fd) && !ret) {
+	if (close(c.out_fd) && tmp && !ret) {
 		fprintf(stderr, PROG ": %s: %s\n", tmp, strerror(errno));
 		ret = DUMP_EXIT_IO;
 	}
@@ -368,6 +854,8 @@ out_close_out:
 	}
 out_free_tmp:
 	free(tmp);
+out_close_spool:
+	fclose(c.t.spool);
 out_close_in:
 	dump_source_close(&src);
 	free(c.buf);

@@ -3,10 +3,12 @@
  * migstream-dump extract: RAM blocks as sparse files, and the VM
  * description.
  *
- *	migstream-dump extract DIR FILE
+ *	migstream-dump extract [--max-bytes=N] DIR FILE
  *
  * Each RAM block becomes DIR/NAME, NAME being the block's idstr made
- * safe (see safe_name()), truncated to the block's size, with only the
+ * safe (see safe_name()), created (never opened if it exists: two blocks
+ * are never merged into one file), truncated to the block's size, with
+ * only the
  * non-zero pages written: the file is sparse where the guest's memory is
  * zero.  Pages sent more than once (iterative migration) end as their
  * last copy; XBZRLE pages are applied to what the file holds.  The VM
@@ -14,26 +16,31 @@
  * the state command prints to DIR/state.json (a second pass; standard
  * input is spooled to a temporary file for it).  Files are
  * opened relative to DIR with O_NOFOLLOW, and names never contain '/',
- * so nothing is written outside DIR.
+ * so nothing is written outside DIR.  The sizes of all blocks together
+ * (the apparent bytes written) are refused above --max-bytes, checked
+ * while the block list is read, before any file is made.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "dump.h"
 
 #define PROG "migstream-dump"
-/* Longest file name made of a block's idstr, before its hash suffix. */
+/* Longest file name made of a block's idstr, before its index suffix. */
 #define SAFE_NAME_MAX  200u
 #define SAFE_NAME_SIZE (SAFE_NAME_MAX + 16u)
+/* Default of --max-bytes: the block files' sizes together, 1 TiB. */
+#define DEFAULT_MAX_BYTES (UINT64_C(1) << 40)
+#define EXTRACT_USAGE	  "Usage: " PROG " extract [--max-bytes=N] DIR FILE\n"
 
 struct extract {
 	int dirfd;
@@ -44,6 +51,9 @@ struct extract {
 	int vmdesc_fd; /* desc.json while the VM description is read */
 	uint8_t type;
 	uint64_t files;
+	uint64_t max_bytes; /* --max-bytes */
+	uint64_t apparent;  /* the sizes of the blocks listed so far */
+	unsigned counted;   /* blocks in apparent */
 	int err;
 	char msg[768];
 };
@@ -74,10 +84,12 @@ static int ex_fail(struct extract *x, int err, const char *fmt, ...)
  * included where it would start the name (so "." and ".." cannot occur)
  * and '%' always (so the mapping is one to one); '/' is always encoded,
  * so the name is one path component.  Names longer than SAFE_NAME_MAX
- * are cut and end with "~" and the CRC-32 of the idstr.  The names
- * desc.json and state.json are reserved.
+ * are cut and end with "~" and the block's index @idx in the list: '~'
+ * is encoded in any other name, and the walker refuses two blocks of one
+ * name, so no two blocks get one file name.  The names desc.json and
+ * state.json are reserved.
  */
-static void safe_name(char *dst, const char *src)
+static void safe_name(char *dst, const char *src, unsigned idx)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *p = (const unsigned char *)src;
@@ -104,8 +116,7 @@ static void safe_name(char *dst, const char *src)
 	}
 	dst[n] = '\0';
 	if (cut)
-		snprintf(dst + n, SAFE_NAME_SIZE - n, "~%08lx",
-			 crc32(0, (const Bytef *)src, (uInt)strlen(src)));
+		snprintf(dst + n, SAFE_NAME_SIZE - n, "~%u", idx);
 	if (!strcmp(dst, "desc.json") || !strcmp(dst, "state.json")) {
 		/* "desc.json" becomes "desc%2Ejson". */
 		n = strlen(dst) - 5;
@@ -118,23 +129,35 @@ static int block_fd(struct extract *x, const struct dump_walk *w, unsigned blk)
 {
 	const struct dump_ram_block *b = &w->blk[blk];
 	char name[SAFE_NAME_SIZE];
-	int flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC;
+	int flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC, err;
 
 	if (x->cur == (int)blk)
 		return x->cur_fd;
 	if (x->cur_fd >= 0)
 		close(x->cur_fd);
 	x->cur = -1;
-	safe_name(name, b->name);
+	safe_name(name, b->name, blk);
 	if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
 		return ex_fail(x, -EINVAL, "RAM block '%s': unsafe name",
 			       b->name);
+	/* Created, never reopened: O_EXCL makes a second block that would
+	 * land in an existing file (of this run or of another) an error. */
 	if (!x->made[blk])
-		flags |= O_CREAT | O_TRUNC;
+		flags |= O_CREAT | O_EXCL;
 	x->cur_fd = openat(x->dirfd, name, flags, 0644);
-	if (x->cur_fd < 0)
-		return ex_fail(x, -errno, "%s: cannot create: %s", name,
-			       strerror(errno));
+	if (x->cur_fd < 0 && errno == EEXIST) {
+		x->cur_fd = -1;
+		return ex_fail(x, -EEXIST,
+			       "%s: exists already (RAM block '%s'): extract "
+			       "creates every block's file, into a new or "
+			       "empty DIR",
+			       name, b->name);
+	}
+	if (x->cur_fd < 0) {
+		err = errno;
+		return ex_fail(x, -err, "%s: cannot create: %s", name,
+			       strerror(err));
+	}
 	if (!x->made[blk] && ftruncate(x->cur_fd, (off_t)b->len))
 		return ex_fail(x, -errno, "%s: cannot set the size: %s", name,
 			       strerror(errno));
@@ -268,15 +291,42 @@ static int ex_begin(struct dump_walk *w, const ms_record *rec,
 	return 0;
 }
 
+/*
+ * Add the blocks the walker listed since the last call to the apparent
+ * bytes, and refuse them above x->max_bytes.  Called from the bytes hook:
+ * the walker lists a block just before it consumes the block's entry, so
+ * the error names the offset of the entry that goes over.
+ */
+static int count_blocks(struct extract *x, struct dump_walk *w)
+{
+	for (; x->counted < w->nblk; x->counted++) {
+		uint64_t len = w->blk[x->counted].len;
+
+		if (len > x->max_bytes - x->apparent)
+			return dump_walk_fail(
+				w, -E2BIG,
+				"block list: RAM block %u '%s' of 0x%llx "
+				"bytes after 0x%llx: block files of at most "
+				"%llu bytes in all expected (--max-bytes)",
+				x->counted, w->blk[x->counted].name,
+				(unsigned long long)len,
+				(unsigned long long)x->apparent,
+				(unsigned long long)x->max_bytes);
+		x->apparent += len;
+	}
+	return 0;
+}
+
 static int ex_bytes(struct dump_walk *w, const uint8_t *d, size_t n,
 		    void *opaque)
 {
 	struct extract *x = opaque;
 	ssize_t k;
 
-	(void)w;
 	if (x->err)
 		return x->err;
+	if (w->nblk > x->counted && count_blocks(x, w))
+		return x->err ? x->err : -E2BIG;
 	if (x->type != MS_REC_VMDESC || x->vmdesc_fd < 0)
 		return 0;
 	while (n) {
@@ -350,6 +400,86 @@ static int write_state(struct extract *x, struct dump_walk *w, int fd,
 	return ret;
 }
 
+/*
+ * A byte count: decimal digits and an optional binary suffix K, M, G, T,
+ * P or E.  Return: 0, or -EINVAL for anything else, 0 included, or a
+ * count past 2^64 - 1.
+ */
+static int parse_bytes(const char *arg, uint64_t *out)
+{
+	static const char units[] = "KMGTPE";
+	const char *u;
+	uint64_t v = 0;
+	const char *p = arg;
+	unsigned shift = 0;
+
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p) {
+		u = strchr(units, *p);
+		if (!u || p[1])
+			return -EINVAL;
+		shift = 10u * (unsigned)(u - units + 1);
+	}
+	if (!v || v > UINT64_MAX >> shift)
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+/* The options; DUMP_EXIT_OK to go on (*@done unset), or the status. */
+static int extract_options(struct extract *x, int argc, char **argv, bool *done)
+{
+	static const struct option longopts[] = {
+		{"max-bytes", required_argument, NULL, 'b'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int opt;
+
+	*done = false;
+	x->max_bytes = DEFAULT_MAX_BYTES;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'b':
+			if (!parse_bytes(optarg, &x->max_bytes))
+				break;
+			fprintf(stderr,
+				PROG " extract: --max-bytes: a byte count "
+				     "from 1 (suffixes K, M, G, T, P, E) "
+				     "expected, found '%s'\n" EXTRACT_USAGE,
+				optarg);
+			*done = true;
+			return DUMP_EXIT_USAGE;
+		case 'h':
+			printf(EXTRACT_USAGE);
+			*done = true;
+			return DUMP_EXIT_OK;
+		default:
+			*done = true;
+			return DUMP_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr,
+			PROG " extract: DIR and FILE expected\n" EXTRACT_USAGE);
+		*done = true;
+		return DUMP_EXIT_USAGE;
+	}
+	return DUMP_EXIT_OK;
+}
+
+/*
+ * Open the input (@in, "-" for standard input, spooled unless it is a
+ * regular file: state.json needs a second pass).  Return: a DUMP_EXIT_*
+ * status, the message printed.
+ */
 int dump_extract_main(int argc, char **argv)
 {
 	struct extract x = {
@@ -360,19 +490,13 @@ int dump_extract_main(int argc, char **argv)
 	unsigned i;
 	int fd, ret, sret = 0;
 	bool owned;
+	bool done;
 
-	if (argc == 2 &&
-	    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		printf("Usage: " PROG " extract DIR FILE\n");
-		return DUMP_EXIT_OK;
-	}
-	if (argc != 3) {
-		fprintf(stderr, PROG " extract: DIR and FILE expected\n"
-				     "Usage: " PROG " extract DIR FILE\n");
-		return DUMP_EXIT_USAGE;
-	}
-	dir = argv[1];
-	in = argv[2];
+	ret = extract_options(&x, argc, argv, &done);
+	if (done)
+		return ret;
+	dir = argv[optind];
+	in = argv[optind + 1];
 	memset(&w, 0, sizeof(w));
 	/* state.json needs a second pass: a pipe or gzip is spooled
 	 * (dump-input.c). */

@@ -571,4 +571,109 @@ static inline bool fz_init(struct fz *f, const uint8_t *data, size_t size,
 	return true;
 }
 
+/*
+ * The targets of the dump tool's commands (fuzz_dump_state, _convert and
+ * _extract) read files: a private directory made once per process, and
+ * helpers to write, list and empty it.  Define FZ_WANT_FILES before the
+ * include to get them.
+ */
+#ifdef FZ_WANT_FILES
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char fz_dir_path[4096];
+static inline bool fz_empty_dir(const char *path, bool rmself);
+
+static inline void fz_dir_remove(void)
+{
+	fz_empty_dir(fz_dir_path, true);
+}
+
+/*
+ * The process's directory, made at the first call and removed at exit;
+ * aborts on failure.
+ */
+static inline const char *fz_dir(const char *target)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (fz_dir_path[0])
+		return fz_dir_path;
+	snprintf(fz_dir_path, sizeof(fz_dir_path), "%s/%s.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp", target);
+	if (!mkdtemp(fz_dir_path)) {
+		perror("fuzz: a temporary directory");
+		abort();
+	}
+	atexit(fz_dir_remove);
+	return fz_dir_path;
+}
+
+/* Write @size bytes to @path (created or truncated); aborts on failure. */
+static inline void fz_write_file(const char *path, const uint8_t *data,
+				 size_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	size_t off = 0;
+	ssize_t n;
+
+	if (fd < 0) {
+		perror(path);
+		abort();
+	}
+	while (off < size) {
+		n = write(fd, data + off, size - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			perror(path);
+			abort();
+		}
+		off += (size_t)n;
+	}
+	if (close(fd)) {
+		perror(path);
+		abort();
+	}
+}
+
+/*
+ * Remove the entries of directory @path (regular files only: anything
+ * else is reported by returning false) and, with @rmself, @path itself.
+ */
+static inline bool fz_empty_dir(const char *path, bool rmself)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	char p[4096];
+	struct stat st;
+	bool ok = true;
+
+	if (!d)
+		return errno == ENOENT;
+	while ((e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (snprintf(p, sizeof(p), "%s/%s", path, e->d_name) >=
+			    (int)sizeof(p) ||
+		    lstat(p, &st)) {
+			ok = false;
+			continue;
+		}
+		if (!S_ISREG(st.st_mode))
+			ok = false; /* removed all the same */
+		if (S_ISDIR(st.st_mode))
+			fz_empty_dir(p, true);
+		else
+			unlink(p);
+	}
+	closedir(d);
+	if (rmself && rmdir(path))
+		ok = false;
+	return ok;
+}
+#endif /* FZ_WANT_FILES */
+
 #endif /* MS_FUZZ_COMMON_H */

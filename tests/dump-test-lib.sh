@@ -1,0 +1,26 @@
+# Sourced by tests/check-convert.sh and tests/check-extract.sh: the tool,
+# sanitizer findings that cannot pass for a stream error, a temporary
+# directory, ko() and run().  Sets src, bld, dump, gen, tmp and fail.
+src="${top_srcdir:-.}"
+bld="${top_builddir:-.}"
+dump="$bld/tools/migstream-dump"
+gen="$src/tests/data/gen"
+command -v python3 >/dev/null 2>&1 || { echo "no python3: skipped"; exit 77; }
+[ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
+UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
+LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"
+export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+tmp=$(mktemp -d) || exit 99
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+ko() { echo "FAIL: $*" >&2; fail=1; }
+
+# Run the tool; $rc gets its status, $tmp/out and $tmp/err its output.
+run() {
+	"$dump" "$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ $rc -gt 3 ] || grep -q 'Sanitizer\|runtime error' "$tmp/err"; then
+		ko "migstream-dump $* exited $rc: $(cat "$tmp/err")"
+	fi
+}
