@@ -68,7 +68,6 @@
 #define REPS_QUICK 7
 
 #define MAX_SUBJECTS 2
-#define MAX_RESULTS  16
 #define MAX_REPS     101
 
 /*
@@ -2270,11 +2269,12 @@ int main(int argc, char **argv)
 		.frame_passes = 2000,
 		.vfu_bytes = 256 * MIB,
 	};
-	struct result res[MAX_RESULTS];
+	struct result *res;
 	const char *only = NULL;
 	struct bench b;
 	bool quick = false;
 	int c, i, k, n, nres = 0, ret = 0;
+	size_t ngroups = sizeof(groups) / sizeof(groups[0]), nsubj = 0;
 	char *end;
 	long v;
 
@@ -2343,8 +2343,17 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < (int)SRC_SIZE; i++)
 		b.src[i] = (uint8_t)(i * 131 + (i >> 12));
+	/* At most one result per subject of the case table. */
+	for (i = 0; i < (int)ngroups; i++)
+		nsubj += (size_t)groups[i].nsubj;
+	res = calloc(nsubj, sizeof(*res));
+	if (!res) {
+		sys_failed("calloc");
+		free(b.src);
+		return 1;
+	}
 
-	for (i = 0; i < (int)(sizeof(groups) / sizeof(groups[0])); i++) {
+	for (i = 0; i < (int)ngroups; i++) {
 		if (run_group(&groups[i], &b, only, &res[nres], &n)) {
 			ret = 1;
 			break;
@@ -2359,6 +2368,7 @@ int main(int argc, char **argv)
 	}
 	if (!ret && cfg.json)
 		print_json(res, nres);
+	free(res);
 	free(b.src);
 	return ret;
 }

@@ -6,6 +6,7 @@ src="${top_srcdir:-.}"
 bld="${top_builddir:-.}"
 prog="$bld/tests/demo-embedding"
 [ -x "$prog" ] || { echo "$prog not built" >&2; exit 99; }
+. "${top_srcdir:-.}/tests/run-wrap.sh" && ms_wrap prog
 tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 # The ```text block after "It prints".

@@ -10,6 +10,7 @@ bld="${top_builddir:-.}"
 dump="$bld/tools/migstream-dump"
 rss="$bld/tests/dump-rss"
 [ -x "$dump" ] && [ -x "$rss" ] || { echo "not built" >&2; exit 99; }
+. "${top_srcdir:-.}/tests/run-wrap.sh" && ms_wrap dump rss
 case "${SAN_FLAGS:-}" in
 *sanitize*) echo "sanitizer build: skipped"; exit 77 ;;
 esac

@@ -1033,6 +1033,89 @@ START_TEST(test_stream_misuse_without_asserts)
 }
 END_TEST
 
+/*
+ * Past 4 GiB: positions, counters and error offsets are 64-bit on every
+ * host, 32-bit ones included (where size_t and long wrap at 4 GiB).  The
+ * transport counts what it is given and hands back bytes it never fills
+ * but for the last ones, so the stream costs calls, not memory.
+ */
+#define BIG_CHUNK ((size_t)1 << 20)
+#define BIG_LEN	  ((uint64_t)4 << 30)
+
+struct big_io {
+	uint64_t written;
+	uint64_t left;
+};
+
+static ssize_t big_writev(void *opaque, const struct iovec *iov, int cnt)
+{
+	struct big_io *b = opaque;
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < cnt; i++)
+		n += iov[i].iov_len;
+	b->written += n;
+	return (ssize_t)n;
+}
+
+static ssize_t big_read(void *opaque, void *buf, size_t len)
+{
+	struct big_io *b = opaque;
+
+	if (len > b->left)
+		len = (size_t)b->left;
+	if (b->left - len < 16)
+		memset(buf, 0xa5, len);
+	b->left -= len;
+	return (ssize_t)len;
+}
+
+START_TEST(test_stream_offsets_past_4gib)
+{
+	static const ms_stream_ops ops = {
+		.version = MS_STREAM_OPS_VERSION,
+		.writev = big_writev,
+		.read = big_read,
+	};
+	static uint8_t chunk[BIG_CHUNK];
+	struct big_io b = {0, 0};
+	ms_stream_stats st;
+	ms_stream *s;
+	uint32_t v;
+	uint64_t i;
+
+	ck_assert_int_eq(
+		ms_stream_new_custom(&s, &ops, &b, MS_STREAM_WRITER, NULL), 0);
+	for (i = 0; i < BIG_LEN / BIG_CHUNK; i++)
+		ck_assert_int_eq(ms_put_buffer(s, chunk, BIG_CHUNK), 0);
+	ck_assert_int_eq(ms_put_be32(s, 0x01020304), 0);
+	ck_assert_int_eq(ms_stream_flush(s), 0);
+	ck_assert_uint_eq(ms_stream_tell(s), BIG_LEN + 4);
+	ck_assert_uint_eq(b.written, BIG_LEN + 4);
+	ms_stream_get_stats(s, &st);
+	ck_assert_uint_eq(st.bytes, BIG_LEN + 4);
+	ck_assert_uint_eq(st.bytes_copied + st.bytes_zero_copy, BIG_LEN + 4);
+	ck_assert_int_eq(ms_stream_set_error(s, -EIO, "late"), -EIO);
+	ck_assert_uint_eq(ms_stream_error_offset(s), BIG_LEN + 4);
+	ms_stream_close(s);
+
+	b.left = BIG_LEN + 8;
+	ck_assert_int_eq(
+		ms_stream_new_custom(&s, &ops, &b, MS_STREAM_READER, NULL), 0);
+	ck_assert_int_eq(ms_skip(s, BIG_LEN + 4), 0);
+	ck_assert_uint_eq(ms_stream_tell(s), BIG_LEN + 4);
+	ck_assert_int_eq(ms_get_be32(s, &v), 0);
+	ck_assert_uint_eq(v, 0xa5a5a5a5u);
+	ck_assert_int_eq(ms_get_be32(s, &v), -ENODATA);
+	ck_assert_uint_eq(ms_stream_error_offset(s), BIG_LEN + 8);
+	ck_assert_str_eq(ms_stream_errmsg(s),
+			 "end of stream at offset 4294967304: 4 bytes needed, "
+			 "0 left");
+	ms_stream_close(s);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
 	Suite *s = suite_create("stream");
@@ -1079,6 +1162,11 @@ static Suite *stream_suite(void)
 	tcase_add_test(tc, test_stream_feed_incremental);
 	tcase_add_test(tc, test_stream_feed_bounded);
 	tcase_add_test(tc, test_stream_feed_reserve);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("past 4 GiB");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_stream_offsets_past_4gib);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("threads");

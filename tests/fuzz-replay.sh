@@ -5,12 +5,14 @@
 set -u
 src="${top_srcdir:-.}"
 bld="${top_builddir:-.}"
+. "$src/tests/run-wrap.sh"
 status=0
 for t in qemu_reader native_reader dump_walk load_feed dump_state \
 	dump_convert dump_extract; do
 	prog="$bld/tests/fuzz/fuzz_$t"
 	dir="$src/tests/fuzz/corpus/$t"
 	[ -x "$prog" ] || { echo "missing $prog" >&2; exit 99; }
+	ms_wrap prog
 	n=$(find "$dir" -type f | wc -l)
 	[ "$n" -gt 0 ] || { echo "empty corpus $dir" >&2; exit 99; }
 	# shellcheck disable=SC2086
