@@ -1728,21 +1728,26 @@ static int nf_prepare(struct dump_walk *w, ms_codec_opts *co)
 	uint8_t magic[4];
 	uint64_t pos = 0;
 	uint32_t len = 0;
-	off_t at;
+	off_t at, base;
 	int ret;
 
 	if (w->nf_probe)
 		return 0;
-	if (w->src) {
-		/* Decompressed or custom input cannot be probed. */
+	if (w->src && w->src->gz) {
+		/* Inflated input cannot be probed. */
 		k->nf_unprobed = true;
 		return 0;
 	}
 	at = lseek(w->fd, 0, SEEK_CUR);
-	k->nf_unprobed = at < 0;
-	if (at < 0 || pread(w->fd, magic, 4, at) != 4 ||
+	/* A source has read the magic already: the stream starts before. */
+	base = at - (w->src ? (off_t)w->src->nhead : 0);
+	k->nf_unprobed = at < 0 || base < 0;
+	if (k->nf_unprobed || pread(w->fd, magic, 4, base) != 4 ||
 	    be32(magic) != MS_QEMU_MAGIC)
 		return 0;
+	if (lseek(w->fd, base, SEEK_SET) < 0)
+		return nf_refuse(w, -errno, "cannot seek to 0x%llx: %s",
+				 (unsigned long long)base, strerror(errno));
 	memset(&probe, 0, sizeof(probe));
 	probe.name = w->name;
 	probe.fd = w->fd;

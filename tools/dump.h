@@ -30,7 +30,7 @@
 #define DUMP_MAX_CAPS	    64u
 
 /* Default caps of struct dump_limits. */
-#define DUMP_JSON_MEM_MAX (256ull << 20)
+#define DUMP_JSON_MEM_MAX (128ull << 20)
 #define DUMP_SPOOL_MAX	  (64ull << 30)
 #define DUMP_GUNZIP_MAX	  (1ull << 40)
 

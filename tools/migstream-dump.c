@@ -75,7 +75,7 @@ static void usage(FILE *f)
 		"  --gunzip-max SIZE    the most bytes inflated from gzip "
 		"input (1T)\n"
 		"  --json-mem-max SIZE  parser memory for the VM description "
-		"(256M)\n"
+		"(128M)\n"
 		"  -h, --help     this help\n"
 		"  -V, --version  the migstream version\n"
 		"\n"
