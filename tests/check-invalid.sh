@@ -23,6 +23,7 @@ dump="$bld/tools/migstream-dump"
 cases="$src/tests/data/invalid"
 [ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
 [ -d "$cases" ] || { echo "no $cases" >&2; exit 99; }
+. "$src/tests/run-wrap.sh" && ms_wrap dump
 # A sanitizer finding must not pass for a stream error (status 1).
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
 UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
@@ -34,6 +35,12 @@ case "${SAN_FLAGS:-}" in
 *sanitize*) vmem= ;;
 esac
 [ -n "${MS_UNDER_VALGRIND:-}" ] && vmem=
+# Under qemu-user (run-tests.sh --cross) the emulator reserves the
+# guest's address space, and runs programs several times slower.
+if [ -n "${MS_RUN_WRAPPER:-}" ]; then
+	vmem=
+	timeout_s=$((timeout_s * 6))
+fi
 tmo=
 command -v timeout >/dev/null 2>&1 && tmo="timeout -k 5 $timeout_s"
 tmp=$(mktemp -d) || exit 99

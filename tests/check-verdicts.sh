@@ -12,6 +12,7 @@ dump="$bld/tools/migstream-dump"
 lv="$bld/tests/load-verdict"
 [ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
 [ -x "$lv" ] || { echo "$lv not built" >&2; exit 99; }
+. "$src/tests/run-wrap.sh" && ms_wrap dump lv
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
 export ASAN_OPTIONS
 tmp=$(mktemp -d) || exit 99

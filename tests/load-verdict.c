@@ -51,6 +51,7 @@ struct verdict {
 	/* The load: section records dispatched so far. */
 	size_t loaded;
 	ms_profile profile;
+	bool no_footers; /* the walk found a stream without footers */
 };
 
 static bool is_section(uint8_t type)
@@ -188,6 +189,7 @@ static int load(const char *file, struct verdict *v)
 {
 	ms_registry *reg;
 	ms_stream *in;
+	ms_load_opts lo = {.version = MS_LOAD_OPTS_VERSION};
 	ms_load *ld;
 	size_t i;
 	int fd, ret;
@@ -205,8 +207,13 @@ static int load(const char *file, struct verdict *v)
 				v->h[i].idstr);
 			exit(2);
 		}
+	/* A consumer of a QEMU stream without footers knows it from the
+	 * machine type and says so, as QEMU does; the walk found it out. */
+	lo.codec.version = MS_CODEC_OPTS_VERSION;
+	lo.codec.profile = MS_PROFILE_QEMU;
+	lo.codec.no_footers = true;
 	if (ms_stream_new_fd(&in, fd, MS_STREAM_READER, 0, NULL) ||
-	    ms_load_new(&ld, reg, NULL)) {
+	    ms_load_new(&ld, reg, v->no_footers ? &lo : NULL)) {
 		fprintf(stderr, "load-verdict: out of memory\n");
 		exit(2);
 	}
@@ -254,6 +261,7 @@ int main(int argc, char **argv)
 	v.refused = w.in_payload && is_section(v.last_type);
 	v.other_refused = w.in_payload && !is_section(v.last_type);
 	v.profile = w.profile;
+	v.no_footers = w.no_footers;
 	dump_walk_free(&w);
 	close(fd);
 	if (v.too_many) {
