@@ -6,6 +6,8 @@
  * whole and in every split into two pieces and byte by byte, as the
  * walker's chunks come.  Exits 1 on a mismatch.
  */
+#include "config.h"
+
 #include "../tools/dump-convert.c"
 
 /* SipHash-2-4 of 00 01 .. (n-1) under the key 00 .. 0f (the paper's

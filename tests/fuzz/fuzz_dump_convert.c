@@ -14,6 +14,8 @@
  * length and CRC-32); and a QEMU stream converted to native converts back
  * to the same bytes.
  */
+#include "config.h"
+
 #include "fuzz-dump.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

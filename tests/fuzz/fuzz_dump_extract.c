@@ -13,6 +13,8 @@
  * stream's block list (besides desc.json and state.json), with the
  * blocks' sizes adding up to the file sizes.
  */
+#include "config.h"
+
 #include <inttypes.h>
 
 #include "fuzz-dump.h"

@@ -13,6 +13,8 @@
  * status for the same input twice (nothing is kept from one call to the
  * next).
  */
+#include "config.h"
+
 #include "fuzz-dump.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -12,6 +12,8 @@
  * 0x..."), a strict walk that passes passes leniently too, and the hooks
  * see what the walker says it parsed.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
