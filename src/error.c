@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Names of the error codes migstream returns, from one table.
+ * Names of the error codes migstream returns, from one table, and the
+ * sticky first error every object of the library keeps (ms__error).
  */
 #include "config.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
+#include <string.h>
 
-#include "migstream/stream.h"
+#include "internal.h"
 
 /*
  * Every code a migstream function can return, with its description: the
@@ -78,4 +81,56 @@ const char *ms_strerror(int err)
 	default:
 		return "unknown error";
 	}
+}
+
+int ms__error_vset(ms__error *e, int err, int fallback, uint64_t offset,
+		   long long section_id, const char *idstr, const char *fmt,
+		   va_list ap)
+{
+	size_t n = 0;
+	int k;
+
+	if (e->code)
+		return e->code;
+	e->code = err < 0 ? err : fallback;
+	e->offset = offset;
+	e->msg[0] = '\0';
+	if (offset != MS__NO_OFFSET) {
+		k = snprintf(e->msg, sizeof(e->msg), "offset 0x%llx: ",
+			     (unsigned long long)offset);
+		n = k > 0 && (size_t)k < sizeof(e->msg) ? (size_t)k : 0;
+	}
+	if (section_id != MS__NO_SECTION) {
+		k = snprintf(e->msg + n, sizeof(e->msg) - n, "section %lld '%s': ",
+			     section_id, idstr ? idstr : "");
+		if (k > 0 && (size_t)k < sizeof(e->msg) - n)
+			n += (size_t)k;
+	}
+	if (fmt)
+		vsnprintf(e->msg + n, sizeof(e->msg) - n, fmt, ap);
+	else
+		snprintf(e->msg + n, sizeof(e->msg) - n, "%s",
+			 ms_strerror(e->code));
+	return e->code;
+}
+
+int ms__error_set(ms__error *e, int err, int fallback, uint64_t offset,
+		  long long section_id, const char *idstr, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = ms__error_vset(e, err, fallback, offset, section_id, idstr, fmt,
+			     ap);
+	va_end(ap);
+	return ret;
+}
+
+int ms__error_take(ms__error *e, const ms__error *from)
+{
+	if (e->code || !from->code)
+		return e->code;
+	*e = *from;
+	return e->code;
 }

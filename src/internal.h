@@ -7,12 +7,54 @@
 #define MIGSTREAM_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "migstream/stream.h"
 
-#define MS__ERRMSG_SIZE 256
+#define MS__ERRMSG_SIZE 512
+
+/* No offset to name (ms__error_set()'s @offset). */
+#define MS__NO_OFFSET UINT64_MAX
+/* No section to name (ms__error_set()'s @section_id). */
+#define MS__NO_SECTION (-1LL)
+
+/*
+ * The sticky first error of an object (a stream, reader, writer, save,
+ * load or adapter), as jansson's json_error_t: its code, where it
+ * happened and what was expected and found.  Zeroed means no error.
+ */
+typedef struct ms__error {
+	int code;	 /* 0, or a negative errno */
+	uint64_t offset; /* MS__NO_OFFSET when none applies */
+	char msg[MS__ERRMSG_SIZE];
+} ms__error;
+
+/*
+ * Record the first error of @e and return its code (the earlier one, if
+ * @e already holds one; later calls change nothing).  A non-negative @err
+ * becomes @fallback.  The message is "offset 0x<hex>: section <id>
+ * '<idstr>': <fmt...>", each prefix only when given (@offset not
+ * MS__NO_OFFSET, @section_id not MS__NO_SECTION); @fmt NULL gives
+ * ms_strerror(err) as the text.  The one way every object of the library
+ * sets its error, so that all messages name offsets the same way.
+ */
+int ms__error_set(ms__error *e, int err, int fallback, uint64_t offset,
+		  long long section_id, const char *idstr, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 7, 8)))
+#endif
+	;
+int ms__error_vset(ms__error *e, int err, int fallback, uint64_t offset,
+		   long long section_id, const char *idstr, const char *fmt,
+		   va_list ap)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 7, 0)))
+#endif
+	;
+/* Copy @from into @e unless @e already holds an error; returns @e's code. */
+int ms__error_take(ms__error *e, const ms__error *from);
 
 /* Allocation through an optional ms_allocator (NULL means libc). */
 void *ms__malloc(const ms_allocator *a, size_t size);

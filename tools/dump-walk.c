@@ -1246,12 +1246,14 @@ static void *json_mem_alloc(size_t n)
 
 static void json_mem_free(void *q)
 {
-	uint64_t *p;
+	uint8_t *p;
+	uint64_t n;
 
 	if (!q)
 		return;
-	p = (uint64_t *)((uint8_t *)q - 16);
-	json_mem.used -= p[0];
+	p = (uint8_t *)q - 16;
+	memcpy(&n, p, sizeof(n));
+	json_mem.used -= n;
 	free(p);
 }
 
