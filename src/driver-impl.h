@@ -32,6 +32,7 @@ struct ms_registry {
 	const ms_allocator *a;
 	struct ms__handler *h;
 	size_t n, cap;
+	ms__error refused; /* the last call refused (ms_registry_errmsg()) */
 };
 
 /* Iterative handlers are saved in rounds (START, PART..., END). */
@@ -43,5 +44,27 @@ static inline bool ms__handler_is_iterative(const struct ms__handler *h)
 /* The handler registered as @idstr / @instance_id, or NULL. */
 struct ms__handler *ms__registry_find(ms_registry *reg, const char *idstr,
 				      uint32_t instance_id);
+
+/*
+ * Refuse a call on @reg, or a constructor given @reg: record the message
+ * ("<fmt...>", no offset or section) for ms_registry_errmsg(), replacing
+ * the last one, and return @err.
+ */
+int ms__registry_refuse(ms_registry *reg, int err, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+/*
+ * Copy the codec settings @src (NULL for the defaults) of the option
+ * structure @what into @dst for a writer (@reader false: the native
+ * profile with CRC) or a reader (auto-detection); a NULL allocator
+ * becomes @reg's.  Returns 0, or -EINVAL with ms__registry_refuse() when
+ * @src has another version.
+ */
+int ms__driver_codec_copy(ms_registry *reg, ms_codec_opts *dst,
+			  const ms_codec_opts *src, bool reader,
+			  const char *what);
 
 #endif /* MIGSTREAM_DRIVER_IMPL_H */

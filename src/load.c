@@ -42,71 +42,118 @@ struct ms_load {
 	bool started; /* the file header was read */
 	bool native;
 	unsigned native_crc;
-	void *snap; /* reader state before a record that may run dry */
-	int err;
-	uint64_t err_off;
-	char errmsg[768];
+	void *snap;	     /* reader state before a record that may run dry */
+	ms_codec_opts codec; /* the copy o.codec points to */
+	ms__error err;	     /* sticky */
+	ms__error refused;   /* the last call refused with -EINVAL */
 };
 
-static int load_fail(ms_load *ld, int err, uint64_t off, const char *fmt, ...)
+static int load_fail(ms_load *ld, int err, uint64_t off,
+		     const ms_section_hdr *sec, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 5, 6)))
+#endif
+	;
+
+/*
+ * Fail the load (the first error wins) at input offset @off, with the
+ * message "offset 0x<off>: section <id> '<idstr>': <fmt...>" (the section
+ * part only with @sec; no prefix and offset 0 when @off is MS__NO_OFFSET).
+ */
+static int load_fail(ms_load *ld, int err, uint64_t off,
+		     const ms_section_hdr *sec, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ms__error_vset(&ld->err, err, -EIO, off,
+		       sec ? (long long)sec->section_id : MS__NO_SECTION,
+		       sec ? sec->idstr : NULL, fmt, ap);
+	va_end(ap);
+	return ld->err.code;
+}
+
+static int load_take(ms_load *ld, int err, uint64_t off, const char *fmt, ...)
 #if defined(__GNUC__)
 	__attribute__((format(printf, 4, 5)))
 #endif
 	;
 
-static int load_fail(ms_load *ld, int err, uint64_t off, const char *fmt, ...)
+/* Fail the load at @off with a message that already names the offset (the
+ * reader's or a stream's message). */
+static int load_take(ms_load *ld, int err, uint64_t off, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (ld->err)
-		return ld->err;
-	ld->err = err < 0 ? err : -EIO;
-	ld->err_off = off;
+	if (ld->err.code)
+		return ld->err.code;
 	va_start(ap, fmt);
-	vsnprintf(ld->errmsg, sizeof(ld->errmsg), fmt, ap);
+	ms__error_vset(&ld->err, err, -EIO, MS__NO_OFFSET, MS__NO_SECTION, NULL,
+		       fmt, ap);
 	va_end(ap);
-	return ld->err;
+	ld->err.offset = off;
+	return ld->err.code;
 }
 
 /* Take up the reader's error as the load's. */
 static int load_reader_fail(ms_load *ld)
 {
-	return load_fail(ld, ms_reader_error(ld->r),
+	return load_take(ld, ms_reader_error(ld->r),
 			 ms_reader_error_offset(ld->r), "%s",
 			 ms_reader_errmsg(ld->r));
 }
 
+static int load_refuse(ms_load *ld, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/* Refuse a call out of order or with a bad argument: -EINVAL, the load
+ * unchanged. */
+static int load_refuse(ms_load *ld, const char *fmt, ...)
+{
+	va_list ap;
+
+	memset(&ld->refused, 0, sizeof(ld->refused));
+	va_start(ap, fmt);
+	ms__error_vset(&ld->refused, -EINVAL, -EINVAL, MS__NO_OFFSET,
+		       MS__NO_SECTION, NULL, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
 int ms_load_new(ms_load **out, ms_registry *reg, const ms_load_opts *opts)
 {
+	ms_codec_opts codec;
 	ms_load *ld;
 
-	if (!out || !reg)
+	if (!reg)
+		return -EINVAL;
+	if (!out)
+		return ms__registry_refuse(reg, -EINVAL,
+					   "ms_load_new: no out pointer given");
+	if (opts && opts->version != MS_LOAD_OPTS_VERSION)
+		return ms__registry_refuse(
+			reg, -EINVAL,
+			"ms_load_new: opts->version is %u, expected "
+			"MS_LOAD_OPTS_VERSION (%u)",
+			opts->version, MS_LOAD_OPTS_VERSION);
+	if (ms__driver_codec_copy(reg, &codec, opts ? opts->codec : NULL, true,
+				  "ms_load_new: opts"))
 		return -EINVAL;
 	ld = ms__malloc(reg->a, sizeof(*ld));
 	if (!ld)
-		return -ENOMEM;
+		return ms__registry_refuse(reg, -ENOMEM,
+					   "ms_load_new: out of memory");
 	memset(ld, 0, sizeof(*ld));
-	if (opts) {
-		/* A version-1 caller's structure ends before max_fed_bytes. */
-		if (opts->version == 1) {
-			memcpy(&ld->o, opts,
-			       offsetof(ms_load_opts, max_fed_bytes));
-		} else if (opts->version == MS_LOAD_OPTS_VERSION) {
-			ld->o = *opts;
-		} else {
-			ms__free(reg->a, ld);
-			return -EINVAL;
-		}
-		ld->o.version = MS_LOAD_OPTS_VERSION;
-	}
+	if (opts)
+		ld->o = *opts;
+	ld->o.version = MS_LOAD_OPTS_VERSION;
+	ld->codec = codec;
+	ld->o.codec = &ld->codec;
 	ld->max_fed = ld->o.max_fed_bytes ? ld->o.max_fed_bytes
 					  : MS_DEFAULT_MAX_FED_BYTES;
-	if (!ld->o.codec.version) {
-		ld->o.codec.version = MS_CODEC_OPTS_VERSION;
-		ld->o.codec.profile = MS_PROFILE_AUTO;
-	}
-	if (!ld->o.codec.allocator)
-		ld->o.codec.allocator = reg->a;
 	ld->reg = reg;
 	ld->a = reg->a;
 	*out = ld;
@@ -131,17 +178,21 @@ bool ms_load_is_complete(const ms_load *ld)
 
 int ms_load_error(const ms_load *ld)
 {
-	return ld->err;
+	return ld->err.code;
 }
 
 const char *ms_load_errmsg(const ms_load *ld)
 {
-	return ld->err ? ld->errmsg : "";
+	if (ld->err.code)
+		return ld->err.msg;
+	return ld->refused.code ? ld->refused.msg : "";
 }
 
 uint64_t ms_load_error_offset(const ms_load *ld)
 {
-	return ld->err ? ld->err_off : 0;
+	if (!ld->err.code || ld->err.offset == MS__NO_OFFSET)
+		return 0;
+	return ld->err.offset;
 }
 
 /* Find the handler of a section record and check its version. */
@@ -152,25 +203,20 @@ static int load_lookup(ms_load *ld, const ms_record *rec)
 		ms__registry_find(ld->reg, h->idstr, h->instance_id);
 
 	if (!hd)
-		return load_fail(ld, -ENOENT, rec->offset,
-				 "offset 0x%llx: section %u '%s' instance %u: "
-				 "unknown section: no handler is registered "
-				 "for it",
-				 (unsigned long long)rec->offset, h->section_id,
-				 h->idstr, h->instance_id);
+		return load_fail(
+			ld, -ENOENT, rec->offset, NULL,
+			"section %u '%s' instance %u: unknown section: "
+			"no handler is registered for it",
+			h->section_id, h->idstr, h->instance_id);
 	if (h->version_id > hd->version_id)
-		return load_fail(ld, -ENOTSUP, rec->offset,
-				 "offset 0x%llx: section %u '%s': version %u "
-				 "is newer than this build's %u",
-				 (unsigned long long)rec->offset, h->section_id,
-				 h->idstr, h->version_id, hd->version_id);
+		return load_fail(ld, -ENOTSUP, rec->offset, h,
+				 "version %u is newer than this build's %u",
+				 h->version_id, hd->version_id);
 	if (h->version_id < hd->min_version_id)
-		return load_fail(ld, -ENOTSUP, rec->offset,
-				 "offset 0x%llx: section %u '%s': version %u "
-				 "is older than the oldest this build loads "
-				 "(%u)",
-				 (unsigned long long)rec->offset, h->section_id,
-				 h->idstr, h->version_id, hd->min_version_id);
+		return load_fail(ld, -ENOTSUP, rec->offset, h,
+				 "version %u is older than the oldest this "
+				 "build loads (%u)",
+				 h->version_id, hd->min_version_id);
 	ld->cur = hd;
 	return 0;
 }
@@ -187,8 +233,8 @@ static int load_payload(ms_load *ld)
 	uint64_t fed = ld->feed ? ms_stream_tell(ld->feed) : 0;
 	int ret, perr;
 
-	ret = ld->cur->ops->load(p, rec->section.version_id, rec->section.type,
-				 ld->cur->opaque);
+	ret = ld->cur->ops->load(ld->cur->opaque, p, rec->section.version_id,
+				 rec->section.type);
 	/* Input bytes (native payloads may be inflated). */
 	ld->attempts++;
 	if (ld->feed)
@@ -206,21 +252,15 @@ static int load_payload(ms_load *ld)
 			return load_reader_fail(ld);
 		if (ms_reader_profile(ld->r) == MS_PROFILE_NATIVE) {
 			/* Payload offsets are within the section. */
-			return load_fail(
-				ld, perr ? perr : ret, rec->offset,
-				"offset 0x%llx: section %u '%s': "
-				"load failed at byte %llu of its "
-				"payload: %s",
-				(unsigned long long)rec->offset,
-				rec->section.section_id, rec->section.idstr,
-				(unsigned long long)(off - start), msg);
+			return load_fail(ld, perr ? perr : ret, rec->offset,
+					 &rec->section,
+					 "load failed at byte %llu of its "
+					 "payload: %s",
+					 (unsigned long long)(off - start),
+					 msg);
 		}
-		return load_fail(ld, perr ? perr : ret, off,
-				 "offset 0x%llx: section %u '%s': load "
-				 "failed: %s",
-				 (unsigned long long)off,
-				 rec->section.section_id, rec->section.idstr,
-				 msg);
+		return load_fail(ld, perr ? perr : ret, off, &rec->section,
+				 "load failed: %s", msg);
 	}
 	/* The native profile knows where the payload ends: all of it must
 	 * have been read, as QEMU's footer check demands. */
@@ -229,13 +269,9 @@ static int load_payload(ms_load *ld)
 		if (ms_reader_error(ld->r))
 			return load_reader_fail(ld);
 		return load_fail(
-			ld, -EBADMSG, rec->offset,
-			"offset 0x%llx: section %u '%s': the load "
-			"read %llu bytes and left the rest of the "
-			"payload unread (a version or layout "
-			"mismatch)",
-			(unsigned long long)rec->offset,
-			rec->section.section_id, rec->section.idstr,
+			ld, -EBADMSG, rec->offset, &rec->section,
+			"the load read %llu bytes and left the rest of the "
+			"payload unread (a version or layout mismatch)",
 			(unsigned long long)(ms_stream_tell(p) - start));
 	}
 	return 0;
@@ -252,7 +288,7 @@ static int load_record(ms_load *ld)
 	case MS_REC_PART:
 	case MS_REC_END:
 		if (load_lookup(ld, rec))
-			return ld->err;
+			return ld->err.code;
 		return load_payload(ld);
 	default:
 		/* Configuration, footers, commands and the trailer need no
@@ -266,14 +302,16 @@ int ms_load_run(ms_load *ld, ms_stream *s)
 	int ret;
 
 	assert(ld && s);
-	if (ld->err)
-		return ld->err;
+	if (ld->err.code)
+		return ld->err.code;
 	if (ld->r || ld->feed)
-		return -EINVAL;
-	ret = ms_reader_new(&ld->r, s, &ld->o.codec);
+		return load_refuse(ld, "ms_load_run: the load was already %s",
+				   ld->feed ? "fed (ms_load_feed)"
+					    : "run (ms_load_run)");
+	ret = ms_reader_new(&ld->r, s, &ld->codec);
 	if (ret)
-		return load_fail(ld, ret, 0, "cannot create reader: %s",
-				 ms_strerror(ret));
+		return load_fail(ld, ret, MS__NO_OFFSET, NULL,
+				 "cannot create reader: %s", ms_strerror(ret));
 	for (;;) {
 		ret = ms_reader_next(ld->r, &ld->rec);
 		if (ret < 0)
@@ -282,7 +320,7 @@ int ms_load_run(ms_load *ld, ms_stream *s)
 			break;
 		/* Stop at the first error: nothing after it is parsed. */
 		if (load_record(ld))
-			return ld->err;
+			return ld->err.code;
 	}
 	ld->complete = true;
 	return 0;
@@ -309,6 +347,7 @@ void ms__load_counts(const ms_load *ld, uint64_t *attempts, uint64_t *bytes)
  * when its head record and all its DATA records are there and the byte
  * after them (the next record's type) is too, or the data has ended.
  */
+/* MERGE: replace with ms__codec_*_ready */
 static bool native_element_ready(ms_load *ld, const uint8_t *p, size_t n,
 				 bool at_end, bool first)
 {
@@ -374,13 +413,14 @@ static bool retry_due(const ms_load *ld, size_t n, bool force)
 
 /* QEMU: could the open section's payload be complete?  Linear in the
  * data: the footer search resumes where it stopped. */
+/* MERGE: replace with ms__codec_*_ready */
 static bool qemu_section_ready(ms_load *ld, const uint8_t *p, size_t n,
 			       bool force)
 {
 	uint32_t id = ld->rec.section.section_id;
 	size_t i = ld->scan_from;
 
-	if (force || ld->o.codec.no_footers)
+	if (force || ld->codec.no_footers)
 		ld->footer_seen = true;
 	for (; !ld->footer_seen && i + 5 <= n; i++) {
 		if (p[i] == MS_REC_FOOTER && ms__load_be32(p + i + 1) == id) {
@@ -441,7 +481,7 @@ static int load_pump_record(ms_load *ld, const uint8_t *p, size_t n,
 	}
 	ms__feed_unmark(ld->feed);
 	if (ret == -EAGAIN && !at_end)
-		return load_fail(ld, -EBADMSG, ms_reader_error_offset(ld->r),
+		return load_take(ld, -EBADMSG, ms_reader_error_offset(ld->r),
 				 "%s (an incomplete native element)",
 				 ms_reader_errmsg(ld->r));
 	if (ret < 0)
@@ -489,14 +529,11 @@ static int load_pump(ms_load *ld, bool at_end)
 		ret = load_record(ld);
 		if (ret == -EAGAIN) {
 			if (at_end)
-				return load_fail(
-					ld, -ENODATA, ms_stream_tell(ld->feed),
-					"offset 0x%llx: section %u '%s': "
-					"stream truncated in its payload",
-					(unsigned long long)ms_stream_tell(
-						ld->feed),
-					ld->rec.section.section_id,
-					ld->rec.section.idstr);
+				return load_fail(ld, -ENODATA,
+						 ms_stream_tell(ld->feed),
+						 &ld->rec.section,
+						 "stream truncated in its "
+						 "payload");
 			ms__feed_rewind(ld->feed);
 			ld->retry_at = n ? n : 1;
 			ld->footer_seen = false;
@@ -504,7 +541,7 @@ static int load_pump(ms_load *ld, bool at_end)
 		}
 		ms__feed_unmark(ld->feed);
 		if (ret)
-			return ld->err;
+			return ld->err.code;
 		ld->have_rec = false;
 		load_advanced(ld);
 	}
@@ -517,7 +554,7 @@ static int load_feed_start(ms_load *ld)
 
 	ret = ms_stream_new_feed(&ld->feed, &so);
 	if (!ret)
-		ret = ms_reader_new(&ld->r, ld->feed, &ld->o.codec);
+		ret = ms_reader_new(&ld->r, ld->feed, &ld->codec);
 	/* Fed only between loads of whole elements: records can be used
 	 * where they lie in the feed. */
 	if (!ret)
@@ -525,21 +562,24 @@ static int load_feed_start(ms_load *ld)
 	if (!ret && !ld->snap)
 		ret = ms__reader_snapshot_new(ld->r, &ld->snap);
 	if (ret)
-		return load_fail(ld, ret, 0, "cannot start the load: %s",
-				 ms_strerror(ret));
+		return load_fail(ld, ret, MS__NO_OFFSET, NULL,
+				 "cannot start the load: %s", ms_strerror(ret));
 	return 0;
 }
 
-/* A fed load ready for data: 0, -EINVAL for a load that is run, or the
- * sticky error. */
-static int load_feed_ready(ms_load *ld)
+/* A fed load ready for data: 0, -EINVAL for a load that is run (@what
+ * names the call refused), or the sticky error. */
+static int load_feed_ready(ms_load *ld, const char *what)
 {
-	if (ld->err)
-		return ld->err;
+	if (ld->err.code)
+		return ld->err.code;
 	if (!ld->feed && ld->r)
-		return -EINVAL;
+		return load_refuse(ld,
+				   "%s: the load was run with ms_load_run, "
+				   "not fed",
+				   what);
 	if (!ld->feed && load_feed_start(ld))
-		return ld->err;
+		return ld->err.code;
 	return 0;
 }
 
@@ -549,10 +589,8 @@ static int load_past_end(ms_load *ld, size_t len)
 	uint64_t off = ms_stream_tell(ld->feed);
 
 	if (ld->complete && len)
-		return load_fail(ld, -EBADMSG, off,
-				 "offset 0x%llx: data after the end of the "
-				 "stream",
-				 (unsigned long long)off);
+		return load_fail(ld, -EBADMSG, off, NULL,
+				 "data after the end of the stream");
 	return 0;
 }
 
@@ -561,7 +599,7 @@ static int load_past_end(ms_load *ld, size_t len)
 static int load_fed(ms_load *ld, int ret)
 {
 	if (ret)
-		return load_fail(ld, ret, ms_stream_tell(ld->feed), "%s",
+		return load_take(ld, ret, ms_stream_tell(ld->feed), "%s",
 				 ms_stream_errmsg(ld->feed));
 	return load_pump(ld, false);
 }
@@ -573,22 +611,17 @@ static int load_over_cap(ms_load *ld, size_t held, size_t more)
 
 	if (ld->have_rec && ld->rec.type >= MS_REC_START &&
 	    ld->rec.type <= MS_REC_FULL)
-		return load_fail(ld, -EFBIG, ld->rec.offset,
-				 "offset 0x%llx: section %u '%s': a fed load "
-				 "holding %zu bytes of this unfinished "
-				 "section and what follows it cannot take %zu "
-				 "more: over the limit of %zu "
+		return load_fail(ld, -EFBIG, ld->rec.offset, &ld->rec.section,
+				 "a fed load holding %zu bytes of this "
+				 "unfinished section and what follows it "
+				 "cannot take %zu more: over the limit of %zu "
 				 "(ms_load_opts.max_fed_bytes)",
-				 (unsigned long long)ld->rec.offset,
-				 ld->rec.section.section_id,
-				 ld->rec.section.idstr, held, more,
-				 ld->max_fed);
-	return load_fail(ld, -EFBIG, off,
-			 "offset 0x%llx: a fed load holding %zu bytes of an "
-			 "unfinished element and what follows it cannot take "
-			 "%zu more: over the limit of %zu "
-			 "(ms_load_opts.max_fed_bytes)",
-			 (unsigned long long)off, held, more, ld->max_fed);
+				 held, more, ld->max_fed);
+	return load_fail(ld, -EFBIG, off, NULL,
+			 "a fed load holding %zu bytes of an unfinished "
+			 "element and what follows it cannot take %zu more: "
+			 "over the limit of %zu (ms_load_opts.max_fed_bytes)",
+			 held, more, ld->max_fed);
 }
 
 int ms_load_feed(ms_load *ld, const void *buf, size_t len)
@@ -598,22 +631,23 @@ int ms_load_feed(ms_load *ld, const void *buf, size_t len)
 	int ret;
 
 	assert(ld);
-	ret = load_feed_ready(ld);
+	ret = load_feed_ready(ld, "ms_load_feed");
 	if (ret)
 		return ret;
 	if (!buf && len)
-		return -EINVAL;
+		return load_refuse(ld, "ms_load_feed: buf is NULL, len %zu",
+				   len);
 	/* In slices that fit under the limit, each loaded before the next
 	 * is taken: a chunk may complete many sections. */
 	do {
 		if (load_past_end(ld, len))
-			return ld->err;
+			return ld->err.code;
 		held = ms_stream_available(ld->feed);
 		if (held >= ld->max_fed && len)
 			return load_over_cap(ld, held, len);
 		take = ld->max_fed - held < len ? ld->max_fed - held : len;
 		if (load_fed(ld, ms_stream_feed(ld->feed, b, take)))
-			return ld->err;
+			return ld->err.code;
 		b += take;
 		len -= take;
 	} while (len);
@@ -627,17 +661,18 @@ int ms_load_feed_reserve(ms_load *ld, size_t len, void **room)
 
 	assert(ld && room);
 	*room = NULL;
-	ret = load_feed_ready(ld);
+	ret = load_feed_ready(ld, "ms_load_feed_reserve");
 	if (ret)
 		return ret;
 	held = ms_stream_available(ld->feed);
 	if (!ld->complete && (held > ld->max_fed || len > ld->max_fed - held))
 		return load_over_cap(ld, held, len);
 	ret = ms_stream_feed_reserve(ld->feed, len, room);
-	if (ret == -EINVAL)
-		return ret; /* after ms_load_finish(): the load stays as it is */
+	if (ret == -EINVAL) /* the load stays as it is */
+		return load_refuse(ld, "ms_load_feed_reserve: called after "
+				       "ms_load_finish");
 	if (ret)
-		return load_fail(ld, ret, ms_stream_tell(ld->feed), "%s",
+		return load_take(ld, ret, ms_stream_tell(ld->feed), "%s",
 				 ms_stream_errmsg(ld->feed));
 	return 0;
 }
@@ -645,12 +680,16 @@ int ms_load_feed_reserve(ms_load *ld, size_t len, void **room)
 int ms_load_feed_commit(ms_load *ld, size_t len)
 {
 	assert(ld);
-	if (ld->err)
-		return ld->err;
+	if (ld->err.code)
+		return ld->err.code;
 	if (!ld->feed || ms__feed_commit_ok(ld->feed, len))
-		return -EINVAL;
+		return load_refuse(ld,
+				   "ms_load_feed_commit: %zu bytes, but no "
+				   "room of that size is reserved (call "
+				   "ms_load_feed_reserve first)",
+				   len);
 	if (load_past_end(ld, len))
-		return ld->err;
+		return ld->err.code;
 	return load_fed(ld, ms_stream_feed_commit(ld->feed, len));
 }
 
@@ -659,15 +698,14 @@ int ms_load_finish(ms_load *ld)
 	int ret;
 
 	assert(ld);
-	ret = load_feed_ready(ld);
+	ret = load_feed_ready(ld, "ms_load_finish");
 	if (ret)
 		return ret;
 	ms_stream_feed_end(ld->feed);
 	if (load_pump(ld, true))
-		return ld->err;
+		return ld->err.code;
 	if (!ld->complete)
-		return load_fail(ld, -ENODATA, ms_stream_tell(ld->feed),
-				 "offset 0x%llx: stream truncated",
-				 (unsigned long long)ms_stream_tell(ld->feed));
+		return load_fail(ld, -ENODATA, ms_stream_tell(ld->feed), NULL,
+				 "stream truncated");
 	return 0;
 }

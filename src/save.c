@@ -17,16 +17,24 @@
 #include "driver-impl.h"
 #include "stream-impl.h"
 
+/* Where a save is; each public call accepts some of these. */
+enum save_stage {
+	SAVE_NEW,	 /* nothing written yet */
+	SAVE_SET_UP,	 /* ms_save_setup() ran: precopy rounds */
+	SAVE_COMPLETING, /* stop-and-copy, one section per step */
+	SAVE_COMPLETE,	 /* EOF and trailer written */
+};
+
 struct ms_save {
 	ms_registry *reg;
 	ms_writer *w;
 	ms_stream *s;
 	ms_save_opts o;
-	int err;
-	uint64_t err_offset; /* output offset of the error */
-	int stage;	     /* 0 new, 1 set up, 2 completing, 3 complete */
-	size_t step;	     /* completion: the next END/FULL step */
-	char errmsg[768];
+	ms_codec_opts codec; /* the copy o.codec points to */
+	ms__error err;	     /* sticky; its offset is the output's */
+	ms__error refused;   /* the last call refused with -EINVAL */
+	enum save_stage stage;
+	size_t step; /* completion: the next END/FULL step */
 };
 
 static int save_fail(ms_save *sv, int err, const struct ms__handler *h,
@@ -39,91 +47,129 @@ static int save_fail(ms_save *sv, int err, const struct ms__handler *h,
 static int save_fail(ms_save *sv, int err, const struct ms__handler *h,
 		     const char *fmt, ...)
 {
+	uint64_t off;
 	va_list ap;
-	int n;
 
-	if (sv->err)
-		return sv->err;
-	sv->err = err < 0 ? err : -EIO;
+	if (sv->err.code)
+		return sv->err.code;
 	/* Where the output failed, if it did; else how far the save got. */
-	sv->err_offset = ms_stream_error(sv->s) ? ms_stream_error_offset(sv->s)
-						: ms_stream_tell(sv->s);
-	if (h)
-		n = snprintf(sv->errmsg, sizeof(sv->errmsg),
-			     "offset %llu: section %u '%s': ",
-			     (unsigned long long)sv->err_offset, h->section_id,
-			     h->idstr);
-	else
-		n = snprintf(sv->errmsg, sizeof(sv->errmsg), "offset %llu: ",
-			     (unsigned long long)sv->err_offset);
-	if (n < 0 || (size_t)n >= sizeof(sv->errmsg))
-		n = 0;
+	off = ms_stream_error(sv->s) ? ms_stream_error_offset(sv->s)
+				     : ms_stream_tell(sv->s);
 	va_start(ap, fmt);
-	vsnprintf(sv->errmsg + n, sizeof(sv->errmsg) - (size_t)n, fmt, ap);
+	ms__error_vset(&sv->err, err, -EIO, off,
+		       h ? (long long)h->section_id : MS__NO_SECTION,
+		       h ? h->idstr : NULL, fmt, ap);
 	va_end(ap);
-	return sv->err;
+	return sv->err.code;
+}
+
+static int save_refuse(ms_save *sv, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/* Refuse a call out of order: -EINVAL, the save unchanged. */
+static int save_refuse(ms_save *sv, const char *fmt, ...)
+{
+	va_list ap;
+
+	memset(&sv->refused, 0, sizeof(sv->refused));
+	va_start(ap, fmt);
+	ms__error_vset(&sv->refused, -EINVAL, -EINVAL, MS__NO_OFFSET,
+		       MS__NO_SECTION, NULL, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* Check and copy ms_save_new()'s @opts into @o and @codec. */
+static int save_opts(ms_registry *reg, const ms_save_opts *opts,
+		     ms_save_opts *o, ms_codec_opts *codec)
+{
+	memset(o, 0, sizeof(*o));
+	o->version = MS_SAVE_OPTS_VERSION;
+	if (opts && opts->version != MS_SAVE_OPTS_VERSION)
+		return ms__registry_refuse(
+			reg, -EINVAL,
+			"ms_save_new: opts->version is %u, expected "
+			"MS_SAVE_OPTS_VERSION (%u)",
+			opts->version, MS_SAVE_OPTS_VERSION);
+	if (opts && opts->vmdesc_len && !opts->vmdesc)
+		return ms__registry_refuse(reg, -EINVAL,
+					   "ms_save_new: opts->vmdesc_len is "
+					   "%zu but opts->vmdesc is NULL",
+					   opts->vmdesc_len);
+	if (opts)
+		*o = *opts;
+	if (ms__driver_codec_copy(reg, codec, o->codec, false,
+				  "ms_save_new: opts"))
+		return -EINVAL;
+	o->codec = codec;
+	if (!o->machine)
+		codec->no_configuration = true;
+	if (!o->vmdesc)
+		codec->no_vmdesc = true;
+	return 0;
 }
 
 int ms_save_new(ms_save **out, ms_registry *reg, ms_stream *s,
 		const ms_save_opts *opts)
 {
+	ms_codec_opts codec;
 	ms_save_opts o;
 	ms_save *sv;
 	int ret;
 
-	if (!out || !reg || !s)
+	if (!reg)
 		return -EINVAL;
-	memset(&o, 0, sizeof(o));
-	if (opts) {
-		if (opts->version != MS_SAVE_OPTS_VERSION ||
-		    (opts->vmdesc_len && !opts->vmdesc))
-			return -EINVAL;
-		o = *opts;
-	}
-	if (!o.codec.version) {
-		o.codec.version = MS_CODEC_OPTS_VERSION;
-		o.codec.profile = MS_PROFILE_QEMU;
-	}
-	if (!o.machine)
-		o.codec.no_configuration = true;
-	if (!o.vmdesc)
-		o.codec.no_vmdesc = true;
-	if (!o.codec.allocator)
-		o.codec.allocator = reg->a;
+	if (!out || !s)
+		return ms__registry_refuse(
+			reg, -EINVAL, "ms_save_new: no %s given",
+			out ? "output stream" : "out pointer");
+	if (save_opts(reg, opts, &o, &codec))
+		return -EINVAL;
 	sv = ms__malloc(reg->a, sizeof(*sv));
 	if (!sv)
-		return -ENOMEM;
+		return ms__registry_refuse(reg, -ENOMEM,
+					   "ms_save_new: out of memory");
 	memset(sv, 0, sizeof(*sv));
-	ret = ms_writer_new(&sv->w, s, &o.codec);
+	ret = ms_writer_new(&sv->w, s, &codec);
 	if (ret) {
 		ms__free(reg->a, sv);
-		return ret;
+		return ms__registry_refuse(reg, ret,
+					   "ms_save_new: no writer with "
+					   "opts->codec on this stream: %s",
+					   ms_strerror(ret));
 	}
 	sv->reg = reg;
 	sv->s = s;
 	sv->o = o;
+	sv->codec = codec;
+	sv->o.codec = &sv->codec;
 	*out = sv;
 	return 0;
 }
 
 const char *ms_save_errmsg(const ms_save *sv)
 {
-	return sv->err ? sv->errmsg : "";
+	if (sv->err.code)
+		return sv->err.msg;
+	return sv->refused.code ? sv->refused.msg : "";
 }
 
 int ms_save_error(const ms_save *sv)
 {
-	return sv->err;
+	return sv->err.code;
 }
 
 uint64_t ms_save_error_offset(const ms_save *sv)
 {
-	return sv->err ? sv->err_offset : 0;
+	return sv->err.code ? sv->err.offset : 0;
 }
 
 /* Run one save callback inside its own section. */
 static int save_section(ms_save *sv, struct ms__handler *h, uint8_t type,
-			int (*fn)(ms_stream *, void *), const char *what)
+			int (*fn)(void *, ms_stream *), const char *what)
 {
 	ms_section_hdr hdr;
 	ms_stream *p;
@@ -138,7 +184,7 @@ static int save_section(ms_save *sv, struct ms__handler *h, uint8_t type,
 	ret = ms_writer_begin(sv->w, &hdr, &p);
 	if (ret)
 		return save_fail(sv, ret, h, "%s", ms_writer_errmsg(sv->w));
-	ret = fn ? fn(p, h->opaque) : 0;
+	ret = fn ? fn(h->opaque, p) : 0;
 	/* The stream's first error wins over what the handler returned. */
 	if (ret < 0)
 		return save_fail(sv,
@@ -161,11 +207,11 @@ int ms_save_setup(ms_save *sv)
 	int ret;
 
 	assert(sv);
-	if (sv->err)
-		return sv->err;
-	if (sv->stage != 0)
-		return -EINVAL;
-	sv->stage = 1;
+	if (sv->err.code)
+		return sv->err.code;
+	if (sv->stage != SAVE_NEW)
+		return save_refuse(sv, "ms_save_setup: called twice");
+	sv->stage = SAVE_SET_UP;
 	if (ms_writer_header(sv->w))
 		return save_fail(sv, ms_writer_error(sv->w), NULL, "%s",
 				 ms_writer_errmsg(sv->w));
@@ -184,7 +230,7 @@ int ms_save_setup(ms_save *sv)
 		h->more = true;
 		if (save_section(sv, h, MS_REC_START, h->ops->save_setup,
 				 "save_setup"))
-			return sv->err;
+			return sv->err.code;
 	}
 	return 0;
 }
@@ -196,10 +242,15 @@ int ms_save_iterate(ms_save *sv)
 	int ret;
 
 	assert(sv);
-	if (sv->err)
-		return sv->err;
-	if (sv->stage != 1)
-		return -EINVAL;
+	if (sv->err.code)
+		return sv->err.code;
+	if (sv->stage == SAVE_NEW)
+		return save_refuse(
+			sv, "ms_save_iterate: called before ms_save_setup");
+	if (sv->stage != SAVE_SET_UP)
+		return save_refuse(sv, "ms_save_iterate: called after "
+				       "stop-and-copy began (ms_save_complete "
+				       "or ms_save_complete_step)");
 	for (i = 0; i < sv->reg->n; i++) {
 		struct ms__handler *h = &sv->reg->h[i];
 
@@ -240,13 +291,17 @@ int ms_save_complete_step(ms_save *sv)
 	bool full;
 
 	assert(sv);
-	if (sv->err)
-		return sv->err;
-	if (sv->stage == 1) {
-		sv->stage = 2;
+	if (sv->err.code)
+		return sv->err.code;
+	if (sv->stage == SAVE_NEW)
+		return save_refuse(sv, "ms_save_complete_step: called before "
+				       "ms_save_setup");
+	if (sv->stage == SAVE_COMPLETE)
+		return save_refuse(sv, "ms_save_complete_step: the save is "
+				       "already complete");
+	if (sv->stage == SAVE_SET_UP) {
+		sv->stage = SAVE_COMPLETING;
 		sv->step = 0;
-	} else if (sv->stage != 2) {
-		return -EINVAL;
 	}
 	/* Steps: END per iterative handler, FULL per other, then EOF. */
 	n = sv->reg->n;
@@ -261,16 +316,16 @@ int ms_save_complete_step(ms_save *sv)
 			return save_section(sv, h, MS_REC_END,
 					    h->ops->save_complete,
 					    "save_complete") < 0
-				       ? sv->err
+				       ? sv->err.code
 				       : 1;
 		if (full && !ms__handler_is_iterative(h))
 			return save_section(sv, h, MS_REC_FULL,
 					    h->ops->save_state,
 					    "save_state") < 0
-				       ? sv->err
+				       ? sv->err.code
 				       : 1;
 	}
-	sv->stage = 3;
+	sv->stage = SAVE_COMPLETE;
 	if (ms_writer_eof(sv->w) ||
 	    (sv->o.vmdesc &&
 	     ms_writer_vmdesc(sv->w, sv->o.vmdesc, sv->o.vmdesc_len)) ||
@@ -285,8 +340,15 @@ int ms_save_complete(ms_save *sv)
 	int ret;
 
 	assert(sv);
-	if (!sv->err && sv->stage != 1)
-		return -EINVAL;
+	if (!sv->err.code && sv->stage == SAVE_NEW)
+		return save_refuse(
+			sv, "ms_save_complete: called before ms_save_setup");
+	if (!sv->err.code && sv->stage == SAVE_COMPLETING)
+		return save_refuse(sv, "ms_save_complete: called after "
+				       "ms_save_complete_step");
+	if (!sv->err.code && sv->stage == SAVE_COMPLETE)
+		return save_refuse(
+			sv, "ms_save_complete: the save is already complete");
 	while ((ret = ms_save_complete_step(sv)) == 1)
 		;
 	return ret;
