@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The dump benchmark cases, included by bench/migstream-bench.c (they use its
- * struct bench, struct group and helpers).  BENCH_DUMP_GROUPS expands to
- * the initializers of this file's groups, each followed by a comma.
+ * The dump tool's cases (dump-verify, dump-verify-small); their groups are
+ * listed in bench/cases.h.
  *
  * dump-verify: "migstream-dump verify -q FILE" on a generated page-heavy
  * QEMU stream (cfg->ext.dump.bytes of RAM, every page a normal page of
@@ -17,7 +16,16 @@
  * cost is per record, not per byte.  Target: 0.9 of the read throughput.
  */
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cases.h"
 
 #define DUMP_PAGE	4096u
 #define DUMP_PART_PAGES 4096u
@@ -300,24 +308,22 @@ static int dump_verify_run(struct bench *b, double *secs)
 	return 0;
 }
 
-#define BENCH_DUMP_GROUPS                                                      \
-	{                                                                      \
-		.vs = "read",                                                  \
-		.unit = "bytes",                                               \
-		.setup = dump_setup,                                           \
-		.teardown = dump_teardown,                                     \
-		.baseline = dump_read_run,                                     \
-		.subj = {{"dump-verify", dump_verify_run, METRIC_MBPS, 0.5,    \
-			  0}},                                                 \
-		.nsubj = 1,                                                    \
-	},                                                                     \
-		{                                                              \
-			.vs = "read",                                          \
-			.unit = "bytes",                                       \
-			.setup = dump_small_setup,                             \
-			.teardown = dump_teardown,                             \
-			.baseline = dump_read_run,                             \
-			.subj = {{"dump-verify-small", dump_verify_run,        \
-				  METRIC_MBPS, 0.9, 0}},                       \
-			.nsubj = 1,                                            \
-		},
+const struct group bench_group_dump_verify = {
+	.vs = "read",
+	.unit = "bytes",
+	.setup = dump_setup,
+	.teardown = dump_teardown,
+	.baseline = dump_read_run,
+	.subj = {{"dump-verify", dump_verify_run, METRIC_MBPS, 0.5, 0}},
+	.nsubj = 1,
+};
+
+const struct group bench_group_dump_verify_small = {
+	.vs = "read",
+	.unit = "bytes",
+	.setup = dump_small_setup,
+	.teardown = dump_teardown,
+	.baseline = dump_read_run,
+	.subj = {{"dump-verify-small", dump_verify_run, METRIC_MBPS, 0.9, 0}},
+	.nsubj = 1,
+};
