@@ -18,13 +18,13 @@
 
 #include "migrate-demo.h"
 
-/* RAM record flags, in the low bits of each be64 (QEMU's values). */
-#define RAM_ZERO     0x02u
-#define RAM_MEM_SIZE 0x04u
-#define RAM_PAGE     0x08u
-#define RAM_EOS	     0x10u
-#define RAM_CONTINUE 0x20u
-#define RAM_VERSION  4u
+/* RAM record flags: short names for <migstream/qemu_ram.h>. */
+#define RAM_ZERO     MS_QEMU_RAM_ZERO
+#define RAM_MEM_SIZE MS_QEMU_RAM_MEM_SIZE
+#define RAM_PAGE     MS_QEMU_RAM_PAGE
+#define RAM_EOS	     MS_QEMU_RAM_EOS
+#define RAM_CONTINUE MS_QEMU_RAM_CONTINUE
+#define RAM_VERSION  MS_QEMU_RAM_VERSION
 
 /* Pages handled per hold of the machine lock while saving RAM. */
 #define RAM_BATCH 256
