@@ -27,7 +27,7 @@ struct vfu_dev {
 	size_t sent;
 };
 
-static int vfu_iterate(ms_stream *s, void *opaque)
+static int vfu_iterate(void *opaque, ms_stream *s)
 {
 	struct vfu_dev *d = opaque;
 
@@ -41,7 +41,7 @@ static int vfu_iterate(ms_stream *s, void *opaque)
 	return ms_stream_error(s) ? ms_stream_error(s) : d->sent < d->size;
 }
 
-static int vfu_complete(ms_stream *s, void *opaque)
+static int vfu_complete(void *opaque, ms_stream *s)
 {
 	(void)opaque;
 	return ms_put_be64(s, UINT64_MAX);
@@ -54,7 +54,7 @@ static uint64_t vfu_pending(void *opaque)
 	return d->size - d->sent;
 }
 
-static int vfu_load(ms_stream *s, uint32_t version, uint8_t type, void *opaque)
+static int vfu_load(void *opaque, ms_stream *s, uint32_t version, uint8_t type)
 {
 	struct vfu_dev *d = opaque;
 	uint64_t off;
@@ -171,8 +171,8 @@ static int vfu_run(struct bench *b, double *secs)
 	b->vdev[0].sent = 0;
 	memset(b->dst, 0, b->cfg->vfu_bytes);
 	if (ms_registry_new(&rs, NULL) || ms_registry_new(&rd, NULL) ||
-	    ms_registry_add(rs, "ram", 0, 1, 1, &vfu_ops, &b->vdev[0]) < 0 ||
-	    ms_registry_add(rd, "ram", 0, 1, 1, &vfu_ops, &b->vdev[1]) < 0 ||
+	    ms_registry_add(rs, "ram", 0, 1, 1, &vfu_ops, &b->vdev[0], NULL) ||
+	    ms_registry_add(rd, "ram", 0, 1, 1, &vfu_ops, &b->vdev[1], NULL) ||
 	    ms_vfu_adapter_new(&as, rs, &o) ||
 	    ms_vfu_adapter_new(&ad, rd, &o)) {
 		vfu_failed("setup", NULL);

@@ -1371,6 +1371,9 @@ START_TEST(test_driver_misuse_messages)
 	ms_stream *s;
 	ms_save *sv;
 	ms_load *ld;
+	ms_stream *in;
+	const uint8_t *d;
+	size_t n;
 	void *room;
 
 	vm_init(&v, 2);
@@ -1417,17 +1420,20 @@ START_TEST(test_driver_misuse_messages)
 			 "ms_load_feed: buf is NULL, len 3");
 	ck_assert_int_eq(ms_load_error(ld), 0);
 	ms_load_free(ld);
+	ms_stream_mem_view(s, &d, &n);
+	ck_assert_int_eq(ms_stream_new_mem_reader(&in, d, n, NULL), 0);
 	ck_assert_int_eq(ms_load_new(&ld, reg, NULL), 0);
-	ck_assert_int_eq(ms_load_run(ld, s), 0);
+	ck_assert_msg(ms_load_run(ld, in) == 0, "%s", ms_load_errmsg(ld));
 	ck_assert_int_eq(ms_load_feed_reserve(ld, 1, &room), -EINVAL);
 	ck_assert_str_eq(ms_load_errmsg(ld),
 			 "ms_load_feed_reserve: the load was run with "
 			 "ms_load_run, not fed");
-	ck_assert_int_eq(ms_load_run(ld, s), -EINVAL);
+	ck_assert_int_eq(ms_load_run(ld, in), -EINVAL);
 	ck_assert_str_eq(ms_load_errmsg(ld),
 			 "ms_load_run: the load was already run (ms_load_run)");
 	ck_assert_int_eq(ms_load_error(ld), 0);
 	ms_load_free(ld);
+	ms_stream_close(in);
 	ms_stream_close(s);
 	ms_registry_free(reg);
 }

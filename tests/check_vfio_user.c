@@ -2196,8 +2196,24 @@ START_TEST(test_vfio_user_adapter_arguments)
 	ck_assert_uint_eq(ms_vfu_bytes(a), 0);
 	/* v2 is refused the v1-only steps of a state without data. */
 	ck_assert_int_eq(ms_vfu_v2_read_data(a, &o, 1), -1);
+	ck_assert_str_eq(ms_vfu_errmsg(a),
+			 "read_data in state RUNNING: expected PRE_COPY or "
+			 "STOP_AND_COPY, with a save started");
 	ck_assert_int_eq(ms_vfu_v2_write_data(a, &o, 1), -1);
 	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_str_eq(ms_vfu_errmsg(a), "write_data in state RUNNING: "
+					   "expected RESUME, with a load "
+					   "started");
+	/* Transitions out of the table say which ones are allowed. */
+	ck_assert_int_eq(ms_vfu_transition(a, ST_RES), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_str_eq(ms_vfu_errmsg(a),
+			 "transition from RUNNING to RESUME is not allowed "
+			 "(libvfio-user v2: expected STOP, PRE_COPY)");
+	ck_assert_int_eq(ms_vfu_transition(a, (ms_vfu_migr_state)7), -1);
+	ck_assert_str_eq(ms_vfu_errmsg(a), "transition to unknown state 7 "
+					   "(expected 0 to 4)");
+	ck_assert_int_eq(ms_vfu_state(a), ST_RUN);
 	ms_vfu_adapter_free(a);
 	o = vfu_opts(1, 16, 0, NULL, NULL);
 	ck_assert_int_eq(ms_vfu_adapter_new(&a, reg, &o), 0);
