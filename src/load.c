@@ -254,8 +254,8 @@ static int load_payload(ms_load *ld)
 			/* Payload offsets are within the section. */
 			return load_fail(ld, perr ? perr : ret, rec->offset,
 					 &rec->section,
-					 "load failed at byte %llu of its "
-					 "payload: %s",
+					 "load failed at payload offset "
+					 "0x%llx: %s",
 					 (unsigned long long)(off - start),
 					 msg);
 		}
