@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The demo benchmark cases, included by bench/migstream-bench.c (they use its
- * struct bench, struct group and helpers).  BENCH_DEMO_GROUPS expands to
- * the initializers of this file's groups, each followed by a comma.
+ * The end-to-end demo's cases (demo-migrate, demo-migrate-qemu); their
+ * group is listed in bench/cases.h.
  *
  * demo-migrate: the migrate demo's machine (bench_demo_config.bytes of
  * RAM, half the pages zero, a guest writing during precopy, the devices
@@ -15,10 +14,18 @@
  * clock starts.  The first run's destination also checks every byte
  * against the source.  The downtime is reported on stderr.
  */
+#include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../examples/migrate-demo.h"
+#include "cases.h"
 
 #define DEMO_BENCH_IOV 64
 
@@ -445,16 +452,14 @@ static int demo_migrate_qemu_run(struct bench *b, double *secs)
 	return demo_migrate_common(b, secs, MS_PROFILE_QEMU);
 }
 
-#define BENCH_DEMO_GROUPS                                                      \
-	{                                                                      \
-		.vs = "plain-tcp-loop",                                        \
-		.unit = "bytes",                                               \
-		.setup = demo_bench_setup,                                     \
-		.teardown = demo_bench_teardown,                               \
-		.baseline = demo_plain_run,                                    \
-		.subj = {{"demo-migrate", demo_migrate_run, METRIC_MBPS, 0.80, \
-			  0},                                                  \
-			 {"demo-migrate-qemu", demo_migrate_qemu_run,          \
-			  METRIC_NONE, 0, 0}},                                 \
-		.nsubj = 2,                                                    \
-	},
+const struct group bench_group_demo_migrate = {
+	.vs = "plain-tcp-loop",
+	.unit = "bytes",
+	.setup = demo_bench_setup,
+	.teardown = demo_bench_teardown,
+	.baseline = demo_plain_run,
+	.subj = {{"demo-migrate", demo_migrate_run, METRIC_MBPS, 0.80, 0},
+		 {"demo-migrate-qemu", demo_migrate_qemu_run, METRIC_NONE, 0,
+		  0}},
+	.nsubj = 2,
+};

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Configuration of the demo benchmark cases (bench/case-demo.c), included by
- * bench/migstream-bench.c.
+ * Configuration of the demo benchmark cases (bench/case-demo.c), part of
+ * struct bench_config (bench/bench.h).
  */
 #ifndef MS_BENCH_CASE_DEMO_H
 #define MS_BENCH_CASE_DEMO_H

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The dump benchmark cases, included by bench/migstream-bench.c (they use its
- * struct bench, struct group and helpers).  BENCH_DUMP_GROUPS expands to
- * the initializers of this file's groups, each followed by a comma.
+ * The dump tool's cases (dump-verify, dump-verify-small); their groups are
+ * listed in bench/cases.h.
  *
  * dump-verify: "migstream-dump verify -q FILE" on a generated page-heavy
  * QEMU stream (cfg->ext.dump.bytes of RAM, every page a normal page of
@@ -17,15 +16,21 @@
  * cost is per record, not per byte.  Target: 0.9 of the read throughput.
  */
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#define DUMP_PAGE	4096u
+#include <migstream/qemu_ram.h>
+
+#include "cases.h"
+
 #define DUMP_PART_PAGES 4096u
 #define DUMP_READ_CHUNK (256u * 1024u)
-#define DUMP_FLAG_SIZE	0x004u
-#define DUMP_FLAG_PAGE	0x008u
-#define DUMP_FLAG_EOS	0x010u
-#define DUMP_FLAG_CONT	0x020u
 
 #define DUMP_SMALL_SECTIONS 1000000u
 #define DUMP_SMALL_IDS	    1000u
@@ -105,8 +110,9 @@ static int dump_find_tool(void)
 static int dump_generate(int fd, uint64_t total)
 {
 	static const char json[] = "{\"page_size\": 4096, \"devices\": []}";
-	uint64_t pages = total / DUMP_PAGE, i, x = 0x9e3779b97f4a7c15ull;
-	size_t cap = 64 * (DUMP_PAGE + 16) + 512, j;
+	uint64_t pages = total / MS_QEMU_RAM_PAGE_SIZE, i,
+		 x = 0x9e3779b97f4a7c15ull;
+	size_t cap = 64 * (MS_QEMU_RAM_PAGE_SIZE + 16) + 512, j;
 	uint8_t *p = dump_buf, *q;
 
 	p = dump_be32(dump_be32(p, 0x5145564du), 3);
@@ -114,41 +120,42 @@ static int dump_generate(int fd, uint64_t total)
 	p = dump_be32(p, 13);
 	memcpy(p, "pc-i440fx-7.2", 13);
 	p = dump_sec(p + 13, 0x01);
-	p = dump_be64(p, total | DUMP_FLAG_SIZE);
+	p = dump_be64(p, total | MS_QEMU_RAM_MEM_SIZE);
 	*p++ = 6;
 	memcpy(p, "pc.ram", 6);
-	p = dump_be64(dump_be64(p + 6, total), DUMP_FLAG_EOS);
+	p = dump_be64(dump_be64(p + 6, total), MS_QEMU_RAM_EOS);
 	p = dump_sec(p, 0x7e);
 	for (i = 0; i < pages; i++) {
 		bool first = !(i % DUMP_PART_PAGES);
 
 		if (first)
 			p = dump_sec(p, 0x02);
-		p = dump_be64(p, i * DUMP_PAGE | DUMP_FLAG_PAGE |
-					 (first ? 0 : DUMP_FLAG_CONT));
+		p = dump_be64(p, i * MS_QEMU_RAM_PAGE_SIZE | MS_QEMU_RAM_PAGE |
+					 (first ? 0 : MS_QEMU_RAM_CONTINUE));
 		if (first) {
 			*p++ = 6;
 			memcpy(p, "pc.ram", 6);
 			p += 6;
 		}
 		/* Page-like data: xorshift words, distinct in every page. */
-		for (j = 0, q = p; j < DUMP_PAGE / 8; j++, q += 8) {
+		for (j = 0, q = p; j < MS_QEMU_RAM_PAGE_SIZE / 8; j++, q += 8) {
 			x ^= x << 13;
 			x ^= x >> 7;
 			x ^= x << 17;
 			memcpy(q, &x, 8);
 		}
-		p += DUMP_PAGE;
+		p += MS_QEMU_RAM_PAGE_SIZE;
 		if (i % DUMP_PART_PAGES == DUMP_PART_PAGES - 1 ||
 		    i + 1 == pages)
-			p = dump_sec(dump_be64(p, DUMP_FLAG_EOS), 0x7e);
-		if ((size_t)(p - dump_buf) > cap - (DUMP_PAGE + 64)) {
+			p = dump_sec(dump_be64(p, MS_QEMU_RAM_EOS), 0x7e);
+		if ((size_t)(p - dump_buf) >
+		    cap - (MS_QEMU_RAM_PAGE_SIZE + 64)) {
 			if (write_all(fd, dump_buf, (size_t)(p - dump_buf)))
 				return -1;
 			p = dump_buf;
 		}
 	}
-	p = dump_sec(dump_be64(dump_sec(p, 0x03), DUMP_FLAG_EOS), 0x7e);
+	p = dump_sec(dump_be64(dump_sec(p, 0x03), MS_QEMU_RAM_EOS), 0x7e);
 	*p++ = 0x00;
 	*p++ = 0x06;
 	p = dump_be32(p, (uint32_t)strlen(json));
@@ -204,9 +211,10 @@ static int dump_setup_with(struct bench *b, int (*gen)(int, uint64_t))
 		return -1;
 	snprintf(dump_file, sizeof(dump_file), "%.32s/ms-bench-XXXXXX",
 		 dir && *dir ? dir : "/tmp");
-	dump_buf = malloc(DUMP_READ_CHUNK > 64 * (DUMP_PAGE + 16) + 512
-				  ? DUMP_READ_CHUNK
-				  : 64 * (DUMP_PAGE + 16) + 512);
+	dump_buf =
+		malloc(DUMP_READ_CHUNK > 64 * (MS_QEMU_RAM_PAGE_SIZE + 16) + 512
+			       ? DUMP_READ_CHUNK
+			       : 64 * (MS_QEMU_RAM_PAGE_SIZE + 16) + 512);
 	if (!dump_buf)
 		return sys_failed("malloc");
 	fd = mkstemp(dump_file);
@@ -300,24 +308,22 @@ static int dump_verify_run(struct bench *b, double *secs)
 	return 0;
 }
 
-#define BENCH_DUMP_GROUPS                                                      \
-	{                                                                      \
-		.vs = "read",                                                  \
-		.unit = "bytes",                                               \
-		.setup = dump_setup,                                           \
-		.teardown = dump_teardown,                                     \
-		.baseline = dump_read_run,                                     \
-		.subj = {{"dump-verify", dump_verify_run, METRIC_MBPS, 0.5,    \
-			  0}},                                                 \
-		.nsubj = 1,                                                    \
-	},                                                                     \
-		{                                                              \
-			.vs = "read",                                          \
-			.unit = "bytes",                                       \
-			.setup = dump_small_setup,                             \
-			.teardown = dump_teardown,                             \
-			.baseline = dump_read_run,                             \
-			.subj = {{"dump-verify-small", dump_verify_run,        \
-				  METRIC_MBPS, 0.9, 0}},                       \
-			.nsubj = 1,                                            \
-		},
+const struct group bench_group_dump_verify = {
+	.vs = "read",
+	.unit = "bytes",
+	.setup = dump_setup,
+	.teardown = dump_teardown,
+	.baseline = dump_read_run,
+	.subj = {{"dump-verify", dump_verify_run, METRIC_MBPS, 0.5, 0}},
+	.nsubj = 1,
+};
+
+const struct group bench_group_dump_verify_small = {
+	.vs = "read",
+	.unit = "bytes",
+	.setup = dump_small_setup,
+	.teardown = dump_teardown,
+	.baseline = dump_read_run,
+	.subj = {{"dump-verify-small", dump_verify_run, METRIC_MBPS, 0.9, 0}},
+	.nsubj = 1,
+};

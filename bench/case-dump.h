@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Configuration of the dump benchmark cases (bench/case-dump.c), included by
- * bench/migstream-bench.c.
+ * Configuration of the dump benchmark cases (bench/case-dump.c), part of
+ * struct bench_config (bench/bench.h).
  */
 #ifndef MS_BENCH_CASE_DUMP_H
 #define MS_BENCH_CASE_DUMP_H

@@ -18,13 +18,13 @@
 
 #include "migrate-demo.h"
 
-/* RAM record flags, in the low bits of each be64 (QEMU's values). */
-#define RAM_ZERO     0x02u
-#define RAM_MEM_SIZE 0x04u
-#define RAM_PAGE     0x08u
-#define RAM_EOS	     0x10u
-#define RAM_CONTINUE 0x20u
-#define RAM_VERSION  4u
+/* RAM record flags: short names for <migstream/qemu_ram.h>. */
+#define RAM_ZERO     MS_QEMU_RAM_ZERO
+#define RAM_MEM_SIZE MS_QEMU_RAM_MEM_SIZE
+#define RAM_PAGE     MS_QEMU_RAM_PAGE
+#define RAM_EOS	     MS_QEMU_RAM_EOS
+#define RAM_CONTINUE MS_QEMU_RAM_CONTINUE
+#define RAM_VERSION  MS_QEMU_RAM_VERSION
 
 /* Pages handled per hold of the machine lock while saving RAM. */
 #define RAM_BATCH 256
@@ -150,12 +150,12 @@ static int vdev_send(ms_stream *s, struct demo_vm *vm)
 
 /**
  * vdev_mem_setup() - "vdev-mem" START: every block is dirty.
- * @s: the payload stream.
  * @opaque: the machine.
+ * @s: the payload stream.
  *
  * Return: 0 or the stream's error.
  */
-static int vdev_mem_setup(ms_stream *s, void *opaque)
+static int vdev_mem_setup(void *opaque, ms_stream *s)
 {
 	struct demo_vm *vm = opaque;
 
@@ -168,12 +168,12 @@ static int vdev_mem_setup(ms_stream *s, void *opaque)
 
 /**
  * vdev_mem_iterate() - "vdev-mem" PART: the dirty blocks.
- * @s: the payload stream.
  * @opaque: the machine.
+ * @s: the payload stream.
  *
  * Return: 1 if blocks are dirty again, 0, or an error.
  */
-static int vdev_mem_iterate(ms_stream *s, void *opaque)
+static int vdev_mem_iterate(void *opaque, ms_stream *s)
 {
 	struct demo_vm *vm = opaque;
 	int ret = vdev_send(s, vm);
@@ -204,27 +204,27 @@ static uint64_t vdev_mem_pending(void *opaque)
 
 /**
  * vdev_mem_complete() - "vdev-mem" END: the last dirty blocks.
- * @s: the payload stream.
  * @opaque: the machine.
+ * @s: the payload stream.
  *
  * Return: 0 or the stream's error.
  */
-static int vdev_mem_complete(ms_stream *s, void *opaque)
+static int vdev_mem_complete(void *opaque, ms_stream *s)
 {
 	return vdev_send(s, opaque);
 }
 
 /**
  * vdev_mem_load() - Load a "vdev-mem" section.
+ * @opaque: the machine.
  * @s: the payload stream.
  * @version_id: the section's version.
  * @type: its type.
- * @opaque: the machine.
  *
  * Return: 0 or a negative errno (@s failed with why).
  */
-static int vdev_mem_load(ms_stream *s, uint32_t version_id, uint8_t type,
-			 void *opaque)
+static int vdev_mem_load(void *opaque, ms_stream *s, uint32_t version_id,
+			 uint8_t type)
 {
 	struct demo_vdev *d = &((struct demo_vm *)opaque)->vdev;
 	uint32_t v;
@@ -252,12 +252,12 @@ static int vdev_mem_load(ms_stream *s, uint32_t version_id, uint8_t type,
 
 /**
  * vdev_regs_save() - "vdev-regs": the device's registers.
- * @s: the payload stream.
  * @opaque: the machine.
+ * @s: the payload stream.
  *
  * Return: 0 or the stream's error.
  */
-static int vdev_regs_save(ms_stream *s, void *opaque)
+static int vdev_regs_save(void *opaque, ms_stream *s)
 {
 	struct demo_vm *vm = opaque;
 
@@ -266,15 +266,15 @@ static int vdev_regs_save(ms_stream *s, void *opaque)
 
 /**
  * vdev_regs_load() - Load the device's registers.
+ * @opaque: the machine.
  * @s: the payload stream.
  * @version_id: the section's version.
  * @type: its type.
- * @opaque: the machine.
  *
  * Return: 0 or the stream's error.
  */
-static int vdev_regs_load(ms_stream *s, uint32_t version_id, uint8_t type,
-			  void *opaque)
+static int vdev_regs_load(void *opaque, ms_stream *s, uint32_t version_id,
+			  uint8_t type)
 {
 	struct demo_vm *vm = opaque;
 
@@ -325,13 +325,14 @@ static int vdev_init(struct demo_vm *vm, bool blank)
 	ret = ms_registry_new(&d->reg, NULL);
 	if (ret)
 		return ret;
-	ret = ms_registry_add(d->reg, "vdev-mem", 0, 1, 1, &vdev_mem_ops, vm);
-	if (ret >= 0)
+	ret = ms_registry_add(d->reg, "vdev-mem", 0, 1, 1, &vdev_mem_ops, vm,
+			      NULL);
+	if (!ret)
 		ret = ms_registry_add(d->reg, "vdev-regs", 0, 1, 1,
-				      &vdev_regs_ops, vm);
-	if (ret >= 0)
+				      &vdev_regs_ops, vm, NULL);
+	if (!ret)
 		ret = ms_vfu_adapter_new(&d->adapter, d->reg, &vo);
-	return ret < 0 ? ret : 0;
+	return ret;
 }
 
 /**
@@ -622,12 +623,12 @@ static int ram_pass(ms_stream *s, struct demo_vm *vm)
 
 /**
  * ram_save_setup() - "ram" START: the block list; every page is dirty.
- * @s: the payload stream.
  * @opaque: the machine.
+ * @s: the payload stream.
  *
  * Return: 0 or the stream's error.
  */
-static int ram_save_setup(ms_stream *s, void *opaque)
+static int ram_save_setup(void *opaque, ms_stream *s)
 {
 	struct demo_vm *vm = opaque;
 	uint64_t size = (uint64_t)vm->npages * DEMO_PAGE;
@@ -646,12 +647,12 @@ static int ram_save_setup(ms_stream *s, void *opaque)
 
 /**
  * ram_save_iterate() - "ram" PART: one precopy round.
- * @s: the payload stream.
  * @opaque: the machine.
+ * @s: the payload stream.
  *
  * Return: 1 if pages are dirty again, 0, or an error.
  */
-static int ram_save_iterate(ms_stream *s, void *opaque)
+static int ram_save_iterate(void *opaque, ms_stream *s)
 {
 	struct demo_vm *vm = opaque;
 	int ret = ram_pass(s, vm);
@@ -682,12 +683,12 @@ static uint64_t ram_pending(void *opaque)
 
 /**
  * ram_save_complete() - "ram" END: the pages dirtied since the last round.
- * @s: the payload stream.
  * @opaque: the machine.
+ * @s: the payload stream.
  *
  * Return: 0 or the stream's error.
  */
-static int ram_save_complete(ms_stream *s, void *opaque)
+static int ram_save_complete(void *opaque, ms_stream *s)
 {
 	return ram_pass(s, opaque);
 }
@@ -717,15 +718,15 @@ static int ram_load_blocks(ms_stream *s, struct demo_vm *vm, uint64_t total)
 
 /**
  * ram_load() - Load a "ram" section: block list or page records up to EOS.
+ * @opaque: the machine.
  * @s: the payload stream.
  * @version_id: the section's version.
  * @type: its type.
- * @opaque: the machine.
  *
  * Return: 0 or a negative errno (@s failed with why).
  */
-static int ram_load(ms_stream *s, uint32_t version_id, uint8_t type,
-		    void *opaque)
+static int ram_load(void *opaque, ms_stream *s, uint32_t version_id,
+		    uint8_t type)
 {
 	struct demo_vm *vm = opaque;
 	char name[MS_COUNTED_STRING_MAX + 1];
@@ -803,7 +804,7 @@ static int ram_load(ms_stream *s, uint32_t version_id, uint8_t type,
  * CPU (version 1, subsection "cpu/fpu"), timer (1), NIC (1 or 2).
  */
 
-static int cpu_save(ms_stream *s, void *opaque)
+static int cpu_save(void *opaque, ms_stream *s)
 {
 	struct demo_vm *vm = opaque;
 	const struct demo_cpu *c = &vm->cpu;
@@ -823,15 +824,15 @@ static int cpu_save(ms_stream *s, void *opaque)
 
 /**
  * cpu_load() - Load the CPU and its optional "cpu/fpu" subsection.
+ * @opaque: the machine.
  * @s: the payload stream.
  * @version_id: the section's version.
  * @type: its type.
- * @opaque: the machine.
  *
  * Return: 0 or a negative errno.
  */
-static int cpu_load(ms_stream *s, uint32_t version_id, uint8_t type,
-		    void *opaque)
+static int cpu_load(void *opaque, ms_stream *s, uint32_t version_id,
+		    uint8_t type)
 {
 	struct demo_vm *vm = opaque;
 	struct demo_cpu *c = &vm->cpu;
@@ -859,12 +860,12 @@ static int cpu_load(ms_stream *s, uint32_t version_id, uint8_t type,
 
 /**
  * timer_save() - "timer": the timer's state.
- * @s: the payload stream.
  * @opaque: the machine.
+ * @s: the payload stream.
  *
  * Return: 0 or the stream's error.
  */
-static int timer_save(ms_stream *s, void *opaque)
+static int timer_save(void *opaque, ms_stream *s)
 {
 	const struct demo_timer *t = &((struct demo_vm *)opaque)->timer;
 
@@ -877,15 +878,15 @@ static int timer_save(ms_stream *s, void *opaque)
 
 /**
  * timer_load() - Load and check the timer.
+ * @opaque: the machine.
  * @s: the payload stream.
  * @version_id: the section's version.
  * @type: its type.
- * @opaque: the machine.
  *
  * Return: 0 or a negative errno.
  */
-static int timer_load(ms_stream *s, uint32_t version_id, uint8_t type,
-		      void *opaque)
+static int timer_load(void *opaque, ms_stream *s, uint32_t version_id,
+		      uint8_t type)
 {
 	struct demo_timer *t = &((struct demo_vm *)opaque)->timer;
 
@@ -905,12 +906,12 @@ static int timer_load(ms_stream *s, uint32_t version_id, uint8_t type,
 
 /**
  * nic_save() - "nic": the NIC, in the version this build saves.
- * @s: the payload stream.
  * @opaque: the machine.
+ * @s: the payload stream.
  *
  * Return: 0 or the stream's error.
  */
-static int nic_save(ms_stream *s, void *opaque)
+static int nic_save(void *opaque, ms_stream *s)
 {
 	struct demo_vm *vm = opaque;
 	const struct demo_nic *n = &vm->nic;
@@ -927,15 +928,15 @@ static int nic_save(ms_stream *s, void *opaque)
 
 /**
  * nic_load() - Load the NIC: version 1 has no MTU.
+ * @opaque: the machine.
  * @s: the payload stream.
  * @version_id: the section's version (1 or 2).
  * @type: its type.
- * @opaque: the machine.
  *
  * Return: 0 or a negative errno.
  */
-static int nic_load(ms_stream *s, uint32_t version_id, uint8_t type,
-		    void *opaque)
+static int nic_load(void *opaque, ms_stream *s, uint32_t version_id,
+		    uint8_t type)
 {
 	struct demo_nic *n = &((struct demo_vm *)opaque)->nic;
 
@@ -992,12 +993,12 @@ static int vfio_drain(ms_stream *s, struct demo_vm *vm)
 
 /**
  * vfio_save_setup() - "vfio-dev" START: the adapter enters PRE_COPY.
- * @s: the payload stream.
  * @opaque: the machine.
+ * @s: the payload stream.
  *
  * Return: 0 or a negative errno.
  */
-static int vfio_save_setup(ms_stream *s, void *opaque)
+static int vfio_save_setup(void *opaque, ms_stream *s)
 {
 	struct demo_vm *vm = opaque;
 
@@ -1013,12 +1014,12 @@ static int vfio_save_setup(ms_stream *s, void *opaque)
 
 /**
  * vfio_save_iterate() - "vfio-dev" PART: what the adapter has for now.
- * @s: the payload stream.
  * @opaque: the machine.
+ * @s: the payload stream.
  *
  * Return: 1 if the device has dirty memory again, 0, or an error.
  */
-static int vfio_save_iterate(ms_stream *s, void *opaque)
+static int vfio_save_iterate(void *opaque, ms_stream *s)
 {
 	struct demo_vm *vm = opaque;
 	int ret = vfio_drain(s, vm);
@@ -1039,12 +1040,12 @@ static uint64_t vfio_pending(void *opaque)
 
 /**
  * vfio_save_complete() - "vfio-dev" END: STOP_AND_COPY, the rest, STOP.
- * @s: the payload stream.
  * @opaque: the machine.
+ * @s: the payload stream.
  *
  * Return: 0 or a negative errno.
  */
-static int vfio_save_complete(ms_stream *s, void *opaque)
+static int vfio_save_complete(void *opaque, ms_stream *s)
 {
 	struct demo_vm *vm = opaque;
 	ms_vfu_adapter *a = vm->vdev.adapter;
@@ -1061,15 +1062,15 @@ static int vfio_save_complete(ms_stream *s, void *opaque)
 
 /**
  * vfio_load() - Load a "vfio-dev" section through the adapter (RESUME).
+ * @opaque: the machine.
  * @s: the payload stream.
  * @version_id: the section's version.
  * @type: START starts the device's load, END completes it.
- * @opaque: the machine.
  *
  * Return: 0 or a negative errno (@s failed with the adapter's message).
  */
-static int vfio_load(ms_stream *s, uint32_t version_id, uint8_t type,
-		     void *opaque)
+static int vfio_load(void *opaque, ms_stream *s, uint32_t version_id,
+		     uint8_t type)
 {
 	struct demo_vm *vm = opaque;
 	struct demo_vdev *d = &vm->vdev;
@@ -1168,8 +1169,8 @@ int demo_vm_registry(struct demo_vm *vm, ms_registry **out)
 		if (ops[i] == &nic_ops)
 			version = vm->cfg.nic_version;
 		ret = ms_registry_add(reg, section_names[i], 0, version, 1,
-				      ops[i], vm);
-		if (ret < 0) {
+				      ops[i], vm, NULL);
+		if (ret) {
 			ms_registry_free(reg);
 			return ret;
 		}
@@ -1307,7 +1308,9 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 	      struct demo_result *res)
 {
 	ms_stream_opts so = {.version = MS_STREAM_OPTS_VERSION};
+	ms_codec_opts codec = {.version = MS_CODEC_OPTS_VERSION};
 	ms_save_opts sv_opts = {.version = MS_SAVE_OPTS_VERSION,
+				.codec = &codec,
 				.machine = "migstream-demo"};
 	bool was_running = vm->running;
 	ms_registry *reg = NULL;
@@ -1320,9 +1323,8 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 
 	memset(res, 0, sizeof(*res));
 	memset(&vm->stats, 0, sizeof(vm->stats));
-	sv_opts.codec.version = MS_CODEC_OPTS_VERSION;
-	sv_opts.codec.profile = o->profile;
-	sv_opts.codec.compress_level = o->compress ? 1 : 0;
+	codec.profile = o->profile;
+	codec.compress_level = o->compress ? 1 : 0;
 	ret = demo_vm_registry(vm, &reg);
 	if (!ret)
 		ret = ms_stream_new_fd(&s, fd, MS_STREAM_WRITER, 0, &so);

@@ -121,7 +121,7 @@ static void guest_runs(struct device *d)
  * Section handlers: "ram" is iterative, "regs" is not.
  */
 
-static int ram_save_setup(ms_stream *s, void *opaque)
+static int ram_save_setup(void *opaque, ms_stream *s)
 {
 	struct device *d = opaque;
 	size_t i;
@@ -154,7 +154,7 @@ static int ram_send(ms_stream *s, struct device *d, size_t max)
 	return ms_stream_error(s);
 }
 
-static int ram_save_iterate(ms_stream *s, void *opaque)
+static int ram_save_iterate(void *opaque, ms_stream *s)
 {
 	struct device *d = opaque;
 	int ret = ram_send(s, d, PAGES_PER_ROUND);
@@ -171,13 +171,13 @@ static uint64_t ram_pending(void *opaque)
 	return (uint64_t)d->ndirty * PAGE;
 }
 
-static int ram_save_complete(ms_stream *s, void *opaque)
+static int ram_save_complete(void *opaque, ms_stream *s)
 {
 	return ram_send(s, opaque, SIZE_MAX);
 }
 
-static int ram_load(ms_stream *s, uint32_t version_id, uint8_t type,
-		    void *opaque)
+static int ram_load(void *opaque, ms_stream *s, uint32_t version_id,
+		    uint8_t type)
 {
 	struct device *d = opaque;
 	uint64_t v;
@@ -199,7 +199,7 @@ static int ram_load(ms_stream *s, uint32_t version_id, uint8_t type,
 	return ms_stream_error(s);
 }
 
-static int regs_save(ms_stream *s, void *opaque)
+static int regs_save(void *opaque, ms_stream *s)
 {
 	struct device *d = opaque;
 
@@ -209,8 +209,8 @@ static int regs_save(ms_stream *s, void *opaque)
 	return ms_stream_error(s);
 }
 
-static int regs_load(ms_stream *s, uint32_t version_id, uint8_t type,
-		     void *opaque)
+static int regs_load(void *opaque, ms_stream *s, uint32_t version_id,
+		     uint8_t type)
 {
 	struct device *d = opaque;
 	char name[MS_COUNTED_STRING_MAX + 1];
@@ -252,10 +252,10 @@ static int device_registry(struct device *d, ms_registry **out)
 	ret = ms_registry_new(&reg, NULL);
 	if (ret)
 		return ret;
-	ret = ms_registry_add(reg, "ram", 0, 1, 1, &ram_ops, d);
-	if (ret >= 0)
-		ret = ms_registry_add(reg, "regs", 0, 1, 1, &regs_ops, d);
-	if (ret < 0) {
+	ret = ms_registry_add(reg, "ram", 0, 1, 1, &ram_ops, d, NULL);
+	if (!ret)
+		ret = ms_registry_add(reg, "regs", 0, 1, 1, &regs_ops, d, NULL);
+	if (ret) {
 		ms_registry_free(reg);
 		return ret;
 	}

@@ -14,14 +14,14 @@
  * the incremental load's buffer, at the offsets the client gives;
  * data_written() commits the round's bytes there without copying them, so
  * no round overwrites an earlier one and sections are loaded as soon as
- * they are complete (their records checked and read in place).  Leaving RESUME finishes the load and
- * returns its error, if any.
+ * they are complete (their records checked and read in place).  Leaving
+ * RESUME finishes the load and returns its error, if any.
  *
- * The seed patch's bugs are this file's checklist: reads are bounded by
- * the window actually offered, no buffer is kept after it is freed, load
- * errors stop the load and reach the client, the window is not the state
- * size, rounds do not overwrite each other, transitions neither swallow
- * errors nor abort.
+ * What the adapter guarantees, and tests/check_vfio_user.c checks: reads
+ * are bounded by the window actually offered, no buffer is kept after it
+ * is freed, load errors stop the load and reach the client, the window is
+ * not the state size, rounds do not overwrite each other, transitions
+ * neither swallow errors nor abort.
  */
 #include "config.h"
 
@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "driver-impl.h"
 #include "internal.h"
 #include "migstream/driver.h"
 #include "migstream/vfio_user.h"
@@ -41,6 +42,7 @@
 struct ms_vfu_adapter {
 	ms_registry *reg;
 	ms_vfu_opts o;
+	ms_codec_opts codec; /* the copy o.codec points to */
 	const ms_allocator *a;
 	ms_vfu_migr_state state;
 	size_t window;
@@ -59,7 +61,7 @@ struct ms_vfu_adapter {
 	uint64_t wlen;	/* v1: bytes written in this round */
 	int load_err;
 	bool load_told; /* a transition has returned load_err */
-	char errmsg[1024];
+	ms__error last; /* why the last failing call failed */
 };
 
 static int fail(ms_vfu_adapter *a, int err, const char *fmt, ...)
@@ -68,63 +70,124 @@ static int fail(ms_vfu_adapter *a, int err, const char *fmt, ...)
 #endif
 	;
 
-/* Record why, set errno, return -1 (libvfio-user's convention). */
+/*
+ * Record why (replacing the last failure's message: the adapter's error
+ * is not sticky, the save's and load's are), set errno, return -1
+ * (libvfio-user's convention).  @err is a positive or negative errno.
+ */
 static int fail(ms_vfu_adapter *a, int err, const char *fmt, ...)
 {
 	va_list ap;
 
+	memset(&a->last, 0, sizeof(a->last));
 	va_start(ap, fmt);
-	vsnprintf(a->errmsg, sizeof(a->errmsg), fmt, ap);
+	ms__error_vset(&a->last, err < 0 ? err : -err, -EIO, MS__NO_OFFSET,
+		       MS__NO_SECTION, NULL, fmt, ap);
 	va_end(ap);
-	errno = err < 0 ? -err : err;
+	errno = -a->last.code;
 	return -1;
 }
 
-/* Refuse a callback: of the other API version, or out of its state. */
-static int refuse(ms_vfu_adapter *a, const char *what, int api)
+static const char *const state_names[] = {
+	[MS_VFU_MIGR_STATE_STOP] = "STOP",
+	[MS_VFU_MIGR_STATE_RUNNING] = "RUNNING",
+	[MS_VFU_MIGR_STATE_STOP_AND_COPY] = "STOP_AND_COPY",
+	[MS_VFU_MIGR_STATE_PRE_COPY] = "PRE_COPY",
+	[MS_VFU_MIGR_STATE_RESUME] = "RESUME",
+};
+
+static const char *state_name(ms_vfu_migr_state s)
+{
+	return (unsigned)s <= MS_VFU_MIGR_STATE_RESUME ? state_names[s]
+						       : "unknown";
+}
+
+/*
+ * Refuse a callback: of the other API version, or out of its state
+ * (@expected says in which it is accepted).
+ */
+static int refuse(ms_vfu_adapter *a, const char *what, int api,
+		  const char *expected)
 {
 	if ((int)a->o.api != api)
 		return fail(a, EINVAL,
 			    "%s is a v%d callback, this adapter serves v%d",
 			    what, api == MS_VFU_MIGR_CALLBACKS_V1 ? 1 : 2,
 			    a->o.api == MS_VFU_MIGR_CALLBACKS_V1 ? 1 : 2);
-	return fail(a, EINVAL, "%s in state %d", what, a->state);
+	return fail(a, EINVAL, "%s in state %s: expected %s", what,
+		    state_name(a->state), expected);
+}
+
+#define SAVING_STATES "PRE_COPY or STOP_AND_COPY, with a save started"
+#define RESUME_STATE  "RESUME, with a load started"
+
+/* Check ms_vfu_adapter_new()'s @opts: 0 or -EINVAL with a message. */
+static int check_opts(ms_registry *reg, const ms_vfu_opts *opts)
+{
+	if (opts->version != MS_VFU_OPTS_VERSION)
+		return ms__registry_refuse(
+			reg, -EINVAL,
+			"ms_vfu_adapter_new: opts->version is %u, expected "
+			"MS_VFU_OPTS_VERSION (%u)",
+			opts->version, MS_VFU_OPTS_VERSION);
+	if (opts->api != MS_VFU_MIGR_CALLBACKS_V1 &&
+	    opts->api != MS_VFU_MIGR_CALLBACKS_V2)
+		return ms__registry_refuse(
+			reg, -EINVAL,
+			"ms_vfu_adapter_new: opts->api is %d, expected "
+			"MS_VFU_MIGR_CALLBACKS_V1 or MS_VFU_MIGR_CALLBACKS_V2",
+			opts->api);
+	if (opts->window > MAX_WINDOW || (opts->window && opts->window < 16))
+		return ms__registry_refuse(
+			reg, -EINVAL,
+			"ms_vfu_adapter_new: opts->window is %zu, expected 0 "
+			"or 16 to %u bytes",
+			opts->window, MAX_WINDOW);
+	if (opts->codec && opts->codec->version == MS_CODEC_OPTS_VERSION &&
+	    opts->codec->profile == MS_PROFILE_AUTO)
+		return ms__registry_refuse(
+			reg, -EINVAL,
+			"ms_vfu_adapter_new: opts->codec->profile is "
+			"MS_PROFILE_AUTO, expected the profile to write");
+	return 0;
 }
 
 int ms_vfu_adapter_new(ms_vfu_adapter **out, ms_registry *reg,
 		       const ms_vfu_opts *opts)
 {
+	ms_codec_opts codec;
 	ms_vfu_opts o;
 	ms_vfu_adapter *a;
 
-	if (!out || !reg)
+	if (!reg)
 		return -EINVAL;
+	if (!out)
+		return ms__registry_refuse(reg, -EINVAL,
+					   "ms_vfu_adapter_new: no out pointer "
+					   "given");
 	memset(&o, 0, sizeof(o));
 	o.version = MS_VFU_OPTS_VERSION;
 	o.api = MS_VFU_MIGR_CALLBACKS_V2;
-	if (opts) {
-		if (opts->version != MS_VFU_OPTS_VERSION ||
-		    (opts->api != MS_VFU_MIGR_CALLBACKS_V1 &&
-		     opts->api != MS_VFU_MIGR_CALLBACKS_V2) ||
-		    opts->window > MAX_WINDOW ||
-		    (opts->window && opts->window < 16))
-			return -EINVAL;
-		o = *opts;
-	}
-	if (!o.codec.version) {
-		memset(&o.codec, 0, sizeof(o.codec));
-		o.codec.version = MS_CODEC_OPTS_VERSION;
-		o.codec.profile = MS_PROFILE_NATIVE;
-	}
-	if (o.codec.profile == MS_PROFILE_AUTO)
+	if (opts && check_opts(reg, opts))
 		return -EINVAL;
-	a = ms__malloc(o.codec.allocator, sizeof(*a));
+	if (opts)
+		o = *opts;
+	if (ms__driver_codec_copy(reg, &codec, o.codec, false,
+				  "ms_vfu_adapter_new: opts"))
+		return -EINVAL;
+	/* The adapter's allocator is the codec's, NULL for libc. */
+	if (!o.codec || !o.codec->allocator)
+		codec.allocator = NULL;
+	a = ms__malloc(codec.allocator, sizeof(*a));
 	if (!a)
-		return -ENOMEM;
+		return ms__registry_refuse(reg, -ENOMEM,
+					   "ms_vfu_adapter_new: out of memory");
 	memset(a, 0, sizeof(*a));
 	a->reg = reg;
 	a->o = o;
-	a->a = o.codec.allocator;
+	a->codec = codec;
+	a->o.codec = &a->codec;
+	a->a = codec.allocator;
 	a->window = o.window ? o.window : MS_VFU_DEFAULT_WINDOW;
 	a->state = MS_VFU_MIGR_STATE_RUNNING;
 	*out = a;
@@ -178,7 +241,7 @@ ms_vfu_migr_state ms_vfu_state(const ms_vfu_adapter *a)
 
 const char *ms_vfu_errmsg(const ms_vfu_adapter *a)
 {
-	return a->errmsg;
+	return a->last.code ? a->last.msg : "";
 }
 
 uint64_t ms_vfu_bytes(const ms_vfu_adapter *a)
@@ -198,7 +261,7 @@ static int save_start(ms_vfu_adapter *a)
 	save_end(a);
 	memset(&so, 0, sizeof(so));
 	so.version = MS_SAVE_OPTS_VERSION;
-	so.codec = a->o.codec;
+	so.codec = &a->codec;
 	ret = ms_stream_new_mem(&a->out, 0, NULL);
 	if (!ret)
 		ret = ms_save_new(&a->sv, a->reg, a->out, &so);
@@ -304,13 +367,17 @@ int ms_vfu_v1_prepare_data(ms_vfu_adapter *a, uint64_t *offset, uint64_t *size)
 	assert(a && offset);
 	if (a->state == MS_VFU_MIGR_STATE_RESUME && !size) {
 		if (!a->ld)
-			return fail(a, EINVAL, "no load in progress");
+			return fail(a, EINVAL,
+				    "prepare_data in RESUME: no load in "
+				    "progress (expected RESUME entered "
+				    "from RUNNING)");
 		*offset = 0;
 		return 0;
 	}
 	if (!saving(a) || !size || !a->sv ||
 	    a->o.api != MS_VFU_MIGR_CALLBACKS_V1)
-		return refuse(a, "prepare_data", MS_VFU_MIGR_CALLBACKS_V1);
+		return refuse(a, "prepare_data", MS_VFU_MIGR_CALLBACKS_V1,
+			      SAVING_STATES ", or " RESUME_STATE);
 	if (a->save_err)
 		return fail(a, a->save_err, "%s", ms_save_errmsg(a->sv));
 	if (!a->offered) {
@@ -332,14 +399,16 @@ ssize_t ms_vfu_v1_read_data(ms_vfu_adapter *a, void *buf, uint64_t count,
 
 	assert(a);
 	if (!saving(a) || !a->out || a->o.api != MS_VFU_MIGR_CALLBACKS_V1)
-		return refuse(a, "read_data", MS_VFU_MIGR_CALLBACKS_V1);
+		return refuse(a, "read_data", MS_VFU_MIGR_CALLBACKS_V1,
+			      SAVING_STATES);
 	if (offset > a->offered || count > a->offered - offset)
-		return fail(a, EINVAL,
-			    "read of %llu bytes at %llu is outside the %llu "
-			    "bytes offered",
-			    (unsigned long long)count,
-			    (unsigned long long)offset,
-			    (unsigned long long)a->offered);
+		return fail(
+			a, EINVAL,
+			"read of %llu bytes at offset 0x%llx is outside the "
+			"%llu bytes offered (expected a range within the "
+			"window prepare_data gave)",
+			(unsigned long long)count, (unsigned long long)offset,
+			(unsigned long long)a->offered);
 	if (!count)
 		return 0;
 	ms_stream_mem_view(a->out, &d, &n);
@@ -354,7 +423,8 @@ ssize_t ms_vfu_v2_read_data(ms_vfu_adapter *a, void *buf, uint64_t count)
 
 	assert(a);
 	if (!saving(a) || !a->sv || a->o.api != MS_VFU_MIGR_CALLBACKS_V2)
-		return refuse(a, "read_data", MS_VFU_MIGR_CALLBACKS_V2);
+		return refuse(a, "read_data", MS_VFU_MIGR_CALLBACKS_V2,
+			      SAVING_STATES);
 	if (count > SSIZE_MAX)
 		count = SSIZE_MAX;
 	if (produce(a, count > SIZE_MAX ? SIZE_MAX : (size_t)count))
@@ -375,14 +445,15 @@ ssize_t ms_vfu_v2_read_data(ms_vfu_adapter *a, void *buf, uint64_t count)
 
 static int load_start(ms_vfu_adapter *a)
 {
+	ms_codec_opts codec = a->codec;
 	ms_load_opts lo;
 	int ret;
 
 	load_end(a);
 	memset(&lo, 0, sizeof(lo));
 	lo.version = MS_LOAD_OPTS_VERSION;
-	lo.codec = a->o.codec;
-	lo.codec.profile = MS_PROFILE_AUTO;
+	codec.profile = MS_PROFILE_AUTO;
+	lo.codec = &codec;
 	/* v1 reserves a whole window per round on top of the section being
 	 * loaded: the same sections load in either API version. */
 	lo.max_fed_bytes = MS_DEFAULT_MAX_FED_BYTES;
@@ -424,11 +495,12 @@ ssize_t ms_vfu_v1_write_data(ms_vfu_adapter *a, const void *buf, uint64_t count,
 	assert(a);
 	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->ld ||
 	    a->o.api != MS_VFU_MIGR_CALLBACKS_V1)
-		return refuse(a, "write_data", MS_VFU_MIGR_CALLBACKS_V1);
+		return refuse(a, "write_data", MS_VFU_MIGR_CALLBACKS_V1,
+			      RESUME_STATE);
 	if (offset > a->window || count > a->window - offset)
 		return fail(a, EINVAL,
-			    "write of %llu bytes at %llu is outside the %zu "
-			    "byte window",
+			    "write of %llu bytes at offset 0x%llx is outside "
+			    "the %zu byte window (expected a range within it)",
 			    (unsigned long long)count,
 			    (unsigned long long)offset, a->window);
 	if (a->load_err)
@@ -460,11 +532,12 @@ int ms_vfu_v1_data_written(ms_vfu_adapter *a, uint64_t count)
 	assert(a);
 	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->ld ||
 	    a->o.api != MS_VFU_MIGR_CALLBACKS_V1)
-		return refuse(a, "data_written", MS_VFU_MIGR_CALLBACKS_V1);
+		return refuse(a, "data_written", MS_VFU_MIGR_CALLBACKS_V1,
+			      RESUME_STATE);
 	if (count > a->wlen)
 		return fail(a, EINVAL,
 			    "data_written(%llu) but only %llu bytes were "
-			    "written in this round",
+			    "written in this round (expected at most that)",
 			    (unsigned long long)count,
 			    (unsigned long long)a->wlen);
 	if (a->load_err)
@@ -487,9 +560,11 @@ ssize_t ms_vfu_v2_write_data(ms_vfu_adapter *a, const void *buf, uint64_t count)
 	assert(a);
 	if (a->state != MS_VFU_MIGR_STATE_RESUME || !a->ld ||
 	    a->o.api != MS_VFU_MIGR_CALLBACKS_V2)
-		return refuse(a, "write_data", MS_VFU_MIGR_CALLBACKS_V2);
+		return refuse(a, "write_data", MS_VFU_MIGR_CALLBACKS_V2,
+			      RESUME_STATE);
 	if (count > SSIZE_MAX)
-		return fail(a, EINVAL, "write of %llu bytes",
+		return fail(a, EINVAL,
+			    "write of %llu bytes (expected at most SSIZE_MAX)",
 			    (unsigned long long)count);
 	if (feed(a, buf, (size_t)count))
 		return -1;
@@ -546,6 +621,26 @@ static const unsigned v2_arcs[5] = {
 	[MS_VFU_MIGR_STATE_RESUME] = BIT(MS_VFU_MIGR_STATE_STOP),
 };
 
+/* Refuse an arc the API version does not have, naming those it has. */
+static int refuse_transition(ms_vfu_adapter *a, ms_vfu_migr_state from,
+			     ms_vfu_migr_state to, unsigned arcs)
+{
+	const char *name[MS_VFU_MIGR_STATE_RESUME + 1] = {""};
+	unsigned s, k = 0;
+
+	for (s = 0; s <= MS_VFU_MIGR_STATE_RESUME; s++)
+		if (arcs & BIT(s))
+			name[k++] = state_name((ms_vfu_migr_state)s);
+	return fail(a, EINVAL,
+		    "transition from %s to %s is not allowed (libvfio-user "
+		    "v%d: expected %s%s%s%s%s%s%s)",
+		    state_name(from), state_name(to),
+		    a->o.api == MS_VFU_MIGR_CALLBACKS_V1 ? 1 : 2, name[0],
+		    k > 1 ? ", " : "", k > 1 ? name[1] : "", k > 2 ? ", " : "",
+		    k > 2 ? name[2] : "", k > 3 ? ", " : "",
+		    k > 3 ? name[3] : "");
+}
+
 int ms_vfu_transition(ms_vfu_adapter *a, ms_vfu_migr_state state)
 {
 	ms_vfu_migr_state from;
@@ -554,7 +649,10 @@ int ms_vfu_transition(ms_vfu_adapter *a, ms_vfu_migr_state state)
 	assert(a);
 	from = a->state;
 	if ((unsigned)state > MS_VFU_MIGR_STATE_RESUME)
-		return fail(a, EINVAL, "unknown state %d", (int)state);
+		return fail(a, EINVAL,
+			    "transition to unknown state %d (expected 0 to "
+			    "%d)",
+			    (int)state, (int)MS_VFU_MIGR_STATE_RESUME);
 	if (state == from) {
 		/* A failed load is restarted by entering RESUME again. */
 		if (state == MS_VFU_MIGR_STATE_RESUME && a->load_err)
@@ -563,9 +661,7 @@ int ms_vfu_transition(ms_vfu_adapter *a, ms_vfu_migr_state state)
 	}
 	arcs = a->o.api == MS_VFU_MIGR_CALLBACKS_V1 ? v1_arcs : v2_arcs;
 	if (!(arcs[from] & BIT(state)))
-		return fail(a, EINVAL,
-			    "transition from %d to %d is not allowed",
-			    (int)from, (int)state);
+		return refuse_transition(a, from, state, arcs[from]);
 
 	/*
 	 * Leaving RESUME finishes the load; a failure keeps the state.  v2

@@ -11,7 +11,7 @@ cf="${CLANG_FORMAT:-clang-format}"
 if [ "$cf" = "no" ] || ! command -v "$cf" >/dev/null 2>&1; then
 	echo "clang-format not found: skipped"; exit 77
 fi
-globs="src/*.c src/*.h include/migstream/*.h examples/*.c bench/*.c tests/*.c tests/*.h tools/*.c tools/*.h tests/fuzz/*.c tests/fuzz/*.h"
+globs="src/*.c src/*.h include/migstream/*.h examples/*.c bench/*.c bench/*.h tests/*.c tests/*.h tools/*.c tools/*.h tests/fuzz/*.c tests/fuzz/*.h"
 tracked=""
 if [ "$(git -C "$src" rev-parse --show-prefix 2>/dev/null)" = "" ] &&
 	git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then

@@ -2384,7 +2384,7 @@ END_TEST
  * records" (docs/FORMAT.md 2.4), mandatory ones refused.
  */
 /* Section 'a' reads "xyz". */
-static int xyz_load(ms_stream *s, uint32_t version, uint8_t type, void *opaque)
+static int xyz_load(void *opaque, ms_stream *s, uint32_t version, uint8_t type)
 {
 	char got[3];
 
@@ -2396,7 +2396,7 @@ static int xyz_load(ms_stream *s, uint32_t version, uint8_t type, void *opaque)
 	return memcmp(got, "xyz", 3) ? -EBADMSG : 0;
 }
 
-static int xyz_save(ms_stream *s, void *opaque)
+static int xyz_save(void *opaque, ms_stream *s)
 {
 	(void)opaque;
 	return ms_put_buffer(s, "xyz", 3);
@@ -2416,7 +2416,8 @@ static int fed_load_xyz(const struct bytes *b)
 	int ret = 0;
 
 	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
-	ck_assert_int_ge(ms_registry_add(reg, "a", 0, 1, 1, &ops, NULL), 0);
+	ck_assert_int_ge(ms_registry_add(reg, "a", 0, 1, 1, &ops, NULL, NULL),
+			 0);
 	ck_assert_int_eq(ms_load_new(&ld, reg, NULL), 0);
 	for (i = 0; i < b->n && !ret; i++)
 		ret = ms_load_feed(ld, b->p + i, 1);

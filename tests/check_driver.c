@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The save and load drivers: round trips in both profiles, blocking and
- * fed in chunks of every size, stop at the first error (the seed patch's
- * break-inside-switch bug), unknown sections, versions, truncation at
- * every offset, cancellation and allocation failure.
+ * fed in chunks of every size, stop at the first error (a load loop that
+ * breaks out of its switch instead of its loop would not), unknown
+ * sections, versions, truncation at every offset, cancellation and
+ * allocation failure, and the messages of calls made out of order.
  */
 #include "config.h"
 
@@ -106,7 +107,7 @@ static int ram_send(ms_stream *s, struct vm *v, int max)
 	return ms_stream_error(s);
 }
 
-static int ram_setup(ms_stream *s, void *opaque)
+static int ram_setup(void *opaque, ms_stream *s)
 {
 	(void)opaque;
 	return ms_put_be64(s, (uint64_t)PAGES * PAGE);
@@ -123,7 +124,7 @@ static uint64_t ram_pending(void *opaque)
 	return n;
 }
 
-static int ram_iterate(ms_stream *s, void *opaque)
+static int ram_iterate(void *opaque, ms_stream *s)
 {
 	struct vm *v = opaque;
 	int ret = ram_send(s, v, v->per_round);
@@ -131,12 +132,12 @@ static int ram_iterate(ms_stream *s, void *opaque)
 	return ret ? ret : ram_pending(v) > 0;
 }
 
-static int ram_complete(ms_stream *s, void *opaque)
+static int ram_complete(void *opaque, ms_stream *s)
 {
 	return ram_send(s, opaque, PAGES);
 }
 
-static int ram_load(ms_stream *s, uint32_t version, uint8_t type, void *opaque)
+static int ram_load(void *opaque, ms_stream *s, uint32_t version, uint8_t type)
 {
 	struct vm *v = opaque;
 	uint64_t size;
@@ -177,7 +178,7 @@ static void ram_cleanup(void *opaque)
 	((struct vm *)opaque)->cleanups++;
 }
 
-static int cpu_save(ms_stream *s, void *opaque)
+static int cpu_save(void *opaque, ms_stream *s)
 {
 	struct vm *v = opaque;
 
@@ -189,7 +190,7 @@ static int cpu_save(ms_stream *s, void *opaque)
 	return ms_stream_error(s);
 }
 
-static int cpu_load(ms_stream *s, uint32_t version, uint8_t type, void *opaque)
+static int cpu_load(void *opaque, ms_stream *s, uint32_t version, uint8_t type)
 {
 	struct vm *v = opaque;
 	char name[MS_COUNTED_STRING_MAX + 1];
@@ -211,13 +212,13 @@ static int cpu_load(ms_stream *s, uint32_t version, uint8_t type, void *opaque)
 	return ret < 0 ? ret : ms_stream_error(s);
 }
 
-static int timer_save(ms_stream *s, void *opaque)
+static int timer_save(void *opaque, ms_stream *s)
 {
 	return ms_put_be64(s, ((struct vm *)opaque)->timer);
 }
 
-static int timer_load(ms_stream *s, uint32_t version, uint8_t type,
-		      void *opaque)
+static int timer_load(void *opaque, ms_stream *s, uint32_t version,
+		      uint8_t type)
 {
 	struct vm *v = opaque;
 	uint32_t hi, lo;
@@ -260,13 +261,19 @@ static ms_registry *vm_registry(struct vm *v, uint32_t cpu_version,
 				const ms_allocator *a)
 {
 	ms_registry *reg;
+	uint32_t id[3] = {9, 9, 9};
 
 	ck_assert_int_eq(ms_registry_new(&reg, a), 0);
-	ck_assert_int_eq(ms_registry_add(reg, "ram", 0, 4, 4, &ram_ops, v), 0);
-	ck_assert_int_eq(
-		ms_registry_add(reg, "cpu", 0, cpu_version, 2, &cpu_ops, v), 1);
-	ck_assert_int_eq(ms_registry_add(reg, "timer", 0, 1, 1, &timer_ops, v),
-			 2);
+	/* The natural chain: 0 on success, and the ids through the last
+	 * parameter, in registration order. */
+	if (ms_registry_add(reg, "ram", 0, 4, 4, &ram_ops, v, &id[0]) ||
+	    ms_registry_add(reg, "cpu", 0, cpu_version, 2, &cpu_ops, v,
+			    &id[1]) ||
+	    ms_registry_add(reg, "timer", 0, 1, 1, &timer_ops, v, &id[2]))
+		ck_abort_msg("ms_registry_add: %s", ms_registry_errmsg(reg));
+	ck_assert_uint_eq(id[0], 0);
+	ck_assert_uint_eq(id[1], 1);
+	ck_assert_uint_eq(id[2], 2);
 	return reg;
 }
 
@@ -295,7 +302,7 @@ static uint8_t *vm_save(struct vm *v, ms_codec_opts c, size_t *len)
 
 	memset(&so, 0, sizeof(so));
 	so.version = MS_SAVE_OPTS_VERSION;
-	so.codec = c;
+	so.codec = &c;
 	so.machine = "migstream-test-1.0";
 	so.vmdesc = "{\"page_size\": 256, \"devices\": []}";
 	so.vmdesc_len = strlen(so.vmdesc);
@@ -507,9 +514,9 @@ static int load_bytes(struct vm *dst, uint32_t cpu_version, const uint8_t *data,
 }
 
 /*
- * The seed patch's load loop broke out of its switch, not its loop, on an
- * error: later sections were parsed from a misaligned stream and the
- * error was lost.  Here the first failing load ends everything.
+ * A load loop that breaks out of its switch, not its loop, on an error
+ * parses later sections from a misaligned stream and loses the error.
+ * Here the first failing load ends everything.
  */
 START_TEST(test_driver_stops_at_first_error)
 {
@@ -577,8 +584,8 @@ START_TEST(test_driver_unknown_section_and_versions)
 	/* A destination without a "timer" handler. */
 	vm_init(&dst, 99);
 	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
-	ms_registry_add(reg, "ram", 0, 4, 4, &ram_ops, &dst);
-	ms_registry_add(reg, "cpu", 0, 3, 2, &cpu_ops, &dst);
+	ms_registry_add(reg, "ram", 0, 4, 4, &ram_ops, &dst, NULL);
+	ms_registry_add(reg, "cpu", 0, 3, 2, &cpu_ops, &dst, NULL);
 	ms_stream_new_mem_reader(&in, data, len, NULL);
 	ms_load_new(&ld, reg, NULL);
 	ck_assert_int_eq(ms_load_run(ld, in), -ENOENT);
@@ -605,13 +612,14 @@ START_TEST(test_driver_unknown_section_and_versions)
 		const uint8_t *d;
 		size_t l;
 		ms_save_opts so;
+		ms_codec_opts co = codec(profiles[_i].p, 0);
 
 		memset(&so, 0, sizeof(so));
 		so.version = MS_SAVE_OPTS_VERSION;
-		so.codec = codec(profiles[_i].p, 0);
+		so.codec = &co;
 		vm_init(&src, 4);
 		ms_registry_new(&r2, NULL);
-		ms_registry_add(r2, "cpu", 0, 1, 1, &cpu_ops, &src);
+		ms_registry_add(r2, "cpu", 0, 1, 1, &cpu_ops, &src, NULL);
 		ms_stream_new_mem(&s, 0, NULL);
 		ms_save_new(&sv, r2, s, &so);
 		ck_assert_int_eq(ms_save_setup(sv), 0);
@@ -759,23 +767,56 @@ START_TEST(test_driver_registry_arguments)
 	memset(long_name, 'a', sizeof(long_name) - 1);
 	long_name[sizeof(long_name) - 1] = '\0';
 	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
-	ck_assert_int_eq(ms_registry_add(reg, "t", 0, 1, 1, &timer_ops, &v), 0);
-	ck_assert_int_eq(ms_registry_add(reg, "t", 0, 1, 1, &timer_ops, &v),
-			 -EEXIST);
-	ck_assert_int_eq(ms_registry_add(reg, "t", 1, 1, 1, &timer_ops, &v), 1);
-	ck_assert_int_eq(ms_registry_add(reg, "u", 0, 1, 2, &timer_ops, &v),
-			 -EINVAL);
-	ck_assert_int_eq(ms_registry_add(reg, "", 0, 1, 1, &timer_ops, &v),
-			 -EINVAL);
+	static const ms_handler_ops v1_ops = {
+		.version = 1,
+		.save_state = timer_save,
+		.load = timer_load,
+	};
+	uint32_t id = 7;
+
 	ck_assert_int_eq(
-		ms_registry_add(reg, long_name, 0, 1, 1, &timer_ops, &v),
+		ms_registry_add(reg, "t", 0, 1, 1, &timer_ops, &v, &id), 0);
+	ck_assert_uint_eq(id, 0);
+	ck_assert_str_eq(ms_registry_errmsg(reg), "");
+	ck_assert_int_eq(
+		ms_registry_add(reg, "t", 0, 1, 1, &timer_ops, &v, &id),
+		-EEXIST);
+	ck_assert_uint_eq(id, 0); /* untouched on failure */
+	ck_assert_str_eq(
+		ms_registry_errmsg(reg),
+		"ms_registry_add: 't' instance 0 is already registered");
+	ck_assert_int_eq(
+		ms_registry_add(reg, "t", 1, 1, 1, &timer_ops, &v, &id), 0);
+	ck_assert_uint_eq(id, 1);
+	ck_assert_int_eq(
+		ms_registry_add(reg, "u", 0, 1, 2, &timer_ops, &v, NULL),
 		-EINVAL);
-	ck_assert_int_eq(ms_registry_add(reg, "v", 0, 1, 1, &no_load, &v),
+	ck_assert_str_eq(ms_registry_errmsg(reg),
+			 "ms_registry_add: 'u': min_version_id 2 is above "
+			 "version_id 1");
+	/* Handler ops of version 1 (opaque last) are refused, and say so. */
+	ck_assert_int_eq(ms_registry_add(reg, "w", 0, 1, 1, &v1_ops, &v, NULL),
 			 -EINVAL);
-	ck_assert_int_eq(ms_registry_add(reg, "v", 0, 1, 1, &no_save, &v),
+	ck_assert_ptr_nonnull(
+		strstr(ms_registry_errmsg(reg),
+		       "ops->version is not MS_HANDLER_OPS_VERSION"));
+	ck_assert_int_eq(
+		ms_registry_add(reg, "", 0, 1, 1, &timer_ops, &v, NULL),
+		-EINVAL);
+	ck_assert_int_eq(
+		ms_registry_add(reg, long_name, 0, 1, 1, &timer_ops, &v, NULL),
+		-EINVAL);
+	ck_assert_int_eq(ms_registry_add(reg, "v", 0, 1, 1, &no_load, &v, NULL),
 			 -EINVAL);
+	ck_assert_int_eq(ms_registry_add(reg, "v", 0, 1, 1, &no_save, &v, NULL),
+			 -EINVAL);
+	ck_assert_str_eq(ms_registry_errmsg(reg),
+			 "ms_registry_add: 'v': neither ops->save_iterate nor "
+			 "ops->save_state is set");
 	ck_assert_int_eq(ms_save_new(&sv, reg, NULL, NULL), -EINVAL);
 	ck_assert_ptr_null(sv);
+	ck_assert_str_eq(ms_registry_errmsg(reg),
+			 "ms_save_new: no output stream given");
 	ms_registry_free(reg);
 	ms_registry_free(NULL);
 	ms_save_free(NULL);
@@ -797,6 +838,7 @@ START_TEST(test_driver_alloc_failure)
 		struct ms_test_alloc ta;
 		ms_stream_opts so = {MS_STREAM_OPTS_VERSION, NULL, 0, 0, 0};
 		ms_load_opts lo;
+		ms_codec_opts co;
 		ms_registry *reg = NULL;
 		ms_stream *in;
 		ms_load *ld;
@@ -806,19 +848,21 @@ START_TEST(test_driver_alloc_failure)
 		so.allocator = &ta.a;
 		memset(&lo, 0, sizeof(lo));
 		lo.version = MS_LOAD_OPTS_VERSION;
-		lo.codec.version = MS_CODEC_OPTS_VERSION;
-		lo.codec.allocator = &ta.a;
+		memset(&co, 0, sizeof(co));
+		co.version = MS_CODEC_OPTS_VERSION;
+		co.allocator = &ta.a;
+		lo.codec = &co;
 		vm_init(&dst, 99);
 		ret = ms_registry_new(&reg, &ta.a);
 		if (!ret) {
-			int a = ms_registry_add(reg, "ram", 0, 4, 4, &ram_ops,
-						&dst);
-			int b = ms_registry_add(reg, "cpu", 0, 3, 2, &cpu_ops,
-						&dst);
-			int c = ms_registry_add(reg, "timer", 0, 1, 1,
-						&timer_ops, &dst);
-
-			ret = a < 0 ? a : b < 0 ? b : c < 0 ? c : 0;
+			ret = ms_registry_add(reg, "ram", 0, 4, 4, &ram_ops,
+					      &dst, NULL);
+			if (!ret)
+				ret = ms_registry_add(reg, "cpu", 0, 3, 2,
+						      &cpu_ops, &dst, NULL);
+			if (!ret)
+				ret = ms_registry_add(reg, "timer", 0, 1, 1,
+						      &timer_ops, &dst, NULL);
 		}
 		if (!ret)
 			ret = ms_stream_new_mem_reader(&in, data, len, &so);
@@ -880,7 +924,7 @@ END_TEST
 
 /* A save callback that fails after its stream failed reports the stream's
  * error, the first one, not its own return value. */
-static int fails_after_put(ms_stream *s, void *opaque)
+static int fails_after_put(void *opaque, ms_stream *s)
 {
 	uint8_t big[4096] = {0};
 
@@ -897,6 +941,7 @@ START_TEST(test_driver_save_reports_stream_error)
 		.load = timer_load,
 	};
 	ms_save_opts so;
+	ms_codec_opts co = codec(profiles[_i].p, 0);
 	ms_registry *reg;
 	ms_stream *s;
 	ms_save *sv;
@@ -904,9 +949,10 @@ START_TEST(test_driver_save_reports_stream_error)
 
 	memset(&so, 0, sizeof(so));
 	so.version = MS_SAVE_OPTS_VERSION;
-	so.codec = codec(profiles[_i].p, 0);
+	so.codec = &co;
 	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
-	ck_assert_int_eq(ms_registry_add(reg, "dev", 0, 1, 1, &ops, NULL), 0);
+	ck_assert_int_eq(ms_registry_add(reg, "dev", 0, 1, 1, &ops, NULL, NULL),
+			 0);
 	/* Room for the header and the section header, not the payload. */
 	ck_assert_int_eq(ms_stream_new_mem(&s, 64, NULL), 0);
 	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
@@ -918,8 +964,8 @@ START_TEST(test_driver_save_reports_stream_error)
 	/* The error, and where the output failed, also as numbers. */
 	ck_assert_int_eq(ms_save_error(sv), -ENOSPC);
 	ck_assert_uint_eq(ms_save_error_offset(sv), ms_stream_error_offset(s));
-	snprintf(want, sizeof(want),
-		 "offset %llu: ", (unsigned long long)ms_save_error_offset(sv));
+	snprintf(want, sizeof(want), "offset 0x%llx: ",
+		 (unsigned long long)ms_save_error_offset(sv));
 	ck_assert_ptr_eq(strstr(ms_save_errmsg(sv), want), ms_save_errmsg(sv));
 	ms_save_free(sv);
 	ms_stream_close(s);
@@ -942,7 +988,7 @@ struct blob {
 
 static const uint8_t fake_footer[5] = {0x7e, 0, 0, 0, 0};
 
-static int blob_save(ms_stream *s, void *opaque)
+static int blob_save(void *opaque, ms_stream *s)
 {
 	const struct blob *b = opaque;
 	uint32_t i;
@@ -953,7 +999,7 @@ static int blob_save(ms_stream *s, void *opaque)
 	return ms_stream_error(s);
 }
 
-static int blob_load(ms_stream *s, uint32_t version, uint8_t type, void *opaque)
+static int blob_load(void *opaque, ms_stream *s, uint32_t version, uint8_t type)
 {
 	struct blob *b = opaque;
 	uint8_t buf[4096];
@@ -995,10 +1041,10 @@ static uint8_t *blob_stream(ms_codec_opts c, uint32_t len, size_t *out_len)
 
 	memset(&so, 0, sizeof(so));
 	so.version = MS_SAVE_OPTS_VERSION;
-	so.codec = c;
+	so.codec = &c;
 	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
-	ck_assert_int_eq(ms_registry_add(reg, "blob", 0, 1, 1, &blob_ops, &b),
-			 0);
+	ck_assert_int_eq(
+		ms_registry_add(reg, "blob", 0, 1, 1, &blob_ops, &b, NULL), 0);
 	ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
 	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
 	ck_assert_int_eq(ms_save_setup(sv), 0);
@@ -1025,8 +1071,8 @@ static int blob_feed(const uint8_t *data, size_t len, size_t chunk,
 	int ret = 0;
 
 	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
-	ck_assert_int_eq(ms_registry_add(reg, "blob", 0, 1, 1, &blob_ops, b),
-			 0);
+	ck_assert_int_eq(
+		ms_registry_add(reg, "blob", 0, 1, 1, &blob_ops, b, NULL), 0);
 	ck_assert_int_eq(ms_load_new(&ld, reg, lo), 0);
 	for (off = 0; off < len && !ret; off += n) {
 		n = len - off < chunk ? len - off : chunk;
@@ -1081,7 +1127,7 @@ START_TEST(test_driver_fed_fake_footers_linear)
 	data = blob_stream(c, size, &len);
 	memset(&lo, 0, sizeof(lo));
 	lo.version = MS_LOAD_OPTS_VERSION;
-	lo.codec = c;
+	lo.codec = &c;
 	ret = blob_feed(data, len, 256, false, &lo, &b, &ld);
 	ck_assert_msg(ret == 0, "%s", ms_load_errmsg(ld));
 	ck_assert_uint_eq(b.loaded, size);
@@ -1178,11 +1224,13 @@ START_TEST(test_driver_fed_limit)
 	/* Under the limit: loaded, fed whole and in chunks. */
 	ms_test_maxalloc_init(&ma);
 	ck_assert_int_eq(ms_registry_new(&reg, &ma.a), 0);
-	ck_assert_int_eq(ms_registry_add(reg, "blob", 0, 1, 1, &blob_ops, &b),
-			 0);
+	ck_assert_int_eq(
+		ms_registry_add(reg, "blob", 0, 1, 1, &blob_ops, &b, NULL), 0);
 	lo.max_fed_bytes = 512u << 10;
-	lo.codec.version = MS_CODEC_OPTS_VERSION;
-	lo.codec.allocator = &ma.a;
+	memset(&c, 0, sizeof(c));
+	c.version = MS_CODEC_OPTS_VERSION;
+	c.allocator = &ma.a;
+	lo.codec = &c;
 	ck_assert_int_eq(ms_load_new(&ld, reg, &lo), 0);
 	ck_assert_msg(ms_load_feed(ld, data, len) == 0, "%s",
 		      ms_load_errmsg(ld));
@@ -1217,8 +1265,8 @@ START_TEST(test_driver_fed_data_after_end)
 
 	data = blob_stream(c, 100, &len);
 	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
-	ck_assert_int_eq(ms_registry_add(reg, "blob", 0, 1, 1, &blob_ops, &b),
-			 0);
+	ck_assert_int_eq(
+		ms_registry_add(reg, "blob", 0, 1, 1, &blob_ops, &b, NULL), 0);
 	ck_assert_int_eq(ms_load_new(&ld, reg, NULL), 0);
 	ck_assert_int_eq(ms_load_feed(ld, data, len), 0);
 	ck_assert_int_eq(ms_load_finish(ld), 0);
@@ -1234,29 +1282,160 @@ START_TEST(test_driver_fed_data_after_end)
 }
 END_TEST
 
-/* ms_load_opts: version 1 (without max_fed_bytes) is still accepted, read
- * no further than its end; unknown versions are refused. */
-START_TEST(test_driver_load_opts_versions)
+/* Option structures of older versions are refused with a message (there
+ * are no compatibility shims before 1.0), as are codec settings whose
+ * version was forgotten; NULL codec settings are the defaults. */
+START_TEST(test_driver_opts_versions)
 {
-	size_t v1 = offsetof(ms_load_opts, max_fed_bytes);
-	unsigned char *lo = calloc(1, v1);
-	unsigned one = 1;
-	ms_load_opts bad;
+	ms_codec_opts forgot;
+	ms_load_opts lo;
+	ms_save_opts so;
 	ms_registry *reg;
-	ms_load *ld;
+	ms_stream *s;
+	ms_load *ld = NULL;
+	ms_save *sv = NULL;
+	unsigned v;
 
-	/* Exactly as long as a version-1 structure (ASan sees past it). */
-	memcpy(lo, &one, sizeof(one));
 	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
-	ck_assert_int_eq(ms_load_new(&ld, reg, (const ms_load_opts *)lo), 0);
-	ms_load_free(ld);
-	memset(&bad, 0, sizeof(bad));
-	bad.version = MS_LOAD_OPTS_VERSION + 1;
-	ck_assert_int_eq(ms_load_new(&ld, reg, &bad), -EINVAL);
-	bad.version = 0;
-	ck_assert_int_eq(ms_load_new(&ld, reg, &bad), -EINVAL);
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
+	for (v = 0; v <= MS_LOAD_OPTS_VERSION + 1; v++) {
+		if (v == MS_LOAD_OPTS_VERSION)
+			continue;
+		memset(&lo, 0, sizeof(lo));
+		lo.version = v;
+		ck_assert_int_eq(ms_load_new(&ld, reg, &lo), -EINVAL);
+		ck_assert_ptr_null(ld);
+		ck_assert_ptr_nonnull(strstr(ms_registry_errmsg(reg),
+					     "ms_load_new: opts->version is"));
+	}
+	memset(&so, 0, sizeof(so));
+	so.version = 1;
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), -EINVAL);
+	ck_assert_ptr_null(sv);
+	ck_assert_str_eq(ms_registry_errmsg(reg),
+			 "ms_save_new: opts->version is 1, expected "
+			 "MS_SAVE_OPTS_VERSION (2)");
+	/* Settings under a zero version are not silently dropped. */
+	memset(&forgot, 0, sizeof(forgot));
+	forgot.profile = MS_PROFILE_QEMU;
+	so.version = MS_SAVE_OPTS_VERSION;
+	so.codec = &forgot;
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), -EINVAL);
+	ck_assert_str_eq(ms_registry_errmsg(reg),
+			 "ms_save_new: opts: codec->version is 0, expected "
+			 "MS_CODEC_OPTS_VERSION (1)");
+	memset(&lo, 0, sizeof(lo));
+	lo.version = MS_LOAD_OPTS_VERSION;
+	lo.codec = &forgot;
+	ck_assert_int_eq(ms_load_new(&ld, reg, &lo), -EINVAL);
+	ck_assert_ptr_nonnull(
+		strstr(ms_registry_errmsg(reg), "codec->version is 0"));
+	ms_stream_close(s);
 	ms_registry_free(reg);
-	free(lo);
+}
+END_TEST
+
+/* The save's default is the one of every writer: native, with CRC. */
+START_TEST(test_driver_save_default_native)
+{
+	struct vm v;
+	ms_registry *reg;
+	ms_stream *s;
+	ms_save *sv;
+	const uint8_t *d;
+	size_t n;
+
+	vm_init(&v, 2);
+	reg = vm_registry(&v, 3, NULL);
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, NULL), 0);
+	ck_assert_int_eq(ms_save_setup(sv), 0);
+	ck_assert_int_eq(ms_save_complete(sv), 0);
+	ms_save_free(sv);
+	ms_stream_mem_view(s, &d, &n);
+	ck_assert_uint_ge(n, 16);
+	ck_assert_mem_eq(d, "\x89MSN\r\n\x1a\n", 8); /* docs/FORMAT.md */
+	/* The header's feature bits (bytes 10-11) have CRC-32 on. */
+	ck_assert_uint_ne(d[11] & 1, 0);
+	ms_stream_close(s);
+	ms_registry_free(reg);
+}
+END_TEST
+
+/* Calls out of order return -EINVAL, leave the object as it was, and say
+ * what was expected. */
+START_TEST(test_driver_misuse_messages)
+{
+	struct vm v;
+	ms_registry *reg;
+	ms_stream *s;
+	ms_save *sv;
+	ms_load *ld;
+	ms_stream *in;
+	const uint8_t *d;
+	size_t n;
+	void *room;
+
+	vm_init(&v, 2);
+	reg = vm_registry(&v, 3, NULL);
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, NULL), 0);
+	ck_assert_str_eq(ms_save_errmsg(sv), "");
+	ck_assert_int_eq(ms_save_complete(sv), -EINVAL);
+	ck_assert_str_eq(ms_save_errmsg(sv),
+			 "ms_save_complete: called before ms_save_setup");
+	ck_assert_int_eq(ms_save_error(sv), 0);
+	ck_assert_int_eq(ms_save_iterate(sv), -EINVAL);
+	ck_assert_str_eq(ms_save_errmsg(sv),
+			 "ms_save_iterate: called before ms_save_setup");
+	ck_assert_int_eq(ms_save_complete_step(sv), -EINVAL);
+	ck_assert_str_eq(ms_save_errmsg(sv),
+			 "ms_save_complete_step: called before ms_save_setup");
+	ck_assert_int_eq(ms_save_setup(sv), 0);
+	ck_assert_int_eq(ms_save_setup(sv), -EINVAL);
+	ck_assert_str_eq(ms_save_errmsg(sv), "ms_save_setup: called twice");
+	ck_assert_int_eq(ms_save_complete_step(sv), 1);
+	ck_assert_int_eq(ms_save_complete(sv), -EINVAL);
+	ck_assert_str_eq(ms_save_errmsg(sv), "ms_save_complete: called after "
+					     "ms_save_complete_step");
+	ck_assert_int_eq(ms_save_iterate(sv), -EINVAL);
+	ck_assert_ptr_nonnull(
+		strstr(ms_save_errmsg(sv), "called after stop-and-copy began"));
+	while (ms_save_complete_step(sv) == 1)
+		;
+	ck_assert_int_eq(ms_save_complete_step(sv), -EINVAL);
+	ck_assert_str_eq(ms_save_errmsg(sv),
+			 "ms_save_complete_step: the save is already complete");
+	ck_assert_int_eq(ms_save_error(sv), 0);
+	ms_save_free(sv);
+
+	/* Loads: a run load is not fed; a commit needs a reservation. */
+	ck_assert_int_eq(ms_load_new(&ld, reg, NULL), 0);
+	ck_assert_int_eq(ms_load_feed_commit(ld, 4), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(ms_load_errmsg(ld),
+				     "ms_load_feed_commit: 4 bytes, but no "
+				     "room of that size is reserved"));
+	ck_assert_int_eq(ms_load_feed(ld, NULL, 3), -EINVAL);
+	ck_assert_str_eq(ms_load_errmsg(ld),
+			 "ms_load_feed: buf is NULL, len 3");
+	ck_assert_int_eq(ms_load_error(ld), 0);
+	ms_load_free(ld);
+	ms_stream_mem_view(s, &d, &n);
+	ck_assert_int_eq(ms_stream_new_mem_reader(&in, d, n, NULL), 0);
+	ck_assert_int_eq(ms_load_new(&ld, reg, NULL), 0);
+	ck_assert_msg(ms_load_run(ld, in) == 0, "%s", ms_load_errmsg(ld));
+	ck_assert_int_eq(ms_load_feed_reserve(ld, 1, &room), -EINVAL);
+	ck_assert_str_eq(ms_load_errmsg(ld),
+			 "ms_load_feed_reserve: the load was run with "
+			 "ms_load_run, not fed");
+	ck_assert_int_eq(ms_load_run(ld, in), -EINVAL);
+	ck_assert_str_eq(ms_load_errmsg(ld),
+			 "ms_load_run: the load was already run (ms_load_run)");
+	ck_assert_int_eq(ms_load_error(ld), 0);
+	ms_load_free(ld);
+	ms_stream_close(in);
+	ms_stream_close(s);
+	ms_registry_free(reg);
 }
 END_TEST
 
@@ -1295,7 +1474,9 @@ static Suite *driver_suite(void)
 	tcase_add_loop_test(tc, test_driver_fed_long_configuration_linear, 0,
 			    2);
 	tcase_add_loop_test(tc, test_driver_fed_limit, 0, 2);
-	tcase_add_test(tc, test_driver_load_opts_versions);
+	tcase_add_test(tc, test_driver_opts_versions);
+	tcase_add_test(tc, test_driver_save_default_native);
+	tcase_add_test(tc, test_driver_misuse_messages);
 	tcase_add_loop_test(tc, test_driver_fed_data_after_end, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;

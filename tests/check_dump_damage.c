@@ -34,16 +34,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <migstream/qemu_ram.h>
+
 #include "dump.h"
 
-#define RAM_FLAG_ZERO	  0x002u
-#define RAM_FLAG_MEM_SIZE 0x004u
-#define RAM_FLAG_PAGE	  0x008u
-#define RAM_FLAG_EOS	  0x010u
-#define RAM_FLAG_CONT	  0x020u
-#define RAM_FLAG_XBZRLE	  0x040u
-#define RAM_FLAG_COMP	  0x100u
-#define PAGE		  4096u
 /* Records kept of the RAM PART: at least this many, and enough to hold
  * this many pages of each kind other than zero pages. */
 #define KEEP_RECORDS 48u
@@ -213,26 +207,26 @@ static size_t reduce(const uint8_t *d, size_t n, const struct recs *r,
 	for (p = part + 5; p + 8 <= part_end; nrec++) {
 		start = p;
 		v = be64(d + p);
-		flags = (unsigned)(v & (PAGE - 1));
-		if (flags & RAM_FLAG_EOS)
+		flags = (unsigned)(v & (MS_QEMU_RAM_PAGE_SIZE - 1));
+		if (flags & MS_QEMU_RAM_EOS)
 			break;
 		p += 8;
-		if (!(flags & RAM_FLAG_CONT)) {
+		if (!(flags & MS_QEMU_RAM_CONTINUE)) {
 			memcpy(blk, d + p + 1, d[p]);
 			blk[d[p]] = '\0';
 			p += 1u + d[p];
 		}
 		body = p;
 		kind = 3;
-		if (flags & RAM_FLAG_ZERO) {
+		if (flags & MS_QEMU_RAM_ZERO) {
 			p += 1;
-		} else if (flags & RAM_FLAG_PAGE) {
-			p += PAGE;
+		} else if (flags & MS_QEMU_RAM_PAGE) {
+			p += MS_QEMU_RAM_PAGE_SIZE;
 			kind = 0;
-		} else if (flags & RAM_FLAG_COMP) {
+		} else if (flags & MS_QEMU_RAM_COMPRESS_PAGE) {
 			p += 4u + be32(d + p);
 			kind = 1;
-		} else if (flags & RAM_FLAG_XBZRLE) {
+		} else if (flags & MS_QEMU_RAM_XBZRLE) {
 			p += 3u + ((size_t)d[p + 1] << 8 | d[p + 2]);
 			kind = 2;
 		} else {
@@ -242,9 +236,9 @@ static size_t reduce(const uint8_t *d, size_t n, const struct recs *r,
 		       (kind < 3 && seen[kind] < KEEP_PAGES);
 		if (kind < 3)
 			seen[kind]++;
-		if (keep && !prev_kept && (flags & RAM_FLAG_CONT)) {
+		if (keep && !prev_kept && (flags & MS_QEMU_RAM_CONTINUE)) {
 			/* The same record, naming its block. */
-			v &= ~(uint64_t)RAM_FLAG_CONT;
+			v &= ~(uint64_t)MS_QEMU_RAM_CONTINUE;
 			for (i = 0; i < 8; i++)
 				out[o + i] = (uint8_t)(v >> (56 - 8 * i));
 			o += 8;
@@ -261,7 +255,7 @@ static size_t reduce(const uint8_t *d, size_t n, const struct recs *r,
 	}
 	/* EOS, the PART's footer, then everything from the END on. */
 	memset(out + o, 0, 8);
-	out[o + 7] = RAM_FLAG_EOS;
+	out[o + 7] = MS_QEMU_RAM_EOS;
 	o += 8;
 	memcpy(out + o, d + part_end, 5);
 	o += 5;

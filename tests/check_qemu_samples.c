@@ -13,15 +13,15 @@
 
 #include "ms-test.h"
 
-/* RAM section ("ram", version 4): flags in the low bits of each be64. */
-#define RAM_VERSION	  4u
-#define RAM_PAGE_SIZE	  4096u
+/* RAM section: short names for <migstream/qemu_ram.h>. */
+#define RAM_VERSION	  MS_QEMU_RAM_VERSION
+#define RAM_PAGE_SIZE	  MS_QEMU_RAM_PAGE_SIZE
 #define RAM_FLAG_MASK	  ((uint64_t)RAM_PAGE_SIZE - 1)
-#define RAM_FLAG_ZERO	  0x02u
-#define RAM_FLAG_MEM_SIZE 0x04u
-#define RAM_FLAG_PAGE	  0x08u
-#define RAM_FLAG_EOS	  0x10u
-#define RAM_FLAG_CONTINUE 0x20u
+#define RAM_FLAG_ZERO	  MS_QEMU_RAM_ZERO
+#define RAM_FLAG_MEM_SIZE MS_QEMU_RAM_MEM_SIZE
+#define RAM_FLAG_PAGE	  MS_QEMU_RAM_PAGE
+#define RAM_FLAG_EOS	  MS_QEMU_RAM_EOS
+#define RAM_FLAG_CONTINUE MS_QEMU_RAM_CONTINUE
 #define RAM_MAX_BLOCKS	  64
 
 /*

@@ -29,13 +29,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PAGE	      4096u
-#define PART_PAGES    4096u
-#define BATCH_PAGES   64u
-#define RAM_FLAG_PAGE 0x008u
-#define RAM_FLAG_SIZE 0x004u
-#define RAM_FLAG_EOS  0x010u
-#define RAM_FLAG_CONT 0x020u
+#include <migstream/qemu_ram.h>
+
+#define PART_PAGES  4096u
+#define BATCH_PAGES 64u
 
 static uint8_t *put_be32(uint8_t *p, uint32_t v)
 {
@@ -100,8 +97,8 @@ static uint8_t *footer(uint8_t *p)
 static int generate(int fd, uint64_t mib)
 {
 	static const char json[] = "{\"page_size\": 4096, \"devices\": []}";
-	uint64_t total = mib << 20, pages = total / PAGE, i;
-	size_t cap = BATCH_PAGES * (PAGE + 8) + 512;
+	uint64_t total = mib << 20, pages = total / MS_QEMU_RAM_PAGE_SIZE, i;
+	size_t cap = BATCH_PAGES * (MS_QEMU_RAM_PAGE_SIZE + 8) + 512;
 	uint8_t *buf = malloc(cap), *p;
 	int ret = -1;
 
@@ -115,34 +112,35 @@ static int generate(int fd, uint64_t mib)
 	memcpy(p, "pc-i440fx-7.2", 13);
 	p += 13;
 	p = section(p, 0x01);
-	p = put_be64(p, total | RAM_FLAG_SIZE);
+	p = put_be64(p, total | MS_QEMU_RAM_MEM_SIZE);
 	p = put_cstr(p, "pc.ram");
 	p = put_be64(p, total);
-	p = put_be64(p, RAM_FLAG_EOS);
+	p = put_be64(p, MS_QEMU_RAM_EOS);
 	p = footer(p);
 	for (i = 0; i < pages; i++) {
 		if (!(i % PART_PAGES))
 			p = section(p, 0x02);
-		p = put_be64(p, i * PAGE | RAM_FLAG_PAGE |
-					(i % PART_PAGES ? RAM_FLAG_CONT : 0));
+		p = put_be64(
+			p, i * MS_QEMU_RAM_PAGE_SIZE | MS_QEMU_RAM_PAGE |
+				   (i % PART_PAGES ? MS_QEMU_RAM_CONTINUE : 0));
 		if (!(i % PART_PAGES))
 			p = put_cstr(p, "pc.ram");
 		/* Distinct pages, cheaply: a counter in a constant fill. */
-		memset(p, 0x5a, PAGE);
+		memset(p, 0x5a, MS_QEMU_RAM_PAGE_SIZE);
 		put_be64(p, i);
-		p += PAGE;
+		p += MS_QEMU_RAM_PAGE_SIZE;
 		if (i % PART_PAGES == PART_PAGES - 1 || i + 1 == pages) {
-			p = put_be64(p, RAM_FLAG_EOS);
+			p = put_be64(p, MS_QEMU_RAM_EOS);
 			p = footer(p);
 		}
-		if ((size_t)(p - buf) > cap - (PAGE + 64)) {
+		if ((size_t)(p - buf) > cap - (MS_QEMU_RAM_PAGE_SIZE + 64)) {
 			if (write_all(fd, buf, (size_t)(p - buf)))
 				goto out;
 			p = buf;
 		}
 	}
 	p = section(p, 0x03);
-	p = put_be64(p, RAM_FLAG_EOS);
+	p = put_be64(p, MS_QEMU_RAM_EOS);
 	p = footer(p);
 	*p++ = 0x00;
 	*p++ = 0x06;

@@ -155,8 +155,8 @@ static int to_footer_byte(ms_stream *s)
 	}
 }
 
-static int load_any(ms_stream *s, uint32_t version_id, uint8_t type,
-		    void *opaque)
+static int load_any(void *opaque, ms_stream *s, uint32_t version_id,
+		    uint8_t type)
 {
 	struct verdict *v = opaque;
 	size_t i = v->loaded++;
@@ -172,7 +172,7 @@ static int load_any(ms_stream *s, uint32_t version_id, uint8_t type,
 					       : to_footer_byte(s);
 }
 
-static int save_none(ms_stream *s, void *opaque)
+static int save_none(void *opaque, ms_stream *s)
 {
 	(void)s;
 	(void)opaque;
@@ -189,7 +189,8 @@ static int load(const char *file, struct verdict *v)
 {
 	ms_registry *reg;
 	ms_stream *in;
-	ms_load_opts lo = {.version = MS_LOAD_OPTS_VERSION};
+	ms_codec_opts co = {.version = MS_CODEC_OPTS_VERSION};
+	ms_load_opts lo = {.version = MS_LOAD_OPTS_VERSION, .codec = &co};
 	ms_load *ld;
 	size_t i;
 	int fd, ret;
@@ -202,16 +203,15 @@ static int load(const char *file, struct verdict *v)
 	for (i = 0; i < v->nh; i++)
 		if (ms_registry_add(reg, v->h[i].idstr, v->h[i].instance,
 				    v->h[i].max_version, v->h[i].min_version,
-				    &any_ops, v) < 0) {
-			fprintf(stderr, "load-verdict: cannot register '%s'\n",
-				v->h[i].idstr);
+				    &any_ops, v, NULL)) {
+			fprintf(stderr, "load-verdict: cannot register: %s\n",
+				ms_registry_errmsg(reg));
 			exit(2);
 		}
 	/* A consumer of a QEMU stream without footers knows it from the
 	 * machine type and says so, as QEMU does; the walk found it out. */
-	lo.codec.version = MS_CODEC_OPTS_VERSION;
-	lo.codec.profile = MS_PROFILE_QEMU;
-	lo.codec.no_footers = true;
+	co.profile = MS_PROFILE_QEMU;
+	co.no_footers = true;
 	if (ms_stream_new_fd(&in, fd, MS_STREAM_READER, 0, NULL) ||
 	    ms_load_new(&ld, reg, v->no_footers ? &lo : NULL)) {
 		fprintf(stderr, "load-verdict: out of memory\n");

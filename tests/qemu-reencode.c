@@ -26,16 +26,6 @@
 
 #include <migstream/migstream.h>
 
-#define RAM_FLAG_ZERO	       0x002u
-#define RAM_FLAG_MEM_SIZE      0x004u
-#define RAM_FLAG_PAGE	       0x008u
-#define RAM_FLAG_EOS	       0x010u
-#define RAM_FLAG_CONTINUE      0x020u
-#define RAM_FLAG_XBZRLE	       0x040u
-#define RAM_FLAG_COMPRESS_PAGE 0x100u
-#define RAM_FLAG_MULTIFD_FLUSH 0x200u
-#define PAGE_SIZE	       4096u
-
 /* The footer scan: its window, and the bytes a following record needs. */
 #define SCAN_WINDOW    16384u
 #define SCAN_LOOKAHEAD (5u + 1u + 4u + 1u + 255u + 8u)
@@ -160,16 +150,16 @@ static int ram_copy(struct reenc *x, ms_stream *p, ms_stream *out)
 		if (ret)
 			return ret;
 		ms_put_be64(out, v);
-		flags = (unsigned)(v & (PAGE_SIZE - 1));
-		switch (flags & ~RAM_FLAG_CONTINUE) {
-		case RAM_FLAG_EOS:
+		flags = (unsigned)(v & (MS_QEMU_RAM_PAGE_SIZE - 1));
+		switch (flags & ~MS_QEMU_RAM_CONTINUE) {
+		case MS_QEMU_RAM_EOS:
 			return 0;
-		case RAM_FLAG_MULTIFD_FLUSH:
+		case MS_QEMU_RAM_MULTIFD_FLUSH:
 			continue;
-		case RAM_FLAG_MEM_SIZE:
+		case MS_QEMU_RAM_MEM_SIZE:
 			/* The block list: cstr name, be64 length each. */
-			for (total = v & ~(uint64_t)(PAGE_SIZE - 1); total;
-			     total -= len) {
+			for (total = v & ~(uint64_t)(MS_QEMU_RAM_PAGE_SIZE - 1);
+			     total; total -= len) {
 				ret = get_cstr(p, name);
 				ret = ret ? ret : ms_get_be64(p, &len);
 				if (ret)
@@ -187,31 +177,31 @@ static int ram_copy(struct reenc *x, ms_stream *p, ms_stream *out)
 					return -ENODATA;
 			}
 			continue;
-		case RAM_FLAG_ZERO:
-		case RAM_FLAG_PAGE:
-		case RAM_FLAG_XBZRLE:
-		case RAM_FLAG_COMPRESS_PAGE:
+		case MS_QEMU_RAM_ZERO:
+		case MS_QEMU_RAM_PAGE:
+		case MS_QEMU_RAM_XBZRLE:
+		case MS_QEMU_RAM_COMPRESS_PAGE:
 			break;
 		default:
 			snprintf(x->msg, sizeof(x->msg),
 				 "RAM record flags 0x%x not handled", flags);
 			return -ENOTSUP;
 		}
-		if (!(flags & RAM_FLAG_CONTINUE)) {
+		if (!(flags & MS_QEMU_RAM_CONTINUE)) {
 			ret = get_cstr(p, name);
 			if (ret)
 				return ret;
 			ms_put_counted_string(out, name);
 		}
-		switch (flags & ~RAM_FLAG_CONTINUE) {
-		case RAM_FLAG_ZERO:
+		switch (flags & ~MS_QEMU_RAM_CONTINUE) {
+		case MS_QEMU_RAM_ZERO:
 			ret = ms_get_u8(p, &u8);
 			ms_put_u8(out, u8);
 			break;
-		case RAM_FLAG_PAGE:
-			ret = copy(x, p, out, PAGE_SIZE);
+		case MS_QEMU_RAM_PAGE:
+			ret = copy(x, p, out, MS_QEMU_RAM_PAGE_SIZE);
 			break;
-		case RAM_FLAG_XBZRLE:
+		case MS_QEMU_RAM_XBZRLE:
 			ret = ms_get_u8(p, &u8);
 			ret = ret ? ret : ms_get_be16(p, &xlen);
 			ms_put_u8(out, u8);
@@ -220,7 +210,7 @@ static int ram_copy(struct reenc *x, ms_stream *p, ms_stream *out)
 			break;
 		default:
 			ret = ms_get_be32(p, &clen);
-			if (!ret && clen > 2 * PAGE_SIZE)
+			if (!ret && clen > 2 * MS_QEMU_RAM_PAGE_SIZE)
 				ret = -EBADMSG;
 			ms_put_be32(out, clen);
 			ret = ret ? ret : copy(x, p, out, clen);

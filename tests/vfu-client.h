@@ -4,16 +4,16 @@
  * libvfio-user and QEMU speak them, without libvfio-user.
  *
  * vfu1_*: an emulation of libvfio-user v1's migration region
- * (lib/migration.c at f2dd096, docs/spec §1.2): the 32-byte register block
+ * (its lib/migration.c at commit f2dd096): the 32-byte register block
  * with exact widths, the save-side iteration FSM with its FINISHED latch,
  * the validity table of device_state writes, dead space, and data accesses
  * forwarded to read_data/write_data at "region offset - data_offset".
- * On top of it, a QEMU 6.2-like client (hw/vfio/migration.c, spec §1.3):
+ * On top of it, a QEMU 6.2-like client (QEMU's hw/vfio/migration.c):
  * vfio_save_buffer(), the save sequence with stop-and-copy written twice,
  * and vfio_load_buffer() with its splitting of a source chunk into rounds
  * when the destination's region is smaller.
  *
- * vfu2_*: libvfio-user v2 (spec §2.3/§2.4): migration_set_state() walking
+ * vfu2_*: libvfio-user v2 (its lib/migration.c): migration_set_state() walking
  * next_state[][] with one transition() call per hop, MIG_DATA_READ/WRITE
  * with their state and size checks; and a QEMU-like v2 client.
  *

@@ -25,23 +25,23 @@
 
 struct dump_limits dump_limits;
 
-/* RAM section ("ram", version 4): flags in the low bits of each be64. */
-#define RAM_IDSTR	       "ram"
-#define RAM_VERSION	       4u
-#define RAM_DEFAULT_PAGE_SIZE  4096u
-#define RAM_FLAG_FULL	       0x001u
-#define RAM_FLAG_ZERO	       0x002u
-#define RAM_FLAG_MEM_SIZE      0x004u
-#define RAM_FLAG_PAGE	       0x008u
-#define RAM_FLAG_EOS	       0x010u
-#define RAM_FLAG_CONTINUE      0x020u
-#define RAM_FLAG_XBZRLE	       0x040u
-#define RAM_FLAG_HOOK	       0x080u
-#define RAM_FLAG_COMPRESS_PAGE 0x100u
-#define RAM_FLAG_MULTIFD_FLUSH 0x200u
-#define RAM_XBZRLE_ENCODING    0x01u
-#define RAM_MIN_PAGE_BITS      10u
-#define RAM_MAX_PAGE_BITS      16u
+/* RAM section: short names for <migstream/qemu_ram.h>. */
+#define RAM_IDSTR	       MS_QEMU_RAM_IDSTR
+#define RAM_VERSION	       MS_QEMU_RAM_VERSION
+#define RAM_DEFAULT_PAGE_SIZE  MS_QEMU_RAM_PAGE_SIZE
+#define RAM_FLAG_FULL	       MS_QEMU_RAM_FULL
+#define RAM_FLAG_ZERO	       MS_QEMU_RAM_ZERO
+#define RAM_FLAG_MEM_SIZE      MS_QEMU_RAM_MEM_SIZE
+#define RAM_FLAG_PAGE	       MS_QEMU_RAM_PAGE
+#define RAM_FLAG_EOS	       MS_QEMU_RAM_EOS
+#define RAM_FLAG_CONTINUE      MS_QEMU_RAM_CONTINUE
+#define RAM_FLAG_XBZRLE	       MS_QEMU_RAM_XBZRLE
+#define RAM_FLAG_HOOK	       MS_QEMU_RAM_HOOK
+#define RAM_FLAG_COMPRESS_PAGE MS_QEMU_RAM_COMPRESS_PAGE
+#define RAM_FLAG_MULTIFD_FLUSH MS_QEMU_RAM_MULTIFD_FLUSH
+#define RAM_XBZRLE_ENCODING    MS_QEMU_RAM_XBZRLE_ENCODING
+#define RAM_MIN_PAGE_BITS      MS_QEMU_RAM_MIN_PAGE_BITS
+#define RAM_MAX_PAGE_BITS      MS_QEMU_RAM_MAX_PAGE_BITS
 
 /* The input's buffer: also the window of the footer scan. */
 #define IN_BUFFER_SIZE (256u * 1024u)

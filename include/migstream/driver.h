@@ -23,11 +23,13 @@
 extern "C" {
 #endif
 
-#define MS_HANDLER_OPS_VERSION 1
+/* Version 2 passes @opaque first to every callback; 1 is refused. */
+#define MS_HANDLER_OPS_VERSION 2
 
 /**
  * struct ms_handler_ops - What a device (or RAM) provides to migrate.
- * @version: must be MS_HANDLER_OPS_VERSION.
+ * @version: must be MS_HANDLER_OPS_VERSION (older versions are refused by
+ *           ms_registry_add()).
  * @save_setup: iterative handlers: write the START section's payload (the
  *              first data, set up dirty tracking).  Optional.
  * @save_iterate: iterative handlers: write one PART section's payload
@@ -51,19 +53,21 @@ extern "C" {
  * @save_cleanup: called once when a save ends, completes or is cancelled,
  *                for handlers whose save started.  Optional.
  *
- * Every save callback writes through @s, the section's payload stream,
- * and returns 0 or a negative errno; write errors need not be checked in
- * between (the stream's error is sticky and the driver checks it).
+ * Every callback gets first the @opaque given to ms_registry_add(), as
+ * ms_stream_ops' callbacks do.  Every save callback writes through @s,
+ * the section's payload stream, and returns 0 or a negative errno; write
+ * errors need not be checked in between (the stream's error is sticky and
+ * the driver checks it).
  */
 typedef struct ms_handler_ops {
 	unsigned version;
-	int (*save_setup)(ms_stream *s, void *opaque);
-	int (*save_iterate)(ms_stream *s, void *opaque);
+	int (*save_setup)(void *opaque, ms_stream *s);
+	int (*save_iterate)(void *opaque, ms_stream *s);
 	uint64_t (*pending)(void *opaque);
-	int (*save_complete)(ms_stream *s, void *opaque);
-	int (*save_state)(ms_stream *s, void *opaque);
-	int (*load)(ms_stream *s, uint32_t version_id, uint8_t type,
-		    void *opaque);
+	int (*save_complete)(void *opaque, ms_stream *s);
+	int (*save_state)(void *opaque, ms_stream *s);
+	int (*load)(void *opaque, ms_stream *s, uint32_t version_id,
+		    uint8_t type);
 	void (*save_cleanup)(void *opaque);
 } ms_handler_ops;
 
@@ -86,6 +90,19 @@ int ms_registry_new(ms_registry **out, const ms_allocator *allocator);
 void ms_registry_free(ms_registry *reg);
 
 /**
+ * ms_registry_errmsg() - Why the last refused call on a registry failed.
+ * @reg: a registry.
+ *
+ * Covers ms_registry_add() and the constructors that take @reg
+ * (ms_save_new(), ms_load_new(), ms_vfu_adapter_new()) when they return
+ * -EINVAL, -EEXIST or -ENOMEM: what was expected and what was given.  A
+ * later successful call does not clear it.
+ *
+ * Return: "" or the message; valid until the next call with @reg.
+ */
+const char *ms_registry_errmsg(const ms_registry *reg);
+
+/**
  * ms_registry_add() - Register a section handler.
  * @reg: a registry.
  * @idstr: the section's name, at most 255 bytes; copied.
@@ -93,33 +110,39 @@ void ms_registry_free(ms_registry *reg);
  * @version_id: the version this build saves (and the newest it loads).
  * @min_version_id: the oldest version it loads.
  * @ops: the callbacks; borrowed, must outlive the registry.
- * @opaque: passed to every callback.
+ * @opaque: passed first to every callback.
+ * @section_id: receives the new section's id, or NULL; untouched on
+ *              failure.
  *
  * Sections get ids in registration order (0, 1, ...), as QEMU's do, and
  * are saved in that order.
  *
- * Return: the new section id (≥ 0), -EINVAL (bad arguments, no @load, or
- * neither @save_iterate nor @save_state), -EEXIST (same idstr and
- * instance) or -ENOMEM.
+ * Return: 0, -EINVAL (bad arguments, @ops of another version, no @load,
+ * or neither @save_iterate nor @save_state), -EEXIST (same idstr and
+ * instance) or -ENOMEM; ms_registry_errmsg() says why.
  */
 int ms_registry_add(ms_registry *reg, const char *idstr, uint32_t instance_id,
 		    uint32_t version_id, uint32_t min_version_id,
-		    const ms_handler_ops *ops, void *opaque);
+		    const ms_handler_ops *ops, void *opaque,
+		    uint32_t *section_id);
 
-#define MS_SAVE_OPTS_VERSION 1
+/* Version 2 made @codec a pointer; version 1 is refused. */
+#define MS_SAVE_OPTS_VERSION 2
 
 /**
  * struct ms_save_opts - Settings of a save.
  * @version: must be MS_SAVE_OPTS_VERSION.
- * @codec: the stream profile and its settings (see struct ms_codec_opts);
- *         a zeroed @codec.version means QEMU's defaults.
+ * @codec: the stream profile and its settings (see struct ms_codec_opts),
+ *         copied by ms_save_new(); NULL for the default of every writer:
+ *         the native profile with a CRC-32 on every record.  Set
+ *         MS_PROFILE_QEMU here for QEMU's format.
  * @machine: machine type for the CONFIGURATION record, or NULL for none.
  * @vmdesc: a VM-description JSON to append after EOF, or NULL.
  * @vmdesc_len: its length.
  */
 typedef struct ms_save_opts {
 	unsigned version;
-	ms_codec_opts codec;
+	const ms_codec_opts *codec;
 	const char *machine;
 	const char *vmdesc;
 	size_t vmdesc_len;
@@ -133,18 +156,20 @@ typedef struct ms_save ms_save;
  * @out: receives the save; untouched on failure.
  * @reg: the handlers; must outlive the save.
  * @s: the output stream; borrowed, not closed.
- * @opts: settings, or NULL for the QEMU profile without configuration.
+ * @opts: settings, or NULL for the defaults (the native profile with CRC,
+ *        no configuration, no VM description); copied.
  *
- * Return: 0, -EINVAL or -ENOMEM.
+ * Return: 0, -EINVAL (see ms_registry_errmsg()) or -ENOMEM.
  */
 int ms_save_new(ms_save **out, ms_registry *reg, ms_stream *s,
 		const ms_save_opts *opts);
 
 /**
  * ms_save_setup() - Write the header, configuration and START sections.
- * @sv: a save.
+ * @sv: a save, new.
  *
- * Return: 0 or the save's sticky error.
+ * Return: 0, -EINVAL when called a second time (see ms_save_errmsg()), or
+ * the save's sticky error.
  */
 int ms_save_setup(ms_save *sv);
 
@@ -153,8 +178,8 @@ int ms_save_setup(ms_save *sv);
  *                     handler that still has data.
  * @sv: a save, after ms_save_setup().
  *
- * Return: 1 while some handler has more, 0 when none has, or the sticky
- * error.
+ * Return: 1 while some handler has more, 0 when none has, -EINVAL out of
+ * order (see ms_save_errmsg()), or the sticky error.
  */
 int ms_save_iterate(ms_save *sv);
 
@@ -173,7 +198,8 @@ uint64_t ms_save_pending(ms_save *sv);
  *                      trailer, and a flush.
  * @sv: a save, after ms_save_setup().
  *
- * Return: 0 or the sticky error.
+ * Return: 0, -EINVAL out of order (see ms_save_errmsg()), or the sticky
+ * error.
  */
 int ms_save_complete(ms_save *sv);
 
@@ -186,8 +212,8 @@ int ms_save_complete(ms_save *sv);
  * sends the stream out of a bounded buffer (the vfio-user adapter): the
  * output grows by one section per call.
  *
- * Return: 1 while sections remain, 0 once the stream is complete, or the
- * sticky error.
+ * Return: 1 while sections remain, 0 once the stream is complete, -EINVAL
+ * out of order (see ms_save_errmsg()), or the sticky error.
  */
 int ms_save_complete_step(ms_save *sv);
 
@@ -204,7 +230,12 @@ void ms_save_free(ms_save *sv);
  * ms_save_errmsg() - Message of the save's error.
  * @sv: a save.
  *
- * Return: "" or a message naming the offset and the section.
+ * Without a sticky error, the message of the last call refused with
+ * -EINVAL (called out of order, such as "ms_save_complete: called before
+ * ms_save_setup"), which leaves the save as it was.
+ *
+ * Return: "", or a message naming the offset and the section (or, for a
+ * refused call, the function and what it expected).
  */
 const char *ms_save_errmsg(const ms_save *sv);
 
@@ -227,8 +258,8 @@ int ms_save_error(const ms_save *sv);
  */
 uint64_t ms_save_error_offset(const ms_save *sv);
 
-/* Version 2 added @max_fed_bytes; version 1 structures are accepted. */
-#define MS_LOAD_OPTS_VERSION 2
+/* Version 3 made @codec a pointer; versions 1 and 2 are refused. */
+#define MS_LOAD_OPTS_VERSION 3
 
 /* Default of ms_load_opts.max_fed_bytes: device sections of hundreds of
  * MiB are legitimate. */
@@ -236,10 +267,10 @@ uint64_t ms_save_error_offset(const ms_save *sv);
 
 /**
  * struct ms_load_opts - Settings of a load.
- * @version: MS_LOAD_OPTS_VERSION, or 1 for a structure without
- *           @max_fed_bytes (which then takes its default).
- * @codec: the expected profile and its settings; a zeroed @codec.version
- *         means detect the profile with QEMU's defaults.
+ * @version: must be MS_LOAD_OPTS_VERSION.
+ * @codec: the expected profile and its settings, copied by ms_load_new();
+ *         NULL for the default of every reader: detect the profile (the
+ *         default reader accepts what any writer writes).
  * @max_fed_bytes: fed loads: the most bytes of the stream the load holds
  *                 at once (the element it cannot load yet, what was fed
  *                 after it, and any room reserved with
@@ -251,7 +282,7 @@ uint64_t ms_save_error_offset(const ms_save *sv);
  */
 typedef struct ms_load_opts {
 	unsigned version;
-	ms_codec_opts codec;
+	const ms_codec_opts *codec;
 	size_t max_fed_bytes;
 } ms_load_opts;
 
@@ -264,8 +295,8 @@ typedef struct ms_load ms_load;
  * @reg: the handlers; must outlive the load.
  * @opts: settings, or NULL; copied.
  *
- * Return: 0, -EINVAL (no @out or @reg, or an unknown @opts->version) or
- * -ENOMEM.
+ * Return: 0, -EINVAL (no @out or @reg, or bad @opts: see
+ * ms_registry_errmsg()) or -ENOMEM.
  */
 int ms_load_new(ms_load **out, ms_registry *reg, const ms_load_opts *opts);
 
@@ -278,7 +309,8 @@ int ms_load_new(ms_load **out, ms_registry *reg, const ms_load_opts *opts);
  * an unknown section, a version out of range, a handler error, a payload
  * read past or short of its end, or any error of the stream's grammar.
  *
- * Return: 0 when the whole stream was loaded, or a negative errno (see
+ * Return: 0 when the whole stream was loaded, -EINVAL for a load that was
+ * run or fed before (the load stays as it was), or a negative errno (see
  * ms_load_errmsg()).
  */
 int ms_load_run(ms_load *ld, ms_stream *s);
@@ -371,6 +403,11 @@ int ms_load_error(const ms_load *ld);
 /**
  * ms_load_errmsg() - Message of the load's error.
  * @ld: a load.
+ *
+ * Without a sticky error, the message of the last call refused with
+ * -EINVAL (out of order or with a bad argument, such as
+ * "ms_load_feed_commit: no room reserved with ms_load_feed_reserve"),
+ * which leaves the load as it was.
  *
  * Return: "" or a message naming the offset, the section and what was
  * expected.

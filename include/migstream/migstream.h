@@ -13,5 +13,6 @@
 #include <migstream/section.h>
 #include <migstream/driver.h>
 #include <migstream/vfio_user.h>
+#include <migstream/qemu_ram.h>
 
 #endif /* MIGSTREAM_MIGSTREAM_H */

@@ -74,7 +74,8 @@ typedef enum ms_vfu_migr_state {
 /** typedef ms_vfu_adapter - The migration state of one device. */
 typedef struct ms_vfu_adapter ms_vfu_adapter;
 
-#define MS_VFU_OPTS_VERSION 1
+/* Version 2 made @codec a pointer; version 1 is refused. */
+#define MS_VFU_OPTS_VERSION 2
 
 /**
  * struct ms_vfu_opts - Settings of an adapter.
@@ -83,9 +84,11 @@ typedef struct ms_vfu_adapter ms_vfu_adapter;
  *       callbacks libvfio-user will call).
  * @window: v1: bytes of the data area, 0 for MS_VFU_DEFAULT_WINDOW; at
  *          most 1 MiB (libvfio-user's largest transfer); v2 ignores it.
- * @codec: how the device state is framed: a zeroed @codec.version means
- *         the native profile with checksums; MS_PROFILE_QEMU is allowed.
- *         Readers detect the profile.
+ * @codec: how the device state is framed, copied by ms_vfu_adapter_new():
+ *         NULL for the default of every writer, the native profile with a
+ *         CRC-32 on every record; MS_PROFILE_QEMU is allowed,
+ *         MS_PROFILE_AUTO is not.  Its allocator, if any, is also the
+ *         adapter's.  Loads detect the profile.
  *
  * NULL means v2 with the defaults.
  */
@@ -93,7 +96,7 @@ typedef struct ms_vfu_opts {
 	unsigned version;
 	int api;
 	size_t window;
-	ms_codec_opts codec;
+	const ms_codec_opts *codec;
 } ms_vfu_opts;
 
 /**
@@ -106,7 +109,7 @@ typedef struct ms_vfu_opts {
  * The adapter starts in RUNNING, as libvfio-user's device does.
  *
  * Return: 0, -EINVAL or -ENOMEM (migstream's convention: this is not a
- * libvfio-user callback).
+ * libvfio-user callback); ms_registry_errmsg() says why.
  */
 int ms_vfu_adapter_new(ms_vfu_adapter **out, ms_registry *reg,
 		       const ms_vfu_opts *opts);
@@ -138,6 +141,9 @@ ms_vfu_migr_state ms_vfu_state(const ms_vfu_adapter *a);
 /**
  * ms_vfu_errmsg() - Why the last failing call failed.
  * @a: an adapter.
+ *
+ * A call refused out of its state or API version says which it expected
+ * ("read_data in state RUNNING: expected PRE_COPY or STOP_AND_COPY, ...").
  *
  * Return: "" or a message naming the offset and section for stream
  * errors; valid until the next call on @a.

@@ -41,7 +41,7 @@ struct lf {
 
 /* Accept-all: read the payload as its writer wrote it (deterministic, so
  * a retried run does the same). */
-static int lf_load(ms_stream *s, uint32_t version, uint8_t type, void *opaque)
+static int lf_load(void *opaque, ms_stream *s, uint32_t version, uint8_t type)
 {
 	const struct lf_handler *h = opaque;
 	const uint8_t *d;
@@ -58,7 +58,7 @@ static int lf_load(ms_stream *s, uint32_t version, uint8_t type, void *opaque)
 	return ms_stream_error(s);
 }
 
-static int lf_save(ms_stream *s, void *opaque)
+static int lf_save(void *opaque, ms_stream *s)
 {
 	(void)s;
 	(void)opaque;
@@ -108,7 +108,7 @@ static void lf_register(struct lf *l, ms_registry *reg)
 				       rec.section.section_id);
 		if (ms_registry_add(reg, rec.section.idstr,
 				    rec.section.instance_id, UINT32_MAX, 0,
-				    &lf_ops, h) >= 0)
+				    &lf_ops, h, NULL) == 0)
 			l->nh++;
 	}
 	ms_reader_free(r);
@@ -213,6 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct lf l;
 	ms_registry *reg;
+	ms_codec_opts co;
 	ms_load_opts lo;
 	ms_load *ld;
 	ms_stream *s;
@@ -225,7 +226,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lf_register(&l, reg);
 	memset(&lo, 0, sizeof(lo));
 	lo.version = MS_LOAD_OPTS_VERSION;
-	lo.codec = l.copts;
+	co = l.copts;
+	lo.codec = &co;
 	lo.max_fed_bytes = l.max_fed;
 	/* Pulled, for the verdict to agree with. */
 	pulled = -ENOMEM;
@@ -239,7 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Fed, with one allocation failing in fault mode. */
 	if (l.mode & 0x40) {
 		l.fz.fail_at = 1 + data[1] % 16;
-		lo.codec.allocator = &l.fz.alloc;
+		co.allocator = &l.fz.alloc;
 	}
 	ret = ms_load_new(&ld, reg, &lo);
 	if (ret) {

@@ -220,12 +220,14 @@ static size_t ram_like(uint8_t *b, size_t pages, uint64_t seed)
 {
 	size_t n = 0, i, k;
 
-	be64(b, 0x1082004), n += 8;
+	be64(b, 0x1082000 | MS_QEMU_RAM_MEM_SIZE), n += 8;
 	b[n++] = 6;
 	memcpy(b + n, "pc.ram", 6), n += 6;
 	be64(b + n, 0x1000000), n += 8;
 	for (i = 0; i < pages; i++) {
-		be64(b + n, (uint64_t)i << 12 | (i ? 0x28 : 0x08)), n += 8;
+		be64(b + n, (uint64_t)i << 12 | MS_QEMU_RAM_PAGE |
+				    (i ? MS_QEMU_RAM_CONTINUE : 0)),
+			n += 8;
 		if (!i) {
 			b[n++] = 6;
 			memcpy(b + n, "pc.ram", 6), n += 6;
@@ -235,7 +237,7 @@ static size_t ram_like(uint8_t *b, size_t pages, uint64_t seed)
 			b[n++] = (i & 1) ? (uint8_t)(seed >> 56) : (uint8_t)k;
 		}
 	}
-	be64(b + n, 0x10), n += 8;
+	be64(b + n, MS_QEMU_RAM_EOS), n += 8;
 	return n;
 }
 
