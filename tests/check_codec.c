@@ -2646,7 +2646,8 @@ START_TEST(test_codec_hostile_headers)
 END_TEST
 
 /*
- * Writer misuse: -EINVAL, nothing written, the writer still usable.
+ * Writer misuse: -EINVAL with a message naming the call, nothing written,
+ * the writer still usable (no sticky error).
  */
 
 #define MISUSE(w, s, call)                                                     \
@@ -2654,8 +2655,17 @@ END_TEST
 		uint64_t before_ = ms_stream_tell(s);                          \
 		ck_assert_int_eq((call), -EINVAL);                             \
 		ck_assert_int_eq(ms_writer_error(w), 0);                       \
-		ck_assert_str_eq(ms_writer_errmsg(w), "");                     \
+		ck_assert_uint_eq(ms_writer_error_offset(w), 0);               \
+		ck_assert_msg(!strncmp(ms_writer_errmsg(w), "ms_writer_", 10), \
+			      "misuse message '%s'", ms_writer_errmsg(w));     \
 		ck_assert_uint_eq(ms_stream_tell(s), before_);                 \
+	} while (0)
+
+/* The same, with the message said exactly. */
+#define MISUSE_MSG(w, s, call, msg)                                            \
+	do {                                                                   \
+		MISUSE(w, s, call);                                            \
+		ck_assert_str_eq(ms_writer_errmsg(w), msg);                    \
 	} while (0)
 
 START_TEST(test_codec_writer_misuse)
@@ -2680,33 +2690,52 @@ START_TEST(test_codec_writer_misuse)
 
 	/* Before the header. */
 	h.type = MS_REC_FULL;
-	MISUSE(w, s, ms_writer_begin(w, &h, &p));
-	MISUSE(w, s, ms_writer_eof(w));
+	MISUSE_MSG(w, s, ms_writer_begin(w, &h, &p),
+		   "ms_writer_begin: called before ms_writer_header");
+	MISUSE_MSG(w, s, ms_writer_eof(w),
+		   "ms_writer_eof: called before ms_writer_header");
 	ck_assert_int_eq(ms_writer_header(w), 0);
-	MISUSE(w, s, ms_writer_header(w));
+	MISUSE_MSG(w, s, ms_writer_header(w),
+		   "ms_writer_header: the header is already written (called "
+		   "twice)");
 
-	MISUSE(w, s, ms_writer_finish(w));
-	MISUSE(w, s, ms_writer_vmdesc(w, "{}", 2));
-	MISUSE(w, s, ms_writer_configuration(w, longname, NULL, 0));
-	MISUSE(w, s, ms_writer_configuration(w, "pc", NULL, 3));
-	MISUSE(w, s, ms_writer_end(w));
+	MISUSE_MSG(w, s, ms_writer_finish(w),
+		   "ms_writer_finish: called before ms_writer_eof");
+	MISUSE_MSG(w, s, ms_writer_vmdesc(w, "{}", 2),
+		   "ms_writer_vmdesc: called before ms_writer_eof");
+	MISUSE_MSG(w, s, ms_writer_configuration(w, longname, NULL, 0),
+		   "ms_writer_configuration: machine type name of 256 bytes, "
+		   "at most 255");
+	MISUSE_MSG(w, s, ms_writer_configuration(w, "pc", NULL, 3),
+		   "ms_writer_configuration: extra is NULL with extra_len 3");
+	MISUSE_MSG(w, s, ms_writer_end(w),
+		   "ms_writer_end: no section is open (expected after "
+		   "ms_writer_begin)");
 	h.type = 0;
-	MISUSE(w, s, ms_writer_begin(w, &h, &p));
+	MISUSE_MSG(w, s, ms_writer_begin(w, &h, &p),
+		   "ms_writer_begin: type 0x00, expected START, PART, END or "
+		   "FULL");
 	h.type = 5;
 	MISUSE(w, s, ms_writer_begin(w, &h, &p));
 	h.type = MS_REC_FOOTER;
 	MISUSE(w, s, ms_writer_begin(w, &h, &p));
-	MISUSE(w, s, ms_writer_command(w, MS_CMD_PING, "abc", 3));
+	MISUSE_MSG(w, s, ms_writer_command(w, MS_CMD_PING, "abc", 3),
+		   "ms_writer_command: command 2 takes 4 bytes of payload, not "
+		   "3");
 	MISUSE(w, s, ms_writer_command(w, MS_CMD_PING, NULL, 0));
 	MISUSE(w, s, ms_writer_command(w, MS_CMD_OPEN_RETURN_PATH, "a", 1));
 	MISUSE(w, s, ms_writer_command(w, MS_CMD_PACKAGED, "ab", 2));
 	MISUSE(w, s, ms_writer_command(w, 0, NULL, 0));
-	MISUSE(w, s, ms_writer_command(w, MS_CMD_MAX, NULL, 0));
-	MISUSE(w, s, ms_writer_command(w, MS_CMD_RECV_BITMAP, NULL, 3));
+	MISUSE_MSG(w, s, ms_writer_command(w, MS_CMD_MAX, NULL, 0),
+		   "ms_writer_command: unknown command 12, expected 1 to 11");
+	MISUSE_MSG(w, s, ms_writer_command(w, MS_CMD_RECV_BITMAP, NULL, 3),
+		   "ms_writer_command: data is NULL with len 3");
 	/* The 255-byte name is the longest taken. */
 	longname[255] = '\0';
 	ck_assert_int_eq(ms_writer_configuration(w, longname, NULL, 0), 0);
-	MISUSE(w, s, ms_writer_configuration(w, "pc", NULL, 0));
+	MISUSE_MSG(w, s, ms_writer_configuration(w, "pc", NULL, 0),
+		   "ms_writer_configuration: expected right after the header, "
+		   "before any other record");
 
 	h.type = MS_REC_FULL;
 	h.section_id = 3;
@@ -2714,8 +2743,12 @@ START_TEST(test_codec_writer_misuse)
 	h.version_id = 1;
 	ck_assert_int_eq(ms_writer_begin(w, &h, &p), 0);
 	ck_assert_int_eq(ms_put_u8(p, 0x42), 0);
-	MISUSE(w, s, ms_writer_begin(w, &h, &p));
-	MISUSE(w, s, ms_writer_eof(w));
+	MISUSE_MSG(w, s, ms_writer_begin(w, &h, &p),
+		   "ms_writer_begin: section 3 is open: call ms_writer_end "
+		   "first");
+	MISUSE_MSG(
+		w, s, ms_writer_eof(w),
+		"ms_writer_eof: section 3 is open: call ms_writer_end first");
 	MISUSE(w, s, ms_writer_command(w, MS_CMD_OPEN_RETURN_PATH, NULL, 0));
 	MISUSE(w, s, ms_writer_configuration(w, "pc", NULL, 0));
 	MISUSE(w, s, ms_writer_finish(w));
@@ -2725,15 +2758,21 @@ START_TEST(test_codec_writer_misuse)
 	MISUSE(w, s, ms_writer_vmdesc(w, "{}", 2));
 
 	ck_assert_int_eq(ms_writer_eof(w), 0);
-	MISUSE(w, s, ms_writer_eof(w));
-	MISUSE(w, s, ms_writer_begin(w, &h, &p));
+	MISUSE_MSG(w, s, ms_writer_eof(w),
+		   "ms_writer_eof: called after ms_writer_eof");
+	MISUSE_MSG(w, s, ms_writer_begin(w, &h, &p),
+		   "ms_writer_begin: called after ms_writer_eof");
 	MISUSE(w, s, ms_writer_command(w, MS_CMD_OPEN_RETURN_PATH, NULL, 0));
-	MISUSE(w, s, ms_writer_vmdesc(w, NULL, 2));
+	MISUSE_MSG(w, s, ms_writer_vmdesc(w, NULL, 2),
+		   "ms_writer_vmdesc: json is NULL with len 2");
 	ck_assert_int_eq(ms_writer_vmdesc(w, "{}", 2), 0);
-	MISUSE(w, s, ms_writer_vmdesc(w, "{}", 2));
+	MISUSE_MSG(w, s, ms_writer_vmdesc(w, "{}", 2),
+		   "ms_writer_vmdesc: the VM description is already written "
+		   "(called twice)");
 	ck_assert_int_eq(ms_writer_finish(w), 0);
-	MISUSE(w, s, ms_writer_finish(w));
-	MISUSE(w, s, ms_writer_eof(w));
+	MISUSE_MSG(w, s, ms_writer_finish(w), "ms_writer_finish: called twice");
+	MISUSE_MSG(w, s, ms_writer_eof(w),
+		   "ms_writer_eof: called after ms_writer_finish");
 	ck_assert_int_eq(ms_writer_error(w), 0);
 	ms_writer_free(w);
 
