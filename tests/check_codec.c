@@ -2737,6 +2737,96 @@ START_TEST(test_codec_writer_misuse)
 }
 END_TEST
 
+/*
+ * The readiness scans a fed load makes before it reads an element: a
+ * native element is ready once its head, all its DATA and the next
+ * record's type byte are there, whether the scan starts afresh for each
+ * length or resumes where it stopped.
+ */
+static size_t next_head(const struct nrec *nr, size_t nn, size_t from)
+{
+	size_t j;
+
+	for (j = from + 1; j < nn; j++)
+		if (nr[j].type != MS__NREC_DATA &&
+		    !(nr[j].type & MS__NREC_OPTIONAL))
+			return j;
+	return nn;
+}
+
+START_TEST(test_codec_ready_scans)
+{
+	static struct nrec nr[NREC_MAX];
+	static const uint8_t q[] = {0x01, 0x02, 0x7e, 0, 0, 0,	 4,
+				    0x7e, 0,	0,    0, 5, 0x00};
+	ms__native_scan fresh, inc;
+	ms__qemu_scan qs, qi;
+	size_t nn, j1, j2, base, n;
+	struct bytes g;
+
+	golden_bytes(2, &g);
+	nn = nat_walk(g.p, g.n, true, nr, NREC_MAX);
+	j1 = next_head(nr, nn, 0);
+	j2 = next_head(nr, nn, j1);
+	ck_assert_uint_lt(j2, nn);
+	/* The first element, after the file header. */
+	memset(&inc, 0, sizeof(inc));
+	for (n = 0; n <= g.n; n++) {
+		int want = n >= nr[j1].off + 1;
+
+		memset(&fresh, 0, sizeof(fresh));
+		ck_assert_int_eq(
+			ms__codec_native_ready(&fresh, g.p, n, false, true, 0),
+			want);
+		ck_assert_int_eq(
+			ms__codec_native_ready(&inc, g.p, n, false, true, 0),
+			want);
+		if (n < MS__NATIVE_HEADER_SIZE) {
+			memset(&fresh, 0, sizeof(fresh));
+			ck_assert_int_eq(ms__codec_native_ready(&fresh, g.p, n,
+								true, true, 0),
+					 1);
+		}
+	}
+	/* The next one, with the CRC size the header gave. */
+	base = nr[j1].off;
+	memset(&inc, 0, sizeof(inc));
+	for (n = 0; n <= g.n - base; n++) {
+		int want = n >= nr[j2].off - base + 1;
+
+		ck_assert_int_eq(ms__codec_native_ready(&inc, g.p + base, n,
+							false, false, 4),
+				 want);
+	}
+	b_free(&g);
+
+	/* QEMU: the open section's footer (id 5, not 4) is somewhere. */
+	memset(&qi, 0, sizeof(qi));
+	for (n = 0; n <= sizeof(q); n++) {
+		memset(&qs, 0, sizeof(qs));
+		ck_assert_int_eq(
+			ms__codec_qemu_ready(&qs, q, n, 5, false, false),
+			n >= 12);
+		ck_assert_int_eq(
+			ms__codec_qemu_ready(&qi, q, n, 5, false, false),
+			n >= 12);
+		memset(&qs, 0, sizeof(qs));
+		ck_assert_int_eq(
+			ms__codec_qemu_ready(&qs, q, n, 4, false, false),
+			n >= 7);
+		memset(&qs, 0, sizeof(qs));
+		ck_assert_int_eq(
+			ms__codec_qemu_ready(&qs, q, n, 6, true, false), 1);
+		memset(&qs, 0, sizeof(qs));
+		ck_assert_int_eq(
+			ms__codec_qemu_ready(&qs, q, n, 6, false, true), 1);
+		memset(&qs, 0, sizeof(qs));
+		ck_assert_int_eq(
+			ms__codec_qemu_ready(&qs, q, n, 6, false, false), 0);
+	}
+}
+END_TEST
+
 /* A stream with no element: header, EOF, end. */
 static void eof_write(ms_writer *w, const void *arg)
 {
@@ -3395,6 +3485,7 @@ static Suite *codec_suite(void)
 	tcase_add_loop_test(tc, test_codec_writer_misuse, 0, 2);
 	tcase_add_test(tc, test_codec_bad_options);
 	tcase_add_test(tc, test_codec_default_opts);
+	tcase_add_test(tc, test_codec_ready_scans);
 	tcase_add_test(tc, test_codec_opts_version_zero);
 	tcase_add_loop_test(tc, test_codec_writer_error_offset, 0, 2);
 	tcase_add_loop_test(tc, test_codec_writer_misuse_options, 0, 2);
