@@ -385,12 +385,15 @@ typedef struct ms_record {
  * ms_reader_new() - Create a pull parser on an input stream.
  * @out: receives the reader; untouched on failure.
  * @s: a reader stream; borrowed, never closed, must outlive the reader.
- * @opts: settings, or NULL to detect the profile.
+ * @opts: settings, or NULL for the default reader, which detects the
+ *        profile: it accepts what any writer writes (QEMU streams without
+ *        footers aside, which need no_footers said).
  *
  * Nothing is read until the first ms_reader_next(), which reads and checks
  * the file header.
  *
- * Return: 0, -EINVAL or -ENOMEM.
+ * Return: 0, -EINVAL (bad @opts, see ms_codec_opts_check(), or @s not a
+ * reader) or -ENOMEM.
  */
 int ms_reader_new(ms_reader **out, ms_stream *s, const ms_codec_opts *opts);
 
