@@ -13,7 +13,7 @@
 
 #include "migstream/stream.h"
 
-#define MS__ERRMSG_SIZE 512
+#define MS__ERRMSG_SIZE 1024
 
 /* No offset to name (ms__error_set()'s @offset). */
 #define MS__NO_OFFSET UINT64_MAX

@@ -18,19 +18,6 @@
 #include "ms-test.h"
 
 /*
- * The reader's error locations used to have four known deviations (a
- * record's length running past the input, the native configuration's
- * payload offsets, optional records inside a section, the section-limit
- * record); they are fixed, and the tests hold the reader to the exact
- * locations.  The tolerance paths remain only as documentation of what
- * used to be accepted.
- */
-static int ms_strict_location(void)
-{
-	return 1;
-}
-
-/*
  * Small helpers: big-endian stores, a growable byte buffer, readers.
  */
 
@@ -1062,7 +1049,7 @@ START_TEST(test_codec_bitflip_every_bit)
 {
 	static struct nrec nr[NREC_MAX];
 	int v = _i ? 3 : 2;
-	size_t nn, pos, stride = 1, nalt[2] = {0, 0};
+	size_t nn, pos, stride = 1;
 	struct bytes g;
 	struct pres res;
 	uint8_t *buf;
@@ -1082,59 +1069,29 @@ START_TEST(test_codec_bitflip_every_bit)
 		uint64_t start = ri == SIZE_MAX ? 0 : nr[ri].off;
 
 		for (bit = 0; bit < 8; bit++) {
-			bool alt1, alt2;
-			uint32_t flen;
-
 			buf[pos] ^= (uint8_t)(1u << bit);
 			gparse(buf, g.n, NULL, false, &res);
-			flen = ri == SIZE_MAX ? 0 : ld_be32(buf + start + 2);
 			buf[pos] ^= (uint8_t)(1u << bit);
 			ck_assert_msg(res.ret < 0,
 				      "%s: bit %d of byte 0x%zx flipped: "
 				      "%d",
 				      gnames[v], bit, pos, res.ret);
-			if (res.eoff == start)
-				continue;
 			/*
-			 * Two alternatives the reader once produced, refused
-			 * now that it locates every flip at its record, as
-			 * docs/FORMAT.md 2.5 says:
-			 * (1) a flipped length that makes the record run past
-			 * the end of the input is reported as a truncation
-			 * (-ENODATA) at the get that ran out: the payload
-			 * (start + 6) or the CRC after it;
-			 * (2) the flipped type byte of the configuration's
-			 * first DATA record leaves the configuration without
-			 * payload, and the short read is located at offset 0
-			 * of the payload stream instead of in the input.
+			 * Every flip is located at its record, as
+			 * docs/FORMAT.md 2.5 says: also a flipped length that
+			 * makes the record run past the end of the input, and
+			 * the flipped type byte of the configuration's first
+			 * DATA record.
 			 */
-			alt1 = ri != SIZE_MAX && pos >= start + 2 &&
-			       pos < start + 6 && res.ret == -ENODATA &&
-			       start + 10 + (uint64_t)flen > g.n &&
-			       (res.eoff == start + 6 ||
-				res.eoff == start + 6 + flen);
-			alt2 = ri != SIZE_MAX && ri > 0 && pos == start &&
-			       nr[ri - 1].type == MS_REC_CONFIGURATION &&
-			       res.ret == -ENODATA && res.eoff == 0;
-			ck_assert_msg(alt1 || alt2,
-				      "%s: bit %d of byte 0x%zx (record at "
-				      "0x%llx) located at 0x%llx (%s)",
+			ck_assert_msg(res.eoff == start,
+				      "%s: bit %d of byte 0x%zx: error at "
+				      "0x%llx, not at its record (0x%llx): %s",
 				      gnames[v], bit, pos,
-				      (unsigned long long)start,
 				      (unsigned long long)res.eoff,
+				      (unsigned long long)start,
 				      ms_strerror(res.ret));
-			if (ms_strict_location())
-				ck_abort_msg("%s: bit %d of byte 0x%zx: error "
-					     "at 0x%llx, not at its record "
-					     "(0x%llx)",
-					     gnames[v], bit, pos,
-					     (unsigned long long)res.eoff,
-					     (unsigned long long)start);
-			nalt[alt1 ? 0 : 1]++;
 		}
 	}
-	/* (2) hits the 8 bits of one byte, (1) only length bytes. */
-	ck_assert_uint_le(nalt[1], 8);
 	ck_assert_mem_eq(buf, g.p, g.n);
 	free(buf);
 	b_free(&g);
@@ -1628,11 +1585,10 @@ static int hostile_parse(const struct bytes *b, const ms_codec_opts *o,
 
 /*
  * Parse @b to its end: @err 0 means the stream must be valid; otherwise
- * the error, located at @off (@alt was the location before a fix, refused
- * while strict locations are required), with @sub in its message.
+ * the error, located at @off, with @sub in its message.
  */
-static void expect_err_alt(const struct bytes *b, const ms_codec_opts *o,
-			   int err, uint64_t off, uint64_t alt, const char *sub)
+static void expect_err(const struct bytes *b, const ms_codec_opts *o, int err,
+		       uint64_t off, const char *sub)
 {
 	char msg[1024];
 	uint64_t eoff;
@@ -1642,16 +1598,9 @@ static void expect_err_alt(const struct bytes *b, const ms_codec_opts *o,
 		      ms_strerror(ret), err, ms_strerror(err), msg);
 	if (!err)
 		return;
-	ck_assert_msg(eoff == off || (eoff == alt && ms_strict_location() == 0),
-		      "error located at %llu, want %llu: '%s'",
+	ck_assert_msg(eoff == off, "error located at %llu, want %llu: '%s'",
 		      (unsigned long long)eoff, (unsigned long long)off, msg);
 	ck_assert_msg(strstr(msg, sub) != NULL, "'%s' lacks '%s'", msg, sub);
-}
-
-static void expect_err(const struct bytes *b, const ms_codec_opts *o, int err,
-		       uint64_t off, const char *sub)
-{
-	expect_err_alt(b, o, err, off, off, sub);
 }
 
 static void q_header(struct bytes *b, uint32_t version)
@@ -1967,13 +1916,10 @@ START_TEST(test_codec_hostile_qemu_section_count)
 	ck_assert_int_eq(n, MS_MAX_SECTIONS);
 	ck_assert_ptr_nonnull(strstr(ms_reader_errmsg(x.r), "sections"));
 	check_errmsg(x.r);
-	/* At the record.  The reader once located it after the section
-	 * header. */
+	/* At the record. */
 	at = 8 + 14 * (uint64_t)MS_MAX_SECTIONS;
-	ck_assert_msg(ms_reader_error_offset(x.r) == at ||
-			      (ms_strict_location() == 0 &&
-			       ms_reader_error_offset(x.r) == at + 14),
-		      "%s", ms_reader_errmsg(x.r));
+	ck_assert_msg(ms_reader_error_offset(x.r) == at, "%s",
+		      ms_reader_errmsg(x.r));
 	ck_assert_int_eq(rd_close(&x), 0);
 	b_free(&b);
 }
@@ -2271,8 +2217,7 @@ START_TEST(test_codec_hostile_native_configuration)
 	st_be32(pay, 300);
 	memcpy(pay + 4, "pc-q", 4);
 	nb_rec(&x, 0x10, 0, pay, 8);
-	expect_err_alt(&x.b, NULL, -EBADMSG, 16, 0,
-		       "machine type name of 300 bytes");
+	expect_err(&x.b, NULL, -EBADMSG, 16, "machine type name of 300 bytes");
 	b_free(&x.b);
 
 	/* No DATA at all: the payload ends where the EOF record starts. */
@@ -2280,7 +2225,7 @@ START_TEST(test_codec_hostile_native_configuration)
 	nb_rec(&x, MS_REC_CONFIGURATION, 0, NULL, 0);
 	nb_rec(&x, MS_REC_EOF, 0, NULL, 0);
 	nb_trailer(&x, 0, 0, 0);
-	expect_err_alt(&x.b, NULL, -ENODATA, 26, 0, "configuration");
+	expect_err(&x.b, NULL, -ENODATA, 26, "configuration");
 	b_free(&x.b);
 
 	/* A name cut short by the end of its DATA. */
@@ -2290,7 +2235,7 @@ START_TEST(test_codec_hostile_native_configuration)
 	nb_rec(&x, 0x10, 0, pay, 8);
 	nb_rec(&x, MS_REC_EOF, 0, NULL, 0);
 	nb_trailer(&x, 0, 0, 0);
-	expect_err_alt(&x.b, NULL, -ENODATA, 26 + 18, 4, "configuration");
+	expect_err(&x.b, NULL, -ENODATA, 26 + 18, "configuration");
 	b_free(&x.b);
 
 	/* A NUL inside the name. */
@@ -2301,7 +2246,7 @@ START_TEST(test_codec_hostile_native_configuration)
 	nb_rec(&x, 0x10, 0, pay, 8);
 	nb_rec(&x, MS_REC_EOF, 0, NULL, 0);
 	nb_trailer(&x, 0, 0, 0);
-	expect_err_alt(&x.b, NULL, -EBADMSG, 16, 0, "NUL");
+	expect_err(&x.b, NULL, -EBADMSG, 16, "NUL");
 	b_free(&x.b);
 
 	/* A CONFIGURATION record that carries bytes itself. */
@@ -2514,17 +2459,8 @@ START_TEST(test_codec_native_unknown_records)
 		nb_rec(&x, MS_REC_EOF, 0, NULL, 0);
 		nb_trailer(&x, 0, 0, 0);
 		ret = hostile_parse(&x.b, NULL, &eoff, msg, sizeof(msg));
-		if (ret) {
-			ck_assert_msg(ms_strict_location() == 0,
-				      "optional record at %d: %s", where, msg);
-			ck_assert_int_eq(ret, -EBADMSG);
-			ck_assert_uint_eq(eoff, 16 + 24 + (where ? 12 : 0) +
-							(where == 2 ? 11 : 0));
-			ck_assert_ptr_nonnull(
-				strstr(msg, "found record type 0x81"));
-			b_free(&x.b);
-			continue;
-		}
+		ck_assert_msg(ret == 0, "optional record at %d: %s", where,
+			      msg);
 		rd_open(&rd, x.b.p, x.b.n, &o);
 		ck_assert_int_eq(ms_reader_next(rd.r, &rec), 1);
 		ck_assert_int_eq(ms_get_buffer(ms_reader_payload(rd.r), got, 3),
@@ -2647,7 +2583,8 @@ START_TEST(test_codec_hostile_headers)
 END_TEST
 
 /*
- * Writer misuse: -EINVAL, nothing written, the writer still usable.
+ * Writer misuse: -EINVAL with a message naming the call, nothing written,
+ * the writer still usable (no sticky error).
  */
 
 #define MISUSE(w, s, call)                                                     \
@@ -2655,8 +2592,17 @@ END_TEST
 		uint64_t before_ = ms_stream_tell(s);                          \
 		ck_assert_int_eq((call), -EINVAL);                             \
 		ck_assert_int_eq(ms_writer_error(w), 0);                       \
-		ck_assert_str_eq(ms_writer_errmsg(w), "");                     \
+		ck_assert_uint_eq(ms_writer_error_offset(w), 0);               \
+		ck_assert_msg(!strncmp(ms_writer_errmsg(w), "ms_writer_", 10), \
+			      "misuse message '%s'", ms_writer_errmsg(w));     \
 		ck_assert_uint_eq(ms_stream_tell(s), before_);                 \
+	} while (0)
+
+/* The same, with the message said exactly. */
+#define MISUSE_MSG(w, s, call, msg)                                            \
+	do {                                                                   \
+		MISUSE(w, s, call);                                            \
+		ck_assert_str_eq(ms_writer_errmsg(w), msg);                    \
 	} while (0)
 
 START_TEST(test_codec_writer_misuse)
@@ -2681,33 +2627,52 @@ START_TEST(test_codec_writer_misuse)
 
 	/* Before the header. */
 	h.type = MS_REC_FULL;
-	MISUSE(w, s, ms_writer_begin(w, &h, &p));
-	MISUSE(w, s, ms_writer_eof(w));
+	MISUSE_MSG(w, s, ms_writer_begin(w, &h, &p),
+		   "ms_writer_begin: called before ms_writer_header");
+	MISUSE_MSG(w, s, ms_writer_eof(w),
+		   "ms_writer_eof: called before ms_writer_header");
 	ck_assert_int_eq(ms_writer_header(w), 0);
-	MISUSE(w, s, ms_writer_header(w));
+	MISUSE_MSG(w, s, ms_writer_header(w),
+		   "ms_writer_header: the header is already written (called "
+		   "twice)");
 
-	MISUSE(w, s, ms_writer_finish(w));
-	MISUSE(w, s, ms_writer_vmdesc(w, "{}", 2));
-	MISUSE(w, s, ms_writer_configuration(w, longname, NULL, 0));
-	MISUSE(w, s, ms_writer_configuration(w, "pc", NULL, 3));
-	MISUSE(w, s, ms_writer_end(w));
+	MISUSE_MSG(w, s, ms_writer_finish(w),
+		   "ms_writer_finish: called before ms_writer_eof");
+	MISUSE_MSG(w, s, ms_writer_vmdesc(w, "{}", 2),
+		   "ms_writer_vmdesc: called before ms_writer_eof");
+	MISUSE_MSG(w, s, ms_writer_configuration(w, longname, NULL, 0),
+		   "ms_writer_configuration: machine type name of 256 bytes, "
+		   "at most 255");
+	MISUSE_MSG(w, s, ms_writer_configuration(w, "pc", NULL, 3),
+		   "ms_writer_configuration: extra is NULL with extra_len 3");
+	MISUSE_MSG(w, s, ms_writer_end(w),
+		   "ms_writer_end: no section is open (expected after "
+		   "ms_writer_begin)");
 	h.type = 0;
-	MISUSE(w, s, ms_writer_begin(w, &h, &p));
+	MISUSE_MSG(w, s, ms_writer_begin(w, &h, &p),
+		   "ms_writer_begin: type 0x00, expected START, PART, END or "
+		   "FULL");
 	h.type = 5;
 	MISUSE(w, s, ms_writer_begin(w, &h, &p));
 	h.type = MS_REC_FOOTER;
 	MISUSE(w, s, ms_writer_begin(w, &h, &p));
-	MISUSE(w, s, ms_writer_command(w, MS_CMD_PING, "abc", 3));
+	MISUSE_MSG(w, s, ms_writer_command(w, MS_CMD_PING, "abc", 3),
+		   "ms_writer_command: command 2 takes 4 bytes of payload, not "
+		   "3");
 	MISUSE(w, s, ms_writer_command(w, MS_CMD_PING, NULL, 0));
 	MISUSE(w, s, ms_writer_command(w, MS_CMD_OPEN_RETURN_PATH, "a", 1));
 	MISUSE(w, s, ms_writer_command(w, MS_CMD_PACKAGED, "ab", 2));
 	MISUSE(w, s, ms_writer_command(w, 0, NULL, 0));
-	MISUSE(w, s, ms_writer_command(w, MS_CMD_MAX, NULL, 0));
-	MISUSE(w, s, ms_writer_command(w, MS_CMD_RECV_BITMAP, NULL, 3));
+	MISUSE_MSG(w, s, ms_writer_command(w, MS_CMD_MAX, NULL, 0),
+		   "ms_writer_command: unknown command 12, expected 1 to 11");
+	MISUSE_MSG(w, s, ms_writer_command(w, MS_CMD_RECV_BITMAP, NULL, 3),
+		   "ms_writer_command: data is NULL with len 3");
 	/* The 255-byte name is the longest taken. */
 	longname[255] = '\0';
 	ck_assert_int_eq(ms_writer_configuration(w, longname, NULL, 0), 0);
-	MISUSE(w, s, ms_writer_configuration(w, "pc", NULL, 0));
+	MISUSE_MSG(w, s, ms_writer_configuration(w, "pc", NULL, 0),
+		   "ms_writer_configuration: expected right after the header, "
+		   "before any other record");
 
 	h.type = MS_REC_FULL;
 	h.section_id = 3;
@@ -2715,8 +2680,12 @@ START_TEST(test_codec_writer_misuse)
 	h.version_id = 1;
 	ck_assert_int_eq(ms_writer_begin(w, &h, &p), 0);
 	ck_assert_int_eq(ms_put_u8(p, 0x42), 0);
-	MISUSE(w, s, ms_writer_begin(w, &h, &p));
-	MISUSE(w, s, ms_writer_eof(w));
+	MISUSE_MSG(w, s, ms_writer_begin(w, &h, &p),
+		   "ms_writer_begin: section 3 is open: call ms_writer_end "
+		   "first");
+	MISUSE_MSG(
+		w, s, ms_writer_eof(w),
+		"ms_writer_eof: section 3 is open: call ms_writer_end first");
 	MISUSE(w, s, ms_writer_command(w, MS_CMD_OPEN_RETURN_PATH, NULL, 0));
 	MISUSE(w, s, ms_writer_configuration(w, "pc", NULL, 0));
 	MISUSE(w, s, ms_writer_finish(w));
@@ -2726,15 +2695,21 @@ START_TEST(test_codec_writer_misuse)
 	MISUSE(w, s, ms_writer_vmdesc(w, "{}", 2));
 
 	ck_assert_int_eq(ms_writer_eof(w), 0);
-	MISUSE(w, s, ms_writer_eof(w));
-	MISUSE(w, s, ms_writer_begin(w, &h, &p));
+	MISUSE_MSG(w, s, ms_writer_eof(w),
+		   "ms_writer_eof: called after ms_writer_eof");
+	MISUSE_MSG(w, s, ms_writer_begin(w, &h, &p),
+		   "ms_writer_begin: called after ms_writer_eof");
 	MISUSE(w, s, ms_writer_command(w, MS_CMD_OPEN_RETURN_PATH, NULL, 0));
-	MISUSE(w, s, ms_writer_vmdesc(w, NULL, 2));
+	MISUSE_MSG(w, s, ms_writer_vmdesc(w, NULL, 2),
+		   "ms_writer_vmdesc: json is NULL with len 2");
 	ck_assert_int_eq(ms_writer_vmdesc(w, "{}", 2), 0);
-	MISUSE(w, s, ms_writer_vmdesc(w, "{}", 2));
+	MISUSE_MSG(w, s, ms_writer_vmdesc(w, "{}", 2),
+		   "ms_writer_vmdesc: the VM description is already written "
+		   "(called twice)");
 	ck_assert_int_eq(ms_writer_finish(w), 0);
-	MISUSE(w, s, ms_writer_finish(w));
-	MISUSE(w, s, ms_writer_eof(w));
+	MISUSE_MSG(w, s, ms_writer_finish(w), "ms_writer_finish: called twice");
+	MISUSE_MSG(w, s, ms_writer_eof(w),
+		   "ms_writer_eof: called after ms_writer_finish");
 	ck_assert_int_eq(ms_writer_error(w), 0);
 	ms_writer_free(w);
 
@@ -2759,6 +2734,319 @@ START_TEST(test_codec_writer_misuse)
 	ck_assert_uint_eq(rec.length, 2);
 	ck_assert_int_eq(ms_reader_next(x.r, &rec), 0);
 	ck_assert_int_eq(rd_close(&x), 0);
+	ck_assert_int_eq(ms_stream_close(s), 0);
+}
+END_TEST
+
+/*
+ * The readiness scans a fed load makes before it reads an element: a
+ * native element is ready once its head, all its DATA and the next
+ * record's type byte are there, whether the scan starts afresh for each
+ * length or resumes where it stopped.
+ */
+static size_t next_head(const struct nrec *nr, size_t nn, size_t from)
+{
+	size_t j;
+
+	for (j = from + 1; j < nn; j++)
+		if (nr[j].type != MS__NREC_DATA &&
+		    !(nr[j].type & MS__NREC_OPTIONAL))
+			return j;
+	return nn;
+}
+
+START_TEST(test_codec_ready_scans)
+{
+	static struct nrec nr[NREC_MAX];
+	static const uint8_t q[] = {0x01, 0x02, 0x7e, 0, 0, 0,	 4,
+				    0x7e, 0,	0,    0, 5, 0x00};
+	ms__native_scan fresh, inc;
+	ms__qemu_scan qs, qi;
+	size_t nn, j1, j2, base, n;
+	struct bytes g;
+
+	golden_bytes(2, &g);
+	nn = nat_walk(g.p, g.n, true, nr, NREC_MAX);
+	j1 = next_head(nr, nn, 0);
+	j2 = next_head(nr, nn, j1);
+	ck_assert_uint_lt(j2, nn);
+	/* The first element, after the file header. */
+	memset(&inc, 0, sizeof(inc));
+	for (n = 0; n <= g.n; n++) {
+		int want = n >= nr[j1].off + 1;
+
+		memset(&fresh, 0, sizeof(fresh));
+		ck_assert_int_eq(
+			ms__codec_native_ready(&fresh, g.p, n, false, true, 0),
+			want);
+		ck_assert_int_eq(
+			ms__codec_native_ready(&inc, g.p, n, false, true, 0),
+			want);
+		if (n < MS__NATIVE_HEADER_SIZE) {
+			memset(&fresh, 0, sizeof(fresh));
+			ck_assert_int_eq(ms__codec_native_ready(&fresh, g.p, n,
+								true, true, 0),
+					 1);
+		}
+	}
+	/* The next one, with the CRC size the header gave. */
+	base = nr[j1].off;
+	memset(&inc, 0, sizeof(inc));
+	for (n = 0; n <= g.n - base; n++) {
+		int want = n >= nr[j2].off - base + 1;
+
+		ck_assert_int_eq(ms__codec_native_ready(&inc, g.p + base, n,
+							false, false, 4),
+				 want);
+	}
+	b_free(&g);
+
+	/* QEMU: the open section's footer (id 5, not 4) is somewhere. */
+	memset(&qi, 0, sizeof(qi));
+	for (n = 0; n <= sizeof(q); n++) {
+		memset(&qs, 0, sizeof(qs));
+		ck_assert_int_eq(
+			ms__codec_qemu_ready(&qs, q, n, 5, false, false),
+			n >= 12);
+		ck_assert_int_eq(
+			ms__codec_qemu_ready(&qi, q, n, 5, false, false),
+			n >= 12);
+		memset(&qs, 0, sizeof(qs));
+		ck_assert_int_eq(
+			ms__codec_qemu_ready(&qs, q, n, 4, false, false),
+			n >= 7);
+		memset(&qs, 0, sizeof(qs));
+		ck_assert_int_eq(
+			ms__codec_qemu_ready(&qs, q, n, 6, true, false), 1);
+		memset(&qs, 0, sizeof(qs));
+		ck_assert_int_eq(
+			ms__codec_qemu_ready(&qs, q, n, 6, false, true), 1);
+		memset(&qs, 0, sizeof(qs));
+		ck_assert_int_eq(
+			ms__codec_qemu_ready(&qs, q, n, 6, false, false), 0);
+	}
+}
+END_TEST
+
+/* A stream with no element: header, EOF, end. */
+static void eof_write(ms_writer *w, const void *arg)
+{
+	(void)arg;
+	ck_assert_int_eq(ms_writer_header(w), 0);
+	ck_assert_int_eq(ms_writer_eof(w), 0);
+	ck_assert_int_eq(ms_writer_finish(w), 0);
+}
+
+/*
+ * The one default: NULL, ms_codec_opts_init() and an all-zero struct all
+ * write the native profile with CRC-32 and footers, which the default
+ * reader reads back.  With the golden vectors' chunk size it is the
+ * "native" golden stream byte for byte.
+ */
+START_TEST(test_codec_default_opts)
+{
+	ms_codec_opts o, z;
+	struct bytes a, b, c;
+	struct rd x;
+	ms_record rec;
+	int ret, n = 0;
+
+	ms_codec_opts_init(&o);
+	ck_assert_uint_eq(o.version, MS_CODEC_OPTS_VERSION);
+	ck_assert_int_eq(o.profile, MS_PROFILE_NATIVE);
+	ck_assert_int_eq(o.checksum, 0);
+	ck_assert(!o.no_footers && !o.no_configuration && !o.no_vmdesc);
+	ck_assert_int_eq(o.compress_level, 0);
+	ck_assert_uint_eq(o.chunk_size, 0);
+	ck_assert_ptr_null(o.allocator);
+	ck_assert_ptr_null(ms_codec_opts_check(&o, false));
+	ck_assert_ptr_null(ms_codec_opts_check(&o, true));
+	ck_assert_ptr_null(ms_codec_opts_check(NULL, false));
+	memset(&z, 0, sizeof(z));
+	ck_assert_ptr_null(ms_codec_opts_check(&z, false));
+
+	write_stream(NULL, golden_write, NULL, &a);
+	write_stream(&o, golden_write, NULL, &b);
+	write_stream(&z, golden_write, NULL, &c);
+	ck_assert_uint_eq(a.n, b.n);
+	ck_assert_mem_eq(a.p, b.p, a.n);
+	ck_assert_uint_eq(a.n, c.n);
+	ck_assert_mem_eq(a.p, c.p, a.n);
+	/* Native magic, version 1, features CRC-32 and footers. */
+	ck_assert_uint_ge(a.n, 16);
+	ck_assert_mem_eq(a.p, ms__native_magic, 8);
+	ck_assert_uint_eq(ld_be32(a.p + 8), (uint32_t)MS__NATIVE_VERSION << 16 |
+						    MS__NFEAT_CRC32 |
+						    MS__NFEAT_FOOTERS);
+	b_free(&b);
+	o.chunk_size = G_CHUNK;
+	write_stream(&o, golden_write, NULL, &b);
+	golden_bytes(2, &c);
+	ck_assert_uint_eq(b.n, c.n);
+	ck_assert_mem_eq(b.p, c.p, b.n);
+
+	/* The default reader (NULL or all zero) reads both profiles. */
+	rd_open(&x, a.p, a.n, NULL);
+	while ((ret = ms_reader_next(x.r, &rec)) == 1)
+		n++;
+	ck_assert_msg(ret == 0, "%s", ms_reader_errmsg(x.r));
+	ck_assert_int_eq(ms_reader_profile(x.r), MS_PROFILE_NATIVE);
+	ck_assert_int_gt(n, G_NITEMS);
+	ck_assert_int_eq(rd_close(&x), 0);
+	b_free(&c);
+	o = copts(MS_PROFILE_QEMU);
+	write_stream(&o, eof_write, NULL, &c);
+	rd_open(&x, c.p, c.n, &z);
+	while ((ret = ms_reader_next(x.r, &rec)) == 1)
+		;
+	ck_assert_msg(ret == 0, "%s", ms_reader_errmsg(x.r));
+	ck_assert_int_eq(ms_reader_profile(x.r), MS_PROFILE_QEMU);
+	ck_assert_int_eq(rd_close(&x), 0);
+	b_free(&a);
+	b_free(&b);
+	b_free(&c);
+}
+END_TEST
+
+/*
+ * A struct whose version was forgotten: refused when any field is set,
+ * with a message that says so, never taken as the defaults.
+ */
+START_TEST(test_codec_opts_version_zero)
+{
+	static const ms_allocator no_hooks;
+	ms_codec_opts o;
+	ms_stream *ws, *rs;
+	ms_writer *w = NULL;
+	ms_reader *r = NULL;
+	const char *why;
+	int f;
+
+	ck_assert_int_eq(ms_stream_new_mem(&ws, 0, NULL), 0);
+	ck_assert_int_eq(ms_stream_new_mem_reader(&rs, "", 0, NULL), 0);
+	for (f = 0; f < 9; f++) {
+		memset(&o, 0, sizeof(o));
+		switch (f) {
+		case 0:
+			o.profile = MS_PROFILE_QEMU;
+			break;
+		case 1:
+			o.no_footers = true;
+			break;
+		case 2:
+			o.no_configuration = true;
+			break;
+		case 3:
+			o.no_vmdesc = true;
+			break;
+		case 4:
+			o.checksum = -1;
+			break;
+		case 5:
+			o.compress_level = 1;
+			break;
+		case 6:
+			o.chunk_size = 4096;
+			break;
+		case 7:
+			o.max_vmdesc = 100;
+			break;
+		default:
+			o.allocator = &no_hooks;
+			break;
+		}
+		why = ms_codec_opts_check(&o, false);
+		ck_assert_ptr_nonnull(why);
+		ck_assert_msg(strstr(why, "version is 0 but fields are set") &&
+				      strstr(why, "MS_CODEC_OPTS_VERSION"),
+			      "field %d: '%s'", f, why);
+		ck_assert_ptr_eq(ms_codec_opts_check(&o, true), why);
+		ck_assert_int_eq(ms_writer_new(&w, ws, &o), -EINVAL);
+		ck_assert_int_eq(ms_reader_new(&r, rs, &o), -EINVAL);
+		ck_assert_ptr_null(w);
+		ck_assert_ptr_null(r);
+	}
+	/* Other refusals say what is expected too. */
+	ms_codec_opts_init(&o);
+	o.profile = MS_PROFILE_AUTO;
+	ck_assert_str_eq(ms_codec_opts_check(&o, false),
+			 "ms_codec_opts: a writer's profile must be "
+			 "MS_PROFILE_QEMU or MS_PROFILE_NATIVE");
+	ck_assert_ptr_null(ms_codec_opts_check(&o, true));
+	ms_codec_opts_init(&o);
+	o.version = 7;
+	ck_assert_ptr_nonnull(strstr(ms_codec_opts_check(&o, true), "version"));
+	ms_codec_opts_init(&o);
+	o.compress_level = 10;
+	ck_assert_ptr_nonnull(
+		strstr(ms_codec_opts_check(&o, false), "compress_level"));
+	ck_assert_int_eq(ms_stream_close(ws), 0);
+	ck_assert_int_eq(ms_stream_close(rs), 0);
+}
+END_TEST
+
+/* The writer's sticky error: where the output failed, in hex. */
+START_TEST(test_codec_writer_error_offset)
+{
+	ms_codec_opts o = copts(_i ? MS_PROFILE_NATIVE : MS_PROFILE_QEMU);
+	uint8_t big[256];
+	ms_section_hdr h;
+	ms_stream *s, *p;
+	ms_writer *w;
+	char pfx[64];
+
+	memset(big, 0x5a, sizeof(big));
+	memset(&h, 0, sizeof(h));
+	h.type = MS_REC_FULL;
+	h.section_id = 2;
+	strcpy(h.idstr, "dev");
+	/* Room for the header and the section header, not the payload. */
+	ck_assert_int_eq(ms_stream_new_mem(&s, 64, NULL), 0);
+	ck_assert_int_eq(ms_writer_new(&w, s, &o), 0);
+	ck_assert_uint_eq(ms_writer_error_offset(w), 0);
+	ck_assert_int_eq(ms_writer_header(w), 0);
+	ck_assert_int_eq(ms_writer_begin(w, &h, &p), 0);
+	ms_put_buffer(p, big, sizeof(big));
+	ck_assert_int_eq(ms_writer_end(w), -ENOSPC);
+	ck_assert_int_eq(ms_writer_error(w), -ENOSPC);
+	ck_assert_uint_eq(ms_writer_error_offset(w), ms_stream_error_offset(s));
+	ck_assert_uint_gt(ms_writer_error_offset(w), 0);
+	snprintf(pfx, sizeof(pfx), "offset 0x%llx: ",
+		 (unsigned long long)ms_writer_error_offset(w));
+	ck_assert_msg(!strncmp(ms_writer_errmsg(w), pfx, strlen(pfx)),
+		      "'%s' does not start with '%s'", ms_writer_errmsg(w),
+		      pfx);
+	/* Sticky: later calls return it, misuse included. */
+	ck_assert_int_eq(ms_writer_end(w), -ENOSPC);
+	ck_assert_int_eq(ms_writer_eof(w), -ENOSPC);
+	ck_assert_msg(!strncmp(ms_writer_errmsg(w), pfx, strlen(pfx)), "%s",
+		      ms_writer_errmsg(w));
+	ms_writer_free(w);
+	ck_assert_int_eq(ms_stream_close(s), -ENOSPC);
+}
+END_TEST
+
+/* Refusals that depend on the options say which option. */
+START_TEST(test_codec_writer_misuse_options)
+{
+	ms_codec_opts o = copts(_i ? MS_PROFILE_NATIVE : MS_PROFILE_QEMU);
+	ms_stream *s;
+	ms_writer *w;
+
+	o.no_configuration = true;
+	o.no_vmdesc = true;
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
+	ck_assert_int_eq(ms_writer_new(&w, s, &o), 0);
+	ck_assert_int_eq(ms_writer_header(w), 0);
+	MISUSE_MSG(w, s, ms_writer_configuration(w, "pc", NULL, 0),
+		   "ms_writer_configuration: the writer was created with "
+		   "no_configuration");
+	ck_assert_int_eq(ms_writer_eof(w), 0);
+	MISUSE_MSG(w, s, ms_writer_vmdesc(w, "{}", 2),
+		   "ms_writer_vmdesc: the writer was created with no_vmdesc");
+	ck_assert_int_eq(ms_writer_finish(w), 0);
+	ck_assert_int_eq(ms_writer_error(w), 0);
+	ms_writer_free(w);
 	ck_assert_int_eq(ms_stream_close(s), 0);
 }
 END_TEST
@@ -3197,6 +3485,11 @@ static Suite *codec_suite(void)
 	tc = tcase_create("writer misuse");
 	tcase_add_loop_test(tc, test_codec_writer_misuse, 0, 2);
 	tcase_add_test(tc, test_codec_bad_options);
+	tcase_add_test(tc, test_codec_default_opts);
+	tcase_add_test(tc, test_codec_ready_scans);
+	tcase_add_test(tc, test_codec_opts_version_zero);
+	tcase_add_loop_test(tc, test_codec_writer_error_offset, 0, 2);
+	tcase_add_loop_test(tc, test_codec_writer_misuse_options, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("subsections");

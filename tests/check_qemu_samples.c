@@ -668,13 +668,17 @@ START_TEST(test_qemu_samples_reframe_identical)
 	const uint8_t *out;
 	struct buf data;
 	struct walk w;
+	ms_codec_opts qo;
 	ms_writer *wr;
 	ms_stream *s;
 	size_t len;
 
+	/* QEMU's grammar, asked for: the default writer is native. */
+	ms_codec_opts_init(&qo);
+	qo.profile = MS_PROFILE_QEMU;
 	sample_load(sm, &data);
 	ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
-	ck_assert_int_eq(ms_writer_new(&wr, s, NULL), 0);
+	ck_assert_int_eq(ms_writer_new(&wr, s, &qo), 0);
 	walk_init(&w, MS_PROFILE_QEMU, data.p, data.len, wr);
 	ck_assert_msg(walk_run(&w, data.p, data.len) == 0, "%s: %s", sm->file,
 		      w.errmsg);
@@ -698,6 +702,8 @@ START_TEST(test_qemu_samples_native_roundtrip)
 	ms_codec_opts no = {.version = MS_CODEC_OPTS_VERSION,
 			    .profile = MS_PROFILE_NATIVE,
 			    .compress_level = _i % 2 ? 6 : 0};
+	ms_codec_opts qo = {.version = MS_CODEC_OPTS_VERSION,
+			    .profile = MS_PROFILE_QEMU};
 	const uint8_t *nat, *out;
 	size_t nat_len, len;
 	struct walk w1, w2;
@@ -716,7 +722,7 @@ START_TEST(test_qemu_samples_native_roundtrip)
 		ck_assert_uint_lt(nat_len, data.len);
 
 	ck_assert_int_eq(ms_stream_new_mem(&sq, 0, NULL), 0);
-	ck_assert_int_eq(ms_writer_new(&wq, sq, NULL), 0);
+	ck_assert_int_eq(ms_writer_new(&wq, sq, &qo), 0);
 	walk_init(&w2, MS_PROFILE_NATIVE, NULL, 0, wq);
 	ck_assert_msg(walk_run(&w2, nat, nat_len) == 0, "%s (native): %s",
 		      sm->file, w2.errmsg);

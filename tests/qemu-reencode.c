@@ -418,7 +418,11 @@ int main(int argc, char **argv)
 	ret = ret ? ret : cret;
 	ret = ret ? ret : ms_reader_new(&x.r, in, &ro);
 	/* The writer: QEMU's defaults (profile, configuration, footers). */
-	ret = ret ? ret : ms_writer_new(&x.w, out, NULL);
+	ret = ret ? ret
+		  : ms_writer_new(
+			    &x.w, out,
+			    &(ms_codec_opts){.version = MS_CODEC_OPTS_VERSION,
+					     .profile = MS_PROFILE_QEMU});
 	if (!ret)
 		ret = reencode(&x);
 	else

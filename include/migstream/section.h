@@ -13,9 +13,11 @@
  * is the same for both profiles.
  *
  * Errors are those of stream.h: negative errnos, with a message naming
- * the byte offset, the section and what was expected, available from
- * ms_writer_errmsg() and ms_reader_errmsg().  Objects are not thread-safe;
- * distinct objects may be used on distinct threads.
+ * the byte offset (in hex), the section and what was expected, available
+ * from ms_writer_errmsg() and ms_reader_errmsg().  A call made out of
+ * order or with a bad argument returns -EINVAL and says what was
+ * expected in the same message, without failing the object.  Objects are
+ * not thread-safe; distinct objects may be used on distinct threads.
  */
 #ifndef MIGSTREAM_SECTION_H
 #define MIGSTREAM_SECTION_H
@@ -66,7 +68,8 @@ const char *ms_record_type_name(int type);
  * enum ms_profile - The two stream grammars.
  * @MS_PROFILE_AUTO: reader only: decide from the first bytes.
  * @MS_PROFILE_QEMU: QEMU's "QEVM" version 3 stream.
- * @MS_PROFILE_NATIVE: migstream's own, see docs/FORMAT.md.
+ * @MS_PROFILE_NATIVE: migstream's own, see docs/FORMAT.md; what writers
+ *                     write by default.
  */
 typedef enum ms_profile {
 	MS_PROFILE_AUTO = 0,
@@ -125,8 +128,17 @@ enum ms_qemu_command {
  *              MS_DEFAULT_MAX_VMDESC.
  * @allocator: allocation hooks, or NULL.
  *
- * Pass NULL for the defaults: the QEMU profile as QEMU 7.2 writes it
- * (configuration, footers, trailer), or for readers, auto-detection.
+ * The one default, which NULL and ms_codec_opts_init() give: writers
+ * write the native profile with a CRC-32 on every record, footers, no
+ * compression and MS_NATIVE_DEFAULT_CHUNK chunks; a NULL reader detects
+ * the profile, so that the default reader accepts what any writer
+ * writes.  To write what QEMU reads, ask for MS_PROFILE_QEMU (QEMU 7.2's
+ * grammar: configuration, footers, trailer).
+ *
+ * Start from ms_codec_opts_init() and change the fields you need.  A
+ * struct whose @version is 0 is refused with -EINVAL when any other field
+ * is set, so that a forgotten @version never drops settings silently; one
+ * that is all zero means the defaults, as NULL does.
  */
 typedef struct ms_codec_opts {
 	unsigned version;
@@ -140,6 +152,32 @@ typedef struct ms_codec_opts {
 	size_t max_vmdesc;
 	const ms_allocator *allocator;
 } ms_codec_opts;
+
+/**
+ * ms_codec_opts_init() - Fill codec options with the defaults.
+ * @o: the options to fill.
+ *
+ * Sets @o->version to MS_CODEC_OPTS_VERSION, the profile to
+ * MS_PROFILE_NATIVE with CRC-32 (@o->checksum 0) and every other field to
+ * 0, which means its default.  A reader given these options reads the
+ * native profile only; set @o->profile to MS_PROFILE_AUTO (or pass NULL)
+ * to accept both.
+ */
+void ms_codec_opts_init(ms_codec_opts *o);
+
+/**
+ * ms_codec_opts_check() - Say what is wrong with codec options.
+ * @o: options, or NULL.
+ * @reader: check them for ms_reader_new() (true) or ms_writer_new().
+ *
+ * The constructors refuse with -EINVAL exactly the options this finds
+ * wrong; it says why, for example "ms_codec_opts: version is 0 but fields
+ * are set: set version to MS_CODEC_OPTS_VERSION (or start from
+ * ms_codec_opts_init())".  Thread-safe.
+ *
+ * Return: NULL when @o is accepted, else a static message.
+ */
+const char *ms_codec_opts_check(const ms_codec_opts *o, bool reader);
 
 /**
  * struct ms_section_hdr - The header of a section record.
@@ -170,11 +208,13 @@ typedef struct ms_writer ms_writer;
  * @out: receives the writer; untouched on failure.
  * @s: a writer stream; borrowed, never closed by the writer, and must
  *     outlive it.
- * @opts: settings, or NULL for QEMU's defaults.
+ * @opts: settings, or NULL for the defaults: the native profile with
+ *        CRC-32 (see struct ms_codec_opts).
  *
  * Nothing is written until ms_writer_header().
  *
- * Return: 0, -EINVAL (bad @opts or @s not a writer) or -ENOMEM.
+ * Return: 0, -EINVAL (bad @opts, see ms_codec_opts_check(), or @s not a
+ * writer) or -ENOMEM.
  */
 int ms_writer_new(ms_writer **out, ms_stream *s, const ms_codec_opts *opts);
 
@@ -283,12 +323,26 @@ int ms_writer_finish(ms_writer *w);
 int ms_writer_error(const ms_writer *w);
 
 /**
- * ms_writer_errmsg() - Message of the writer's sticky error.
+ * ms_writer_errmsg() - Message of the writer's error.
  * @w: a writer.
+ *
+ * The message of the sticky error, such as "offset 0x1f4: record of
+ * 16777300 bytes"; without one, the message of the last call refused
+ * with -EINVAL, such as "ms_writer_begin: called before
+ * ms_writer_header" (such a refusal does not fail the writer).
  *
  * Return: "" or the message; valid until the writer is freed.
  */
 const char *ms_writer_errmsg(const ms_writer *w);
+
+/**
+ * ms_writer_error_offset() - Byte offset of the writer's sticky error.
+ * @w: a writer.
+ *
+ * Return: the offset in the output stream where the error happened, or 0
+ * without an error.
+ */
+uint64_t ms_writer_error_offset(const ms_writer *w);
 
 /*
  * Reader.
@@ -331,12 +385,15 @@ typedef struct ms_record {
  * ms_reader_new() - Create a pull parser on an input stream.
  * @out: receives the reader; untouched on failure.
  * @s: a reader stream; borrowed, never closed, must outlive the reader.
- * @opts: settings, or NULL to detect the profile.
+ * @opts: settings, or NULL for the default reader, which detects the
+ *        profile: it accepts what any writer writes (QEMU streams without
+ *        footers aside, which need no_footers said).
  *
  * Nothing is read until the first ms_reader_next(), which reads and checks
  * the file header.
  *
- * Return: 0, -EINVAL or -ENOMEM.
+ * Return: 0, -EINVAL (bad @opts, see ms_codec_opts_check(), or @s not a
+ * reader) or -ENOMEM.
  */
 int ms_reader_new(ms_reader **out, ms_stream *s, const ms_codec_opts *opts);
 
