@@ -28,17 +28,14 @@ struct ms_load {
 	bool have_rec; /* rec read, its payload not loaded yet */
 	ms_record rec;
 	struct ms__handler *cur;
-	uint64_t scan_from; /* QEMU feed: footer search resumes here */
-	bool footer_seen;   /* QEMU feed: a footer may end the section */
+	ms__qemu_scan qscan; /* QEMU feed: the open section's footer search */
 	/* Fed: the bytes there were when the next element last ran out of
 	 * data (0 if it has not); see retry_due(). */
 	size_t retry_at;
 	size_t max_fed;	      /* the most bytes a fed load holds */
 	uint64_t attempts;    /* tries of a record or payload (for tests) */
 	uint64_t tried_bytes; /* bytes those tries read (for tests) */
-	bool nscan_valid;     /* native feed: the element scan so far */
-	bool nscan_head;
-	size_t nscan_off;
+	ms__native_scan nscan; /* native feed: the element scan so far */
 	bool started; /* the file header was read */
 	bool native;
 	unsigned native_crc;
@@ -342,60 +339,6 @@ void ms__load_counts(const ms_load *ld, uint64_t *attempts, uint64_t *bytes)
 }
 
 /*
- * Native: is the next element complete in the fed data?  It starts after
- * what is left of the previous element's DATA records; it is complete
- * when its head record and all its DATA records are there and the byte
- * after them (the next record's type) is too, or the data has ended.
- */
-/* MERGE: replace with ms__codec_*_ready */
-static bool native_element_ready(ms_load *ld, const uint8_t *p, size_t n,
-				 bool at_end, bool first)
-{
-	size_t off, crc;
-	bool head;
-
-	if (first) {
-		if (n < MS__NATIVE_HEADER_SIZE)
-			return at_end;
-		/* Header flags: is there a CRC after each record? */
-		crc = ms__load_be16(p + 10) & MS__NFEAT_CRC32 ? 4 : 0;
-	} else {
-		crc = ld->native_crc;
-	}
-	/* Resume where the last call stopped: linear in the data fed. */
-	if (ld->nscan_valid) {
-		off = ld->nscan_off;
-		head = ld->nscan_head;
-	} else {
-		off = first ? MS__NATIVE_HEADER_SIZE : 0;
-		head = false;
-	}
-	for (;;) {
-		uint32_t len;
-
-		ld->nscan_valid = true;
-		ld->nscan_off = off;
-		ld->nscan_head = head;
-		if (n - off < 1)
-			return at_end;
-		/* Optional records may sit between an element's DATA. */
-		if (p[off] != MS__NREC_DATA && !(p[off] & MS__NREC_OPTIONAL)) {
-			if (head)
-				return true; /* the next element has begun */
-			head = true;
-		}
-		if (n - off < MS__NATIVE_RECORD_HDR)
-			return at_end;
-		len = ms__load_be32(p + off + 2);
-		if (len > MS_NATIVE_MAX_RECORD)
-			return true; /* the reader reports it */
-		if (n - off - MS__NATIVE_RECORD_HDR < (size_t)len + crc)
-			return at_end;
-		off += MS__NATIVE_RECORD_HDR + len + crc;
-	}
-}
-
-/*
  * Fed QEMU loads parse again from the start of a record or section when
  * more data has come: the stream does not say where either ends.  Each
  * retry reads at most what is there, so retrying on every chunk would be
@@ -411,34 +354,22 @@ static bool retry_due(const ms_load *ld, size_t n, bool force)
 	return force || n / 2 >= ld->retry_at;
 }
 
-/* QEMU: could the open section's payload be complete?  Linear in the
- * data: the footer search resumes where it stopped. */
-/* MERGE: replace with ms__codec_*_ready */
+/* QEMU: could the open section's payload be complete, and is a try due?
+ * The codec's footer search resumes where it stopped: linear in the data. */
 static bool qemu_section_ready(ms_load *ld, const uint8_t *p, size_t n,
 			       bool force)
 {
-	uint32_t id = ld->rec.section.section_id;
-	size_t i = ld->scan_from;
-
-	if (force || ld->codec.no_footers)
-		ld->footer_seen = true;
-	for (; !ld->footer_seen && i + 5 <= n; i++) {
-		if (p[i] == MS_REC_FOOTER && ms__load_be32(p + i + 1) == id) {
-			ld->scan_from = i + 1;
-			ld->footer_seen = true;
-		}
-	}
-	if (!ld->footer_seen)
-		ld->scan_from = n > 4 ? n - 4 : 0;
-	return ld->footer_seen && retry_due(ld, n, force);
+	return ms__codec_qemu_ready(&ld->qscan, p, n,
+				    ld->rec.section.section_id,
+				    ld->codec.no_footers, force) &&
+	       retry_due(ld, n, force);
 }
 
 /* The next element has been loaded: start afresh. */
 static void load_advanced(ms_load *ld)
 {
 	ld->retry_at = 0;
-	ld->footer_seen = false;
-	ld->scan_from = 0;
+	memset(&ld->qscan, 0, sizeof(ld->qscan));
 }
 
 /*
@@ -463,7 +394,8 @@ static int load_pump_record(ms_load *ld, const uint8_t *p, size_t n,
 		native = n >= 8 && !memcmp(p, ms__native_magic, 8);
 	}
 	/* A native element is read only once complete. */
-	if (native && !native_element_ready(ld, p, n, at_end, !ld->started))
+	if (native && !ms__codec_native_ready(&ld->nscan, p, n, at_end,
+					      !ld->started, ld->native_crc))
 		return 0;
 	if (!native && !retry_due(ld, n, force))
 		return 0;
@@ -487,7 +419,7 @@ static int load_pump_record(ms_load *ld, const uint8_t *p, size_t n,
 	if (ret < 0)
 		return load_reader_fail(ld);
 	ms__reader_commit(ld->r);
-	ld->nscan_valid = false; /* the next element starts */
+	memset(&ld->nscan, 0, sizeof(ld->nscan)); /* the next element starts */
 	load_advanced(ld);
 	if (!ld->started) {
 		ld->started = true;
@@ -536,7 +468,7 @@ static int load_pump(ms_load *ld, bool at_end)
 						 "payload");
 			ms__feed_rewind(ld->feed);
 			ld->retry_at = n ? n : 1;
-			ld->footer_seen = false;
+			ld->qscan.footer_seen = false;
 			return 0;
 		}
 		ms__feed_unmark(ld->feed);

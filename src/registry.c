@@ -64,10 +64,10 @@ int ms__driver_codec_copy(ms_registry *reg, ms_codec_opts *dst,
 	if (src) {
 		*dst = *src;
 	} else {
-		/* The one default.  MERGE: use ms_codec_opts_init() here. */
-		memset(dst, 0, sizeof(*dst));
-		dst->version = MS_CODEC_OPTS_VERSION;
-		dst->profile = reader ? MS_PROFILE_AUTO : MS_PROFILE_NATIVE;
+		/* The one default (readers detect the profile). */
+		ms_codec_opts_init(dst);
+		if (reader)
+			dst->profile = MS_PROFILE_AUTO;
 	}
 	if (!dst->allocator)
 		dst->allocator = reg->a;
