@@ -1167,7 +1167,7 @@ static int qemu_next(ms_reader *r, ms_record *rec)
 
 	if (r->window) {
 		/* The window reads no further than its end: skip the rest. */
-		uint64_t unread = ms__window_left(r->window);
+		uint64_t unread = ms__substream_left(r->window);
 
 		/* Skip first: a fed load may retry this call from a
 		 * snapshot that still holds the window. */
@@ -1295,7 +1295,7 @@ static int qemu_next(ms_reader *r, ms_record *rec)
 				     "%d expected",
 				     rec->cmd, rec->length, fixed);
 		plen = rec->length;
-		ret = ms__stream_new_window(&r->window, r->s, plen, r->a);
+		ret = ms__substream_new(&r->window, r->s, plen, r->a);
 		if (ret)
 			return rfail(r, ret, off, "out of memory");
 		return 1;
@@ -1318,7 +1318,7 @@ static int qemu_next(ms_reader *r, ms_record *rec)
 				     "limit of %zu",
 				     len, r->max_vmdesc);
 		rec->length = len;
-		ret = ms__stream_new_window(&r->window, r->s, len, r->a);
+		ret = ms__substream_new(&r->window, r->s, len, r->a);
 		if (ret)
 			return rfail(r, ret, off, "out of memory");
 		r->state = R_AFTER_VMDESC;

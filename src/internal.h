@@ -114,10 +114,10 @@ uint32_t ms__crc32(uint32_t crc, const void *buf, size_t len);
 
 /* Stream over at most @limit bytes of @parent (reader), for payloads of
  * known length; closing it does not close @parent. */
-int ms__stream_new_window(ms_stream **out, ms_stream *parent, uint64_t limit,
-			  const ms_allocator *a);
+int ms__substream_new(ms_stream **out, ms_stream *parent, uint64_t limit,
+		      const ms_allocator *a);
 /* Bytes of the window not yet taken from its parent. */
-uint64_t ms__window_left(const ms_stream *w);
+uint64_t ms__substream_left(const ms_stream *w);
 
 /* A custom reader whose source can also lend its next bytes in place
  * (@borrow: > 0 bytes at *p, valid until the next read or borrow; 0 at

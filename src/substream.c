@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Window: a reader over the next N bytes of another reader, for payloads
+ * Substream: a reader over the next N bytes of another reader, for payloads
  * whose length is known (commands, the VM description).  It reads no
  * further than N bytes, so the parent is left exactly at the window's end
  * once the window is drained.
@@ -53,8 +53,8 @@ static const ms_stream_ops window_ops = {
 	MS_STREAM_OPS_VERSION, NULL, window_read, NULL, window_close,
 };
 
-int ms__stream_new_window(ms_stream **out, ms_stream *parent, uint64_t limit,
-			  const ms_allocator *a)
+int ms__substream_new(ms_stream **out, ms_stream *parent, uint64_t limit,
+		      const ms_allocator *a)
 {
 	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, a, 4096, 0, 0};
 	struct window *w;
@@ -72,7 +72,7 @@ int ms__stream_new_window(ms_stream **out, ms_stream *parent, uint64_t limit,
 	return ret;
 }
 
-uint64_t ms__window_left(const ms_stream *s)
+uint64_t ms__substream_left(const ms_stream *s)
 {
 	const struct window *w = s->ops_opaque;
 
