@@ -49,7 +49,8 @@ const char *ms_strerror(int err);
  * @malloc: like malloc(3); returns NULL on failure.
  * @realloc: like realloc(3); returns NULL on failure and leaves @ptr alone.
  * @free: like free(3); must accept NULL.
- * @opaque: passed as the last argument of each hook.
+ * @opaque: passed as the first argument of each hook, as in every
+ *          callback of the library.
  *
  * Objects created with an allocator use it for every allocation they make
  * (zlib's included) and keep the pointer to it: the structure must stay
@@ -57,9 +58,9 @@ const char *ms_strerror(int err);
  * allocator is accepted means the C library's.
  */
 typedef struct ms_allocator {
-	void *(*malloc)(size_t size, void *opaque);
-	void *(*realloc)(void *ptr, size_t size, void *opaque);
-	void (*free)(void *ptr, void *opaque);
+	void *(*malloc)(void *opaque, size_t size);
+	void *(*realloc)(void *opaque, void *ptr, size_t size);
+	void (*free)(void *opaque, void *ptr);
 	void *opaque;
 } ms_allocator;
 
