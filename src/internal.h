@@ -132,6 +132,20 @@ bool ms__stream_is_starved(const ms_stream *s);
 bool ms__stream_is_feed(const ms_stream *s);
 /* 0 if ms_stream_feed_commit(@s, @len) would be accepted, else -EINVAL. */
 int ms__feed_commit_ok(const ms_stream *s, size_t len);
+/*
+ * Mark and rewind a feed reader, for the load driver: a parser that ran
+ * out of fed data (-EAGAIN) goes back to the mark and tries again when
+ * more has come.  The bytes from the mark on are kept until the mark is
+ * dropped.  ms__feed_rewind() also undoes an -EAGAIN error; it returns
+ * -EINVAL without a mark or after another error.
+ */
+void ms__feed_mark(ms_stream *s);
+void ms__feed_unmark(ms_stream *s);
+int ms__feed_rewind(ms_stream *s);
+
+/* Drop what a writer stream queued, without sending it (writers whose
+ * flush hands the data off; the others keep it). */
+void ms__stream_drop(ms_stream *s);
 
 struct ms_load;
 /* What a fed load has tried so far: the runs of the reader or of a

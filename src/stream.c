@@ -7,12 +7,17 @@
  * memory; a flush hands the staging bytes and the queued buffers, in
  * order, to the sink.  Staging bytes that are not yet described by an
  * iovec run from stage_start to buf_len, so a small put is a bounds check
- * and a store.  The memory writer has no sink: its staging buffer is the
- * growable result itself.
+ * and a store.
  *
- * A reader consumes buf[buf_pos, buf_len).  Memory readers point buf at
- * the caller's data, feed readers at an owned buffer that ms_stream_feed()
- * appends to, and the others refill an owned buffer from the sink.
+ * A reader consumes buf[buf_pos, buf_len) and refills it from the sink's
+ * read hook (or lets the sink lend its bytes in place).
+ *
+ * The core does not know which sink it serves: each sink's transport
+ * table (stream-impl.h) gives the byte movers, hooks where the sink does
+ * something else than the default (the memory writer grows instead of
+ * flushing, the iovec array hands out entries instead of writing, the
+ * feed reader is appended to instead of refilled) and flags for the few
+ * rules that depend on the sink.
  *
  * After an error a reader's window is emptied and a writer refuses puts,
  * so the fast paths need no extra test for the sticky error beyond one
@@ -56,7 +61,7 @@ static void stream_vfail(ms_stream *s, int err, uint64_t offset,
 	if (s->mode == MS_STREAM_READER) {
 		/* Nothing buffered may be consumed after an error; a feed
 		 * reader keeps its data for ms__feed_rewind(). */
-		s->feed_len_saved = s->buf_len;
+		s->buf_len_at_err = s->buf_len;
 		s->buf_pos = 0;
 		s->buf_len = 0;
 	}
@@ -71,6 +76,17 @@ int ms__stream_fail(ms_stream *s, int err, uint64_t offset, const char *fmt,
 	stream_vfail(s, err, offset, fmt, ap);
 	va_end(ap);
 	return s->err;
+}
+
+void ms__stream_clear_error(ms_stream *s)
+{
+	if (!s->err)
+		return;
+	s->err = 0;
+	s->err_offset = 0;
+	s->errmsg[0] = '\0';
+	if (s->mode == MS_STREAM_READER)
+		s->buf_len = s->buf_len_at_err;
 }
 
 int ms_stream_set_error(ms_stream *s, int err, const char *fmt, ...)
@@ -137,7 +153,13 @@ void ms_stream_get_stats(const ms_stream *s, ms_stream_stats *st)
  * Creation and destruction.
  */
 
-int ms__stream_create(ms_stream **sp, ms_stream_mode mode, enum ms__kind kind,
+/* Where the sink's state starts in the stream's allocation. */
+#define SINK_OFFSET                                                            \
+	((sizeof(struct ms_stream) + _Alignof(max_align_t) - 1) /              \
+	 _Alignof(max_align_t) * _Alignof(max_align_t))
+
+int ms__stream_create(ms_stream **sp, ms_stream_mode mode,
+		      const struct ms__transport *t, size_t sink_size,
 		      const ms_stream_opts *opts)
 {
 	const ms_allocator *a = NULL;
@@ -169,18 +191,21 @@ int ms__stream_create(ms_stream **sp, ms_stream_mode mode, enum ms__kind kind,
 		timeout_ms = opts->timeout_ms;
 	}
 
-	s = ms__malloc(a, sizeof(*s));
+	if (sink_size > SIZE_MAX - SINK_OFFSET)
+		return -ENOMEM;
+	s = ms__malloc(a, SINK_OFFSET + sink_size);
 	if (!s)
 		return -ENOMEM;
-	memset(s, 0, sizeof(*s));
+	memset(s, 0, SINK_OFFSET + sink_size);
 	s->mode = mode;
-	s->kind = kind;
+	s->t = t;
+	s->flags = t->flags;
+	s->sink = sink_size ? (uint8_t *)s + SINK_OFFSET : NULL;
 	s->alloc = a;
 	s->buf_size = buf_size;
 	s->zc_threshold = zc;
 	s->timeout_ms = timeout_ms;
 	s->queue_limit = SIZE_MAX;
-	s->fd = -1;
 	*sp = s;
 	return 0;
 }
@@ -190,12 +215,13 @@ int ms__stream_create(ms_stream **sp, ms_stream_mode mode, enum ms__kind kind,
  * fd, iovec and custom sinks.
  */
 int ms__stream_create_buffered(ms_stream **sp, ms_stream_mode mode,
-			       enum ms__kind kind, const ms_stream_opts *opts)
+			       const struct ms__transport *t, size_t sink_size,
+			       const ms_stream_opts *opts)
 {
 	ms_stream *s;
 	int ret;
 
-	ret = ms__stream_create(&s, mode, kind, opts);
+	ret = ms__stream_create(&s, mode, t, sink_size, opts);
 	if (ret)
 		return ret;
 	s->buf = ms__malloc(s->alloc, s->buf_size);
@@ -211,17 +237,12 @@ int ms__stream_create_buffered(ms_stream **sp, ms_stream_mode mode,
 
 void ms__stream_destroy(ms_stream *s)
 {
-	struct ms__chunk *c, *next;
-
-	for (c = s->chunks; c; c = next) {
-		next = c->next;
-		ms__free(s->alloc, c);
-	}
+	if (s->t->destroy)
+		s->t->destroy(s);
 	if (s->borrowed)
 		s->buf = s->own_buf;
 	if (s->buf_owned)
 		ms__free(s->alloc, s->buf);
-	ms__free(s->alloc, s->riov);
 	ms__free(s->alloc, s);
 }
 
@@ -231,11 +252,13 @@ int ms_stream_close(ms_stream *s)
 
 	if (!s)
 		return 0;
-	if (s->kind == MS__KIND_IOV_ARRAY)
-		ms__iov_array_close(s);
-	else if (s->mode == MS_STREAM_WRITER)
-		ms_stream_flush(s);
-	if (s->t && s->t->close) {
+	if (s->mode == MS_STREAM_WRITER) {
+		if (s->t->pre_close)
+			s->t->pre_close(s);
+		else
+			ms_stream_flush(s);
+	}
+	if (s->t->close) {
 		ret = s->t->close(s);
 		if (ret < 0)
 			ms__stream_fail(s, ret, s->pos, "closing the sink: %s",
@@ -250,8 +273,7 @@ int ms_stream_close(ms_stream *s)
  * Writing.
  */
 
-/* Describe the staging bytes not yet queued with one iovec. */
-static void seal_stage(ms_stream *s)
+void ms__writer_seal(ms_stream *s)
 {
 	size_t n = s->buf_len - s->stage_start;
 
@@ -324,49 +346,30 @@ static int sink_write_all(ms_stream *s, struct iovec *iov, int cnt)
 	return 0;
 }
 
-int ms__writer_flush(ms_stream *s)
+void ms__writer_reset(ms_stream *s)
 {
-	int ret = 0;
-
-	if (s->err)
-		return s->err;
-	switch (s->kind) {
-	case MS__KIND_MEM:
-		return 0;
-	case MS__KIND_IOV_ARRAY:
-		return ms__iov_array_flush(s);
-	case MS__KIND_IOV_CB:
-		seal_stage(s);
-		if (s->iovcnt) {
-			s->sink_calls++;
-			ret = s->iov_fn(s->iov_opaque, s->iov, s->iovcnt);
-			if (ret < 0)
-				ms__stream_fail(s, ret, s->flushed,
-						"iovec callback failed at "
-						"offset %llu: %s",
-						(unsigned long long)s->flushed,
-						ms_strerror(ret));
-			else
-				s->flushed = s->pos;
-		}
-		break;
-	default:
-		seal_stage(s);
-		if (s->iovcnt)
-			sink_write_all(s, s->iov, s->iovcnt);
-		break;
-	}
 	s->iovcnt = 0;
 	s->buf_len = 0;
 	s->stage_start = 0;
 	s->queue_mark = s->zero_copied;
+}
+
+int ms__writer_flush(ms_stream *s)
+{
+	if (s->err)
+		return s->err;
+	if (s->t->flush)
+		return s->t->flush(s);
+	ms__writer_seal(s);
+	if (s->iovcnt)
+		sink_write_all(s, s->iov, s->iovcnt);
+	ms__writer_reset(s);
 	return s->err;
 }
 
 void ms__stream_drop(ms_stream *s)
 {
-	if (s->mode != MS_STREAM_WRITER || s->kind == MS__KIND_MEM ||
-	    s->kind == MS__KIND_IOV_ARRAY)
+	if (s->mode != MS_STREAM_WRITER || !(s->flags & MS__SINK_HANDS_OFF))
 		return;
 	s->iovcnt = 0;
 	s->buf_len = 0;
@@ -384,70 +387,13 @@ int ms_stream_flush(ms_stream *s)
 }
 
 /*
- * A memory writer's buf_cap is what the fast paths may fill: the
- * allocation, cut down so that no more than max_size bytes are held.
- */
-void ms__mem_set_limit(ms_stream *s)
-{
-	s->buf_cap = s->mem_alloc;
-	if (s->max_size && s->buf_cap - s->buf_pos > s->max_size)
-		s->buf_cap = s->buf_pos + s->max_size;
-}
-
-/* Make room for @need contiguous bytes in a memory writer. */
-static int mem_grow(ms_stream *s, size_t need)
-{
-	size_t held = s->buf_len - s->buf_pos;
-	size_t cap;
-	uint8_t *nb;
-
-	if (s->max_size && need > s->max_size - held)
-		return ms__stream_fail(s, -ENOSPC, s->pos,
-				       "memory sink full: %zu bytes held, %zu "
-				       "more do not fit in %zu",
-				       held, need, s->max_size);
-	if (need > SIZE_MAX / 4 || s->buf_len > SIZE_MAX / 4 - need)
-		return ms__stream_fail(s, -ENOMEM, s->pos,
-				       "memory sink too large");
-	/*
-	 * Move the held bytes over the discarded ones only when that
-	 * reclaims at least as much as it moves: amortised O(1) per byte.
-	 */
-	if (s->buf_pos && s->buf_pos >= held && s->mem_alloc - held >= need) {
-		memmove(s->buf, s->buf + s->buf_pos, held);
-		s->buf_pos = 0;
-		s->buf_len = held;
-	} else if (s->mem_alloc - s->buf_len < need) {
-		cap = s->mem_alloc ? s->mem_alloc : 256;
-		while (cap - s->buf_len < need) {
-			if (cap > SIZE_MAX / 2)
-				return ms__stream_fail(s, -ENOMEM, s->pos,
-						       "memory sink too large");
-			cap *= 2;
-		}
-		nb = ms__realloc(s->alloc, s->buf, cap);
-		if (!nb)
-			return ms__stream_fail(s, -ENOMEM, s->pos,
-					       "memory sink: cannot grow to "
-					       "%zu bytes",
-					       cap);
-		s->buf = nb;
-		s->mem_alloc = cap;
-	}
-	ms__mem_set_limit(s);
-	return 0;
-}
-
-/*
- * Make room in the staging buffer: flush (or grow, for memory), so that
+ * Make room in the staging buffer (the sink's hook, or a flush), so that
  * at least one byte, and @want bytes where possible, fit.
  */
 static int make_room(ms_stream *s, size_t want)
 {
-	if (s->kind == MS__KIND_MEM)
-		return mem_grow(s, want);
-	if (s->kind == MS__KIND_IOV_ARRAY)
-		return ms__iov_array_make_room(s);
+	if (s->t->make_room)
+		return s->t->make_room(s, want);
 	return ms__writer_flush(s);
 }
 
@@ -486,7 +432,7 @@ static int put_copy(ms_stream *s, const uint8_t *p, size_t len)
 /* Slow path of the fixed-size puts: the bytes straddle a flush. */
 static int put_small(ms_stream *s, const uint8_t *p, size_t len)
 {
-	if (s->kind == MS__KIND_MEM && make_room(s, len))
+	if ((s->flags & MS__SINK_HOLDS_DATA) && make_room(s, len))
 		return s->err;
 	return put_copy(s, p, len);
 }
@@ -621,7 +567,7 @@ static int queue_buffer(ms_stream *s, const void *buf, size_t len)
 	/* Two entries may be needed: the staging bytes and this buffer. */
 	if (s->iovcnt + 2 > MS_STREAM_MAX_IOV && ms__writer_flush(s))
 		return s->err;
-	seal_stage(s);
+	ms__writer_seal(s);
 	s->iov[s->iovcnt].iov_base = (void *)(uintptr_t)buf;
 	s->iov[s->iovcnt].iov_len = len;
 	s->iovcnt++;
@@ -638,7 +584,7 @@ int ms_put_buffer(ms_stream *s, const void *buf, size_t len)
 	assert(buf);
 	if (!buf)
 		return -EINVAL;
-	if (s->kind == MS__KIND_MEM && s->buf_cap - s->buf_len < len &&
+	if ((s->flags & MS__SINK_HOLDS_DATA) && s->buf_cap - s->buf_len < len &&
 	    make_room(s, len))
 		return s->err;
 	/*
@@ -646,9 +592,7 @@ int ms_put_buffer(ms_stream *s, const void *buf, size_t len)
 	 * copied to be written out at once: hand it to the sink directly,
 	 * together with what is queued, before returning.
 	 */
-	if (len >= s->buf_size &&
-	    (s->kind == MS__KIND_FD || s->kind == MS__KIND_CUSTOM ||
-	     s->kind == MS__KIND_IOV_CB)) {
+	if (len >= s->buf_size && (s->flags & MS__SINK_HANDS_OFF)) {
 		if (queue_buffer(s, buf, len))
 			return s->err;
 		return ms__writer_flush(s);
@@ -664,7 +608,7 @@ int ms_put_buffer_async(ms_stream *s, const void *buf, size_t len)
 	assert(buf);
 	if (!buf)
 		return -EINVAL;
-	if (len < s->zc_threshold || s->kind == MS__KIND_MEM)
+	if (len < s->zc_threshold || (s->flags & MS__SINK_HOLDS_DATA))
 		return ms_put_buffer(s, buf, len);
 	if (queue_buffer(s, buf, len))
 		return s->err;
@@ -767,7 +711,7 @@ static int fail_short(ms_stream *s, uint64_t start, uint64_t need,
 {
 	if (s->err)
 		return s->err;
-	if (s->kind == MS__KIND_FEED && !s->eof)
+	if ((s->flags & MS__SINK_FED) && !s->eof)
 		return ms__stream_fail(s, -EAGAIN, start,
 				       "offset %llu: %llu bytes needed, %llu "
 				       "available (more may be fed)",
@@ -812,7 +756,7 @@ static size_t fill(ms_stream *s, size_t need)
 {
 	size_t have = s->buf_len - s->buf_pos;
 
-	if (have >= need || s->err || !s->t || s->eof)
+	if (have >= need || s->err || !s->t->read || s->eof)
 		return have;
 	if (s->borrowed) {
 		/* What is left of the borrowed bytes moves to our own buffer
@@ -868,7 +812,7 @@ static int get_copy(ms_stream *s, uint8_t *p, size_t len)
 		size_t have = s->buf_len - s->buf_pos;
 		size_t n;
 
-		if (!have && s->t && len >= s->buf_cap && !s->eof) {
+		if (!have && s->t->read && len >= s->buf_cap && !s->eof) {
 			/* Large read: straight into the caller's memory. */
 			ssize_t r = sink_read(s, p, len);
 
@@ -1108,13 +1052,13 @@ ssize_t ms_peek(ms_stream *s, const uint8_t **data, size_t len)
 		return -EINVAL;
 	if (s->err)
 		return s->err;
-	if (s->t && len > s->buf_cap)
+	if (len > ms__stream_peek_max(s))
 		return -EINVAL;
 	have = fill(s, len);
 	if (s->err)
 		return s->err;
 	/* A feed that may still grow cannot say what follows: as a get. */
-	if (have < len && s->kind == MS__KIND_FEED && !s->eof)
+	if (have < len && (s->flags & MS__SINK_FED) && !s->eof)
 		return fail_short(s, s->pos, len, have);
 	/* An empty memory or feed reader may have no buffer at all. */
 	if (s->buf)

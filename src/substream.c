@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Substream: a reader over the next N bytes of another reader, for payloads
- * whose length is known (commands, the VM description).  It reads no
- * further than N bytes, so the parent is left exactly at the window's end
- * once the window is drained.
+ * Substream: a reader over the next N bytes of another reader, for
+ * payloads whose length is known (commands, the VM description).  It
+ * reads no further than N bytes, so the parent is left exactly at the
+ * substream's end once the substream is drained.  Its transport reads
+ * from the parent with the public ms_peek() and ms_skip().
  */
 #include "config.h"
 
@@ -12,24 +13,24 @@
 
 #include "stream-impl.h"
 
-struct window {
+struct substream {
 	ms_stream *parent;
 	uint64_t left;
-	const ms_allocator *alloc;
 };
 
-static ssize_t window_read(void *opaque, void *buf, size_t len)
+static ssize_t substream_read(ms_stream *s, void *buf, size_t len)
 {
-	struct window *w = opaque;
+	struct substream *w = s->sink;
 	const uint8_t *p;
+	size_t max = ms__stream_peek_max(w->parent);
 	ssize_t n;
 
 	if (!w->left)
 		return 0;
 	if (len > w->left)
 		len = (size_t)w->left;
-	if (w->parent->t && len > w->parent->buf_cap)
-		len = w->parent->buf_cap;
+	if (len > max)
+		len = max;
 	n = ms_peek(w->parent, &p, len);
 	if (n < 0)
 		return n;
@@ -41,40 +42,32 @@ static ssize_t window_read(void *opaque, void *buf, size_t len)
 	return n;
 }
 
-static int window_close(void *opaque)
-{
-	struct window *w = opaque;
-
-	ms__free(w->alloc, w);
-	return 0;
-}
-
-static const ms_stream_ops window_ops = {
-	MS_STREAM_OPS_VERSION, NULL, window_read, NULL, window_close,
+static const struct ms__transport substream_transport = {
+	.read = substream_read,
 };
 
 int ms__substream_new(ms_stream **out, ms_stream *parent, uint64_t limit,
 		      const ms_allocator *a)
 {
 	ms_stream_opts o = {MS_STREAM_OPTS_VERSION, a, 4096, 0, 0};
-	struct window *w;
+	struct substream *w;
+	ms_stream *s;
 	int ret;
 
-	w = ms__malloc(a, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
+	ret = ms__stream_create_buffered(&s, MS_STREAM_READER,
+					 &substream_transport, sizeof(*w), &o);
+	if (ret)
+		return ret;
+	w = s->sink;
 	w->parent = parent;
 	w->left = limit;
-	w->alloc = a;
-	ret = ms_stream_new_custom(out, &window_ops, w, MS_STREAM_READER, &o);
-	if (ret)
-		ms__free(a, w);
-	return ret;
+	*out = s;
+	return 0;
 }
 
 uint64_t ms__substream_left(const ms_stream *s)
 {
-	const struct window *w = s->ops_opaque;
+	const struct substream *w = s->sink;
 
 	return w->left;
 }

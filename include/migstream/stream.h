@@ -286,6 +286,28 @@ size_t ms_stream_available(const ms_stream *s);
 int ms_stream_new_fd(ms_stream **out, int fd, ms_stream_mode mode,
 		     unsigned flags, const ms_stream_opts *opts);
 
+/**
+ * ms_stream_new_file() - Open a file and create a stream over it.
+ * @out: receives the new stream; untouched on failure.
+ * @path: the file.  A reader opens it with O_RDONLY | O_CLOEXEC; a
+ *        writer with O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC and mode
+ *        0666 (less the process's umask), so an existing file is
+ *        truncated.
+ * @mode: MS_STREAM_WRITER or MS_STREAM_READER.
+ * @opts: settings, or NULL.
+ *
+ * The stream owns the descriptor, as ms_stream_new_fd() with MS_FD_OWN:
+ * ms_stream_close() closes it.  On failure nothing is left open or
+ * allocated, and a writer whose stream cannot be made (bad @opts, no
+ * memory) does not touch the file.  A directory is refused, for reading
+ * too.
+ *
+ * Return: 0, -EINVAL (bad @path, @mode or @opts), -ENOMEM, -EISDIR, or
+ * the negative errno of open(2) (-ENOENT, -EACCES, -EROFS...).
+ */
+int ms_stream_new_file(ms_stream **out, const char *path, ms_stream_mode mode,
+		       const ms_stream_opts *opts);
+
 /*
  * Iovec sink.
  */
