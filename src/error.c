@@ -96,13 +96,14 @@ int ms__error_vset(ms__error *e, int err, int fallback, uint64_t offset,
 	e->offset = offset;
 	e->msg[0] = '\0';
 	if (offset != MS__NO_OFFSET) {
-		k = snprintf(e->msg, sizeof(e->msg), "offset 0x%llx: ",
-			     (unsigned long long)offset);
+		k = snprintf(e->msg, sizeof(e->msg),
+			     "offset 0x%llx: ", (unsigned long long)offset);
 		n = k > 0 && (size_t)k < sizeof(e->msg) ? (size_t)k : 0;
 	}
 	if (section_id != MS__NO_SECTION) {
-		k = snprintf(e->msg + n, sizeof(e->msg) - n, "section %lld '%s': ",
-			     section_id, idstr ? idstr : "");
+		k = snprintf(e->msg + n, sizeof(e->msg) - n,
+			     "section %lld '%s': ", section_id,
+			     idstr ? idstr : "");
 		if (k > 0 && (size_t)k < sizeof(e->msg) - n)
 			n += (size_t)k;
 	}
@@ -133,4 +134,17 @@ int ms__error_take(ms__error *e, const ms__error *from)
 		return e->code;
 	*e = *from;
 	return e->code;
+}
+
+int ms__error_misuse(ms__error *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e->code)
+		return -EINVAL;
+	e->offset = MS__NO_OFFSET;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
 }

@@ -55,6 +55,19 @@ int ms__error_vset(ms__error *e, int err, int fallback, uint64_t offset,
 	;
 /* Copy @from into @e unless @e already holds an error; returns @e's code. */
 int ms__error_take(ms__error *e, const ms__error *from);
+/*
+ * Say in @e's message why a call was refused with -EINVAL (a wrong call
+ * order or a bad argument: "<function>: <what was expected>, <what was
+ * found>"), without making it an error: the code stays 0, so the object
+ * goes on working, and its message names the last refused call until an
+ * error replaces it.  Does nothing once @e holds an error.  Returns
+ * -EINVAL.
+ */
+int ms__error_misuse(ms__error *e, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
 
 /* Allocation through an optional ms_allocator (NULL means libc). */
 void *ms__malloc(const ms_allocator *a, size_t size);

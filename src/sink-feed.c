@@ -52,6 +52,25 @@ bool ms__stream_is_feed(const ms_stream *s)
 }
 
 /*
+ * -EINVAL for a call that needs a feed reader whose end is not marked
+ * (@fn with @after_end), with a note in @s saying which it was not.
+ */
+static int refuse(ms_stream *s, const char *fn, bool after_end)
+{
+	if (!s)
+		return -EINVAL;
+	if (!ms__stream_is_feed(s))
+		return ms__error_misuse(&s->err,
+					"%s: needs a feed reader "
+					"(ms_stream_new_feed())",
+					fn);
+	if (after_end && s->eof)
+		return ms__error_misuse(
+			&s->err, "%s: called after ms_stream_feed_end()", fn);
+	return -EINVAL;
+}
+
+/*
  * Grow the buffer so that @len more bytes fit after buf_len, moving the
  * unread bytes (and the marked ones) to the front when that is cheap.
  */
@@ -111,10 +130,13 @@ int ms_stream_feed_reserve(ms_stream *s, size_t len, void **room)
 	assert(s && ms__stream_is_feed(s) && room);
 	if (room)
 		*room = NULL;
-	if (!s || !ms__stream_is_feed(s) || s->eof || !room)
-		return -EINVAL;
-	if (s->err)
-		return s->err;
+	if (!s || !ms__stream_is_feed(s) || s->eof)
+		return refuse(s, __func__, true);
+	if (!room)
+		return ms__error_misuse(&s->err,
+					"ms_stream_feed_reserve: room NULL");
+	if (s->err.code)
+		return s->err.code;
 	f = s->sink;
 	f->reserving = false;
 	ret = feed_make_room(s, len);
@@ -132,12 +154,22 @@ int ms_stream_feed_commit(ms_stream *s, size_t len)
 
 	assert(s && ms__stream_is_feed(s));
 	if (!s || !ms__stream_is_feed(s))
-		return -EINVAL;
-	if (s->err)
-		return s->err;
-	if (ms__feed_commit_ok(s, len))
-		return -EINVAL;
+		return refuse(s, __func__, false);
+	if (s->err.code)
+		return s->err.code;
 	f = s->sink;
+	if (s->eof)
+		return refuse(s, __func__, true);
+	if (!f->reserving)
+		return ms__error_misuse(&s->err,
+					"ms_stream_feed_commit: no reservation "
+					"to commit (ms_stream_feed_reserve() "
+					"first, once per commit)");
+	if (len > f->reserved)
+		return ms__error_misuse(&s->err,
+					"ms_stream_feed_commit: %zu bytes "
+					"committed, only %zu reserved",
+					len, f->reserved);
 	s->buf_len += len;
 	s->received += len;
 	f->reserved = 0;
@@ -151,10 +183,15 @@ int ms_stream_feed(ms_stream *s, const void *buf, size_t len)
 	int ret;
 
 	assert(s && ms__stream_is_feed(s));
-	if (!s || !ms__stream_is_feed(s) || s->eof || (!buf && len))
-		return -EINVAL;
-	if (s->err)
-		return s->err;
+	if (!s || !ms__stream_is_feed(s) || s->eof)
+		return refuse(s, __func__, true);
+	if (!buf && len)
+		return ms__error_misuse(&s->err,
+					"ms_stream_feed: buffer NULL for %zu "
+					"bytes",
+					len);
+	if (s->err.code)
+		return s->err.code;
 	if (!len)
 		return 0;
 	ret = ms_stream_feed_reserve(s, len, &room);
@@ -169,9 +206,9 @@ int ms_stream_feed_end(ms_stream *s)
 {
 	assert(s && ms__stream_is_feed(s));
 	if (!s || !ms__stream_is_feed(s))
-		return -EINVAL;
+		return refuse(s, __func__, false);
 	s->eof = true;
-	return s->err;
+	return s->err.code;
 }
 
 void ms__feed_mark(ms_stream *s)
@@ -194,7 +231,7 @@ int ms__feed_rewind(ms_stream *s)
 {
 	struct feed *f = s->sink;
 
-	if (!f->marked || (s->err && s->err != -EAGAIN))
+	if (!f->marked || (s->err.code && s->err.code != -EAGAIN))
 		return -EINVAL;
 	/* An error emptied the window: the data is still in the buffer. */
 	ms__stream_clear_error(s);
@@ -217,6 +254,6 @@ int ms__feed_commit_ok(const ms_stream *s, size_t len)
 
 bool ms__stream_is_starved(const ms_stream *s)
 {
-	return ms__stream_is_feed(s) && !s->eof && !s->err &&
+	return ms__stream_is_feed(s) && !s->eof && !s->err.code &&
 	       s->buf_pos == s->buf_len;
 }

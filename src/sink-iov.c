@@ -31,15 +31,13 @@ static int iov_cb_flush(ms_stream *s)
 		ret = c->fn(c->opaque, s->iov, s->iovcnt);
 		if (ret < 0)
 			ms__stream_fail(s, ret, s->flushed,
-					"iovec callback failed at offset %llu: "
-					"%s",
-					(unsigned long long)s->flushed,
+					"iovec callback failed: %s",
 					ms_strerror(ret));
 		else
 			s->flushed = s->pos;
 	}
 	ms__writer_reset(s);
-	return s->err;
+	return s->err.code;
 }
 
 static const struct ms__transport iov_cb_transport = {
@@ -136,7 +134,7 @@ static int iov_array_make_room(ms_stream *s, size_t want)
 {
 	(void)want;
 	if (iov_array_flush(s))
-		return s->err;
+		return s->err.code;
 	if (s->buf_len < s->buf_cap)
 		return 0;
 	return iov_array_new_chunk(s);

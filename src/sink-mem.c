@@ -82,7 +82,7 @@ static int mem_make_room(ms_stream *s, size_t need)
 /* Every put was copied into the result: nothing to hand on. */
 static int mem_flush(ms_stream *s)
 {
-	return s->err;
+	return s->err.code;
 }
 
 static const struct ms__transport mem_writer_transport = {
@@ -117,6 +117,15 @@ static bool is_mem_writer(const ms_stream *s)
 	return s && s->t == &mem_writer_transport;
 }
 
+/* -EINVAL for a call that needs a memory writer, with a note in @s. */
+static int not_mem_writer(ms_stream *s, const char *fn)
+{
+	if (!s)
+		return -EINVAL;
+	return ms__error_misuse(
+		&s->err, "%s: needs a memory writer (ms_stream_new_mem())", fn);
+}
+
 int ms_stream_mem_view(ms_stream *s, const uint8_t **data, size_t *len)
 {
 	assert(is_mem_writer(s) && data && len);
@@ -124,18 +133,27 @@ int ms_stream_mem_view(ms_stream *s, const uint8_t **data, size_t *len)
 		*data = NULL;
 	if (len)
 		*len = 0;
-	if (!is_mem_writer(s) || !data || !len)
-		return -EINVAL;
+	if (!is_mem_writer(s))
+		return not_mem_writer(s, __func__);
+	if (!data || !len)
+		return ms__error_misuse(&s->err,
+					"ms_stream_mem_view: data or len NULL");
 	*data = s->buf ? s->buf + s->buf_pos : NULL;
 	*len = s->buf_len - s->buf_pos;
-	return s->err;
+	return s->err.code;
 }
 
 int ms_stream_mem_discard(ms_stream *s, size_t len)
 {
 	assert(is_mem_writer(s));
-	if (!is_mem_writer(s) || len > s->buf_len - s->buf_pos)
-		return -EINVAL;
+	if (!is_mem_writer(s))
+		return not_mem_writer(s, __func__);
+	if (len > s->buf_len - s->buf_pos)
+		return ms__error_misuse(
+			&s->err,
+			"ms_stream_mem_discard: at most the %zu "
+			"bytes held can be discarded, %zu asked",
+			s->buf_len - s->buf_pos, len);
 	s->buf_pos += len;
 	if (s->buf_pos == s->buf_len) {
 		/* Everything was taken: start again at the front for free. */

@@ -92,10 +92,12 @@ struct ms_stream {
 	size_t buf_len; /* bytes in buf */
 	size_t buf_cap;
 	uint64_t pos; /* logical position: bytes put or got */
-	int err;      /* sticky first error, 0 if none */
 	ms_stream_mode mode;
 	unsigned flags; /* the transport's MS__SINK_* */
-
+	/* The sticky first error (err.code, 0 if none; the one load the
+	 * fast paths make for it is in the first cache line), or with
+	 * err.code 0 the note of the last call refused with -EINVAL. */
+	ms__error err;
 	const struct ms__transport *t;
 	void *sink; /* the sink's own state, allocated with the stream */
 	const ms_allocator *alloc;
@@ -129,9 +131,6 @@ struct ms_stream {
 	uint64_t copied;
 	uint64_t zero_copied;
 	uint64_t sink_calls;
-
-	uint64_t err_offset;
-	char errmsg[MS__ERRMSG_SIZE];
 };
 
 /*

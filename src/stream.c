@@ -38,26 +38,20 @@
  * Errors.
  */
 
-static void stream_vfail(ms_stream *s, int err, uint64_t offset,
-			 const char *fmt, va_list ap)
+static int stream_vfail(ms_stream *s, int err, uint64_t offset, const char *fmt,
+			va_list ap)
 #if defined(__GNUC__)
 	__attribute__((format(printf, 4, 0)))
 #endif
 	;
 
-static void stream_vfail(ms_stream *s, int err, uint64_t offset,
-			 const char *fmt, va_list ap)
+static int stream_vfail(ms_stream *s, int err, uint64_t offset, const char *fmt,
+			va_list ap)
 {
-	if (s->err)
-		return;
-	if (err >= 0)
-		err = -EIO;
-	s->err = err;
-	s->err_offset = offset;
-	if (fmt)
-		vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
-	else
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s", ms_strerror(err));
+	if (s->err.code)
+		return s->err.code;
+	ms__error_vset(&s->err, err, -EIO, offset, MS__NO_SECTION, NULL, fmt,
+		       ap);
 	if (s->mode == MS_STREAM_READER) {
 		/* Nothing buffered may be consumed after an error; a feed
 		 * reader keeps its data for ms__feed_rewind(). */
@@ -65,26 +59,26 @@ static void stream_vfail(ms_stream *s, int err, uint64_t offset,
 		s->buf_pos = 0;
 		s->buf_len = 0;
 	}
+	return s->err.code;
 }
 
 int ms__stream_fail(ms_stream *s, int err, uint64_t offset, const char *fmt,
 		    ...)
 {
 	va_list ap;
+	int ret;
 
 	va_start(ap, fmt);
-	stream_vfail(s, err, offset, fmt, ap);
+	ret = stream_vfail(s, err, offset, fmt, ap);
 	va_end(ap);
-	return s->err;
+	return ret;
 }
 
 void ms__stream_clear_error(ms_stream *s)
 {
-	if (!s->err)
+	if (!s->err.code)
 		return;
-	s->err = 0;
-	s->err_offset = 0;
-	s->errmsg[0] = '\0';
+	memset(&s->err, 0, sizeof(s->err));
 	if (s->mode == MS_STREAM_READER)
 		s->buf_len = s->buf_len_at_err;
 }
@@ -92,34 +86,35 @@ void ms__stream_clear_error(ms_stream *s)
 int ms_stream_set_error(ms_stream *s, int err, const char *fmt, ...)
 {
 	va_list ap;
+	int ret;
 
 	assert(s);
 	if (!s)
 		return -EINVAL;
 	va_start(ap, fmt);
-	stream_vfail(s, err, s->pos, fmt, ap);
+	ret = stream_vfail(s, err, s->pos, fmt, ap);
 	va_end(ap);
-	return s->err;
+	return ret;
 }
 
 int ms_stream_error(const ms_stream *s)
 {
 	assert(s);
-	return s ? s->err : -EINVAL;
+	return s ? s->err.code : -EINVAL;
 }
 
 const char *ms_stream_errmsg(const ms_stream *s)
 {
 	assert(s);
-	if (!s || !s->err)
+	if (!s)
 		return "";
-	return s->errmsg;
+	return s->err.msg;
 }
 
 uint64_t ms_stream_error_offset(const ms_stream *s)
 {
 	assert(s);
-	return s && s->err ? s->err_offset : 0;
+	return s && s->err.code ? s->err.offset : 0;
 }
 
 uint64_t ms_stream_tell(const ms_stream *s)
@@ -264,7 +259,7 @@ int ms_stream_close(ms_stream *s)
 			ms__stream_fail(s, ret, s->pos, "closing the sink: %s",
 					ms_strerror(ret));
 	}
-	ret = s->err;
+	ret = s->err.code;
 	ms__stream_destroy(s);
 	return ret;
 }
@@ -322,10 +317,9 @@ static int sink_write_all(ms_stream *s, struct iovec *iov, int cnt)
 			continue;
 		}
 		if (n == 0)
-			return ms__stream_fail(s, -EIO, s->flushed,
-					       "write error at offset %llu: "
-					       "sink took no bytes",
-					       (unsigned long long)s->flushed);
+			return ms__stream_fail(
+				s, -EIO, s->flushed,
+				"write error: sink took no bytes");
 		if (n == -EINTR)
 			continue;
 		if ((n == -EAGAIN || n == -EWOULDBLOCK) && s->t->wait) {
@@ -333,15 +327,12 @@ static int sink_write_all(ms_stream *s, struct iovec *iov, int cnt)
 			if (r < 0)
 				return ms__stream_fail(
 					s, r, s->flushed,
-					"write error at offset %llu: waiting "
-					"for the sink: %s",
-					(unsigned long long)s->flushed,
+					"write error: waiting for the sink: %s",
 					ms_strerror(r));
 			continue;
 		}
-		return ms__stream_fail(
-			s, (int)n, s->flushed, "write error at offset %llu: %s",
-			(unsigned long long)s->flushed, ms_strerror((int)n));
+		return ms__stream_fail(s, (int)n, s->flushed, "write error: %s",
+				       ms_strerror((int)n));
 	}
 	return 0;
 }
@@ -356,15 +347,15 @@ void ms__writer_reset(ms_stream *s)
 
 int ms__writer_flush(ms_stream *s)
 {
-	if (s->err)
-		return s->err;
+	if (s->err.code)
+		return s->err.code;
 	if (s->t->flush)
 		return s->t->flush(s);
 	ms__writer_seal(s);
 	if (s->iovcnt)
 		sink_write_all(s, s->iov, s->iovcnt);
 	ms__writer_reset(s);
-	return s->err;
+	return s->err.code;
 }
 
 void ms__stream_drop(ms_stream *s)
@@ -382,7 +373,7 @@ int ms_stream_flush(ms_stream *s)
 	if (!s)
 		return -EINVAL;
 	if (s->mode != MS_STREAM_WRITER)
-		return s->err;
+		return s->err.code;
 	return ms__writer_flush(s);
 }
 
@@ -397,13 +388,37 @@ static int make_room(ms_stream *s, size_t want)
 	return ms__writer_flush(s);
 }
 
+/*
+ * A call in the wrong direction (a put on a reader, a get on a writer):
+ * -EINVAL, and a note naming the call in the stream's message.  Out of
+ * line, so that the checks of the fast paths stay one compare.
+ */
+static int wrong_direction(ms_stream *s, const char *fn)
+#if defined(__GNUC__)
+	__attribute__((cold, noinline))
+#endif
+	;
+
+static int wrong_direction(ms_stream *s, const char *fn)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->mode == MS_STREAM_READER)
+		return ms__error_misuse(&s->err,
+					"%s: called on a reader, a put needs a "
+					"writer",
+					fn);
+	return ms__error_misuse(
+		&s->err, "%s: called on a writer, a get needs a reader", fn);
+}
+
 #define WRITER_CHECK(s)                                                        \
 	do {                                                                   \
 		assert((s) && (s)->mode == MS_STREAM_WRITER);                  \
 		if (!(s) || (s)->mode != MS_STREAM_WRITER)                     \
-			return -EINVAL;                                        \
-		if ((s)->err)                                                  \
-			return (s)->err;                                       \
+			return wrong_direction((s), __func__);                 \
+		if ((s)->err.code)                                             \
+			return (s)->err.code;                                  \
 	} while (0)
 
 /* Copy @len bytes into the staging buffer, flushing as it fills. */
@@ -415,7 +430,7 @@ static int put_copy(ms_stream *s, const uint8_t *p, size_t len)
 
 		if (!room) {
 			if (make_room(s, len))
-				return s->err;
+				return s->err.code;
 			continue;
 		}
 		n = len < room ? len : room;
@@ -433,7 +448,7 @@ static int put_copy(ms_stream *s, const uint8_t *p, size_t len)
 static int put_small(ms_stream *s, const uint8_t *p, size_t len)
 {
 	if ((s->flags & MS__SINK_HOLDS_DATA) && make_room(s, len))
-		return s->err;
+		return s->err.code;
 	return put_copy(s, p, len);
 }
 
@@ -528,13 +543,17 @@ int ms_put_sbe64(ms_stream *s, int64_t v)
 	{                                                                      \
 		WRITER_CHECK(s);                                               \
 		assert(v || !n);                                               \
+		if (!v && n)                                                   \
+			return ms__error_misuse(&s->err,                       \
+						"%s: values NULL for %zu",     \
+						__func__, n);                  \
 		while (n) {                                                    \
 			size_t k = (s->buf_cap - s->buf_len) / (bits / 8), i;  \
 			uint8_t *p;                                            \
                                                                                \
 			if (!k) {                                              \
 				if (ms_put_be##bits(s, *v))                    \
-					return s->err;                         \
+					return s->err.code;                    \
 				v++;                                           \
 				n--;                                           \
 				continue;                                      \
@@ -566,7 +585,7 @@ static int queue_buffer(ms_stream *s, const void *buf, size_t len)
 {
 	/* Two entries may be needed: the staging bytes and this buffer. */
 	if (s->iovcnt + 2 > MS_STREAM_MAX_IOV && ms__writer_flush(s))
-		return s->err;
+		return s->err.code;
 	ms__writer_seal(s);
 	s->iov[s->iovcnt].iov_base = (void *)(uintptr_t)buf;
 	s->iov[s->iovcnt].iov_len = len;
@@ -583,10 +602,13 @@ int ms_put_buffer(ms_stream *s, const void *buf, size_t len)
 		return 0;
 	assert(buf);
 	if (!buf)
-		return -EINVAL;
+		return ms__error_misuse(&s->err,
+					"ms_put_buffer: buffer NULL for %zu "
+					"bytes",
+					len);
 	if ((s->flags & MS__SINK_HOLDS_DATA) && s->buf_cap - s->buf_len < len &&
 	    make_room(s, len))
-		return s->err;
+		return s->err.code;
 	/*
 	 * A buffer at least as large as the staging buffer would only be
 	 * copied to be written out at once: hand it to the sink directly,
@@ -594,7 +616,7 @@ int ms_put_buffer(ms_stream *s, const void *buf, size_t len)
 	 */
 	if (len >= s->buf_size && (s->flags & MS__SINK_HANDS_OFF)) {
 		if (queue_buffer(s, buf, len))
-			return s->err;
+			return s->err.code;
 		return ms__writer_flush(s);
 	}
 	return put_copy(s, buf, len);
@@ -607,11 +629,14 @@ int ms_put_buffer_async(ms_stream *s, const void *buf, size_t len)
 		return 0;
 	assert(buf);
 	if (!buf)
-		return -EINVAL;
+		return ms__error_misuse(&s->err,
+					"ms_put_buffer_async: buffer NULL for "
+					"%zu bytes",
+					len);
 	if (len < s->zc_threshold || (s->flags & MS__SINK_HOLDS_DATA))
 		return ms_put_buffer(s, buf, len);
 	if (queue_buffer(s, buf, len))
-		return s->err;
+		return s->err.code;
 	/* Flush when the queue is full, or holds what the sink wants in one
 	 * write (see queue_limit). */
 	if (s->iovcnt == MS_STREAM_MAX_IOV ||
@@ -627,10 +652,14 @@ int ms_put_counted_string(ms_stream *s, const char *str)
 	WRITER_CHECK(s);
 	assert(str);
 	if (!str)
-		return -EINVAL;
+		return ms__error_misuse(&s->err,
+					"ms_put_counted_string: string NULL");
 	len = strlen(str);
 	if (len > MS_COUNTED_STRING_MAX)
-		return -EINVAL;
+		return ms__error_misuse(&s->err,
+					"ms_put_counted_string: at most %d "
+					"bytes fit, the string has %zu",
+					MS_COUNTED_STRING_MAX, len);
 	ms_put_u8(s, (uint8_t)len);
 	return ms_put_buffer(s, str, len);
 }
@@ -643,7 +672,7 @@ int ms_put_counted_string(ms_stream *s, const char *str)
 	do {                                                                   \
 		assert((s) && (s)->mode == MS_STREAM_READER);                  \
 		if (!(s) || (s)->mode != MS_STREAM_READER)                     \
-			return -EINVAL;                                        \
+			return wrong_direction((s), __func__);                 \
 	} while (0)
 
 /*
@@ -656,7 +685,7 @@ int ms_put_counted_string(ms_stream *s, const char *str)
 		if (!(s) || (s)->mode != MS_STREAM_READER) {                   \
 			if (out)                                               \
 				memset((out), 0, (size));                      \
-			return -EINVAL;                                        \
+			return wrong_direction((s), __func__);                 \
 		}                                                              \
 	} while (0)
 
@@ -689,15 +718,12 @@ static ssize_t sink_read(ms_stream *s, void *buf, size_t len)
 			if (r < 0)
 				return ms__stream_fail(
 					s, r, s->received,
-					"read error at offset %llu: waiting "
-					"for the sink: %s",
-					(unsigned long long)s->received,
+					"read error: waiting for the sink: %s",
 					ms_strerror(r));
 			continue;
 		}
-		return ms__stream_fail(
-			s, (int)n, s->received, "read error at offset %llu: %s",
-			(unsigned long long)s->received, ms_strerror((int)n));
+		return ms__stream_fail(s, (int)n, s->received, "read error: %s",
+				       ms_strerror((int)n));
 	}
 }
 
@@ -709,19 +735,16 @@ static ssize_t sink_read(ms_stream *s, void *buf, size_t len)
 static int fail_short(ms_stream *s, uint64_t start, uint64_t need,
 		      uint64_t have)
 {
-	if (s->err)
-		return s->err;
+	if (s->err.code)
+		return s->err.code;
 	if ((s->flags & MS__SINK_FED) && !s->eof)
 		return ms__stream_fail(s, -EAGAIN, start,
-				       "offset %llu: %llu bytes needed, %llu "
-				       "available (more may be fed)",
-				       (unsigned long long)start,
+				       "%llu bytes needed, %llu available "
+				       "(more may be fed)",
 				       (unsigned long long)need,
 				       (unsigned long long)have);
 	return ms__stream_fail(s, -ENODATA, start,
-			       "end of stream at offset %llu: %llu bytes "
-			       "needed, %llu left",
-			       (unsigned long long)start,
+			       "end of stream: %llu bytes needed, %llu left",
 			       (unsigned long long)need,
 			       (unsigned long long)have);
 }
@@ -747,16 +770,15 @@ static ssize_t sink_borrow(ms_stream *s, const uint8_t **p)
 		s->eof = true;
 		return 0;
 	}
-	return ms__stream_fail(
-		s, (int)n, s->received, "read error at offset %llu: %s",
-		(unsigned long long)s->received, ms_strerror((int)n));
+	return ms__stream_fail(s, (int)n, s->received, "read error: %s",
+			       ms_strerror((int)n));
 }
 
 static size_t fill(ms_stream *s, size_t need)
 {
 	size_t have = s->buf_len - s->buf_pos;
 
-	if (have >= need || s->err || !s->t->read || s->eof)
+	if (have >= need || s->err.code || !s->t->read || s->eof)
 		return have;
 	if (s->borrowed) {
 		/* What is left of the borrowed bytes moves to our own buffer
@@ -790,7 +812,7 @@ static size_t fill(ms_stream *s, size_t need)
 		s->copied += (size_t)n;
 		s->buf_len = (size_t)n;
 	}
-	while (s->buf_len < need && !s->eof && !s->err) {
+	while (s->buf_len < need && !s->eof && !s->err.code) {
 		ssize_t n = sink_read(s, s->buf + s->buf_len,
 				      s->buf_cap - s->buf_len);
 
@@ -821,7 +843,7 @@ static int get_copy(ms_stream *s, uint8_t *p, size_t len)
 				len -= (size_t)r;
 				s->pos += (uint64_t)r;
 			}
-			if (r <= 0 && (s->err || s->eof))
+			if (r <= 0 && (s->err.code || s->eof))
 				break;
 			continue;
 		}
@@ -842,7 +864,7 @@ static int get_copy(ms_stream *s, uint8_t *p, size_t len)
 
 		fail_short(s, start, want, got);
 		memset(p - got, 0, want);
-		return s->err;
+		return s->err.code;
 	}
 	return 0;
 }
@@ -850,9 +872,9 @@ static int get_copy(ms_stream *s, uint8_t *p, size_t len)
 /* Fixed-size get slow path: the bytes straddle a refill, or are missing. */
 static int get_small(ms_stream *s, uint8_t *p, size_t len)
 {
-	if (s->err) {
+	if (s->err.code) {
 		memset(p, 0, len);
-		return s->err;
+		return s->err.code;
 	}
 	if (fill(s, len) < len) {
 		memset(p, 0, len);
@@ -971,6 +993,10 @@ int ms_get_sbe64(ms_stream *s, int64_t *v)
                                                                                \
 		READER_CHECK_OUT(s, v, n * sizeof(*v));                        \
 		assert(v || !n);                                               \
+		if (!v && n)                                                   \
+			return ms__error_misuse(&s->err,                       \
+						"%s: values NULL for %zu",     \
+						__func__, n);                  \
 		while (left) {                                                 \
 			size_t k = (s->buf_len - s->buf_pos) / (bits / 8), i;  \
 			const uint8_t *p;                                      \
@@ -996,7 +1022,7 @@ int ms_get_sbe64(ms_stream *s, int64_t *v)
 		}                                                              \
 		if (left)                                                      \
 			memset(v, 0, n * sizeof(*v));                          \
-		return s->err;                                                 \
+		return s->err.code;                                            \
 	}
 
 DEFINE_GET_ARRAY(16)
@@ -1007,13 +1033,16 @@ int ms_get_buffer(ms_stream *s, void *buf, size_t len)
 {
 	READER_CHECK_OUT(s, buf, len);
 	if (!len)
-		return s->err;
+		return s->err.code;
 	assert(buf);
 	if (!buf)
-		return -EINVAL;
-	if (s->err) {
+		return ms__error_misuse(&s->err,
+					"ms_get_buffer: buffer NULL for %zu "
+					"bytes",
+					len);
+	if (s->err.code) {
 		memset(buf, 0, len);
-		return s->err;
+		return s->err.code;
 	}
 	if (s->buf_len - s->buf_pos >= len) {
 		memcpy(buf, s->buf + s->buf_pos, len);
@@ -1031,10 +1060,10 @@ int ms_get_counted_string(ms_stream *s, char buf[MS_COUNTED_STRING_MAX + 1])
 	READER_CHECK_OUT(s, buf, 1);
 	buf[0] = '\0';
 	if (ms_get_u8(s, &len))
-		return s->err;
+		return s->err.code;
 	if (ms_get_buffer(s, buf, len)) {
 		buf[0] = '\0';
-		return s->err;
+		return s->err.code;
 	}
 	buf[len] = '\0';
 	return len;
@@ -1049,14 +1078,17 @@ ssize_t ms_peek(ms_stream *s, const uint8_t **data, size_t len)
 		*data = NULL;
 	READER_CHECK(s);
 	if (!data)
-		return -EINVAL;
-	if (s->err)
-		return s->err;
+		return ms__error_misuse(&s->err, "ms_peek: data NULL");
+	if (s->err.code)
+		return s->err.code;
 	if (len > ms__stream_peek_max(s))
-		return -EINVAL;
+		return ms__error_misuse(&s->err,
+					"ms_peek: at most the buffer size "
+					"(%zu bytes) can be peeked, %zu asked",
+					ms__stream_peek_max(s), len);
 	have = fill(s, len);
-	if (s->err)
-		return s->err;
+	if (s->err.code)
+		return s->err.code;
 	/* A feed that may still grow cannot say what follows: as a get. */
 	if (have < len && (s->flags & MS__SINK_FED) && !s->eof)
 		return fail_short(s, s->pos, len, have);
@@ -1071,8 +1103,8 @@ int ms_skip(ms_stream *s, uint64_t len)
 	uint64_t start;
 
 	READER_CHECK(s);
-	if (s->err)
-		return s->err;
+	if (s->err.code)
+		return s->err.code;
 	start = s->pos;
 	while (len) {
 		size_t have = s->buf_len - s->buf_pos;
@@ -1097,18 +1129,18 @@ int ms_skip(ms_stream *s, uint64_t len)
 bool ms_stream_is_eof(ms_stream *s)
 {
 	assert(s && s->mode == MS_STREAM_READER);
-	if (!s || s->mode != MS_STREAM_READER || s->err)
+	if (!s || s->mode != MS_STREAM_READER || s->err.code)
 		return false;
 	if (s->buf_len > s->buf_pos)
 		return false;
 	fill(s, 1);
-	return !s->err && s->buf_len == s->buf_pos && s->eof;
+	return !s->err.code && s->buf_len == s->buf_pos && s->eof;
 }
 
 size_t ms_stream_available(const ms_stream *s)
 {
 	assert(s);
-	if (!s || s->mode != MS_STREAM_READER || s->err)
+	if (!s || s->mode != MS_STREAM_READER || s->err.code)
 		return 0;
 	return s->buf_len - s->buf_pos;
 }

@@ -423,7 +423,7 @@ START_TEST(test_sinks_fd_eof_exact)
 	ck_assert_uint_eq(v32, 0);
 	ck_assert_uint_eq(ms_stream_error_offset(r), 98);
 	ck_assert_str_eq(ms_stream_errmsg(r),
-			 "end of stream at offset 98: 4 bytes needed, 2 left");
+			 "offset 0x62: end of stream: 4 bytes needed, 2 left");
 	ck_assert_uint_eq(ms_stream_available(r), 0);
 	ms_stream_close(r);
 
@@ -2469,7 +2469,7 @@ START_TEST(test_sinks_fd_transport_errnos_named)
 	ck_assert_uint_eq(v, 0);
 	ck_assert_uint_eq(ms_stream_error_offset(r), 0);
 	ck_assert_str_eq(ms_stream_errmsg(r),
-			 "read error at offset 0: is a directory");
+			 "offset 0x0: read error: is a directory");
 	ck_assert_int_eq(ms_stream_close(r), -EISDIR);
 	ck_assert(fd_is_closed(fd));
 
@@ -2480,7 +2480,7 @@ START_TEST(test_sinks_fd_transport_errnos_named)
 	ck_assert_int_eq(ms_put_be32(w, 1), 0);
 	ck_assert_int_eq(ms_stream_flush(w), -ENOTCONN);
 	ck_assert_str_eq(ms_stream_errmsg(w),
-			 "write error at offset 0: socket not connected");
+			 "offset 0x0: write error: socket not connected");
 	ck_assert_int_eq(ms_stream_close(w), -ENOTCONN);
 	ck_assert(fd_is_closed(fd));
 }

@@ -11,11 +11,18 @@
  *   nothing and returns the error, every ms_get_*() returns 0 (or fills
  *   its destination with zeros) and returns the error, and
  *   ms_stream_flush() and ms_stream_close() return it.  The error keeps
- *   its code, a message and the byte offset at which it happened.
+ *   its code, a message ("offset 0x<hex>: <what>", the offset in hex as
+ *   in every message of the library) and the byte offset at which it
+ *   happened.
+ * - A call refused with -EINVAL for a wrong order or a bad argument (a
+ *   feed after ms_stream_feed_end(), a commit larger than its
+ *   reservation, a counted string over 255 bytes) does not fail the
+ *   stream: the error stays 0, and ms_stream_errmsg() names the call and
+ *   what it expected until the next refusal or a real error.
  * - Caller bugs (NULL stream, a put on a reader, a get on a writer) are
- *   caught by assert(); in builds with NDEBUG they return -EINVAL and do
- *   not touch the stream's error state.  A get misused that way still
- *   stores zeros in its destination (when that is not NULL).
+ *   caught by assert(); in builds with NDEBUG they are refused as above
+ *   (-EINVAL, the error state untouched, a message).  A get misused that
+ *   way still stores zeros in its destination (when that is not NULL).
  * - A stream is not thread-safe: one thread at a time may use it.  The
  *   library keeps no global or static mutable state, so different streams
  *   may be used on different threads at the same time.  The function
@@ -492,9 +499,11 @@ int ms_stream_error(const ms_stream *s);
  * ms_stream_errmsg() - Message of the stream's sticky error.
  * @s: a stream.
  *
- * Return: "" when there is no error, otherwise a message such as
- * "end of stream at offset 98: 4 bytes needed, 2 left"; valid until the
- * stream is closed.
+ * Return: the error's message, such as "offset 0x62: end of stream: 4
+ * bytes needed, 2 left"; without an error, what the last call refused
+ * with -EINVAL expected (e.g. "ms_stream_feed: called after
+ * ms_stream_feed_end()"), or "" when there was none.  Valid until the
+ * stream is closed; a later refusal or error may change it.
  */
 const char *ms_stream_errmsg(const ms_stream *s);
 
@@ -519,7 +528,8 @@ uint64_t ms_stream_error_offset(const ms_stream *s);
  * @fmt: printf-style message, or NULL for ms_strerror(@err).
  *
  * Does nothing if the stream already failed (the first error wins).  The
- * offset recorded is the current ms_stream_tell().
+ * offset recorded is the current ms_stream_tell(), and the message is
+ * "offset 0x<hex>: " followed by the formatted text.
  *
  * Return: the stream's error after the call.
  */
