@@ -112,8 +112,10 @@ static inline uint64_t ms__load_be64(const uint8_t *p)
 }
 
 /*
- * Fail a stream with an explicit offset.  The first error wins; returns
- * the stream's error after the call.
+ * Fail a stream with an explicit offset (its error is an ms__error: the
+ * message reads "offset 0x<hex>: <fmt...>"; a non-negative @err becomes
+ * -EIO).  The first error wins; returns the stream's error after the
+ * call.  A reader's buffered bytes can no longer be got after it.
  */
 int ms__stream_fail(ms_stream *s, int err, uint64_t offset, const char *fmt,
 		    ...)
@@ -121,6 +123,9 @@ int ms__stream_fail(ms_stream *s, int err, uint64_t offset, const char *fmt,
 	__attribute__((format(printf, 4, 5)))
 #endif
 	;
+/* A stream's sticky error as a whole (code, offset, message), for an
+ * object that takes it over with ms__error_take(). */
+const ms__error *ms__stream_error(const ms_stream *s);
 
 /* CRC-32 (IEEE, zlib's crc32()), continuing from @crc (0 to start). */
 uint32_t ms__crc32(uint32_t crc, const void *buf, size_t len);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * File-descriptor sink: files, pipes and sockets, blocking or not.
+ * File-descriptor sink: files, pipes and sockets, blocking or not, over a
+ * descriptor the caller gives (ms_stream_new_fd()) or one it opens for a
+ * path (ms_stream_new_file()).
  *
  * The core completes short transfers and retries EINTR; this file turns
  * system calls into negative errnos, waits with poll() on EAGAIN and keeps

@@ -97,6 +97,11 @@ int ms_stream_set_error(ms_stream *s, int err, const char *fmt, ...)
 	return ret;
 }
 
+const ms__error *ms__stream_error(const ms_stream *s)
+{
+	return &s->err;
+}
+
 int ms_stream_error(const ms_stream *s)
 {
 	assert(s);
