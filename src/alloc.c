@@ -13,7 +13,7 @@ void *ms__malloc(const ms_allocator *a, size_t size)
 	if (size == 0)
 		size = 1;
 	if (a)
-		return a->malloc(size, a->opaque);
+		return a->malloc(a->opaque, size);
 	return malloc(size);
 }
 
@@ -22,7 +22,7 @@ void *ms__realloc(const ms_allocator *a, void *ptr, size_t size)
 	if (size == 0)
 		size = 1;
 	if (a)
-		return a->realloc(ptr, size, a->opaque);
+		return a->realloc(a->opaque, ptr, size);
 	return realloc(ptr, size);
 }
 
@@ -31,7 +31,7 @@ void ms__free(const ms_allocator *a, void *ptr)
 	if (!ptr)
 		return;
 	if (a)
-		a->free(ptr, a->opaque);
+		a->free(a->opaque, ptr);
 	else
 		free(ptr);
 }

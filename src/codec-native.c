@@ -169,7 +169,7 @@ static int native_payload_end(ms_writer *w)
 	ret = ms_stream_flush(w->payload);
 	if (ret && !w->err.code)
 		return ms__writer_fail(w, ret, "payload: %s",
-				       ms_stream_errmsg(w->payload));
+				       ms__stream_errtext(w->payload));
 	return w->err.code;
 }
 
@@ -575,7 +575,7 @@ static int nat_close_element(ms_reader *r)
 		 * reader error behind it is ours and already recorded. */
 		if (perr && perr != -ENODATA && !r->err.code)
 			ms__reader_fail_at(r, perr, off, "payload: %s",
-					   ms_stream_errmsg(r->payload));
+					   ms__stream_errtext(r->payload));
 		ms_stream_close(r->payload);
 		r->payload = NULL;
 	}

@@ -124,7 +124,7 @@ int ms__qemu_read_header(ms_reader *r)
 static int qr_close_window(ms_reader *r)
 {
 	/* The window reads no further than its end: skip the rest. */
-	uint64_t unread = ms__window_left(r->window);
+	uint64_t unread = ms__substream_left(r->window);
 
 	/* Skip first: a fed load may retry this call from a snapshot that
 	 * still holds the window. */
@@ -236,7 +236,7 @@ static int qr_command(ms_reader *r, ms_record *rec)
 					  "command %u has %u bytes of "
 					  "payload, %d expected",
 					  rec->cmd, rec->length, fixed);
-	ret = ms__stream_new_window(&r->window, r->s, rec->length, r->a);
+	ret = ms__substream_new(&r->window, r->s, rec->length, r->a);
 	if (ret)
 		return ms__reader_fail_at(r, ret, rec->offset, "out of memory");
 	return 1;
@@ -266,7 +266,7 @@ static int qr_vmdesc(ms_reader *r, ms_record *rec)
 					  "the limit of %zu",
 					  len, r->max_vmdesc);
 	rec->length = len;
-	ret = ms__stream_new_window(&r->window, r->s, len, r->a);
+	ret = ms__substream_new(&r->window, r->s, len, r->a);
 	if (ret)
 		return ms__reader_fail_at(r, ret, rec->offset, "out of memory");
 	r->state = MS__R_AFTER_VMDESC;

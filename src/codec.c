@@ -589,9 +589,9 @@ int ms__reader_stream_at(ms_reader *r, ms_stream *s, uint64_t off,
 	if (err == -ENODATA)
 		return ms__reader_fail_at(r, err, off,
 					  "stream truncated in %s: %s", what,
-					  ms_stream_errmsg(s));
+					  ms__stream_errtext(s));
 	return ms__reader_fail_at(r, err, off, "%s: %s", what,
-				  ms_stream_errmsg(s));
+				  ms__stream_errtext(s));
 }
 
 int ms__reader_stream(ms_reader *r, ms_stream *s, const char *what)

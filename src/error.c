@@ -135,3 +135,26 @@ int ms__error_take(ms__error *e, const ms__error *from)
 	*e = *from;
 	return e->code;
 }
+
+int ms__error_misuse(ms__error *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e->code)
+		return -EINVAL;
+	e->offset = MS__NO_OFFSET;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+const char *ms__error_text(const ms__error *e)
+{
+	const char *colon;
+
+	if (e->offset == MS__NO_OFFSET || strncmp(e->msg, "offset 0x", 9))
+		return e->msg;
+	colon = strstr(e->msg, ": ");
+	return colon ? colon + 2 : e->msg;
+}

@@ -53,8 +53,23 @@ int ms__error_vset(ms__error *e, int err, int fallback, uint64_t offset,
 	__attribute__((format(printf, 7, 0)))
 #endif
 	;
+/* @e's message after its "offset 0x...: " prefix, if it has one. */
+const char *ms__error_text(const ms__error *e);
 /* Copy @from into @e unless @e already holds an error; returns @e's code. */
 int ms__error_take(ms__error *e, const ms__error *from);
+/*
+ * Say in @e's message why a call was refused with -EINVAL (a wrong call
+ * order or a bad argument: "<function>: <what was expected>, <what was
+ * found>"), without making it an error: the code stays 0, so the object
+ * goes on working, and its message names the last refused call until an
+ * error replaces it.  Does nothing once @e holds an error.  Returns
+ * -EINVAL.
+ */
+int ms__error_misuse(ms__error *e, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
 
 /* Allocation through an optional ms_allocator (NULL means libc). */
 void *ms__malloc(const ms_allocator *a, size_t size);
@@ -99,8 +114,10 @@ static inline uint64_t ms__load_be64(const uint8_t *p)
 }
 
 /*
- * Fail a stream with an explicit offset.  The first error wins; returns
- * the stream's error after the call.
+ * Fail a stream with an explicit offset (its error is an ms__error: the
+ * message reads "offset 0x<hex>: <fmt...>"; a non-negative @err becomes
+ * -EIO).  The first error wins; returns the stream's error after the
+ * call.  A reader's buffered bytes can no longer be got after it.
  */
 int ms__stream_fail(ms_stream *s, int err, uint64_t offset, const char *fmt,
 		    ...)
@@ -108,16 +125,22 @@ int ms__stream_fail(ms_stream *s, int err, uint64_t offset, const char *fmt,
 	__attribute__((format(printf, 4, 5)))
 #endif
 	;
+/* A stream's sticky error as a whole (code, offset, message), for an
+ * object that takes it over with ms__error_take(). */
+const ms__error *ms__stream_error(const ms_stream *s);
+/* Its message without the "offset 0x...: " that starts it, for an object
+ * that names the error within a message (and offset) of its own. */
+const char *ms__stream_errtext(const ms_stream *s);
 
 /* CRC-32 (IEEE, zlib's crc32()), continuing from @crc (0 to start). */
 uint32_t ms__crc32(uint32_t crc, const void *buf, size_t len);
 
 /* Stream over at most @limit bytes of @parent (reader), for payloads of
  * known length; closing it does not close @parent. */
-int ms__stream_new_window(ms_stream **out, ms_stream *parent, uint64_t limit,
-			  const ms_allocator *a);
+int ms__substream_new(ms_stream **out, ms_stream *parent, uint64_t limit,
+		      const ms_allocator *a);
 /* Bytes of the window not yet taken from its parent. */
-uint64_t ms__window_left(const ms_stream *w);
+uint64_t ms__substream_left(const ms_stream *w);
 
 /* A custom reader whose source can also lend its next bytes in place
  * (@borrow: > 0 bytes at *p, valid until the next read or borrow; 0 at
@@ -132,6 +155,20 @@ bool ms__stream_is_starved(const ms_stream *s);
 bool ms__stream_is_feed(const ms_stream *s);
 /* 0 if ms_stream_feed_commit(@s, @len) would be accepted, else -EINVAL. */
 int ms__feed_commit_ok(const ms_stream *s, size_t len);
+/*
+ * Mark and rewind a feed reader, for the load driver: a parser that ran
+ * out of fed data (-EAGAIN) goes back to the mark and tries again when
+ * more has come.  The bytes from the mark on are kept until the mark is
+ * dropped.  ms__feed_rewind() also undoes an -EAGAIN error; it returns
+ * -EINVAL without a mark or after another error.
+ */
+void ms__feed_mark(ms_stream *s);
+void ms__feed_unmark(ms_stream *s);
+int ms__feed_rewind(ms_stream *s);
+
+/* Drop what a writer stream queued, without sending it (writers whose
+ * flush hands the data off; the others keep it). */
+void ms__stream_drop(ms_stream *s);
 
 struct ms_load;
 /* What a fed load has tried so far: the runs of the reader or of a

@@ -32,11 +32,11 @@ struct ms_load {
 	/* Fed: the bytes there were when the next element last ran out of
 	 * data (0 if it has not); see retry_due(). */
 	size_t retry_at;
-	size_t max_fed;	      /* the most bytes a fed load holds */
-	uint64_t attempts;    /* tries of a record or payload (for tests) */
-	uint64_t tried_bytes; /* bytes those tries read (for tests) */
+	size_t max_fed;	       /* the most bytes a fed load holds */
+	uint64_t attempts;     /* tries of a record or payload (for tests) */
+	uint64_t tried_bytes;  /* bytes those tries read (for tests) */
 	ms__native_scan nscan; /* native feed: the element scan so far */
-	bool started; /* the file header was read */
+	bool started;	       /* the file header was read */
 	bool native;
 	unsigned native_crc;
 	void *snap;	     /* reader state before a record that may run dry */
@@ -242,7 +242,8 @@ static int load_payload(ms_load *ld)
 	if (ret < 0 || perr) {
 		uint64_t off =
 			perr ? ms_stream_error_offset(p) : ms_stream_tell(p);
-		const char *msg = perr ? ms_stream_errmsg(p) : ms_strerror(ret);
+		const char *msg =
+			perr ? ms__stream_errtext(p) : ms_strerror(ret);
 
 		/* A grammar or checksum error under the payload. */
 		if (perr && ms_reader_error(ld->r))
@@ -532,7 +533,7 @@ static int load_fed(ms_load *ld, int ret)
 {
 	if (ret)
 		return load_take(ld, ret, ms_stream_tell(ld->feed), "%s",
-				 ms_stream_errmsg(ld->feed));
+				 ms__stream_errtext(ld->feed));
 	return load_pump(ld, false);
 }
 
@@ -605,7 +606,7 @@ int ms_load_feed_reserve(ms_load *ld, size_t len, void **room)
 				       "ms_load_finish");
 	if (ret)
 		return load_take(ld, ret, ms_stream_tell(ld->feed), "%s",
-				 ms_stream_errmsg(ld->feed));
+				 ms__stream_errtext(ld->feed));
 	return 0;
 }
 

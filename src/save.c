@@ -190,11 +190,11 @@ static int save_section(ms_save *sv, struct ms__handler *h, uint8_t type,
 		return save_fail(sv,
 				 ms_stream_error(p) ? ms_stream_error(p) : ret,
 				 h, "%s failed: %s", what,
-				 ms_stream_error(p) ? ms_stream_errmsg(p)
+				 ms_stream_error(p) ? ms__stream_errtext(p)
 						    : ms_strerror(ret));
 	if (ms_stream_error(p))
 		return save_fail(sv, ms_stream_error(p), h, "%s: %s", what,
-				 ms_stream_errmsg(p));
+				 ms__stream_errtext(p));
 	if (ms_writer_end(sv->w))
 		return save_fail(sv, ms_writer_error(sv->w), h, "%s",
 				 ms_writer_errmsg(sv->w));

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Custom sink: a user-defined ops table behind the same core.
+ * Custom sink: a user-defined ops table behind the same core, and the
+ * library's own borrowing reader (a custom reader that can also lend its
+ * next bytes in place).
  */
 #include "config.h"
 
@@ -9,37 +11,73 @@
 
 #include "stream-impl.h"
 
+struct custom {
+	const ms_stream_ops *ops;
+	void *opaque;
+	ssize_t (*borrow)(void *opaque, const uint8_t **p);
+};
+
 static ssize_t custom_writev(ms_stream *s, const struct iovec *iov, int cnt)
 {
-	return s->ops->writev(s->ops_opaque, iov, cnt);
+	const struct custom *c = s->sink;
+
+	return c->ops->writev(c->opaque, iov, cnt);
 }
 
 static ssize_t custom_read(ms_stream *s, void *buf, size_t len)
 {
-	return s->ops->read(s->ops_opaque, buf, len);
+	const struct custom *c = s->sink;
+
+	return c->ops->read(c->opaque, buf, len);
 }
 
 static int custom_wait(ms_stream *s, int events)
 {
-	return s->ops->wait(s->ops_opaque, events);
+	const struct custom *c = s->sink;
+
+	return c->ops->wait(c->opaque, events);
 }
 
 static int custom_close(ms_stream *s)
 {
-	return s->ops->close(s->ops_opaque);
+	const struct custom *c = s->sink;
+
+	return c->ops->close(c->opaque);
 }
 
 /* One table per combination, so that missing ops stay NULL for the core. */
 static const struct ms__transport custom_transports[4] = {
-	{custom_writev, custom_read, NULL, NULL, NULL},
-	{custom_writev, custom_read, custom_wait, NULL, NULL},
-	{custom_writev, custom_read, NULL, custom_close, NULL},
-	{custom_writev, custom_read, custom_wait, custom_close, NULL},
+	{
+		.flags = MS__SINK_HANDS_OFF,
+		.read = custom_read,
+		.writev = custom_writev,
+	},
+	{
+		.flags = MS__SINK_HANDS_OFF,
+		.read = custom_read,
+		.writev = custom_writev,
+		.wait = custom_wait,
+	},
+	{
+		.flags = MS__SINK_HANDS_OFF,
+		.read = custom_read,
+		.writev = custom_writev,
+		.close = custom_close,
+	},
+	{
+		.flags = MS__SINK_HANDS_OFF,
+		.read = custom_read,
+		.writev = custom_writev,
+		.wait = custom_wait,
+		.close = custom_close,
+	},
 };
 
 static ssize_t custom_borrow(ms_stream *s, const uint8_t **p)
 {
-	return s->borrow_fn(s->ops_opaque, p);
+	const struct custom *c = s->sink;
+
+	return c->borrow(c->opaque, p);
 }
 
 static const struct ms__transport borrowing_transport = {
@@ -51,19 +89,20 @@ int ms__stream_new_borrowing(ms_stream **out, const ms_stream_ops *ops,
 			     ssize_t (*borrow)(void *opaque, const uint8_t **p),
 			     void *opaque, const ms_stream_opts *opts)
 {
+	struct custom *c;
 	ms_stream *s;
 	int ret;
 
 	if (!ops->read || ops->wait || ops->close)
 		return -EINVAL;
-	ret = ms__stream_create_buffered(&s, MS_STREAM_READER, MS__KIND_CUSTOM,
-					 opts);
+	ret = ms__stream_create_buffered(
+		&s, MS_STREAM_READER, &borrowing_transport, sizeof(*c), opts);
 	if (ret)
 		return ret;
-	s->ops = ops;
-	s->ops_opaque = opaque;
-	s->borrow_fn = borrow;
-	s->t = &borrowing_transport;
+	c = s->sink;
+	c->ops = ops;
+	c->opaque = opaque;
+	c->borrow = borrow;
 	*out = s;
 	return 0;
 }
@@ -72,6 +111,8 @@ int ms_stream_new_custom(ms_stream **out, const ms_stream_ops *ops,
 			 void *opaque, ms_stream_mode mode,
 			 const ms_stream_opts *opts)
 {
+	const struct ms__transport *t;
+	struct custom *c;
 	ms_stream *s;
 	int ret;
 
@@ -80,12 +121,13 @@ int ms_stream_new_custom(ms_stream **out, const ms_stream_ops *ops,
 	if ((mode == MS_STREAM_WRITER && !ops->writev) ||
 	    (mode == MS_STREAM_READER && !ops->read))
 		return -EINVAL;
-	ret = ms__stream_create_buffered(&s, mode, MS__KIND_CUSTOM, opts);
+	t = &custom_transports[(ops->wait ? 1 : 0) | (ops->close ? 2 : 0)];
+	ret = ms__stream_create_buffered(&s, mode, t, sizeof(*c), opts);
 	if (ret)
 		return ret;
-	s->ops = ops;
-	s->ops_opaque = opaque;
-	s->t = &custom_transports[(ops->wait ? 1 : 0) | (ops->close ? 2 : 0)];
+	c = s->sink;
+	c->ops = ops;
+	c->opaque = opaque;
 	*out = s;
 	return 0;
 }

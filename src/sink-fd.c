@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * File-descriptor sink: files, pipes and sockets, blocking or not.
+ * File-descriptor sink: files, pipes and sockets, blocking or not, over a
+ * descriptor the caller gives (ms_stream_new_fd()) or one it opens for a
+ * path (ms_stream_new_file()).
  *
  * The core completes short transfers and retries EINTR; this file turns
  * system calls into negative errnos, waits with poll() on EAGAIN and keeps
@@ -12,6 +14,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,6 +25,13 @@
 #include <unistd.h>
 
 #include "stream-impl.h"
+
+struct fd_sink {
+	int fd;
+	unsigned flags;	  /* MS_FD_* */
+	bool is_socket;	  /* writes use MSG_NOSIGNAL */
+	bool may_sigpipe; /* a pipe or socket: writes may raise SIGPIPE */
+};
 
 static ssize_t neg_errno(void)
 {
@@ -70,46 +80,49 @@ static ssize_t writev_nosigpipe(int fd, const struct iovec *iov, int cnt)
 
 static ssize_t fd_writev(ms_stream *s, const struct iovec *iov, int cnt)
 {
+	const struct fd_sink *f = s->sink;
 	ssize_t n;
 
-	if (s->fd_is_socket) {
+	if (f->is_socket) {
 #if HAVE_DECL_MSG_NOSIGNAL
 		struct msghdr msg;
 
 		memset(&msg, 0, sizeof(msg));
 		msg.msg_iov = (struct iovec *)(uintptr_t)iov;
 		msg.msg_iovlen = cnt;
-		n = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+		n = sendmsg(f->fd, &msg, MSG_NOSIGNAL);
 #elif HAVE_DECL_SO_NOSIGPIPE
-		n = writev(s->fd, iov, cnt);
+		n = writev(f->fd, iov, cnt);
 #else
-		n = writev_nosigpipe(s->fd, iov, cnt);
+		n = writev_nosigpipe(f->fd, iov, cnt);
 #endif
-	} else if (s->fd_may_sigpipe) {
-		n = writev_nosigpipe(s->fd, iov, cnt);
+	} else if (f->may_sigpipe) {
+		n = writev_nosigpipe(f->fd, iov, cnt);
 	} else {
 		/* Files and devices never raise SIGPIPE: no masking needed. */
-		n = writev(s->fd, iov, cnt);
+		n = writev(f->fd, iov, cnt);
 	}
 	return n < 0 ? neg_errno() : n;
 }
 
 static ssize_t fd_read(ms_stream *s, void *buf, size_t len)
 {
+	const struct fd_sink *f = s->sink;
 	ssize_t n;
 
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
-	n = read(s->fd, buf, len);
+	n = read(f->fd, buf, len);
 	return n < 0 ? neg_errno() : n;
 }
 
 static int fd_wait(ms_stream *s, int events)
 {
+	const struct fd_sink *f = s->sink;
 	struct pollfd p;
 	int r;
 
-	p.fd = s->fd;
+	p.fd = f->fd;
 	p.events = events & MS_WAIT_READ ? POLLIN : POLLOUT;
 	p.revents = 0;
 	for (;;) {
@@ -129,20 +142,44 @@ static int fd_wait(ms_stream *s, int events)
 
 static int fd_close(ms_stream *s)
 {
-	if (!(s->fd_flags & MS_FD_OWN))
+	const struct fd_sink *f = s->sink;
+
+	if (!(f->flags & MS_FD_OWN))
 		return 0;
 	/* POSIX leaves the descriptor's state unspecified after EINTR. */
-	if (close(s->fd) < 0 && errno != EINTR)
+	if (close(f->fd) < 0 && errno != EINTR)
 		return -errno;
 	return 0;
 }
 
 static const struct ms__transport fd_transport = {
+	.flags = MS__SINK_HANDS_OFF,
 	.writev = fd_writev,
 	.read = fd_read,
 	.wait = fd_wait,
 	.close = fd_close,
 };
+
+/* Point a new stream at @fd, of type @st_mode. */
+static void fd_attach(ms_stream *s, int fd, unsigned flags, mode_t st_mode)
+{
+	struct fd_sink *f = s->sink;
+
+	f->fd = fd;
+	f->flags = flags;
+	f->is_socket = S_ISSOCK(st_mode);
+	if (S_ISSOCK(st_mode) || S_ISFIFO(st_mode))
+		s->queue_limit = s->buf_size;
+	f->may_sigpipe =
+		!S_ISREG(st_mode) && !S_ISCHR(st_mode) && !S_ISBLK(st_mode);
+#if !HAVE_DECL_MSG_NOSIGNAL && HAVE_DECL_SO_NOSIGPIPE
+	if (f->is_socket && s->mode == MS_STREAM_WRITER) {
+		int one = 1;
+
+		setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
+	}
+#endif
+}
 
 int ms_stream_new_fd(ms_stream **out, int fd, ms_stream_mode mode,
 		     unsigned flags, const ms_stream_opts *opts)
@@ -155,24 +192,59 @@ int ms_stream_new_fd(ms_stream **out, int fd, ms_stream_mode mode,
 		return -EINVAL;
 	if (fstat(fd, &st) < 0)
 		return errno == EBADF ? -EBADF : -EINVAL;
-	ret = ms__stream_create_buffered(&s, mode, MS__KIND_FD, opts);
+	ret = ms__stream_create_buffered(&s, mode, &fd_transport,
+					 sizeof(struct fd_sink), opts);
 	if (ret)
 		return ret;
-	s->t = &fd_transport;
-	s->fd = fd;
-	s->fd_flags = flags;
-	s->fd_is_socket = S_ISSOCK(st.st_mode);
-	if (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode))
-		s->queue_limit = s->buf_size;
-	s->fd_may_sigpipe = !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) &&
-			    !S_ISBLK(st.st_mode);
-#if !HAVE_DECL_MSG_NOSIGNAL && HAVE_DECL_SO_NOSIGPIPE
-	if (s->fd_is_socket && mode == MS_STREAM_WRITER) {
-		int one = 1;
-
-		setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
-	}
-#endif
+	fd_attach(s, fd, flags, st.st_mode);
 	*out = s;
 	return 0;
+}
+
+int ms_stream_new_file(ms_stream **out, const char *path, ms_stream_mode mode,
+		       const ms_stream_opts *opts)
+{
+	struct stat st;
+	ms_stream *s;
+	int fd, oflags, ret;
+
+	if (!out || !path)
+		return -EINVAL;
+	if (mode == MS_STREAM_READER)
+		oflags = O_RDONLY | O_CLOEXEC;
+	else if (mode == MS_STREAM_WRITER)
+		oflags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+	else
+		return -EINVAL;
+	/* The stream first: a writer that cannot have one (bad options, no
+	 * memory) leaves the file alone rather than truncated. */
+	ret = ms__stream_create_buffered(&s, mode, &fd_transport,
+					 sizeof(struct fd_sink), opts);
+	if (ret)
+		return ret;
+	do
+		fd = open(path, oflags, 0666);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0) {
+		ret = (int)neg_errno();
+		goto out_destroy;
+	}
+	if (fstat(fd, &st) < 0) {
+		ret = (int)neg_errno();
+		goto out_close;
+	}
+	/* A directory opens for reading, but has no bytes to read. */
+	if (S_ISDIR(st.st_mode)) {
+		ret = -EISDIR;
+		goto out_close;
+	}
+	fd_attach(s, fd, MS_FD_OWN, st.st_mode);
+	*out = s;
+	return 0;
+
+out_close:
+	close(fd);
+out_destroy:
+	ms__stream_destroy(s);
+	return ret;
 }

@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Memory sinks: a growable writer, a reader over the caller's buffer, and
- * a reader fed chunk by chunk.
+ * Memory sinks: a growable writer and a reader over the caller's buffer.
+ *
+ * The writer has no transport behind it: its staging buffer is the
+ * result, which grows (make_room) instead of being flushed, and holds
+ * buf[buf_pos, buf_len) (buf_pos moves with ms_stream_mem_discard()).
+ * The reader points buf at the caller's bytes and has nothing to refill
+ * it from.
  */
 #include "config.h"
 
@@ -11,43 +16,144 @@
 
 #include "stream-impl.h"
 
+struct mem_writer {
+	size_t max_size;  /* 0: no limit */
+	size_t allocated; /* bytes allocated at buf */
+};
+
+/*
+ * buf_cap is what the fast paths may fill: the allocation, cut down so
+ * that no more than max_size bytes are held.
+ */
+static void mem_set_limit(ms_stream *s)
+{
+	struct mem_writer *m = s->sink;
+
+	s->buf_cap = m->allocated;
+	if (m->max_size && s->buf_cap - s->buf_pos > m->max_size)
+		s->buf_cap = s->buf_pos + m->max_size;
+}
+
+/* Make room for @need contiguous bytes. */
+static int mem_make_room(ms_stream *s, size_t need)
+{
+	struct mem_writer *m = s->sink;
+	size_t held = s->buf_len - s->buf_pos;
+	size_t cap;
+	uint8_t *nb;
+
+	if (m->max_size && need > m->max_size - held)
+		return ms__stream_fail(s, -ENOSPC, s->pos,
+				       "memory sink full: %zu bytes held, %zu "
+				       "more do not fit in %zu",
+				       held, need, m->max_size);
+	if (need > SIZE_MAX / 4 || s->buf_len > SIZE_MAX / 4 - need)
+		return ms__stream_fail(s, -ENOMEM, s->pos,
+				       "memory sink too large");
+	/*
+	 * Move the held bytes over the discarded ones only when that
+	 * reclaims at least as much as it moves: amortised O(1) per byte.
+	 */
+	if (s->buf_pos && s->buf_pos >= held && m->allocated - held >= need) {
+		memmove(s->buf, s->buf + s->buf_pos, held);
+		s->buf_pos = 0;
+		s->buf_len = held;
+	} else if (m->allocated - s->buf_len < need) {
+		cap = m->allocated ? m->allocated : 256;
+		while (cap - s->buf_len < need) {
+			if (cap > SIZE_MAX / 2)
+				return ms__stream_fail(s, -ENOMEM, s->pos,
+						       "memory sink too large");
+			cap *= 2;
+		}
+		nb = ms__realloc(s->alloc, s->buf, cap);
+		if (!nb)
+			return ms__stream_fail(s, -ENOMEM, s->pos,
+					       "memory sink: cannot grow to "
+					       "%zu bytes",
+					       cap);
+		s->buf = nb;
+		m->allocated = cap;
+	}
+	mem_set_limit(s);
+	return 0;
+}
+
+/* Every put was copied into the result: nothing to hand on. */
+static int mem_flush(ms_stream *s)
+{
+	return s->err.code;
+}
+
+static const struct ms__transport mem_writer_transport = {
+	.flags = MS__SINK_HOLDS_DATA,
+	.flush = mem_flush,
+	.make_room = mem_make_room,
+};
+
 int ms_stream_new_mem(ms_stream **out, size_t max_size,
 		      const ms_stream_opts *opts)
 {
+	struct mem_writer *m;
 	ms_stream *s;
 	int ret;
 
 	if (!out)
 		return -EINVAL;
-	ret = ms__stream_create(&s, MS_STREAM_WRITER, MS__KIND_MEM, opts);
+	ret = ms__stream_create(&s, MS_STREAM_WRITER, &mem_writer_transport,
+				sizeof(*m), opts);
 	if (ret)
 		return ret;
-	s->max_size = max_size;
+	m = s->sink;
+	m->max_size = max_size;
 	s->buf_owned = true;
 	/* The buffer is allocated on the first put. */
 	*out = s;
 	return 0;
 }
 
+static bool is_mem_writer(const ms_stream *s)
+{
+	return s && s->t == &mem_writer_transport;
+}
+
+/* -EINVAL for a call that needs a memory writer, with a note in @s. */
+static int not_mem_writer(ms_stream *s, const char *fn)
+{
+	if (!s)
+		return -EINVAL;
+	return ms__error_misuse(
+		&s->err, "%s: needs a memory writer (ms_stream_new_mem())", fn);
+}
+
 int ms_stream_mem_view(ms_stream *s, const uint8_t **data, size_t *len)
 {
-	assert(s && s->kind == MS__KIND_MEM && data && len);
+	assert(is_mem_writer(s) && data && len);
 	if (data)
 		*data = NULL;
 	if (len)
 		*len = 0;
-	if (!s || s->kind != MS__KIND_MEM || !data || !len)
-		return -EINVAL;
+	if (!is_mem_writer(s))
+		return not_mem_writer(s, __func__);
+	if (!data || !len)
+		return ms__error_misuse(&s->err,
+					"ms_stream_mem_view: data or len NULL");
 	*data = s->buf ? s->buf + s->buf_pos : NULL;
 	*len = s->buf_len - s->buf_pos;
-	return s->err;
+	return s->err.code;
 }
 
 int ms_stream_mem_discard(ms_stream *s, size_t len)
 {
-	assert(s && s->kind == MS__KIND_MEM);
-	if (!s || s->kind != MS__KIND_MEM || len > s->buf_len - s->buf_pos)
-		return -EINVAL;
+	assert(is_mem_writer(s));
+	if (!is_mem_writer(s))
+		return not_mem_writer(s, __func__);
+	if (len > s->buf_len - s->buf_pos)
+		return ms__error_misuse(
+			&s->err,
+			"ms_stream_mem_discard: at most the %zu "
+			"bytes held can be discarded, %zu asked",
+			s->buf_len - s->buf_pos, len);
 	s->buf_pos += len;
 	if (s->buf_pos == s->buf_len) {
 		/* Everything was taken: start again at the front for free. */
@@ -60,9 +166,14 @@ int ms_stream_mem_discard(ms_stream *s, size_t len)
 		s->buf_len -= s->buf_pos;
 		s->buf_pos = 0;
 	}
-	ms__mem_set_limit(s);
+	mem_set_limit(s);
 	return 0;
 }
+
+/* A reader over the caller's bytes: no read hook, nothing to refill. */
+static const struct ms__transport mem_reader_transport = {
+	.flags = 0,
+};
 
 int ms_stream_new_mem_reader(ms_stream **out, const void *buf, size_t len,
 			     const ms_stream_opts *opts)
@@ -72,7 +183,7 @@ int ms_stream_new_mem_reader(ms_stream **out, const void *buf, size_t len,
 
 	if (!out || (!buf && len))
 		return -EINVAL;
-	ret = ms__stream_create(&s, MS_STREAM_READER, MS__KIND_MEM_READER,
+	ret = ms__stream_create(&s, MS_STREAM_READER, &mem_reader_transport, 0,
 				opts);
 	if (ret)
 		return ret;
@@ -83,176 +194,4 @@ int ms_stream_new_mem_reader(ms_stream **out, const void *buf, size_t len,
 	s->eof = true;
 	*out = s;
 	return 0;
-}
-
-int ms_stream_new_feed(ms_stream **out, const ms_stream_opts *opts)
-{
-	ms_stream *s;
-	int ret;
-
-	if (!out)
-		return -EINVAL;
-	ret = ms__stream_create(&s, MS_STREAM_READER, MS__KIND_FEED, opts);
-	if (ret)
-		return ret;
-	s->buf_owned = true;
-	*out = s;
-	return 0;
-}
-
-int ms_stream_feed_reserve(ms_stream *s, size_t len, void **room)
-{
-	size_t keep, held;
-
-	assert(s && s->kind == MS__KIND_FEED && room);
-	if (room)
-		*room = NULL;
-	if (!s || s->kind != MS__KIND_FEED || s->eof || !room)
-		return -EINVAL;
-	if (s->err)
-		return s->err;
-	s->feed_reserving = false;
-	if (len > SIZE_MAX / 4 || s->buf_len > SIZE_MAX / 4 - len)
-		return ms__stream_fail(s, -ENOMEM, s->pos,
-				       "feed: too much unread data");
-	keep = s->feed_marked && s->feed_mark < s->buf_pos ? s->feed_mark
-							   : s->buf_pos;
-	held = s->buf_len - keep;
-	/*
-	 * Move the unread bytes to the front when that reclaims at least as
-	 * many bytes as it moves and room is short (so each byte is moved at
-	 * most once per byte consumed), and early when they are few: then
-	 * the buffer does not run to its end before the next move and each
-	 * move is cheap.
-	 */
-	if (keep && ((keep >= held && s->buf_cap - s->buf_len < len &&
-		      s->buf_cap - held >= len) ||
-		     held <= keep / 8)) {
-		memmove(s->buf, s->buf + keep, held);
-		s->buf_pos -= keep;
-		s->buf_len = held;
-		if (s->feed_marked)
-			s->feed_mark -= keep;
-	}
-	if (s->buf_cap - s->buf_len < len) {
-		size_t cap = s->buf_cap ? s->buf_cap : 256;
-		uint8_t *nb;
-
-		while (cap - s->buf_len < len) {
-			if (cap > SIZE_MAX / 2)
-				return ms__stream_fail(
-					s, -ENOMEM, s->pos,
-					"feed: too much unread data");
-			cap *= 2;
-		}
-		nb = ms__realloc(s->alloc, s->buf, cap);
-		if (!nb)
-			return ms__stream_fail(s, -ENOMEM, s->pos,
-					       "feed: cannot grow to %zu bytes",
-					       cap);
-		s->buf = nb;
-		s->buf_cap = cap;
-	}
-	s->feed_reserved = len;
-	s->feed_reserving = true;
-	*room = s->buf ? s->buf + s->buf_len : NULL;
-	return 0;
-}
-
-int ms_stream_feed_commit(ms_stream *s, size_t len)
-{
-	assert(s && s->kind == MS__KIND_FEED);
-	if (!s || s->kind != MS__KIND_FEED)
-		return -EINVAL;
-	if (s->err)
-		return s->err;
-	if (ms__feed_commit_ok(s, len))
-		return -EINVAL;
-	s->buf_len += len;
-	s->received += len;
-	s->feed_reserved = 0;
-	s->feed_reserving = false;
-	return 0;
-}
-
-int ms_stream_feed(ms_stream *s, const void *buf, size_t len)
-{
-	void *room;
-	int ret;
-
-	assert(s && s->kind == MS__KIND_FEED);
-	if (!s || s->kind != MS__KIND_FEED || s->eof || (!buf && len))
-		return -EINVAL;
-	if (s->err)
-		return s->err;
-	if (!len)
-		return 0;
-	ret = ms_stream_feed_reserve(s, len, &room);
-	if (ret)
-		return ret;
-	memcpy(room, buf, len);
-	s->copied += len;
-	return ms_stream_feed_commit(s, len);
-}
-
-int ms_stream_feed_end(ms_stream *s)
-{
-	assert(s && s->kind == MS__KIND_FEED);
-	if (!s || s->kind != MS__KIND_FEED)
-		return -EINVAL;
-	s->eof = true;
-	return s->err;
-}
-
-/*
- * Mark and rewind, for the load driver: a parser that ran out of fed data
- * (-EAGAIN) goes back to the mark and tries again when more has come.
- * The bytes from the mark on are kept until the mark moves.
- */
-void ms__feed_mark(ms_stream *s)
-{
-	s->feed_marked = true;
-	s->feed_mark = s->buf_pos;
-	s->feed_mark_pos = s->pos;
-}
-
-void ms__feed_unmark(ms_stream *s)
-{
-	s->feed_marked = false;
-}
-
-int ms__feed_rewind(ms_stream *s)
-{
-	if (!s->feed_marked || (s->err && s->err != -EAGAIN))
-		return -EINVAL;
-	/* An error emptied the window: the data is still in the buffer. */
-	if (s->err) {
-		s->err = 0;
-		s->err_offset = 0;
-		s->errmsg[0] = '\0';
-		s->buf_len = s->feed_len_saved;
-	}
-	s->buf_pos = s->feed_mark;
-	s->pos = s->feed_mark_pos;
-	return 0;
-}
-
-bool ms__stream_is_feed(const ms_stream *s)
-{
-	return s->kind == MS__KIND_FEED;
-}
-
-int ms__feed_commit_ok(const ms_stream *s, size_t len)
-{
-	if (s->kind != MS__KIND_FEED || s->eof || !s->feed_reserving ||
-	    len > s->feed_reserved)
-		return -EINVAL;
-	return 0;
-}
-
-/* A feed reader with nothing to read yet and no end marked. */
-bool ms__stream_is_starved(const ms_stream *s)
-{
-	return s->kind == MS__KIND_FEED && !s->eof && !s->err &&
-	       s->buf_pos == s->buf_len;
 }

@@ -7,12 +7,17 @@
  * memory; a flush hands the staging bytes and the queued buffers, in
  * order, to the sink.  Staging bytes that are not yet described by an
  * iovec run from stage_start to buf_len, so a small put is a bounds check
- * and a store.  The memory writer has no sink: its staging buffer is the
- * growable result itself.
+ * and a store.
  *
- * A reader consumes buf[buf_pos, buf_len).  Memory readers point buf at
- * the caller's data, feed readers at an owned buffer that ms_stream_feed()
- * appends to, and the others refill an owned buffer from the sink.
+ * A reader consumes buf[buf_pos, buf_len) and refills it from the sink's
+ * read hook (or lets the sink lend its bytes in place).
+ *
+ * The core does not know which sink it serves: each sink's transport
+ * table (stream-impl.h) gives the byte movers, hooks where the sink does
+ * something else than the default (the memory writer grows instead of
+ * flushing, the iovec array hands out entries instead of writing, the
+ * feed reader is appended to instead of refilled) and flags for the few
+ * rules that depend on the sink.
  *
  * After an error a reader's window is emptied and a writer refuses puts,
  * so the fast paths need no extra test for the sticky error beyond one
@@ -33,77 +38,93 @@
  * Errors.
  */
 
-static void stream_vfail(ms_stream *s, int err, uint64_t offset,
-			 const char *fmt, va_list ap)
+static int stream_vfail(ms_stream *s, int err, uint64_t offset, const char *fmt,
+			va_list ap)
 #if defined(__GNUC__)
 	__attribute__((format(printf, 4, 0)))
 #endif
 	;
 
-static void stream_vfail(ms_stream *s, int err, uint64_t offset,
-			 const char *fmt, va_list ap)
+static int stream_vfail(ms_stream *s, int err, uint64_t offset, const char *fmt,
+			va_list ap)
 {
-	if (s->err)
-		return;
-	if (err >= 0)
-		err = -EIO;
-	s->err = err;
-	s->err_offset = offset;
-	if (fmt)
-		vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
-	else
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s", ms_strerror(err));
+	if (s->err.code)
+		return s->err.code;
+	ms__error_vset(&s->err, err, -EIO, offset, MS__NO_SECTION, NULL, fmt,
+		       ap);
 	if (s->mode == MS_STREAM_READER) {
 		/* Nothing buffered may be consumed after an error; a feed
 		 * reader keeps its data for ms__feed_rewind(). */
-		s->feed_len_saved = s->buf_len;
+		s->buf_len_at_err = s->buf_len;
 		s->buf_pos = 0;
 		s->buf_len = 0;
 	}
+	return s->err.code;
 }
 
 int ms__stream_fail(ms_stream *s, int err, uint64_t offset, const char *fmt,
 		    ...)
 {
 	va_list ap;
+	int ret;
 
 	va_start(ap, fmt);
-	stream_vfail(s, err, offset, fmt, ap);
+	ret = stream_vfail(s, err, offset, fmt, ap);
 	va_end(ap);
-	return s->err;
+	return ret;
+}
+
+void ms__stream_clear_error(ms_stream *s)
+{
+	if (!s->err.code)
+		return;
+	memset(&s->err, 0, sizeof(s->err));
+	if (s->mode == MS_STREAM_READER)
+		s->buf_len = s->buf_len_at_err;
 }
 
 int ms_stream_set_error(ms_stream *s, int err, const char *fmt, ...)
 {
 	va_list ap;
+	int ret;
 
 	assert(s);
 	if (!s)
 		return -EINVAL;
 	va_start(ap, fmt);
-	stream_vfail(s, err, s->pos, fmt, ap);
+	ret = stream_vfail(s, err, s->pos, fmt, ap);
 	va_end(ap);
-	return s->err;
+	return ret;
+}
+
+const ms__error *ms__stream_error(const ms_stream *s)
+{
+	return &s->err;
+}
+
+const char *ms__stream_errtext(const ms_stream *s)
+{
+	return ms__error_text(&s->err);
 }
 
 int ms_stream_error(const ms_stream *s)
 {
 	assert(s);
-	return s ? s->err : -EINVAL;
+	return s ? s->err.code : -EINVAL;
 }
 
 const char *ms_stream_errmsg(const ms_stream *s)
 {
 	assert(s);
-	if (!s || !s->err)
+	if (!s)
 		return "";
-	return s->errmsg;
+	return s->err.msg;
 }
 
 uint64_t ms_stream_error_offset(const ms_stream *s)
 {
 	assert(s);
-	return s && s->err ? s->err_offset : 0;
+	return s && s->err.code ? s->err.offset : 0;
 }
 
 uint64_t ms_stream_tell(const ms_stream *s)
@@ -137,7 +158,13 @@ void ms_stream_get_stats(const ms_stream *s, ms_stream_stats *st)
  * Creation and destruction.
  */
 
-int ms__stream_create(ms_stream **sp, ms_stream_mode mode, enum ms__kind kind,
+/* Where the sink's state starts in the stream's allocation. */
+#define SINK_OFFSET                                                            \
+	((sizeof(struct ms_stream) + _Alignof(max_align_t) - 1) /              \
+	 _Alignof(max_align_t) * _Alignof(max_align_t))
+
+int ms__stream_create(ms_stream **sp, ms_stream_mode mode,
+		      const struct ms__transport *t, size_t sink_size,
 		      const ms_stream_opts *opts)
 {
 	const ms_allocator *a = NULL;
@@ -169,18 +196,21 @@ int ms__stream_create(ms_stream **sp, ms_stream_mode mode, enum ms__kind kind,
 		timeout_ms = opts->timeout_ms;
 	}
 
-	s = ms__malloc(a, sizeof(*s));
+	if (sink_size > SIZE_MAX - SINK_OFFSET)
+		return -ENOMEM;
+	s = ms__malloc(a, SINK_OFFSET + sink_size);
 	if (!s)
 		return -ENOMEM;
-	memset(s, 0, sizeof(*s));
+	memset(s, 0, SINK_OFFSET + sink_size);
 	s->mode = mode;
-	s->kind = kind;
+	s->t = t;
+	s->flags = t->flags;
+	s->sink = sink_size ? (uint8_t *)s + SINK_OFFSET : NULL;
 	s->alloc = a;
 	s->buf_size = buf_size;
 	s->zc_threshold = zc;
 	s->timeout_ms = timeout_ms;
 	s->queue_limit = SIZE_MAX;
-	s->fd = -1;
 	*sp = s;
 	return 0;
 }
@@ -190,12 +220,13 @@ int ms__stream_create(ms_stream **sp, ms_stream_mode mode, enum ms__kind kind,
  * fd, iovec and custom sinks.
  */
 int ms__stream_create_buffered(ms_stream **sp, ms_stream_mode mode,
-			       enum ms__kind kind, const ms_stream_opts *opts)
+			       const struct ms__transport *t, size_t sink_size,
+			       const ms_stream_opts *opts)
 {
 	ms_stream *s;
 	int ret;
 
-	ret = ms__stream_create(&s, mode, kind, opts);
+	ret = ms__stream_create(&s, mode, t, sink_size, opts);
 	if (ret)
 		return ret;
 	s->buf = ms__malloc(s->alloc, s->buf_size);
@@ -211,17 +242,12 @@ int ms__stream_create_buffered(ms_stream **sp, ms_stream_mode mode,
 
 void ms__stream_destroy(ms_stream *s)
 {
-	struct ms__chunk *c, *next;
-
-	for (c = s->chunks; c; c = next) {
-		next = c->next;
-		ms__free(s->alloc, c);
-	}
+	if (s->t->destroy)
+		s->t->destroy(s);
 	if (s->borrowed)
 		s->buf = s->own_buf;
 	if (s->buf_owned)
 		ms__free(s->alloc, s->buf);
-	ms__free(s->alloc, s->riov);
 	ms__free(s->alloc, s);
 }
 
@@ -231,17 +257,19 @@ int ms_stream_close(ms_stream *s)
 
 	if (!s)
 		return 0;
-	if (s->kind == MS__KIND_IOV_ARRAY)
-		ms__iov_array_close(s);
-	else if (s->mode == MS_STREAM_WRITER)
-		ms_stream_flush(s);
-	if (s->t && s->t->close) {
+	if (s->mode == MS_STREAM_WRITER) {
+		if (s->t->pre_close)
+			s->t->pre_close(s);
+		else
+			ms_stream_flush(s);
+	}
+	if (s->t->close) {
 		ret = s->t->close(s);
 		if (ret < 0)
 			ms__stream_fail(s, ret, s->pos, "closing the sink: %s",
 					ms_strerror(ret));
 	}
-	ret = s->err;
+	ret = s->err.code;
 	ms__stream_destroy(s);
 	return ret;
 }
@@ -250,8 +278,7 @@ int ms_stream_close(ms_stream *s)
  * Writing.
  */
 
-/* Describe the staging bytes not yet queued with one iovec. */
-static void seal_stage(ms_stream *s)
+void ms__writer_seal(ms_stream *s)
 {
 	size_t n = s->buf_len - s->stage_start;
 
@@ -300,10 +327,9 @@ static int sink_write_all(ms_stream *s, struct iovec *iov, int cnt)
 			continue;
 		}
 		if (n == 0)
-			return ms__stream_fail(s, -EIO, s->flushed,
-					       "write error at offset %llu: "
-					       "sink took no bytes",
-					       (unsigned long long)s->flushed);
+			return ms__stream_fail(
+				s, -EIO, s->flushed,
+				"write error: sink took no bytes");
 		if (n == -EINTR)
 			continue;
 		if ((n == -EAGAIN || n == -EWOULDBLOCK) && s->t->wait) {
@@ -311,62 +337,40 @@ static int sink_write_all(ms_stream *s, struct iovec *iov, int cnt)
 			if (r < 0)
 				return ms__stream_fail(
 					s, r, s->flushed,
-					"write error at offset %llu: waiting "
-					"for the sink: %s",
-					(unsigned long long)s->flushed,
+					"write error: waiting for the sink: %s",
 					ms_strerror(r));
 			continue;
 		}
-		return ms__stream_fail(
-			s, (int)n, s->flushed, "write error at offset %llu: %s",
-			(unsigned long long)s->flushed, ms_strerror((int)n));
+		return ms__stream_fail(s, (int)n, s->flushed, "write error: %s",
+				       ms_strerror((int)n));
 	}
 	return 0;
 }
 
-int ms__writer_flush(ms_stream *s)
+void ms__writer_reset(ms_stream *s)
 {
-	int ret = 0;
-
-	if (s->err)
-		return s->err;
-	switch (s->kind) {
-	case MS__KIND_MEM:
-		return 0;
-	case MS__KIND_IOV_ARRAY:
-		return ms__iov_array_flush(s);
-	case MS__KIND_IOV_CB:
-		seal_stage(s);
-		if (s->iovcnt) {
-			s->sink_calls++;
-			ret = s->iov_fn(s->iov_opaque, s->iov, s->iovcnt);
-			if (ret < 0)
-				ms__stream_fail(s, ret, s->flushed,
-						"iovec callback failed at "
-						"offset %llu: %s",
-						(unsigned long long)s->flushed,
-						ms_strerror(ret));
-			else
-				s->flushed = s->pos;
-		}
-		break;
-	default:
-		seal_stage(s);
-		if (s->iovcnt)
-			sink_write_all(s, s->iov, s->iovcnt);
-		break;
-	}
 	s->iovcnt = 0;
 	s->buf_len = 0;
 	s->stage_start = 0;
 	s->queue_mark = s->zero_copied;
-	return s->err;
+}
+
+int ms__writer_flush(ms_stream *s)
+{
+	if (s->err.code)
+		return s->err.code;
+	if (s->t->flush)
+		return s->t->flush(s);
+	ms__writer_seal(s);
+	if (s->iovcnt)
+		sink_write_all(s, s->iov, s->iovcnt);
+	ms__writer_reset(s);
+	return s->err.code;
 }
 
 void ms__stream_drop(ms_stream *s)
 {
-	if (s->mode != MS_STREAM_WRITER || s->kind == MS__KIND_MEM ||
-	    s->kind == MS__KIND_IOV_ARRAY)
+	if (s->mode != MS_STREAM_WRITER || !(s->flags & MS__SINK_HANDS_OFF))
 		return;
 	s->iovcnt = 0;
 	s->buf_len = 0;
@@ -379,85 +383,52 @@ int ms_stream_flush(ms_stream *s)
 	if (!s)
 		return -EINVAL;
 	if (s->mode != MS_STREAM_WRITER)
-		return s->err;
+		return s->err.code;
 	return ms__writer_flush(s);
 }
 
 /*
- * A memory writer's buf_cap is what the fast paths may fill: the
- * allocation, cut down so that no more than max_size bytes are held.
- */
-void ms__mem_set_limit(ms_stream *s)
-{
-	s->buf_cap = s->mem_alloc;
-	if (s->max_size && s->buf_cap - s->buf_pos > s->max_size)
-		s->buf_cap = s->buf_pos + s->max_size;
-}
-
-/* Make room for @need contiguous bytes in a memory writer. */
-static int mem_grow(ms_stream *s, size_t need)
-{
-	size_t held = s->buf_len - s->buf_pos;
-	size_t cap;
-	uint8_t *nb;
-
-	if (s->max_size && need > s->max_size - held)
-		return ms__stream_fail(s, -ENOSPC, s->pos,
-				       "memory sink full: %zu bytes held, %zu "
-				       "more do not fit in %zu",
-				       held, need, s->max_size);
-	if (need > SIZE_MAX / 4 || s->buf_len > SIZE_MAX / 4 - need)
-		return ms__stream_fail(s, -ENOMEM, s->pos,
-				       "memory sink too large");
-	/*
-	 * Move the held bytes over the discarded ones only when that
-	 * reclaims at least as much as it moves: amortised O(1) per byte.
-	 */
-	if (s->buf_pos && s->buf_pos >= held && s->mem_alloc - held >= need) {
-		memmove(s->buf, s->buf + s->buf_pos, held);
-		s->buf_pos = 0;
-		s->buf_len = held;
-	} else if (s->mem_alloc - s->buf_len < need) {
-		cap = s->mem_alloc ? s->mem_alloc : 256;
-		while (cap - s->buf_len < need) {
-			if (cap > SIZE_MAX / 2)
-				return ms__stream_fail(s, -ENOMEM, s->pos,
-						       "memory sink too large");
-			cap *= 2;
-		}
-		nb = ms__realloc(s->alloc, s->buf, cap);
-		if (!nb)
-			return ms__stream_fail(s, -ENOMEM, s->pos,
-					       "memory sink: cannot grow to "
-					       "%zu bytes",
-					       cap);
-		s->buf = nb;
-		s->mem_alloc = cap;
-	}
-	ms__mem_set_limit(s);
-	return 0;
-}
-
-/*
- * Make room in the staging buffer: flush (or grow, for memory), so that
+ * Make room in the staging buffer (the sink's hook, or a flush), so that
  * at least one byte, and @want bytes where possible, fit.
  */
 static int make_room(ms_stream *s, size_t want)
 {
-	if (s->kind == MS__KIND_MEM)
-		return mem_grow(s, want);
-	if (s->kind == MS__KIND_IOV_ARRAY)
-		return ms__iov_array_make_room(s);
+	if (s->t->make_room)
+		return s->t->make_room(s, want);
 	return ms__writer_flush(s);
+}
+
+/*
+ * A call in the wrong direction (a put on a reader, a get on a writer):
+ * -EINVAL, and a note naming the call in the stream's message.  Out of
+ * line, so that the checks of the fast paths stay one compare.
+ */
+static int wrong_direction(ms_stream *s, const char *fn)
+#if defined(__GNUC__)
+	__attribute__((cold, noinline))
+#endif
+	;
+
+static int wrong_direction(ms_stream *s, const char *fn)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->mode == MS_STREAM_READER)
+		return ms__error_misuse(&s->err,
+					"%s: called on a reader, a put needs a "
+					"writer",
+					fn);
+	return ms__error_misuse(
+		&s->err, "%s: called on a writer, a get needs a reader", fn);
 }
 
 #define WRITER_CHECK(s)                                                        \
 	do {                                                                   \
 		assert((s) && (s)->mode == MS_STREAM_WRITER);                  \
 		if (!(s) || (s)->mode != MS_STREAM_WRITER)                     \
-			return -EINVAL;                                        \
-		if ((s)->err)                                                  \
-			return (s)->err;                                       \
+			return wrong_direction((s), __func__);                 \
+		if ((s)->err.code)                                             \
+			return (s)->err.code;                                  \
 	} while (0)
 
 /* Copy @len bytes into the staging buffer, flushing as it fills. */
@@ -469,7 +440,7 @@ static int put_copy(ms_stream *s, const uint8_t *p, size_t len)
 
 		if (!room) {
 			if (make_room(s, len))
-				return s->err;
+				return s->err.code;
 			continue;
 		}
 		n = len < room ? len : room;
@@ -486,8 +457,8 @@ static int put_copy(ms_stream *s, const uint8_t *p, size_t len)
 /* Slow path of the fixed-size puts: the bytes straddle a flush. */
 static int put_small(ms_stream *s, const uint8_t *p, size_t len)
 {
-	if (s->kind == MS__KIND_MEM && make_room(s, len))
-		return s->err;
+	if ((s->flags & MS__SINK_HOLDS_DATA) && make_room(s, len))
+		return s->err.code;
 	return put_copy(s, p, len);
 }
 
@@ -582,13 +553,17 @@ int ms_put_sbe64(ms_stream *s, int64_t v)
 	{                                                                      \
 		WRITER_CHECK(s);                                               \
 		assert(v || !n);                                               \
+		if (!v && n)                                                   \
+			return ms__error_misuse(&s->err,                       \
+						"%s: values NULL for %zu",     \
+						__func__, n);                  \
 		while (n) {                                                    \
 			size_t k = (s->buf_cap - s->buf_len) / (bits / 8), i;  \
 			uint8_t *p;                                            \
                                                                                \
 			if (!k) {                                              \
 				if (ms_put_be##bits(s, *v))                    \
-					return s->err;                         \
+					return s->err.code;                    \
 				v++;                                           \
 				n--;                                           \
 				continue;                                      \
@@ -620,8 +595,8 @@ static int queue_buffer(ms_stream *s, const void *buf, size_t len)
 {
 	/* Two entries may be needed: the staging bytes and this buffer. */
 	if (s->iovcnt + 2 > MS_STREAM_MAX_IOV && ms__writer_flush(s))
-		return s->err;
-	seal_stage(s);
+		return s->err.code;
+	ms__writer_seal(s);
 	s->iov[s->iovcnt].iov_base = (void *)(uintptr_t)buf;
 	s->iov[s->iovcnt].iov_len = len;
 	s->iovcnt++;
@@ -637,20 +612,21 @@ int ms_put_buffer(ms_stream *s, const void *buf, size_t len)
 		return 0;
 	assert(buf);
 	if (!buf)
-		return -EINVAL;
-	if (s->kind == MS__KIND_MEM && s->buf_cap - s->buf_len < len &&
+		return ms__error_misuse(&s->err,
+					"ms_put_buffer: buffer NULL for %zu "
+					"bytes",
+					len);
+	if ((s->flags & MS__SINK_HOLDS_DATA) && s->buf_cap - s->buf_len < len &&
 	    make_room(s, len))
-		return s->err;
+		return s->err.code;
 	/*
 	 * A buffer at least as large as the staging buffer would only be
 	 * copied to be written out at once: hand it to the sink directly,
 	 * together with what is queued, before returning.
 	 */
-	if (len >= s->buf_size &&
-	    (s->kind == MS__KIND_FD || s->kind == MS__KIND_CUSTOM ||
-	     s->kind == MS__KIND_IOV_CB)) {
+	if (len >= s->buf_size && (s->flags & MS__SINK_HANDS_OFF)) {
 		if (queue_buffer(s, buf, len))
-			return s->err;
+			return s->err.code;
 		return ms__writer_flush(s);
 	}
 	return put_copy(s, buf, len);
@@ -663,11 +639,14 @@ int ms_put_buffer_async(ms_stream *s, const void *buf, size_t len)
 		return 0;
 	assert(buf);
 	if (!buf)
-		return -EINVAL;
-	if (len < s->zc_threshold || s->kind == MS__KIND_MEM)
+		return ms__error_misuse(&s->err,
+					"ms_put_buffer_async: buffer NULL for "
+					"%zu bytes",
+					len);
+	if (len < s->zc_threshold || (s->flags & MS__SINK_HOLDS_DATA))
 		return ms_put_buffer(s, buf, len);
 	if (queue_buffer(s, buf, len))
-		return s->err;
+		return s->err.code;
 	/* Flush when the queue is full, or holds what the sink wants in one
 	 * write (see queue_limit). */
 	if (s->iovcnt == MS_STREAM_MAX_IOV ||
@@ -683,10 +662,14 @@ int ms_put_counted_string(ms_stream *s, const char *str)
 	WRITER_CHECK(s);
 	assert(str);
 	if (!str)
-		return -EINVAL;
+		return ms__error_misuse(&s->err,
+					"ms_put_counted_string: string NULL");
 	len = strlen(str);
 	if (len > MS_COUNTED_STRING_MAX)
-		return -EINVAL;
+		return ms__error_misuse(&s->err,
+					"ms_put_counted_string: at most %d "
+					"bytes fit, the string has %zu",
+					MS_COUNTED_STRING_MAX, len);
 	ms_put_u8(s, (uint8_t)len);
 	return ms_put_buffer(s, str, len);
 }
@@ -699,7 +682,7 @@ int ms_put_counted_string(ms_stream *s, const char *str)
 	do {                                                                   \
 		assert((s) && (s)->mode == MS_STREAM_READER);                  \
 		if (!(s) || (s)->mode != MS_STREAM_READER)                     \
-			return -EINVAL;                                        \
+			return wrong_direction((s), __func__);                 \
 	} while (0)
 
 /*
@@ -712,7 +695,7 @@ int ms_put_counted_string(ms_stream *s, const char *str)
 		if (!(s) || (s)->mode != MS_STREAM_READER) {                   \
 			if (out)                                               \
 				memset((out), 0, (size));                      \
-			return -EINVAL;                                        \
+			return wrong_direction((s), __func__);                 \
 		}                                                              \
 	} while (0)
 
@@ -745,15 +728,12 @@ static ssize_t sink_read(ms_stream *s, void *buf, size_t len)
 			if (r < 0)
 				return ms__stream_fail(
 					s, r, s->received,
-					"read error at offset %llu: waiting "
-					"for the sink: %s",
-					(unsigned long long)s->received,
+					"read error: waiting for the sink: %s",
 					ms_strerror(r));
 			continue;
 		}
-		return ms__stream_fail(
-			s, (int)n, s->received, "read error at offset %llu: %s",
-			(unsigned long long)s->received, ms_strerror((int)n));
+		return ms__stream_fail(s, (int)n, s->received, "read error: %s",
+				       ms_strerror((int)n));
 	}
 }
 
@@ -765,19 +745,16 @@ static ssize_t sink_read(ms_stream *s, void *buf, size_t len)
 static int fail_short(ms_stream *s, uint64_t start, uint64_t need,
 		      uint64_t have)
 {
-	if (s->err)
-		return s->err;
-	if (s->kind == MS__KIND_FEED && !s->eof)
+	if (s->err.code)
+		return s->err.code;
+	if ((s->flags & MS__SINK_FED) && !s->eof)
 		return ms__stream_fail(s, -EAGAIN, start,
-				       "offset %llu: %llu bytes needed, %llu "
-				       "available (more may be fed)",
-				       (unsigned long long)start,
+				       "%llu bytes needed, %llu available "
+				       "(more may be fed)",
 				       (unsigned long long)need,
 				       (unsigned long long)have);
 	return ms__stream_fail(s, -ENODATA, start,
-			       "end of stream at offset %llu: %llu bytes "
-			       "needed, %llu left",
-			       (unsigned long long)start,
+			       "end of stream: %llu bytes needed, %llu left",
 			       (unsigned long long)need,
 			       (unsigned long long)have);
 }
@@ -803,16 +780,15 @@ static ssize_t sink_borrow(ms_stream *s, const uint8_t **p)
 		s->eof = true;
 		return 0;
 	}
-	return ms__stream_fail(
-		s, (int)n, s->received, "read error at offset %llu: %s",
-		(unsigned long long)s->received, ms_strerror((int)n));
+	return ms__stream_fail(s, (int)n, s->received, "read error: %s",
+			       ms_strerror((int)n));
 }
 
 static size_t fill(ms_stream *s, size_t need)
 {
 	size_t have = s->buf_len - s->buf_pos;
 
-	if (have >= need || s->err || !s->t || s->eof)
+	if (have >= need || s->err.code || !s->t->read || s->eof)
 		return have;
 	if (s->borrowed) {
 		/* What is left of the borrowed bytes moves to our own buffer
@@ -846,7 +822,7 @@ static size_t fill(ms_stream *s, size_t need)
 		s->copied += (size_t)n;
 		s->buf_len = (size_t)n;
 	}
-	while (s->buf_len < need && !s->eof && !s->err) {
+	while (s->buf_len < need && !s->eof && !s->err.code) {
 		ssize_t n = sink_read(s, s->buf + s->buf_len,
 				      s->buf_cap - s->buf_len);
 
@@ -868,7 +844,7 @@ static int get_copy(ms_stream *s, uint8_t *p, size_t len)
 		size_t have = s->buf_len - s->buf_pos;
 		size_t n;
 
-		if (!have && s->t && len >= s->buf_cap && !s->eof) {
+		if (!have && s->t->read && len >= s->buf_cap && !s->eof) {
 			/* Large read: straight into the caller's memory. */
 			ssize_t r = sink_read(s, p, len);
 
@@ -877,7 +853,7 @@ static int get_copy(ms_stream *s, uint8_t *p, size_t len)
 				len -= (size_t)r;
 				s->pos += (uint64_t)r;
 			}
-			if (r <= 0 && (s->err || s->eof))
+			if (r <= 0 && (s->err.code || s->eof))
 				break;
 			continue;
 		}
@@ -898,7 +874,7 @@ static int get_copy(ms_stream *s, uint8_t *p, size_t len)
 
 		fail_short(s, start, want, got);
 		memset(p - got, 0, want);
-		return s->err;
+		return s->err.code;
 	}
 	return 0;
 }
@@ -906,9 +882,9 @@ static int get_copy(ms_stream *s, uint8_t *p, size_t len)
 /* Fixed-size get slow path: the bytes straddle a refill, or are missing. */
 static int get_small(ms_stream *s, uint8_t *p, size_t len)
 {
-	if (s->err) {
+	if (s->err.code) {
 		memset(p, 0, len);
-		return s->err;
+		return s->err.code;
 	}
 	if (fill(s, len) < len) {
 		memset(p, 0, len);
@@ -1027,6 +1003,10 @@ int ms_get_sbe64(ms_stream *s, int64_t *v)
                                                                                \
 		READER_CHECK_OUT(s, v, n * sizeof(*v));                        \
 		assert(v || !n);                                               \
+		if (!v && n)                                                   \
+			return ms__error_misuse(&s->err,                       \
+						"%s: values NULL for %zu",     \
+						__func__, n);                  \
 		while (left) {                                                 \
 			size_t k = (s->buf_len - s->buf_pos) / (bits / 8), i;  \
 			const uint8_t *p;                                      \
@@ -1052,7 +1032,7 @@ int ms_get_sbe64(ms_stream *s, int64_t *v)
 		}                                                              \
 		if (left)                                                      \
 			memset(v, 0, n * sizeof(*v));                          \
-		return s->err;                                                 \
+		return s->err.code;                                            \
 	}
 
 DEFINE_GET_ARRAY(16)
@@ -1063,13 +1043,16 @@ int ms_get_buffer(ms_stream *s, void *buf, size_t len)
 {
 	READER_CHECK_OUT(s, buf, len);
 	if (!len)
-		return s->err;
+		return s->err.code;
 	assert(buf);
 	if (!buf)
-		return -EINVAL;
-	if (s->err) {
+		return ms__error_misuse(&s->err,
+					"ms_get_buffer: buffer NULL for %zu "
+					"bytes",
+					len);
+	if (s->err.code) {
 		memset(buf, 0, len);
-		return s->err;
+		return s->err.code;
 	}
 	if (s->buf_len - s->buf_pos >= len) {
 		memcpy(buf, s->buf + s->buf_pos, len);
@@ -1087,10 +1070,10 @@ int ms_get_counted_string(ms_stream *s, char buf[MS_COUNTED_STRING_MAX + 1])
 	READER_CHECK_OUT(s, buf, 1);
 	buf[0] = '\0';
 	if (ms_get_u8(s, &len))
-		return s->err;
+		return s->err.code;
 	if (ms_get_buffer(s, buf, len)) {
 		buf[0] = '\0';
-		return s->err;
+		return s->err.code;
 	}
 	buf[len] = '\0';
 	return len;
@@ -1105,16 +1088,19 @@ ssize_t ms_peek(ms_stream *s, const uint8_t **data, size_t len)
 		*data = NULL;
 	READER_CHECK(s);
 	if (!data)
-		return -EINVAL;
-	if (s->err)
-		return s->err;
-	if (s->t && len > s->buf_cap)
-		return -EINVAL;
+		return ms__error_misuse(&s->err, "ms_peek: data NULL");
+	if (s->err.code)
+		return s->err.code;
+	if (len > ms__stream_peek_max(s))
+		return ms__error_misuse(&s->err,
+					"ms_peek: at most the buffer size "
+					"(%zu bytes) can be peeked, %zu asked",
+					ms__stream_peek_max(s), len);
 	have = fill(s, len);
-	if (s->err)
-		return s->err;
+	if (s->err.code)
+		return s->err.code;
 	/* A feed that may still grow cannot say what follows: as a get. */
-	if (have < len && s->kind == MS__KIND_FEED && !s->eof)
+	if (have < len && (s->flags & MS__SINK_FED) && !s->eof)
 		return fail_short(s, s->pos, len, have);
 	/* An empty memory or feed reader may have no buffer at all. */
 	if (s->buf)
@@ -1127,8 +1113,8 @@ int ms_skip(ms_stream *s, uint64_t len)
 	uint64_t start;
 
 	READER_CHECK(s);
-	if (s->err)
-		return s->err;
+	if (s->err.code)
+		return s->err.code;
 	start = s->pos;
 	while (len) {
 		size_t have = s->buf_len - s->buf_pos;
@@ -1153,18 +1139,18 @@ int ms_skip(ms_stream *s, uint64_t len)
 bool ms_stream_is_eof(ms_stream *s)
 {
 	assert(s && s->mode == MS_STREAM_READER);
-	if (!s || s->mode != MS_STREAM_READER || s->err)
+	if (!s || s->mode != MS_STREAM_READER || s->err.code)
 		return false;
 	if (s->buf_len > s->buf_pos)
 		return false;
 	fill(s, 1);
-	return !s->err && s->buf_len == s->buf_pos && s->eof;
+	return !s->err.code && s->buf_len == s->buf_pos && s->eof;
 }
 
 size_t ms_stream_available(const ms_stream *s)
 {
 	assert(s);
-	if (!s || s->mode != MS_STREAM_READER || s->err)
+	if (!s || s->mode != MS_STREAM_READER || s->err.code)
 		return 0;
 	return s->buf_len - s->buf_pos;
 }

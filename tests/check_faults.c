@@ -253,7 +253,7 @@ START_TEST(test_faults_writer_error_offset)
 			      fault_names[fault], n,
 			      (unsigned long long)ms_stream_error_offset(s),
 			      f.len);
-		snprintf(want, sizeof(want), "write error at offset %zu: %s",
+		snprintf(want, sizeof(want), "offset 0x%zx: write error: %s",
 			 f.len, ms_strerror(err));
 		ck_assert_str_eq(ms_stream_errmsg(s), want);
 		/* No call reaches the sink after the error. */

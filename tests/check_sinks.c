@@ -423,7 +423,7 @@ START_TEST(test_sinks_fd_eof_exact)
 	ck_assert_uint_eq(v32, 0);
 	ck_assert_uint_eq(ms_stream_error_offset(r), 98);
 	ck_assert_str_eq(ms_stream_errmsg(r),
-			 "end of stream at offset 98: 4 bytes needed, 2 left");
+			 "offset 0x62: end of stream: 4 bytes needed, 2 left");
 	ck_assert_uint_eq(ms_stream_available(r), 0);
 	ms_stream_close(r);
 
@@ -616,6 +616,196 @@ START_TEST(test_sinks_fd_own_closes)
 	}
 	ck_assert_int_eq(ms_stream_close(s), 0);
 	ck_assert(fd_is_closed(fds[0]));
+}
+END_TEST
+
+/*
+ * ms_stream_new_file(): a scratch directory per test, removed at the end.
+ */
+struct scratch {
+	char dir[512];
+	char path[600];
+};
+
+static void scratch_init(struct scratch *sc)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (!tmp || !*tmp)
+		tmp = "/tmp";
+	snprintf(sc->dir, sizeof(sc->dir), "%s/check_sinks.XXXXXX", tmp);
+	ck_assert_ptr_nonnull(mkdtemp(sc->dir));
+}
+
+static const char *scratch_path(struct scratch *sc, const char *name)
+{
+	snprintf(sc->path, sizeof(sc->path), "%s/%s", sc->dir, name);
+	return sc->path;
+}
+
+/* The lowest descriptor number not in use: where open() puts the next. */
+static int next_fd(void)
+{
+	int fd = dup(0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(close(fd), 0);
+	return fd;
+}
+
+/* Bytes in the file at @path, -1 if there is none. */
+static long long file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+START_TEST(test_sinks_file_roundtrip)
+{
+	struct scratch sc;
+	const char *path;
+	uint8_t got[3000], want[3000];
+	struct stat st;
+	mode_t old_mask;
+	ms_stream *w, *r;
+	size_t i;
+	int fd;
+
+	for (i = 0; i < sizeof(want); i++)
+		want[i] = (uint8_t)(i * 7);
+	scratch_init(&sc);
+	path = scratch_path(&sc, "snapshot");
+
+	/* A new file, mode 0666 less the umask, descriptor close-on-exec
+	 * and owned: closed by ms_stream_close(). */
+	old_mask = umask(022);
+	fd = next_fd();
+	ck_assert_int_eq(ms_stream_new_file(&w, path, MS_STREAM_WRITER, NULL),
+			 0);
+	umask(old_mask);
+	ck_assert(fd_is_open(fd));
+	ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0644);
+	ck_assert_int_eq(ms_put_be32(w, 0x01020304), 0);
+	ck_assert_int_eq(ms_put_buffer(w, want, sizeof(want)), 0);
+	ck_assert_int_eq(ms_stream_close(w), 0);
+	ck_assert(fd_is_closed(fd));
+	ck_assert_int_eq(file_size(path), 4 + sizeof(want));
+
+	/* Read back, with the reader's descriptor owned too. */
+	ck_assert_int_eq(ms_stream_new_file(&r, path, MS_STREAM_READER, NULL),
+			 0);
+	ck_assert(fd_is_open(fd));
+	ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	{
+		uint32_t v = 0;
+
+		ck_assert_int_eq(ms_get_be32(r, &v), 0);
+		ck_assert_uint_eq(v, 0x01020304);
+	}
+	ck_assert_int_eq(ms_get_buffer(r, got, sizeof(got)), 0);
+	ck_assert_mem_eq(got, want, sizeof(want));
+	ck_assert(ms_stream_is_eof(r));
+	ck_assert_int_eq(ms_stream_close(r), 0);
+	ck_assert(fd_is_closed(fd));
+
+	/* A writer truncates what was there. */
+	ck_assert_int_eq(ms_stream_new_file(&w, path, MS_STREAM_WRITER, NULL),
+			 0);
+	ck_assert_int_eq(file_size(path), 0);
+	ck_assert_int_eq(ms_put_u8(w, 9), 0);
+	ck_assert_int_eq(ms_stream_close(w), 0);
+	ck_assert_int_eq(file_size(path), 1);
+	ck_assert_int_eq(next_fd(), fd);
+
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(sc.dir), 0);
+}
+END_TEST
+
+START_TEST(test_sinks_file_refusals)
+{
+	ms_stream_opts bad = opts_of(0, 0);
+	ms_stream *const sentinel = (ms_stream *)0x1;
+	ms_stream *s = sentinel;
+	struct scratch sc;
+	struct ms_test_alloc ta;
+	ms_stream_opts o = opts_of(0, 0);
+	const char *path;
+	int fd = next_fd();
+
+	scratch_init(&sc);
+
+	/* Missing: the file, or the directory it would be created in. */
+	ck_assert_int_eq(ms_stream_new_file(&s, scratch_path(&sc, "none"),
+					    MS_STREAM_READER, NULL),
+			 -ENOENT);
+	ck_assert_int_eq(ms_stream_new_file(&s, scratch_path(&sc, "no/file"),
+					    MS_STREAM_WRITER, NULL),
+			 -ENOENT);
+	ck_assert_int_eq(file_size(scratch_path(&sc, "none")), -1);
+
+	/* A directory, for writing and for reading. */
+	ck_assert_int_eq(ms_stream_new_file(&s, sc.dir, MS_STREAM_WRITER, NULL),
+			 -EISDIR);
+	ck_assert_int_eq(ms_stream_new_file(&s, sc.dir, MS_STREAM_READER, NULL),
+			 -EISDIR);
+
+	/* Bad arguments; bad options or no memory leave the file alone. */
+	path = scratch_path(&sc, "kept");
+	ck_assert_int_eq(ms_stream_new_file(&s, path, MS_STREAM_WRITER, NULL),
+			 0);
+	ck_assert_int_eq(ms_put_be32(s, 7), 0);
+	ck_assert_int_eq(ms_stream_close(s), 0);
+	s = sentinel;
+	ck_assert_int_eq(ms_stream_new_file(&s, NULL, MS_STREAM_READER, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(ms_stream_new_file(NULL, path, MS_STREAM_READER, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(ms_stream_new_file(&s, path, (ms_stream_mode)3, NULL),
+			 -EINVAL);
+	bad.version = 0;
+	ck_assert_int_eq(ms_stream_new_file(&s, path, MS_STREAM_WRITER, &bad),
+			 -EINVAL);
+	ms_test_alloc_init(&ta, 1);
+	o.allocator = &ta.a;
+	ck_assert_int_eq(ms_stream_new_file(&s, path, MS_STREAM_WRITER, &o),
+			 -ENOMEM);
+	ms_test_alloc_init(&ta, 2);
+	ck_assert_int_eq(ms_stream_new_file(&s, path, MS_STREAM_WRITER, &o),
+			 -ENOMEM);
+	ck_assert_int_eq(ta.live, 0);
+	ck_assert_int_eq(file_size(path), 4);
+	ck_assert_ptr_eq(s, sentinel);
+	ck_assert_int_eq(next_fd(), fd);
+
+	/*
+	 * A directory the process may not write to.  Permission bits do not
+	 * bind root: then the check runs as an unprivileged user, if the
+	 * process may become one.
+	 */
+	ck_assert_int_eq(mkdir(scratch_path(&sc, "ro"), 0555), 0);
+	ck_assert_int_eq(chmod(sc.dir, 0755), 0);
+	{
+		bool root = geteuid() == 0;
+		bool as_user = !root || seteuid(65534) == 0;
+
+		if (as_user) {
+			ck_assert_int_eq(ms_stream_new_file(
+						 &s, scratch_path(&sc, "ro/x"),
+						 MS_STREAM_WRITER, NULL),
+					 -EACCES);
+			ck_assert_ptr_eq(s, sentinel);
+			ck_assert_int_eq(next_fd(), fd);
+		}
+		if (root && as_user)
+			ck_assert_int_eq(seteuid(0), 0);
+	}
+	ck_assert_int_eq(rmdir(scratch_path(&sc, "ro")), 0);
+	ck_assert_int_eq(unlink(scratch_path(&sc, "kept")), 0);
+	ck_assert_int_eq(rmdir(sc.dir), 0);
 }
 END_TEST
 
@@ -2469,7 +2659,7 @@ START_TEST(test_sinks_fd_transport_errnos_named)
 	ck_assert_uint_eq(v, 0);
 	ck_assert_uint_eq(ms_stream_error_offset(r), 0);
 	ck_assert_str_eq(ms_stream_errmsg(r),
-			 "read error at offset 0: is a directory");
+			 "offset 0x0: read error: is a directory");
 	ck_assert_int_eq(ms_stream_close(r), -EISDIR);
 	ck_assert(fd_is_closed(fd));
 
@@ -2480,7 +2670,7 @@ START_TEST(test_sinks_fd_transport_errnos_named)
 	ck_assert_int_eq(ms_put_be32(w, 1), 0);
 	ck_assert_int_eq(ms_stream_flush(w), -ENOTCONN);
 	ck_assert_str_eq(ms_stream_errmsg(w),
-			 "write error at offset 0: socket not connected");
+			 "offset 0x0: write error: socket not connected");
 	ck_assert_int_eq(ms_stream_close(w), -ENOTCONN);
 	ck_assert(fd_is_closed(fd));
 }
@@ -2499,6 +2689,8 @@ static Suite *sinks_suite(void)
 	tcase_add_test(tc, test_sinks_fd_enospc_dev_full);
 	tcase_add_test(tc, test_sinks_fd_own_closes);
 	tcase_add_test(tc, test_sinks_fd_bad_args);
+	tcase_add_test(tc, test_sinks_file_roundtrip);
+	tcase_add_test(tc, test_sinks_file_refusals);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fd processes");

@@ -333,7 +333,7 @@ START_TEST(test_stream_short_read_is_sticky_error)
 	ck_assert_int_eq(ms_stream_error(r), -ENODATA);
 	ck_assert_uint_eq(ms_stream_error_offset(r), 4);
 	ck_assert_str_eq(ms_stream_errmsg(r),
-			 "end of stream at offset 4: 8 bytes needed, 2 left");
+			 "offset 0x4: end of stream: 8 bytes needed, 2 left");
 	/* Bytes that were there are not handed out after the error. */
 	ck_assert_int_eq(ms_get_u8(r, &v8), -ENODATA);
 	ck_assert_uint_eq(v8, 0);
@@ -424,7 +424,7 @@ START_TEST(test_stream_skip_past_end)
 	ck_assert_int_eq(ms_skip(r, 1000), -ENODATA);
 	ck_assert_uint_eq(ms_stream_error_offset(r), 3);
 	ck_assert_str_eq(ms_stream_errmsg(r),
-			 "end of stream at offset 3: 1000 bytes needed, 7 "
+			 "offset 0x3: end of stream: 1000 bytes needed, 7 "
 			 "left");
 	ms_stream_close(r);
 }
@@ -598,8 +598,8 @@ START_TEST(test_stream_feed_incremental)
 	ck_assert_uint_eq(v32, 0);
 	ck_assert_uint_eq(ms_stream_error_offset(r), 8);
 	ck_assert_str_eq(ms_stream_errmsg(r),
-			 "offset 8: 4 bytes needed, 2 available (more may be "
-			 "fed)");
+			 "offset 0x8: 4 bytes needed, 2 available (more may "
+			 "be fed)");
 	/* Sticky, as documented: more data does not clear it. */
 	ck_assert_int_eq(ms_stream_feed(r, data, 10), -EAGAIN);
 	ck_assert_int_eq(ms_get_u8(r, &v), -EAGAIN);
@@ -742,13 +742,13 @@ START_TEST(test_stream_set_error_and_offsets)
 	ck_assert_uint_eq(ms_stream_error_offset(w), 0);
 	ck_assert_int_eq(ms_stream_set_error(w, -EBADMSG, "bad %s %d", "x", 3),
 			 -EBADMSG);
-	ck_assert_str_eq(ms_stream_errmsg(w), "bad x 3");
+	ck_assert_str_eq(ms_stream_errmsg(w), "offset 0x4: bad x 3");
 	ck_assert_uint_eq(ms_stream_error_offset(w), 4);
 	ck_assert_int_eq(ms_stream_close(w), -EBADMSG);
 
 	w = new_writer(0);
 	ck_assert_int_eq(ms_stream_set_error(w, -EPROTO, NULL), -EPROTO);
-	ck_assert_str_eq(ms_stream_errmsg(w), ms_strerror(-EPROTO));
+	ck_assert_str_eq(ms_stream_errmsg(w), "offset 0x0: protocol error");
 	ck_assert_int_eq(ms_stream_close(w), -EPROTO);
 }
 END_TEST
@@ -951,6 +951,107 @@ START_TEST(test_stream_huge_sizes_refused)
 }
 END_TEST
 
+/* A custom reader over a fixed buffer. */
+struct fixed_src {
+	const uint8_t *p;
+	size_t len, off;
+};
+
+static ssize_t fixed_read(void *opaque, void *buf, size_t len)
+{
+	struct fixed_src *f = opaque;
+	size_t n = f->len - f->off < len ? f->len - f->off : len;
+
+	memcpy(buf, f->p + f->off, n);
+	f->off += n;
+	return (ssize_t)n;
+}
+
+static const ms_stream_ops fixed_ops = {
+	MS_STREAM_OPS_VERSION, NULL, fixed_read, NULL, NULL,
+};
+
+/*
+ * Calls refused with -EINVAL (a wrong order, a bad argument) say in the
+ * stream's message what was expected, and leave the stream working: the
+ * error stays 0, the next refusal replaces the note, and a real error
+ * replaces it for good.
+ */
+START_TEST(test_stream_refusals_say_what_was_expected)
+{
+	char s256[257];
+	const uint8_t *p;
+	uint8_t data[8] = {1, 2, 3, 4, 5, 6, 7, 8}, v;
+	struct fixed_src src = {data, sizeof(data), 0};
+	ms_stream_opts o16 = {MS_STREAM_OPTS_VERSION, NULL, 16, 0, 0};
+	uint16_t v16;
+	void *room;
+	ms_stream *w = new_writer(0), *r, *f;
+
+	memset(s256, 'y', 256);
+	s256[256] = '\0';
+	ck_assert_str_eq(ms_stream_errmsg(w), "");
+	ck_assert_int_eq(ms_put_counted_string(w, s256), -EINVAL);
+	ck_assert_int_eq(ms_stream_error(w), 0);
+	ck_assert_uint_eq(ms_stream_error_offset(w), 0);
+	ck_assert_str_eq(ms_stream_errmsg(w),
+			 "ms_put_counted_string: at most 255 bytes fit, the "
+			 "string has 256");
+	ck_assert_int_eq(ms_put_be32(w, 1), 0);
+	ck_assert_int_eq(ms_stream_mem_discard(w, 5), -EINVAL);
+	ck_assert_str_eq(ms_stream_errmsg(w),
+			 "ms_stream_mem_discard: at most the 4 bytes held can "
+			 "be discarded, 5 asked");
+	ck_assert_int_eq(ms_stream_error(w), 0);
+
+	/* A feed reader: order of reserve, commit, feed and end. */
+	ck_assert_int_eq(ms_stream_new_feed(&f, NULL), 0);
+	ck_assert_int_eq(ms_stream_feed_commit(f, 1), -EINVAL);
+	ck_assert_str_eq(ms_stream_errmsg(f),
+			 "ms_stream_feed_commit: no reservation to commit "
+			 "(ms_stream_feed_reserve() first, once per commit)");
+	ck_assert_int_eq(ms_stream_feed_reserve(f, 4, &room), 0);
+	ck_assert_int_eq(ms_stream_feed_commit(f, 5), -EINVAL);
+	ck_assert_str_eq(ms_stream_errmsg(f),
+			 "ms_stream_feed_commit: 5 bytes committed, only 4 "
+			 "reserved");
+	ck_assert_int_eq(ms_stream_feed(f, NULL, 3), -EINVAL);
+	ck_assert_str_eq(ms_stream_errmsg(f),
+			 "ms_stream_feed: buffer NULL for 3 bytes");
+	ck_assert_int_eq(ms_stream_feed(f, data, 2), 0);
+	ck_assert_int_eq(ms_stream_feed_end(f), 0);
+	ck_assert_int_eq(ms_stream_feed(f, data, 2), -EINVAL);
+	ck_assert_str_eq(ms_stream_errmsg(f),
+			 "ms_stream_feed: called after ms_stream_feed_end()");
+	ck_assert_int_eq(ms_stream_feed_reserve(f, 2, &room), -EINVAL);
+	ck_assert_str_eq(ms_stream_errmsg(f), "ms_stream_feed_reserve: called "
+					      "after ms_stream_feed_end()");
+	ck_assert_int_eq(ms_stream_error(f), 0);
+	/* The data fed before is still there; a real error wins. */
+	ck_assert_int_eq(ms_get_u8(f, &v), 0);
+	ck_assert_int_eq(v, 1);
+	ck_assert_int_eq(ms_get_be16(f, &v16), -ENODATA);
+	ck_assert_str_eq(ms_stream_errmsg(f),
+			 "offset 0x1: end of stream: 2 bytes needed, 1 left");
+	ck_assert_int_eq(ms_stream_feed(f, data, 1), -EINVAL);
+	ck_assert_str_eq(ms_stream_errmsg(f),
+			 "offset 0x1: end of stream: 2 bytes needed, 1 left");
+
+	/* A peek larger than a refilled buffer can hold. */
+	ck_assert_int_eq(ms_stream_new_custom(&r, &fixed_ops, &src,
+					      MS_STREAM_READER, &o16),
+			 0);
+	ck_assert_int_eq(ms_peek(r, &p, 17), -EINVAL);
+	ck_assert_str_eq(ms_stream_errmsg(r),
+			 "ms_peek: at most the buffer size (16 bytes) can be "
+			 "peeked, 17 asked");
+	ck_assert_int_eq(ms_peek(r, &p, 16), 8);
+	ck_assert_int_eq(ms_stream_close(r), 0);
+	ck_assert_int_eq(ms_stream_close(f), -ENODATA);
+	ck_assert_int_eq(ms_stream_close(w), 0);
+}
+END_TEST
+
 /*
  * Caller bugs in a build with NDEBUG: NULL handles and gets or puts in
  * the wrong direction return -EINVAL, dereference nothing, leave the
@@ -1012,6 +1113,8 @@ START_TEST(test_stream_misuse_without_asserts)
 	ck_assert_ptr_null(p);
 	ck_assert_int_eq(ms_skip(w, 1), -EINVAL);
 	ck_assert_int_eq(ms_stream_error(w), 0);
+	ck_assert_str_eq(ms_stream_errmsg(w),
+			 "ms_skip: called on a writer, a get needs a reader");
 
 	/* Puts on a reader, views of a stream that is not a memory writer. */
 	r = reader_of(w, 0);
@@ -1019,10 +1122,25 @@ START_TEST(test_stream_misuse_without_asserts)
 	ck_assert_int_eq(ms_put_be64_array(r, a64, 2), -EINVAL);
 	ck_assert_int_eq(ms_put_buffer(NULL, buf, 1), -EINVAL);
 	ck_assert_int_eq(ms_put_counted_string(r, "a"), -EINVAL);
+	ck_assert_str_eq(ms_stream_errmsg(r), "ms_put_counted_string: called "
+					      "on a reader, a put needs a "
+					      "writer");
 	data = buf;
 	ck_assert_int_eq(ms_stream_mem_view(r, &data, &len), -EINVAL);
 	ck_assert_ptr_null(data);
 	ck_assert_uint_eq(len, 0);
+	ck_assert_str_eq(ms_stream_errmsg(r),
+			 "ms_stream_mem_view: needs a memory writer "
+			 "(ms_stream_new_mem())");
+	ck_assert_int_eq(ms_stream_mem_discard(r, 1), -EINVAL);
+	ck_assert_int_eq(ms_stream_feed_end(w), -EINVAL);
+	ck_assert_str_eq(ms_stream_errmsg(w),
+			 "ms_stream_feed_end: needs a feed reader "
+			 "(ms_stream_new_feed())");
+	ck_assert_int_eq(ms_stream_feed(r, buf, 1), -EINVAL);
+	ck_assert_str_eq(ms_stream_errmsg(r),
+			 "ms_stream_feed: needs a feed reader "
+			 "(ms_stream_new_feed())");
 	ck_assert_int_eq(ms_stream_error(r), 0);
 	ck_assert_int_eq(ms_stream_close(r), 0);
 	ck_assert_int_eq(ms_stream_close(w), 0);
@@ -1110,7 +1228,7 @@ START_TEST(test_stream_offsets_past_4gib)
 	ck_assert_int_eq(ms_get_be32(s, &v), -ENODATA);
 	ck_assert_uint_eq(ms_stream_error_offset(s), BIG_LEN + 8);
 	ck_assert_str_eq(ms_stream_errmsg(s),
-			 "end of stream at offset 4294967304: 4 bytes needed, "
+			 "offset 0x100000008: end of stream: 4 bytes needed, "
 			 "0 left");
 	ms_stream_close(s);
 }
@@ -1129,6 +1247,7 @@ static Suite *stream_suite(void)
 	tcase_add_test(tc, test_stream_stats_count_copies);
 	tcase_add_test(tc, test_stream_no_null_pointer_arithmetic);
 	tcase_add_test(tc, test_stream_huge_sizes_refused);
+	tcase_add_test(tc, test_stream_refusals_say_what_was_expected);
 	tcase_add_test(tc, test_stream_misuse_without_asserts);
 	suite_add_tcase(s, tc);
 

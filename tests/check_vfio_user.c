@@ -530,7 +530,7 @@ struct peak {
 
 #define PEAK_HDR 16
 
-static void *peak_malloc(size_t size, void *opaque)
+static void *peak_malloc(void *opaque, size_t size)
 {
 	struct peak *p = opaque;
 	uint8_t *b = malloc(size + PEAK_HDR);
@@ -545,14 +545,14 @@ static void *peak_malloc(size_t size, void *opaque)
 	return b + PEAK_HDR;
 }
 
-static void *peak_realloc(void *ptr, size_t size, void *opaque)
+static void *peak_realloc(void *opaque, void *ptr, size_t size)
 {
 	struct peak *p = opaque;
 	uint8_t *b, *nb;
 	size_t old;
 
 	if (!ptr)
-		return peak_malloc(size, opaque);
+		return peak_malloc(opaque, size);
 	b = (uint8_t *)ptr - PEAK_HDR;
 	memcpy(&old, b, sizeof(old));
 	nb = realloc(b, size + PEAK_HDR);
@@ -565,7 +565,7 @@ static void *peak_realloc(void *ptr, size_t size, void *opaque)
 	return nb + PEAK_HDR;
 }
 
-static void peak_free(void *ptr, void *opaque)
+static void peak_free(void *opaque, void *ptr)
 {
 	struct peak *p = opaque;
 	uint8_t *b;

@@ -210,7 +210,7 @@ struct ms_test_alloc {
 	long fail_at;
 };
 
-static inline void *ms_test_alloc_malloc(size_t size, void *opaque)
+static inline void *ms_test_alloc_malloc(void *opaque, size_t size)
 {
 	struct ms_test_alloc *t = opaque;
 	void *p;
@@ -224,7 +224,7 @@ static inline void *ms_test_alloc_malloc(size_t size, void *opaque)
 	return p;
 }
 
-static inline void *ms_test_alloc_realloc(void *ptr, size_t size, void *opaque)
+static inline void *ms_test_alloc_realloc(void *opaque, void *ptr, size_t size)
 {
 	struct ms_test_alloc *t = opaque;
 	void *p;
@@ -238,7 +238,7 @@ static inline void *ms_test_alloc_realloc(void *ptr, size_t size, void *opaque)
 	return p;
 }
 
-static inline void ms_test_alloc_free(void *ptr, void *opaque)
+static inline void ms_test_alloc_free(void *opaque, void *ptr)
 {
 	struct ms_test_alloc *t = opaque;
 
@@ -269,7 +269,7 @@ struct ms_test_maxalloc {
 	long live;
 };
 
-static inline void *ms_test_maxalloc_malloc(size_t size, void *opaque)
+static inline void *ms_test_maxalloc_malloc(void *opaque, size_t size)
 {
 	struct ms_test_maxalloc *t = opaque;
 	void *p;
@@ -282,8 +282,8 @@ static inline void *ms_test_maxalloc_malloc(size_t size, void *opaque)
 	return p;
 }
 
-static inline void *ms_test_maxalloc_realloc(void *ptr, size_t size,
-					     void *opaque)
+static inline void *ms_test_maxalloc_realloc(void *opaque, void *ptr,
+					     size_t size)
 {
 	struct ms_test_maxalloc *t = opaque;
 	void *p;
@@ -296,7 +296,7 @@ static inline void *ms_test_maxalloc_realloc(void *ptr, size_t size,
 	return p;
 }
 
-static inline void ms_test_maxalloc_free(void *ptr, void *opaque)
+static inline void ms_test_maxalloc_free(void *opaque, void *ptr)
 {
 	struct ms_test_maxalloc *t = opaque;
 

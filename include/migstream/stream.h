@@ -11,11 +11,18 @@
  *   nothing and returns the error, every ms_get_*() returns 0 (or fills
  *   its destination with zeros) and returns the error, and
  *   ms_stream_flush() and ms_stream_close() return it.  The error keeps
- *   its code, a message and the byte offset at which it happened.
+ *   its code, a message ("offset 0x<hex>: <what>", the offset in hex as
+ *   in every message of the library) and the byte offset at which it
+ *   happened.
+ * - A call refused with -EINVAL for a wrong order or a bad argument (a
+ *   feed after ms_stream_feed_end(), a commit larger than its
+ *   reservation, a counted string over 255 bytes) does not fail the
+ *   stream: the error stays 0, and ms_stream_errmsg() names the call and
+ *   what it expected until the next refusal or a real error.
  * - Caller bugs (NULL stream, a put on a reader, a get on a writer) are
- *   caught by assert(); in builds with NDEBUG they return -EINVAL and do
- *   not touch the stream's error state.  A get misused that way still
- *   stores zeros in its destination (when that is not NULL).
+ *   caught by assert(); in builds with NDEBUG they are refused as above
+ *   (-EINVAL, the error state untouched, a message).  A get misused that
+ *   way still stores zeros in its destination (when that is not NULL).
  * - A stream is not thread-safe: one thread at a time may use it.  The
  *   library keeps no global or static mutable state, so different streams
  *   may be used on different threads at the same time.  The function
@@ -49,7 +56,8 @@ const char *ms_strerror(int err);
  * @malloc: like malloc(3); returns NULL on failure.
  * @realloc: like realloc(3); returns NULL on failure and leaves @ptr alone.
  * @free: like free(3); must accept NULL.
- * @opaque: passed as the last argument of each hook.
+ * @opaque: passed as the first argument of each hook, as in every
+ *          callback of the library.
  *
  * Objects created with an allocator use it for every allocation they make
  * (zlib's included) and keep the pointer to it: the structure must stay
@@ -57,9 +65,9 @@ const char *ms_strerror(int err);
  * allocator is accepted means the C library's.
  */
 typedef struct ms_allocator {
-	void *(*malloc)(size_t size, void *opaque);
-	void *(*realloc)(void *ptr, size_t size, void *opaque);
-	void (*free)(void *ptr, void *opaque);
+	void *(*malloc)(void *opaque, size_t size);
+	void *(*realloc)(void *opaque, void *ptr, size_t size);
+	void (*free)(void *opaque, void *ptr);
 	void *opaque;
 } ms_allocator;
 
@@ -285,6 +293,28 @@ size_t ms_stream_available(const ms_stream *s);
 int ms_stream_new_fd(ms_stream **out, int fd, ms_stream_mode mode,
 		     unsigned flags, const ms_stream_opts *opts);
 
+/**
+ * ms_stream_new_file() - Open a file and create a stream over it.
+ * @out: receives the new stream; untouched on failure.
+ * @path: the file.  A reader opens it with O_RDONLY | O_CLOEXEC; a
+ *        writer with O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC and mode
+ *        0666 (less the process's umask), so an existing file is
+ *        truncated.
+ * @mode: MS_STREAM_WRITER or MS_STREAM_READER.
+ * @opts: settings, or NULL.
+ *
+ * The stream owns the descriptor, as ms_stream_new_fd() with MS_FD_OWN:
+ * ms_stream_close() closes it.  On failure nothing is left open or
+ * allocated, and a writer whose stream cannot be made (bad @opts, no
+ * memory) does not touch the file.  A directory is refused, for reading
+ * too.
+ *
+ * Return: 0, -EINVAL (bad @path, @mode or @opts), -ENOMEM, -EISDIR, or
+ * the negative errno of open(2) (-ENOENT, -EACCES, -EROFS...).
+ */
+int ms_stream_new_file(ms_stream **out, const char *path, ms_stream_mode mode,
+		       const ms_stream_opts *opts);
+
 /*
  * Iovec sink.
  */
@@ -469,9 +499,11 @@ int ms_stream_error(const ms_stream *s);
  * ms_stream_errmsg() - Message of the stream's sticky error.
  * @s: a stream.
  *
- * Return: "" when there is no error, otherwise a message such as
- * "end of stream at offset 98: 4 bytes needed, 2 left"; valid until the
- * stream is closed.
+ * Return: the error's message, such as "offset 0x62: end of stream: 4
+ * bytes needed, 2 left"; without an error, what the last call refused
+ * with -EINVAL expected (e.g. "ms_stream_feed: called after
+ * ms_stream_feed_end()"), or "" when there was none.  Valid until the
+ * stream is closed; a later refusal or error may change it.
  */
 const char *ms_stream_errmsg(const ms_stream *s);
 
@@ -496,7 +528,8 @@ uint64_t ms_stream_error_offset(const ms_stream *s);
  * @fmt: printf-style message, or NULL for ms_strerror(@err).
  *
  * Does nothing if the stream already failed (the first error wins).  The
- * offset recorded is the current ms_stream_tell().
+ * offset recorded is the current ms_stream_tell(), and the message is
+ * "offset 0x<hex>: " followed by the formatted text.
  *
  * Return: the stream's error after the call.
  */

@@ -125,21 +125,21 @@ static inline bool fz_alloc_fails(struct fz *f)
 	return f->fail_at && f->nalloc == f->fail_at;
 }
 
-static inline void *fz_malloc(size_t size, void *opaque)
+static inline void *fz_malloc(void *opaque, size_t size)
 {
 	if (fz_alloc_fails(opaque))
 		return NULL;
 	return malloc(size);
 }
 
-static inline void *fz_realloc(void *ptr, size_t size, void *opaque)
+static inline void *fz_realloc(void *opaque, void *ptr, size_t size)
 {
 	if (fz_alloc_fails(opaque))
 		return NULL;
 	return realloc(ptr, size);
 }
 
-static inline void fz_free(void *ptr, void *opaque)
+static inline void fz_free(void *opaque, void *ptr)
 {
 	(void)opaque;
 	free(ptr);
