@@ -680,7 +680,7 @@ static int convert_options(struct conv *c, int argc, char **argv, bool *done)
 	int opt;
 
 	*done = true;
-	optind = 1;
+	optind = 0; /* a fresh getopt: main() parsed the command line before */
 	while ((opt = getopt_long(argc, argv, "+t:c::h", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {

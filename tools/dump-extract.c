@@ -442,7 +442,7 @@ static int extract_options(struct extract *x, int argc, char **argv, bool *done)
 
 	*done = false;
 	x->max_bytes = DEFAULT_MAX_BYTES;
-	optind = 1;
+	optind = 0; /* a fresh getopt: main() parsed the command line before */
 	while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'b':

@@ -2196,7 +2196,7 @@ int dump_state_main(int argc, char **argv)
 	bool memory = false;
 	int opt;
 
-	optind = 1;
+	optind = 0; /* a fresh getopt: main() parsed the command line before */
 	while ((opt = getopt_long(argc, argv, "hm", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'D':
@@ -2254,7 +2254,7 @@ int dump_desc_main(int argc, char **argv)
 	uint64_t max_memory = STATE_DEF_MEMORY;
 	int opt;
 
-	optind = 1;
+	optind = 0; /* a fresh getopt: main() parsed the command line before */
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'M':

@@ -24,6 +24,7 @@
 #include "dump.h"
 
 struct dump_limits dump_limits;
+struct dump_opts dump_opts;
 
 /* RAM section ("ram", version 4): flags in the low bits of each be64. */
 #define RAM_IDSTR	       "ram"

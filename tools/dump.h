@@ -53,6 +53,20 @@ struct dump_limits {
 extern struct dump_limits dump_limits;
 
 /*
+ * struct dump_opts - The global output options, set by the command line
+ * (migstream-dump.c) for every command.
+ * @json: -j, --json: JSON output (info, sections).
+ * @quiet: -q, --quiet: verify prints no OK line (verify, convert and
+ *         extract take it: their success is their exit status).
+ */
+struct dump_opts {
+	bool json;
+	bool quiet;
+};
+
+extern struct dump_opts dump_opts;
+
+/*
  * struct dump_error - The first error of one of the tool's objects (an
  * input, the walker's payload parser, convert's output, extract's files,
  * state's decoder), the way the library keeps its own: a negative errno,
@@ -361,7 +375,9 @@ const char *dump_page_kind_name(int kind);
 
 /*
  * dump_convert_main(), dump_extract_main() - The convert and extract
- * commands; @argv[0] is the command name.  Return: a DUMP_EXIT_* status.
+ * commands; @argv[0] is the command name, then the command's own options
+ * and its operands (migstream-dump.c has taken the global ones out).
+ * Return: a DUMP_EXIT_* status.
  */
 int dump_convert_main(int argc, char **argv);
 int dump_extract_main(int argc, char **argv);
