@@ -4,13 +4,16 @@
 # machine (256 MiB of RAM written by a running guest, a CPU, a timer, a
 # NIC, a device behind the vfio-user adapter) from a source process to a
 # destination process over TCP on loopback, then writes a snapshot file,
-# restores it, and shows what migstream-dump sees in it.
+# restores it, and shows what migstream-dump sees in it.  It installs
+# only what that needs (the toolchain, autotools, pkg-config, zlib, ISA-L
+# and jansson: "build" in scripts/deps.sh); ./run-tests.sh adds the
+# test tools.
 set -euo pipefail
 MS_TOP=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/deps.sh
 . "$MS_TOP/scripts/deps.sh"
 
-ms_install_deps
+ms_install_deps build
 ms_bootstrap
 ms_build "$MS_TOP/_build"
 b="$MS_TOP/_build"

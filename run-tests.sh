@@ -7,7 +7,9 @@
 # test program under qemu-user (see ms_install_cross_deps in
 # scripts/deps.sh), in _build-ARCH; i686 programs run natively where the
 # kernel can run them.  The closing note lists the tests
-# skipped, with their reasons.
+# skipped, with their reasons.  It installs what is missing of the build
+# set and the test set of scripts/deps.sh (Check, g++, python3, QEMU,
+# clang-format), valgrind only for --valgrind.
 set -euo pipefail
 MS_TOP=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/deps.sh
@@ -28,7 +30,11 @@ case "${1:-}" in
 *) usage ;;
 esac
 
-ms_install_deps
+if [ $mode = valgrind ]; then
+	ms_install_deps valgrind
+else
+	ms_install_deps test
+fi
 ms_bootstrap
 make_args=()
 case $mode in

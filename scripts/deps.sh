@@ -1,10 +1,39 @@
 # shellcheck shell=bash
-# Installs the Debian packages migstream needs to build and test, if any is
-# missing.  Sourced by quickstart.sh, run-tests.sh and .ci/run.
+# Installs the Debian packages migstream needs, if any is missing: each
+# command only what it needs (ms_install_deps NEED...).  Sourced by
+# quickstart.sh, run-tests.sh and .ci/run.
 
-MS_DEB_PACKAGES="build-essential g++ autoconf automake pkg-config \
-check zlib1g-dev libisal-dev libjansson-dev clang clang-format valgrind \
-python3 qemu-system-x86"
+# build: what quickstart.sh needs to build the library, the dump tool and
+# the examples, and to run the demo migration and migstream-dump on it.
+#   build-essential  the C compiler, make and the C library's headers
+#   autoconf, automake  configure and the Makefiles (a clone has neither)
+#   pkg-config       configure finds zlib and jansson with it (pkg.m4)
+#   zlib1g-dev       the library links zlib: the native profile's
+#                    per-chunk compression and its portable CRC-32
+#   libisal-dev      Intel ISA-L: the same CRC-32, several times faster
+#                    (optional for configure, used when found)
+#   libjansson-dev   migstream-dump parses the VM-description JSON with it
+MS_DEB_BUILD="build-essential autoconf automake pkg-config zlib1g-dev \
+libisal-dev libjansson-dev"
+
+# test: what run-tests.sh adds for 'make check'.
+#   check            the unit test framework of the tests/check_*.c programs
+#   g++              each public header is compiled as C++ too
+#   python3          the dump tool's tests generate streams and parse its
+#                    JSON output with it
+#   qemu-system-x86  QEMU captures fresh streams and loads what the writer
+#                    and 'migstream-dump convert' produce
+#                    (tests/qemu-interop.sh)
+#   clang-format     the layout check (tests/check-format.sh)
+MS_DEB_TEST="check g++ python3 qemu-system-x86 clang-format"
+
+# valgrind: what run-tests.sh --valgrind adds ('make check-valgrind').
+MS_DEB_VALGRIND="valgrind"
+
+# ci: what .ci/run adds to the test set: clang, the second compiler it
+# builds and tests with (-Werror), and git, which lists the tracked files
+# for its in-tree build.
+MS_DEB_CI="clang git"
 
 # ms_apt_install PACKAGE...: installs those that are missing.
 ms_apt_install() {
@@ -33,14 +62,34 @@ ms_apt() {
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get "$@"
 }
 
+# ms_deps_list NEED...: the packages of those needs (build, test,
+# valgrind, ci); test, valgrind and ci include build, ci includes test.
+ms_deps_list() {
+	local need list="$MS_DEB_BUILD"
+	for need in "$@"; do
+		case "$need" in
+		build) ;;
+		test) list="$list $MS_DEB_TEST" ;;
+		valgrind) list="$list $MS_DEB_TEST $MS_DEB_VALGRIND" ;;
+		ci) list="$list $MS_DEB_TEST $MS_DEB_CI" ;;
+		*) echo "deps: unknown need '$need'" >&2; return 2 ;;
+		esac
+	done
+	# One of each, in order.
+	echo "$list" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' '
+}
+
+# ms_install_deps NEED...: installs the missing packages of those needs.
 ms_install_deps() {
+	local list
+	list=$(ms_deps_list "$@") || return 1
 	if ! command -v dpkg-query >/dev/null 2>&1; then
 		echo "deps: not a Debian system; install the equivalents of:" \
-			"$MS_DEB_PACKAGES" >&2
+			"$list" >&2
 		return 0
 	fi
 	# shellcheck disable=SC2086
-	ms_apt_install $MS_DEB_PACKAGES
+	ms_apt_install $list
 }
 
 # Generates configure if needed (a git clone has none).

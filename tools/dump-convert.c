@@ -179,8 +179,7 @@ struct tally {
 	FILE *spool;
 	uint64_t n; /* records summed */
 	bool verifying;
-	bool bad; /* the output's walk differs: msg says how */
-	char msg[512];
+	struct dump_error e; /* the output's walk differs: how */
 };
 
 static void put_be32(uint8_t *p, uint32_t v)
@@ -281,40 +280,39 @@ static int tally_end(struct tally *t, const char *to)
 		return fwrite(&t->cur, sizeof(t->cur), 1, t->spool) == 1 ? 0
 									 : -EIO;
 	}
-	if (t->bad)
+	if (t->e.code)
 		return 0;
 	if (fread(&want, sizeof(want), 1, t->spool) != 1) {
 		if (ferror(t->spool))
 			return -EIO;
-		t->bad = true;
-		snprintf(t->msg, sizeof(t->msg),
-			 "the end of the input: the output converted to %s "
-			 "reads as more records than the %llu of the input: "
-			 "record %llu, %s at its offset 0x%llx, is not the "
-			 "input's; refused",
-			 to, (unsigned long long)t->n,
-			 (unsigned long long)t->n + 1,
-			 tally_what(&t->cur, a, sizeof(a)),
-			 (unsigned long long)t->cur.offset);
+		dump_error_set(&t->e, -EBADMSG, DUMP_NO_OFFSET, DUMP_NO_SECTION,
+			       NULL,
+			       "the end of the input: the output converted to "
+			       "%s reads as more records than the %llu of the "
+			       "input: record %llu, %s at its offset 0x%llx, "
+			       "is not the input's; refused",
+			       to, (unsigned long long)t->n,
+			       (unsigned long long)t->n + 1,
+			       tally_what(&t->cur, a, sizeof(a)),
+			       (unsigned long long)t->cur.offset);
 		return 0;
 	}
 	t->n++;
 	if (want.type == t->cur.type && want.section_id == t->cur.section_id &&
 	    want.plen == t->cur.plen && want.hash == t->cur.hash)
 		return 0;
-	t->bad = true;
-	snprintf(t->msg, sizeof(t->msg),
-		 "offset 0x%llx: %s (record %llu, %llu payload bytes) does "
-		 "not convert to %s: the output reads back as %s with %llu "
-		 "payload bytes at its offset 0x%llx (payload bytes that the "
-		 "%s grammar reads otherwise, such as a footer and a record "
-		 "head); refused",
-		 (unsigned long long)want.offset,
-		 tally_what(&want, a, sizeof(a)), (unsigned long long)t->n,
-		 (unsigned long long)want.plen, to,
-		 tally_what(&t->cur, b, sizeof(b)),
-		 (unsigned long long)t->cur.plen,
-		 (unsigned long long)t->cur.offset, to);
+	dump_error_set(
+		&t->e, -EBADMSG, want.offset, DUMP_NO_SECTION, NULL,
+		"%s (record %llu, %llu payload bytes) does "
+		"not convert to %s: the output reads back as %s with %llu "
+		"payload bytes at its offset 0x%llx (payload bytes that the "
+		"%s grammar reads otherwise, such as a footer and a record "
+		"head); refused",
+		tally_what(&want, a, sizeof(a)), (unsigned long long)t->n,
+		(unsigned long long)want.plen, to,
+		tally_what(&t->cur, b, sizeof(b)),
+		(unsigned long long)t->cur.plen,
+		(unsigned long long)t->cur.offset, to);
 	return 0;
 }
 
@@ -329,27 +327,30 @@ struct conv {
 	uint8_t *buf;	    /* configuration or VM description */
 	size_t len, cap, max;
 	struct tally t;
-	int err;
-	char msg[512];
+	struct dump_error e; /* the output's first error */
 };
 
-static int conv_fail(struct conv *c, int err, const char *fmt, ...)
+static int conv_fail(struct conv *c, int err, uint64_t offset, const char *fmt,
+		     ...)
 #if defined(__GNUC__)
-	__attribute__((format(printf, 3, 4)))
+	__attribute__((format(printf, 4, 5)))
 #endif
 	;
 
-static int conv_fail(struct conv *c, int err, const char *fmt, ...)
+/*
+ * The output's first error; @offset names the input record it is about
+ * (DUMP_NO_OFFSET for a write: the writer's message names its own).
+ */
+static int conv_fail(struct conv *c, int err, uint64_t offset, const char *fmt,
+		     ...)
 {
 	va_list ap;
 
-	if (c->err)
-		return c->err;
-	c->err = err ? err : -EIO;
 	va_start(ap, fmt);
-	vsnprintf(c->msg, sizeof(c->msg), fmt, ap);
+	err = dump_error_vset(&c->e, err, offset, DUMP_NO_SECTION, NULL, fmt,
+			      ap);
 	va_end(ap);
-	return c->err;
+	return err;
 }
 
 /* Fail with the writer's sticky error, if it has one. */
@@ -357,7 +358,7 @@ static int conv_check(struct conv *c, int ret, const char *what)
 {
 	if (!ret)
 		return 0;
-	return conv_fail(c, ret, "writing %s: %s", what,
+	return conv_fail(c, ret, DUMP_NO_OFFSET, "writing %s: %s", what,
 			 c->wr && *ms_writer_errmsg(c->wr)
 				 ? ms_writer_errmsg(c->wr)
 				 : ms_strerror(ret));
@@ -388,10 +389,10 @@ static int conv_begin(struct dump_walk *w, const ms_record *rec,
 	static uint8_t cmd[65535]; /* not on the stack of every record */
 	int ret = 0;
 
-	if (c->err)
-		return c->err;
+	if (c->e.code)
+		return c->e.code;
 	if (!c->wr && conv_start(c, w))
-		return c->err;
+		return c->e.code;
 	c->type = rec->type;
 	c->len = 0;
 	tally_begin(&c->t, rec);
@@ -405,8 +406,8 @@ static int conv_begin(struct dump_walk *w, const ms_record *rec,
 	case MS_REC_COMMAND:
 		if (ms_get_buffer(payload, cmd, rec->length))
 			return conv_fail(c, ms_stream_error(payload),
-					 "reading command %u: %s", rec->cmd,
-					 ms_stream_errmsg(payload));
+					 rec->offset, "reading command %u: %s",
+					 rec->cmd, ms_stream_errmsg(payload));
 		tally_bytes(&c->t, cmd, rec->length);
 		ret = ms_writer_command(c->wr, rec->cmd, cmd,
 					(uint16_t)rec->length);
@@ -430,8 +431,8 @@ static int conv_bytes(struct dump_walk *w, const uint8_t *d, size_t n,
 	size_t ncap;
 
 	(void)w;
-	if (c->err)
-		return c->err;
+	if (c->e.code)
+		return c->e.code;
 	tally_bytes(&c->t, d, n);
 	switch (c->type) {
 	case MS_REC_START:
@@ -443,7 +444,7 @@ static int conv_bytes(struct dump_walk *w, const uint8_t *d, size_t n,
 	case MS_REC_CONFIGURATION:
 	case MS_REC_VMDESC:
 		if (n > c->max - c->len)
-			return conv_fail(c, -EOVERFLOW,
+			return conv_fail(c, -EOVERFLOW, c->t.cur.offset,
 					 "%s of more than %zu bytes",
 					 ms_record_type_name(c->type), c->max);
 		if (c->len + n > c->cap) {
@@ -452,7 +453,8 @@ static int conv_bytes(struct dump_walk *w, const uint8_t *d, size_t n,
 				ncap *= 2;
 			nb = realloc(c->buf, ncap);
 			if (!nb)
-				return conv_fail(c, -ENOMEM, "out of memory");
+				return conv_fail(c, -ENOMEM, DUMP_NO_OFFSET,
+						 "out of memory");
 			c->buf = nb;
 			c->cap = ncap;
 		}
@@ -472,11 +474,11 @@ static void conv_record(struct dump_walk *w, const ms_record *rec,
 
 	(void)w;
 	(void)plen;
-	if (c->err)
+	if (c->e.code)
 		return;
 	if (tally_end(&c->t, NULL)) {
-		conv_fail(c, -errno, "the records' summaries: %s",
-			  strerror(errno));
+		conv_fail(c, -errno, DUMP_NO_OFFSET,
+			  "the records' summaries: %s", strerror(errno));
 		return;
 	}
 	switch (rec->type) {
@@ -531,7 +533,7 @@ static int ver_begin(struct dump_walk *w, const ms_record *rec,
 	static uint8_t cmd[65535]; /* not on the stack of every record */
 
 	(void)w;
-	if (t->bad)
+	if (t->e.code)
 		return -EBADMSG; /* the difference is found: stop */
 	tally_begin(t, rec);
 	if (rec->type == MS_REC_COMMAND) {
@@ -559,12 +561,10 @@ static void ver_record(struct dump_walk *w, const ms_record *rec, uint64_t plen,
 	(void)rec;
 	(void)plen;
 	if (tally_end(t, w->profile == MS_PROFILE_QEMU ? "qemu" : "native") &&
-	    !t->bad) {
-		t->bad = true;
-		snprintf(t->msg, sizeof(t->msg),
-			 "reading the records' summaries back: %s",
-			 strerror(errno));
-	}
+	    !t->e.code)
+		dump_error_set(&t->e, -EIO, DUMP_NO_OFFSET, DUMP_NO_SECTION,
+			       NULL, "reading the records' summaries back: %s",
+			       strerror(errno));
 }
 
 /*
@@ -598,19 +598,18 @@ static int conv_verify(struct conv *c, const struct dump_walk *in, int fd)
 	w.on_record = ver_record;
 	w.opaque = t;
 	ret = dump_walk_run(&w);
-	if (!t->bad && !ret && fread(&extra, sizeof(extra), 1, t->spool) == 1) {
-		t->bad = true;
-		snprintf(t->msg, sizeof(t->msg),
-			 "offset 0x%llx: %s (record %llu) does not convert "
-			 "to %s: the output reads back as %llu records only; "
-			 "refused",
-			 (unsigned long long)extra.offset,
-			 tally_what(&extra, a, sizeof(a)),
-			 (unsigned long long)t->n + 1, to,
-			 (unsigned long long)t->n);
-	}
-	if (t->bad) {
-		fprintf(stderr, PROG ": %s: %s\n", in->name, t->msg);
+	if (!t->e.code && !ret &&
+	    fread(&extra, sizeof(extra), 1, t->spool) == 1)
+		dump_error_set(
+			&t->e, -EBADMSG, extra.offset, DUMP_NO_SECTION, NULL,
+			"%s (record %llu) does not convert "
+			"to %s: the output reads back as %llu records only; "
+			"refused",
+			tally_what(&extra, a, sizeof(a)),
+			(unsigned long long)t->n + 1, to,
+			(unsigned long long)t->n);
+	if (t->e.code) {
+		fprintf(stderr, PROG ": %s: %s\n", in->name, t->e.msg);
 		ret = DUMP_EXIT_INVALID;
 	} else if (ret) {
 		fprintf(stderr,
@@ -681,7 +680,7 @@ static int convert_options(struct conv *c, int argc, char **argv, bool *done)
 	int opt;
 
 	*done = true;
-	optind = 1;
+	optind = 0; /* a fresh getopt: main() parsed the command line before */
 	while ((opt = getopt_long(argc, argv, "+t:c::h", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {
@@ -740,12 +739,12 @@ static int conv_run(struct conv *c, struct dump_walk *w, const char *out)
 	w->on_record = conv_record;
 	w->opaque = c;
 	ret = dump_walk_run(w);
-	if (!ret && !c->err && c->wr)
+	if (!ret && !c->e.code && c->wr)
 		conv_check(c, ms_writer_finish(c->wr), "the end");
-	if (!ret && !c->err && !c->wr)
-		conv_fail(c, -EIO, "nothing to write");
-	if (c->err) {
-		fprintf(stderr, PROG ": %s: %s\n", out, c->msg);
+	if (!ret && !c->e.code && !c->wr)
+		conv_fail(c, -EIO, DUMP_NO_OFFSET, "nothing to write");
+	if (c->e.code) {
+		fprintf(stderr, PROG ": %s: %s\n", out, c->e.msg);
 		ret = DUMP_EXIT_IO;
 	} else if (ret) {
 		fprintf(stderr, PROG ": %s: %s\n", w->name, w->errmsg);

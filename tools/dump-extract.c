@@ -51,11 +51,10 @@ struct extract {
 	int vmdesc_fd; /* desc.json while the VM description is read */
 	uint8_t type;
 	uint64_t files;
-	uint64_t max_bytes; /* --max-bytes */
-	uint64_t apparent;  /* the sizes of the blocks listed so far */
-	unsigned counted;   /* blocks in apparent */
-	int err;
-	char msg[768];
+	uint64_t max_bytes;  /* --max-bytes */
+	uint64_t apparent;   /* the sizes of the blocks listed so far */
+	unsigned counted;    /* blocks in apparent */
+	struct dump_error e; /* the first error of the output (DIR) */
 };
 
 static int ex_fail(struct extract *x, int err, const char *fmt, ...)
@@ -68,13 +67,12 @@ static int ex_fail(struct extract *x, int err, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (x->err)
-		return x->err;
-	x->err = err ? err : -EIO;
+	/* About the output: no input offset to name. */
 	va_start(ap, fmt);
-	vsnprintf(x->msg, sizeof(x->msg), fmt, ap);
+	err = dump_error_vset(&x->e, err, DUMP_NO_OFFSET, DUMP_NO_SECTION, NULL,
+			      fmt, ap);
 	va_end(ap);
-	return x->err;
+	return err;
 }
 
 /*
@@ -234,13 +232,13 @@ static int ex_page(struct dump_walk *w, unsigned blk, uint64_t addr,
 	size_t ps = w->page_size;
 	int fd;
 
-	if (x->err)
-		return x->err;
+	if (x->e.code)
+		return x->e.code;
 	if (addr + ps > w->blk[blk].len)
 		ps = (size_t)(w->blk[blk].len - addr);
 	fd = block_fd(x, w, blk);
 	if (fd < 0)
-		return x->err;
+		return x->e.code;
 	if (kind == DUMP_PAGE_XBZRLE) {
 		if (!x->page) {
 			x->page = calloc(1, w->page_size);
@@ -248,7 +246,7 @@ static int ex_page(struct dump_walk *w, unsigned blk, uint64_t addr,
 				return ex_fail(x, -ENOMEM, "out of memory");
 		}
 		if (get_page(x, fd, x->page, ps, addr))
-			return x->err;
+			return x->e.code;
 		xbzrle_apply(x->page, data, len);
 		return put_page(x, fd, x->page, ps, addr);
 	}
@@ -262,7 +260,7 @@ static int ex_page(struct dump_walk *w, unsigned blk, uint64_t addr,
 			return ex_fail(x, -ENOMEM, "out of memory");
 	}
 	if (get_page(x, fd, x->page, ps, addr))
-		return x->err;
+		return x->e.code;
 	if (all_zero(x->page, ps))
 		return 0;
 	memset(x->page, 0, ps);
@@ -276,8 +274,8 @@ static int ex_begin(struct dump_walk *w, const ms_record *rec,
 
 	(void)w;
 	(void)payload;
-	if (x->err)
-		return x->err;
+	if (x->e.code)
+		return x->e.code;
 	x->type = rec->type;
 	if (rec->type != MS_REC_VMDESC)
 		return 0;
@@ -323,10 +321,10 @@ static int ex_bytes(struct dump_walk *w, const uint8_t *d, size_t n,
 	struct extract *x = opaque;
 	ssize_t k;
 
-	if (x->err)
-		return x->err;
+	if (x->e.code)
+		return x->e.code;
 	if (w->nblk > x->counted && count_blocks(x, w))
-		return x->err ? x->err : -E2BIG;
+		return x->e.code ? x->e.code : -E2BIG;
 	if (x->type != MS_REC_VMDESC || x->vmdesc_fd < 0)
 		return 0;
 	while (n) {
@@ -351,7 +349,7 @@ static void ex_record(struct dump_walk *w, const ms_record *rec, uint64_t plen,
 	(void)w;
 	(void)plen;
 	if (rec->type == MS_REC_VMDESC && x->vmdesc_fd >= 0) {
-		if (close(x->vmdesc_fd) && !x->err)
+		if (close(x->vmdesc_fd) && !x->e.code)
 			ex_fail(x, -errno, "desc.json: %s", strerror(errno));
 		x->vmdesc_fd = -1;
 	}
@@ -393,9 +391,9 @@ static int write_state(struct extract *x, struct dump_walk *w, int fd,
 	ret = dump_state_write(w->name, fd, w->vmdesc, w->vmdesc_len, f);
 	if ((fflush(f) || ferror(f)) && !ret)
 		ex_fail(x, -errno, "state.json: %s", strerror(errno));
-	if (fclose(f) && !ret && !x->err)
+	if (fclose(f) && !ret && !x->e.code)
 		ex_fail(x, -errno, "state.json: %s", strerror(errno));
-	if (ret || x->err)
+	if (ret || x->e.code)
 		unlinkat(x->dirfd, "state.json", 0);
 	return ret;
 }
@@ -444,7 +442,7 @@ static int extract_options(struct extract *x, int argc, char **argv, bool *done)
 
 	*done = false;
 	x->max_bytes = DEFAULT_MAX_BYTES;
-	optind = 1;
+	optind = 0; /* a fresh getopt: main() parsed the command line before */
 	while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'b':
@@ -529,20 +527,20 @@ int dump_extract_main(int argc, char **argv)
 	w.opaque = &x;
 	ret = dump_walk_run(&w);
 	/* Blocks without a page still get their (all-zero) file. */
-	for (i = 0; !ret && !x.err && i < w.nblk; i++)
+	for (i = 0; !ret && !x.e.code && i < w.nblk; i++)
 		if (!x.made[i])
 			block_fd(&x, &w, i);
-	if (x.cur_fd >= 0 && close(x.cur_fd) && !x.err)
+	if (x.cur_fd >= 0 && close(x.cur_fd) && !x.e.code)
 		ex_fail(&x, -errno, "closing a block file: %s",
 			strerror(errno));
 	if (x.vmdesc_fd >= 0)
 		close(x.vmdesc_fd);
-	if (!ret && !x.err && !w.ram_broken) {
+	if (!ret && !x.e.code && !w.ram_broken) {
 		/* Its messages are printed already. */
 		sret = write_state(&x, &w, fd, start);
 	}
-	if (x.err) {
-		fprintf(stderr, PROG ": %s: %s\n", dir, x.msg);
+	if (x.e.code) {
+		fprintf(stderr, PROG ": %s: %s\n", dir, x.e.msg);
 		ret = DUMP_EXIT_IO;
 	} else if (ret) {
 		fprintf(stderr, PROG ": %s: %s\n", w.name, w.errmsg);

@@ -36,16 +36,14 @@ static int src_fail(struct dump_source *s, int err, const char *fmt, ...)
 #endif
 	;
 
-/* Record the source's first error; return it. */
+/* Record the source's first error (the walk names the offset); return it. */
 static int src_fail(struct dump_source *s, int err, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (s->err)
-		return s->err;
-	s->err = err;
 	va_start(ap, fmt);
-	vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
+	err = dump_error_vset(&s->error, err, DUMP_NO_OFFSET, DUMP_NO_SECTION,
+			      NULL, fmt, ap);
 	va_end(ap);
 	return err;
 }
@@ -149,8 +147,8 @@ ssize_t dump_source_read(void *opaque, void *buf, size_t len)
 {
 	struct dump_source *s = opaque;
 
-	if (s->err)
-		return s->err;
+	if (s->error.code)
+		return s->error.code;
 	return s->gz ? gz_read(s, buf, len) : raw_read(s, buf, len);
 }
 
@@ -275,7 +273,7 @@ void dump_source_close(struct dump_source *s)
 
 int dump_source_status(const struct dump_source *s)
 {
-	switch (s->err) {
+	switch (s->error.code) {
 	case 0:
 		return DUMP_EXIT_OK;
 	case -EBADMSG:
@@ -412,7 +410,8 @@ static int spool(struct dump_source *s, int *out)
 		ret = DUMP_EXIT_INVALID;
 	}
 	if (!ret && n < 0) {
-		fprintf(stderr, PROG ": %s: %s\n", dump_esc(s->name), s->msg);
+		fprintf(stderr, PROG ": %s: %s\n", dump_esc(s->name),
+			s->error.msg);
 		ret = dump_source_status(s);
 	}
 	if (!ret && lseek(fd, 0, SEEK_SET) < 0) {

@@ -676,8 +676,7 @@ struct state {
 	bool native;
 	/* An error found where the walk cannot be stopped (on_record): it
 	 * stops at the next record. */
-	int fail;
-	char failmsg[1400];
+	struct dump_error fail;
 	const ms_record *rec; /* in on_record: the record */
 	bool opaque;	      /* the payload just read was not decoded */
 	struct opaque_tab *otab;
@@ -1196,7 +1195,7 @@ static int decode_struct(struct dump_walk *w, struct state *st, ms_stream *p,
 /*
  * Errors of the decoder.  From a payload (st->rec NULL) they go to the
  * walker, which names the offset and the section; from on_record, which
- * cannot stop the walk, they are kept in st->failmsg with the record's
+ * cannot stop the walk, they are kept in st->fail with the record's
  * offset and stop it at the next record (state_begin()).
  */
 static int st_fail(struct dump_walk *w, struct state *st, int err,
@@ -1210,13 +1209,9 @@ static int st_fail(struct dump_walk *w, struct state *st, int err,
 	va_end(ap);
 	if (!st->rec)
 		return dump_walk_fail(w, err, "%s", msg);
-	if (!st->fail) {
-		st->fail = err;
-		snprintf(st->failmsg, sizeof(st->failmsg),
-			 "offset 0x%" PRIx64 ": section %" PRIu32 " '%s': %s",
-			 st->rec->offset, st->rec->section.section_id,
-			 st->rec->section.idstr, msg);
-	}
+	dump_error_set(&st->fail, err, st->rec->offset,
+		       st->rec->section.section_id, st->rec->section.idstr,
+		       "%s", msg);
 	return err;
 }
 
@@ -1684,8 +1679,8 @@ static int state_begin(struct dump_walk *w, const ms_record *rec,
 	(void)payload;
 	st->opaque = false;
 	st->in_bytes += 16; /* the record's head, at least 1 byte */
-	if (st->fail)
-		return st->fail;
+	if (st->fail.code)
+		return st->fail.code;
 	if (!st->memory || rec->type == MS_REC_FOOTER)
 		return 0;
 	if ((rec->type == MS_REC_START || rec->type == MS_REC_FULL) &&
@@ -1708,7 +1703,7 @@ static void state_record(struct dump_walk *w, const ms_record *rec,
 	struct state *st = opaque;
 	json_t *obj, *sizes;
 
-	if (st->fail)
+	if (st->fail.code)
 		return;
 	st->rec = rec;
 	if (st->opaque) {
@@ -1926,18 +1921,18 @@ static int state_end(struct state *st, struct dump_walk *w, int ret)
 	/* Errors now are the stream end's. */
 	rec.offset = w->end;
 	st->rec = &rec;
-	if (!ret && !st->fail && w->vmdesc_at && !w->have_vmdesc)
+	if (!ret && !st->fail.code && w->vmdesc_at && !w->have_vmdesc)
 		st_fail(w, st, -EBADMSG,
 			"the stream ends without the VM description trailer "
 			"at offset 0x%" PRIx64 " that decoded it",
 			w->vmdesc_at - 1);
-	if (!ret && !st->fail)
+	if (!ret && !st->fail.code)
 		opaque_finish(w, st);
 	st->rec = NULL;
 	fflush(st->out.f);
-	if (st->fail) {
-		fprintf(stderr, PROG ": %s: %s\n", w->name, st->failmsg);
-		return exit_of(st->fail);
+	if (st->fail.code) {
+		fprintf(stderr, PROG ": %s: %s\n", w->name, st->fail.msg);
+		return exit_of(st->fail.code);
 	}
 	if (ret) {
 		fprintf(stderr, PROG ": %s: %s\n", w->name, w->errmsg);
@@ -2201,7 +2196,7 @@ int dump_state_main(int argc, char **argv)
 	bool memory = false;
 	int opt;
 
-	optind = 1;
+	optind = 0; /* a fresh getopt: main() parsed the command line before */
 	while ((opt = getopt_long(argc, argv, "hm", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'D':
@@ -2259,7 +2254,7 @@ int dump_desc_main(int argc, char **argv)
 	uint64_t max_memory = STATE_DEF_MEMORY;
 	int opt;
 
-	optind = 1;
+	optind = 0; /* a fresh getopt: main() parsed the command line before */
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'M':

@@ -24,6 +24,7 @@
 #include "dump.h"
 
 struct dump_limits dump_limits;
+struct dump_opts dump_opts;
 
 /* RAM section: short names for <migstream/qemu_ram.h>. */
 #define RAM_IDSTR	       MS_QEMU_RAM_IDSTR
@@ -69,8 +70,8 @@ struct walker {
 	uint64_t live_key;
 	size_t capblk;	       /* entries allocated in w->blk */
 	uint8_t xbzrle_len[2]; /* be16 length of the last XBZRLE page */
-	int err;	       /* the payload parser's error, and its message */
-	char msg[768];
+	struct dump_error e;   /* the payload parser's (no offset: the
+				  reader names it, and the section) */
 	/* The progress line (w->progress). */
 	uint64_t total;	      /* the input's size, 0 if unknown */
 	struct timespec next; /* when to print the next line */
@@ -98,6 +99,47 @@ static uint32_t be32(const uint8_t *p)
 static uint64_t be64(const uint8_t *p)
 {
 	return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+int dump_error_vset(struct dump_error *e, int err, uint64_t offset,
+		    long long section_id, const char *idstr, const char *fmt,
+		    va_list ap)
+{
+	size_t n = 0;
+	int k;
+
+	if (e->code)
+		return e->code;
+	e->code = err < 0 ? err : -EIO;
+	e->offset = offset;
+	e->msg[0] = '\0';
+	if (offset != DUMP_NO_OFFSET) {
+		k = snprintf(e->msg, sizeof(e->msg),
+			     "offset 0x%llx: ", (unsigned long long)offset);
+		n = k > 0 && (size_t)k < sizeof(e->msg) ? (size_t)k : 0;
+	}
+	if (section_id != DUMP_NO_SECTION) {
+		k = snprintf(e->msg + n, sizeof(e->msg) - n,
+			     "section %lld '%s': ", section_id,
+			     idstr ? idstr : "");
+		if (k > 0 && (size_t)k < sizeof(e->msg) - n)
+			n += (size_t)k;
+	}
+	vsnprintf(e->msg + n, sizeof(e->msg) - n, fmt, ap);
+	return e->code;
+}
+
+int dump_error_set(struct dump_error *e, int err, uint64_t offset,
+		   long long section_id, const char *idstr, const char *fmt,
+		   ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = dump_error_vset(e, err, offset, section_id, idstr, fmt, ap);
+	va_end(ap);
+	return ret;
 }
 
 const char *dump_page_kind_name(int kind)
@@ -255,11 +297,8 @@ static int vbad(struct dump_walk *w, int err, const char *fmt, va_list ap)
 	struct walker *k = w->priv;
 
 	/* Raw: escaped once, where it is printed. */
-	if (k->err)
-		return k->err;
-	k->err = err;
-	vsnprintf(k->msg, sizeof(k->msg), fmt, ap);
-	return err;
+	return dump_error_vset(&k->e, err, DUMP_NO_OFFSET, DUMP_NO_SECTION,
+			       NULL, fmt, ap);
 }
 
 static int bad(struct dump_walk *w, int err, const char *fmt, ...)
@@ -292,10 +331,9 @@ static void warn(struct dump_walk *w, const char *what)
 		"migstream-dump: %s: warning: offset 0x%llx: section %u "
 		"'%s': %s; %s\n",
 		w->name, (unsigned long long)ms_stream_tell(k->in),
-		h->section_id, dump_esc(h->idstr), dump_esc(k->msg), what);
+		h->section_id, dump_esc(h->idstr), dump_esc(k->e.msg), what);
 	w->warnings++;
-	k->err = 0;
-	k->msg[0] = '\0';
+	memset(&k->e, 0, sizeof(k->e));
 }
 
 /* Whether a parser error is about the bytes (so a lenient walk may skip
@@ -365,7 +403,7 @@ static int take(struct dump_walk *w, uint8_t *dst, size_t n, const char *what)
 		c = n < SKIP_CHUNK ? n : SKIP_CHUNK;
 		d = need(w, c, what);
 		if (!d)
-			return ((struct walker *)w->priv)->err;
+			return ((struct walker *)w->priv)->e.code;
 		if (dst) {
 			memcpy(dst, d, c);
 			dst += c;
@@ -444,11 +482,11 @@ static int config_parse(struct dump_walk *w)
 		}
 		d = need(w, 2, "configuration subsection header");
 		if (!d)
-			return k->err;
+			return k->e.code;
 		len = d[1];
 		d = need(w, 2 + len + 4, "configuration subsection header");
 		if (!d)
-			return k->err;
+			return k->e.code;
 		memcpy(name, d + 2, len);
 		name[len] = '\0';
 		ver = be32(d + 2 + len);
@@ -463,12 +501,12 @@ static int config_parse(struct dump_walk *w)
 				   "expected, found %u",
 				   name, ver);
 		if (skip(w, 2 + len + 4))
-			return k->err;
+			return k->e.code;
 		w->count[MS_REC_SUBSECTION]++;
 		if (!strcmp(name, "configuration/target-page-bits")) {
 			d = need(w, 4, "target page bits (be32)");
 			if (!d)
-				return k->err;
+				return k->e.code;
 			n = be32(d);
 			if (n < RAM_MIN_PAGE_BITS || n > RAM_MAX_PAGE_BITS)
 				return bad(w, -EBADMSG,
@@ -478,11 +516,11 @@ static int config_parse(struct dump_walk *w)
 					   n);
 			w->page_size = 1u << n;
 			if (skip(w, 4))
-				return k->err;
+				return k->e.code;
 		} else if (!strcmp(name, "configuration/capabilities")) {
 			d = need(w, 4, "capability count (be32)");
 			if (!d)
-				return k->err;
+				return k->e.code;
 			n = be32(d);
 			/* In all: the subsection may come more than once. */
 			if (n > DUMP_MAX_CAPS - w->ncaps)
@@ -491,15 +529,15 @@ static int config_parse(struct dump_walk *w)
 					   "found %u more after %u",
 					   DUMP_MAX_CAPS, n, w->ncaps);
 			if (skip(w, 4))
-				return k->err;
+				return k->e.code;
 			for (i = 0; i < n; i++) {
 				d = need(w, 1, "capability name");
 				if (!d)
-					return k->err;
+					return k->e.code;
 				len = d[0];
 				d = need(w, 1 + len, "capability name");
 				if (!d)
-					return k->err;
+					return k->e.code;
 				memcpy(w->caps[w->ncaps], d + 1, len);
 				w->caps[w->ncaps][len] = '\0';
 				if (!strcmp(w->caps[w->ncaps],
@@ -512,11 +550,11 @@ static int config_parse(struct dump_walk *w)
 						   "are not supported");
 				w->ncaps++;
 				if (skip(w, 1 + len))
-					return k->err;
+					return k->e.code;
 			}
 		} else if (!strcmp(name, "configuration/uuid")) {
 			if (take(w, NULL, 16, "UUID (16 bytes)"))
-				return k->err;
+				return k->e.code;
 		} else if (w->profile == MS_PROFILE_NATIVE && !w->strict) {
 			/* The payload's length is known: skip the rest. */
 			return 0;
@@ -558,12 +596,12 @@ static int ram_block_list(struct dump_walk *w, uint64_t total)
 	while (sum < total) {
 		d = need(w, 1, "RAM block name");
 		if (!d)
-			return k->err;
+			return k->e.code;
 		len = d[0];
 		d = need(w, 1 + len + 8 + extra,
 			 "RAM block name and used length");
 		if (!d)
-			return k->err;
+			return k->e.code;
 		if (!len)
 			return bad(w, -EBADMSG,
 				   "RAM block name expected, found an empty "
@@ -604,7 +642,7 @@ static int ram_block_list(struct dump_walk *w, uint64_t total)
 		sum += b->len;
 		w->nblk++;
 		if (skip(w, 1 + len + 8 + extra))
-			return k->err;
+			return k->e.code;
 	}
 	w->ram_listed = true;
 	return 0;
@@ -669,7 +707,7 @@ static int ram_xbzrle(struct dump_walk *w, const char *blk)
 
 	d = need(w, 3, "XBZRLE header (u8 encoding, be16 length)");
 	if (!d)
-		return k->err;
+		return k->e.code;
 	if (d[0] != RAM_XBZRLE_ENCODING)
 		return bad(w, -EBADMSG,
 			   "XBZRLE encoding 0x01 expected, found 0x%02x", d[0]);
@@ -681,7 +719,7 @@ static int ram_xbzrle(struct dump_walk *w, const char *blk)
 			   "expected, found %zu",
 			   w->page_size, len);
 	if (skip(w, 3) || take(w, k->buf, len, "XBZRLE data"))
-		return k->err;
+		return k->e.code;
 	at = xbzrle_check(k->buf, len, w->page_size);
 	if (at >= 0)
 		return bad(w, -EBADMSG,
@@ -701,7 +739,7 @@ static int ram_compressed(struct dump_walk *w, const char *blk)
 
 	d = need(w, 4, "compressed page length (be32)");
 	if (!d)
-		return k->err;
+		return k->e.code;
 	len = be32(d);
 	if (!len || len > bound)
 		return bad(w, -EBADMSG,
@@ -709,7 +747,7 @@ static int ram_compressed(struct dump_walk *w, const char *blk)
 			   "(compressBound(%u)) expected, found %u",
 			   (unsigned long)bound, w->page_size, len);
 	if (skip(w, 4) || take(w, k->buf, len, "compressed page data"))
-		return k->err;
+		return k->e.code;
 	if (!k->z_ready) {
 		memset(&k->z, 0, sizeof(k->z));
 		if (inflateInit(&k->z) != Z_OK)
@@ -842,11 +880,11 @@ static int ram_page(struct dump_walk *w, uint64_t v, unsigned kind_flag)
 	if (!(flags & RAM_FLAG_CONTINUE)) {
 		d = need(w, 9, "RAM block name");
 		if (!d)
-			return k->err;
+			return k->e.code;
 		hlen = 9 + d[8];
 		d = need(w, hlen, "RAM block name");
 		if (!d)
-			return k->err;
+			return k->e.code;
 		memcpy(name, d + 9, d[8]);
 		name[d[8]] = '\0';
 		i = ram_block_find(w, name);
@@ -869,12 +907,12 @@ static int ram_page(struct dump_walk *w, uint64_t v, unsigned kind_flag)
 			   (unsigned long long)b->len, b->name,
 			   (unsigned long long)addr);
 	if (skip(w, hlen))
-		return k->err;
+		return k->e.code;
 	switch (kind_flag) {
 	case RAM_FLAG_ZERO:
 		d = need(w, 1, "zero page fill byte");
 		if (!d)
-			return k->err;
+			return k->e.code;
 		if (d[0])
 			return bad(w, -EBADMSG,
 				   "zero page of '%s' at 0x%llx: fill byte 0 "
@@ -882,25 +920,25 @@ static int ram_page(struct dump_walk *w, uint64_t v, unsigned kind_flag)
 				   b->name, (unsigned long long)addr, d[0]);
 		w->pages[DUMP_PAGE_ZERO]++;
 		if (skip(w, 1))
-			return k->err;
+			return k->e.code;
 		return page_hook(w, addr, DUMP_PAGE_ZERO, NULL, 0);
 	case RAM_FLAG_PAGE:
 		w->pages[DUMP_PAGE_NORMAL]++;
 		if (take(w, w->on_page ? k->page : NULL, w->page_size,
 			 "page data"))
-			return k->err;
+			return k->e.code;
 		return page_hook(w, addr, DUMP_PAGE_NORMAL, k->page,
 				 w->page_size);
 	case RAM_FLAG_XBZRLE:
 		w->pages[DUMP_PAGE_XBZRLE]++;
 		if (ram_xbzrle(w, b->name))
-			return k->err;
+			return k->e.code;
 		return page_hook(w, addr, DUMP_PAGE_XBZRLE, k->buf,
 				 be16(k->xbzrle_len));
 	default:
 		w->pages[DUMP_PAGE_COMPRESSED]++;
 		if (ram_compressed(w, b->name))
-			return k->err;
+			return k->e.code;
 		return page_hook(w, addr, DUMP_PAGE_COMPRESSED, k->page,
 				 w->page_size);
 	}
@@ -924,7 +962,7 @@ static int ram_parse(struct dump_walk *w)
 	for (;;) {
 		d = need(w, 8, "RAM record (be64 offset and flags)");
 		if (!d)
-			return k->err;
+			return k->e.code;
 		v = be64(d);
 		flags = (unsigned)(v & mask);
 		base = flags & ~RAM_FLAG_CONTINUE;
@@ -935,14 +973,14 @@ static int ram_parse(struct dump_walk *w)
 					   "page record expected, found a "
 					   "second block list (MEM_SIZE)");
 			if (skip(w, 8) || ram_block_list(w, v & ~mask))
-				return k->err;
+				return k->e.code;
 			continue;
 		case RAM_FLAG_EOS:
 			return skip(w, 8);
 		case RAM_FLAG_MULTIFD_FLUSH:
 			w->multifd_flushes++;
 			if (skip(w, 8))
-				return k->err;
+				return k->e.code;
 			continue;
 		case RAM_FLAG_ZERO:
 		case RAM_FLAG_PAGE:
@@ -955,7 +993,7 @@ static int ram_parse(struct dump_walk *w)
 					   "(flags 0x%x)",
 					   flags);
 			if (ram_page(w, v, base))
-				return k->err;
+				return k->e.code;
 			continue;
 		case RAM_FLAG_HOOK:
 			return bad(w, -ENOTSUP,
@@ -1076,7 +1114,7 @@ static int live_add(struct dump_walk *w, uint32_t id)
 			   "one more",
 			   MS_MAX_SECTIONS);
 	if (2 * (k->nlive + 1) > k->live_cap && live_grow(w))
-		return k->err;
+		return k->e.code;
 	i = live_find(k, id);
 	if (!k->live_used[i]) {
 		k->live[i] = id;
@@ -1201,7 +1239,7 @@ static int scan_to_footer(struct dump_walk *w, uint32_t id)
 			continue;
 		}
 		if (skip(w, limit))
-			return k->err;
+			return k->e.code;
 		from = 0;
 	}
 	return bad(w, -EBADMSG,
@@ -1329,8 +1367,8 @@ static int vmdesc_check(struct dump_walk *w, uint32_t len)
 	object = json_is_object(root);
 	json_decref(root);
 	json_set_alloc_funcs(old_alloc, old_free);
-	if (k->err)
-		return k->err;
+	if (k->e.code)
+		return k->e.code;
 	if (json_mem.over)
 		return bad(w, -EFBIG,
 			   "VM description of %u bytes: parsing it needs more "
@@ -1364,7 +1402,7 @@ static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 	/* A started section is live from its own footer on (its PART may
 	 * follow at once, which the footer scan checks). */
 	if (h->type == MS_REC_START && live_add(w, h->section_id))
-		return k->err;
+		return k->e.code;
 	if (w->nf_probe)
 		return nf_probe_section(w, h);
 	if (!strcmp(h->idstr, RAM_IDSTR) && !w->ram_broken) {
@@ -1436,7 +1474,7 @@ static int consume(struct dump_walk *w, const ms_record *rec, uint64_t *plen)
 		w->vmdesc_len = rec->length;
 		w->have_vmdesc = true;
 		if (nf_vmdesc_at(w, rec))
-			return k->err;
+			return k->e.code;
 		return vmdesc_check(w, rec->length);
 	default:
 		return 0;
@@ -1463,6 +1501,38 @@ static int exit_code_of(int err)
 	default:
 		return DUMP_EXIT_IO;
 	}
+}
+
+/*
+ * The walk's verdict (w->err, w->errmsg, w->exit_code), set once a run,
+ * from the error that ends it: @e, which has the library's message shape.
+ */
+static int walk_verdict(struct dump_walk *w, const struct dump_error *e)
+{
+	w->err = e->code;
+	snprintf(w->errmsg, sizeof(w->errmsg), "%s", e->msg);
+	w->exit_code = exit_code_of(e->code);
+	return w->exit_code;
+}
+
+static int walk_fail(struct dump_walk *w, int err, uint64_t offset,
+		     const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 4, 5)))
+#endif
+	;
+
+/* Fail the walk itself (not a payload): @fmt after the offset, if any. */
+static int walk_fail(struct dump_walk *w, int err, uint64_t offset,
+		     const char *fmt, ...)
+{
+	struct dump_error e = {0};
+	va_list ap;
+
+	va_start(ap, fmt);
+	dump_error_vset(&e, err, offset, DUMP_NO_SECTION, NULL, fmt, ap);
+	va_end(ap);
+	return walk_verdict(w, &e);
 }
 
 /* Learn the profile's version and flags from the header, unconsumed. */
@@ -1499,11 +1569,8 @@ int dump_walk_run(struct dump_walk *w)
 	w->last_blk = -1;
 	k = calloc(1, sizeof(*k));
 	w->priv = k;
-	if (!k) {
-		snprintf(w->errmsg, sizeof(w->errmsg), "out of memory");
-		w->err = -ENOMEM;
-		return w->exit_code = DUMP_EXIT_IO;
-	}
+	if (!k)
+		return walk_fail(w, -ENOMEM, DUMP_NO_OFFSET, "out of memory");
 	k->live_key = live_key();
 	ret = nf_prepare(w, &co);
 	if (ret)
@@ -1515,11 +1582,9 @@ int dump_walk_run(struct dump_walk *w)
 		ret = ms_stream_new_fd(&k->in, w->fd, MS_STREAM_READER, 0, &so);
 	if (!ret)
 		ret = ms_reader_new(&k->r, k->in, w->no_footers ? &co : NULL);
-	if (ret) {
-		snprintf(w->errmsg, sizeof(w->errmsg), "%s", ms_strerror(ret));
-		w->err = ret;
-		return w->exit_code = DUMP_EXIT_IO;
-	}
+	if (ret)
+		return walk_fail(w, ret, DUMP_NO_OFFSET, "%s",
+				 ms_strerror(ret));
 	peek_header(w);
 	progress_start(w);
 	while ((ret = ms_reader_next(k->r, &rec)) == 1) {
@@ -1537,7 +1602,7 @@ int dump_walk_run(struct dump_walk *w)
 		if (consume(w, &rec, &plen)) {
 			w->in_payload = true;
 			/* Through the reader: it names offset and section. */
-			ret = ms_reader_fail(k->r, k->err, "%s", k->msg);
+			ret = ms_reader_fail(k->r, k->e.code, "%s", k->e.msg);
 			break;
 		}
 		if (w->on_record)
@@ -1549,12 +1614,12 @@ int dump_walk_run(struct dump_walk *w)
 	w->end = ms_stream_tell(k->in);
 	if (ret == 0) {
 		w->complete = true;
-	} else if (w->src && w->src->err) {
-		/* The input failed (gzip data, a read): its own message. */
-		w->err = w->src->err;
-		snprintf(w->errmsg, sizeof(w->errmsg),
-			 "offset 0x%llx of the stream: %s",
-			 (unsigned long long)w->end, w->src->msg);
+	} else if (w->src && w->src->error.code) {
+		/* The input failed (gzip data, a read): its own message, at
+		 * the offset reached in the (inflated) stream. */
+		walk_fail(w, w->src->error.code, DUMP_NO_OFFSET,
+			  "offset 0x%llx of the stream: %s",
+			  (unsigned long long)w->end, w->src->error.msg);
 		return w->exit_code = dump_source_status(w->src);
 	} else {
 		w->err = ret;
@@ -1669,7 +1734,7 @@ static int nf_payload(struct dump_walk *w, const ms_section_hdr *h)
 				   "end cannot be found");
 		return scan_to_footer(w, h->section_id);
 	}
-	if (ret && !k->err)
+	if (ret && !k->e.code)
 		ret = bad(w, ret, "section payload: %s", strerror(-ret));
 	if (!ret && native)
 		ret = expect_payload_end(w, "the described fields");
@@ -1708,14 +1773,15 @@ static int nf_refuse(struct dump_walk *w, int err, const char *fmt, ...)
 
 static int nf_refuse(struct dump_walk *w, int err, const char *fmt, ...)
 {
+	struct dump_error e = {0};
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(w->errmsg, sizeof(w->errmsg), fmt, ap);
+	dump_error_vset(&e, err, DUMP_NO_OFFSET, DUMP_NO_SECTION, NULL, fmt,
+			ap);
 	va_end(ap);
-	w->err = err;
-	w->exit_code = exit_code_of(err);
-	return err;
+	walk_verdict(w, &e);
+	return e.code;
 }
 
 /*

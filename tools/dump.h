@@ -12,6 +12,7 @@
 #ifndef MIGSTREAM_DUMP_H
 #define MIGSTREAM_DUMP_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +51,68 @@ struct dump_limits {
 };
 
 extern struct dump_limits dump_limits;
+
+/*
+ * struct dump_opts - The global output options, set by the command line
+ * (migstream-dump.c) for every command.
+ * @json: -j, --json: JSON output (info, sections).
+ * @quiet: -q, --quiet: verify prints no OK line (verify, convert and
+ *         extract take it: their success is their exit status).
+ */
+struct dump_opts {
+	bool json;
+	bool quiet;
+};
+
+extern struct dump_opts dump_opts;
+
+/*
+ * struct dump_error - The first error of one of the tool's objects (an
+ * input, the walker's payload parser, convert's output, extract's files,
+ * state's decoder), the way the library keeps its own: a negative errno,
+ * the input offset it is about, and a message that reads, like the
+ * library's, "offset 0x<hex>: section <id> '<idstr>': <what was expected,
+ * what was found>" (the offset and the section when they apply).  Later
+ * errors do not replace the first.  Zero-initialised: no error.
+ * @code: 0, or the negative errno.
+ * @offset: the input offset named in @msg, or DUMP_NO_OFFSET.
+ * @msg: the message, NUL-terminated.
+ */
+#define DUMP_ERRMSG_SIZE 1536u
+/* No offset to name (dump_error_set()'s @offset). */
+#define DUMP_NO_OFFSET UINT64_MAX
+/* No section to name (dump_error_set()'s @section_id). */
+#define DUMP_NO_SECTION (-1LL)
+
+struct dump_error {
+	int code;
+	uint64_t offset;
+	char msg[DUMP_ERRMSG_SIZE];
+};
+
+/*
+ * dump_error_set() - Record the first error of @e: @err (a negative
+ * errno; anything else becomes -EIO), and the message "offset 0x@offset: "
+ * (unless DUMP_NO_OFFSET), "section @section_id '@idstr': " (unless
+ * DUMP_NO_SECTION), then @fmt.  Return: the first error's code, the
+ * earlier one if @e had one.
+ */
+int dump_error_set(struct dump_error *e, int err, uint64_t offset,
+		   long long section_id, const char *idstr, const char *fmt,
+		   ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 6, 7)))
+#endif
+	;
+
+/* dump_error_vset() - dump_error_set() with a va_list. */
+int dump_error_vset(struct dump_error *e, int err, uint64_t offset,
+		    long long section_id, const char *idstr, const char *fmt,
+		    va_list ap)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 6, 0)))
+#endif
+	;
 
 /* One RAM block of the START section's block list. */
 struct dump_ram_block {
@@ -109,7 +172,7 @@ typedef int (*dump_payload_fn)(struct dump_walk *w, const ms_record *rec,
  * standard input after its magic was checked, inflated if it is gzip.
  * Read it with dump_source_read() (an ms_stream_ops read) or give it to
  * a walk (dump_walk.src).  An error of its own (gzip data, a read) is
- * in @err and @msg.
+ * in @error (without an offset: the walk that reads it names one).
  */
 struct dump_source {
 	int fd;
@@ -122,8 +185,7 @@ struct dump_source {
 	bool z_ready, in_eof, member_end;
 	uint8_t *zbuf;
 	uint64_t in_total, out_total, out_max;
-	int err;
-	char msg[256];
+	struct dump_error error;
 };
 
 /*
@@ -313,7 +375,9 @@ const char *dump_page_kind_name(int kind);
 
 /*
  * dump_convert_main(), dump_extract_main() - The convert and extract
- * commands; @argv[0] is the command name.  Return: a DUMP_EXIT_* status.
+ * commands; @argv[0] is the command name, then the command's own options
+ * and its operands (migstream-dump.c has taken the global ones out).
+ * Return: a DUMP_EXIT_* status.
  */
 int dump_convert_main(int argc, char **argv);
 int dump_extract_main(int argc, char **argv);

@@ -35,70 +35,247 @@ static const uint8_t counted_types[] = {
 };
 
 #define NCOUNTED (sizeof(counted_types) / sizeof(counted_types[0]))
+/*
+ * The command line.  One table of commands (name, handler, usage, the
+ * options each takes) and one of options: every option is parsed the same
+ * way, by one getopt_long() pass, before or after the command and in any
+ * order (up to "--"); the global ones are set for every command, and one
+ * that a command has no use for is refused with a message that says so.
+ */
 
-struct options {
+/* The values of the options without a short form. */
+enum {
+	OPT_SPOOL_MAX = 256,
+	OPT_GUNZIP_MAX,
+	OPT_JSON_MEM_MAX,
+	OPT_MAX_BYTES,
+	OPT_DESC,
+	OPT_MAX_VALUES,
+	OPT_MAX_OUTPUT,
+	OPT_MAX_MEMORY,
+};
+
+/* Every option: the global ones first (NGLOBAL), then the commands' own. */
+static const struct option longopts[] = {
+	{"json", no_argument, NULL, 'j'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"spool-max", required_argument, NULL, OPT_SPOOL_MAX},
+	{"gunzip-max", required_argument, NULL, OPT_GUNZIP_MAX},
+	{"json-mem-max", required_argument, NULL, OPT_JSON_MEM_MAX},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{"to", required_argument, NULL, 't'},
+	{"compress", optional_argument, NULL, 'c'},
+	{"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
+	{"desc", required_argument, NULL, OPT_DESC},
+	{"memory", no_argument, NULL, 'm'},
+	{"max-values", required_argument, NULL, OPT_MAX_VALUES},
+	{"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+	{"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+	{NULL, 0, NULL, 0},
+};
+
+#define NGLOBAL 7
+/* ':' first: a missing argument is told from an unknown option. */
+static const char shortopts[] = ":jqhVt:c::m";
+
+static const char global_help[] =
+	"Global options (before or after the command; -j and -q where they "
+	"mean\n"
+	"something):\n"
+	"  -j, --json     JSON output: info, sections (state and desc always "
+	"print\n"
+	"                 JSON); refused by verify, convert and extract\n"
+	"  -q, --quiet    verify: no OK line (convert and extract print "
+	"nothing\n"
+	"                 on success anyway); refused by info, sections, "
+	"state, desc\n"
+	"  --spool-max SIZE     the most bytes copied to a temporary file\n"
+	"                 (default: 64G or half the free space there)\n"
+	"  --gunzip-max SIZE    the most bytes inflated from gzip input (1T)\n"
+	"  --json-mem-max SIZE  parser memory for the VM description "
+	"(128M)\n"
+	"  -h, --help     this help (COMMAND --help: the command's)\n"
+	"  -V, --version  the migstream version\n"
+	"SIZE: bytes, or a number with K, M, G or T (powers of 1024).\n";
+
+static int cmd_info(int argc, char **argv);
+static int cmd_sections(int argc, char **argv);
+static int cmd_verify(int argc, char **argv);
+
+/*
+ * struct command - One command of the tool.
+ * @name: its name on the command line.
+ * @run: its handler; @argv[0] is @name, then its own options in their
+ *       long form, "--" and its operands.  Return: a DUMP_EXIT_* status.
+ * @operands: its operands, for messages ("FILE", "IN OUT", "DIR FILE").
+ * @usage: what follows @name in its synopsis.
+ * @summary: one line for --help.
+ * @help: its own options, one per line, for COMMAND --help (NULL: none).
+ * @own: the values (struct option.val) of its own options, 0-terminated.
+ * @json: whether --json means something to it ...
+ * @nojson: ... else the message that refuses it.
+ * @quiet: whether -q means something to it: the commands whose success
+ *         is their exit status (the others print what they were asked).
+ */
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *operands;
+	const char *usage;
+	const char *summary;
+	const char *help;
+	int own[6];
 	bool json;
+	const char *nojson;
 	bool quiet;
 };
 
+static const struct command commands[] = {
+	{
+		.name = "info",
+		.run = cmd_info,
+		.operands = "FILE",
+		.usage = "[-j] FILE",
+		.summary = "profile, machine, record counts, RAM blocks and "
+			   "pages",
+		.json = true,
+	},
+	{
+		.name = "sections",
+		.run = cmd_sections,
+		.operands = "FILE",
+		.usage = "[-j] FILE",
+		.summary = "one line per record",
+		.json = true,
+	},
+	{
+		.name = "verify",
+		.run = cmd_verify,
+		.operands = "FILE",
+		.usage = "[-q] FILE",
+		.summary = "check the whole stream; exit 0 only if it is whole "
+			   "and valid",
+		.nojson = "verify has no --json output (its verdict is its "
+			  "exit status; info --json reports the same walk)",
+		.quiet = true,
+	},
+	{
+		.name = "convert",
+		.run = dump_convert_main,
+		.operands = "IN OUT",
+		.usage = "--to native|qemu [--compress[=LEVEL]] IN OUT",
+		.summary = "re-frame a stream in the other profile (OUT may be "
+			   "'-')",
+		.help = "  -t, --to native|qemu    the profile to write "
+			"(required)\n"
+			"  -c, --compress[=LEVEL]  native: zlib per chunk, "
+			"LEVEL 1 to 9 (6)\n",
+		.own = {'t', 'c'},
+		.nojson = "convert has no --json output (it writes a stream)",
+		.quiet = true,
+	},
+	{
+		.name = "extract",
+		.run = dump_extract_main,
+		.operands = "DIR FILE",
+		.usage = "[--max-bytes=N] DIR FILE",
+		.summary = "RAM blocks as sparse files, desc.json and "
+			   "state.json",
+		.help = "  --max-bytes N     the block files' sizes together, "
+			"at most (1T;\n"
+			"                    suffixes K, M, G, T, P, E)\n",
+		.own = {OPT_MAX_BYTES},
+		.nojson = "extract has no --json output (it writes files; "
+			  "state.json and desc.json are JSON)",
+		.quiet = true,
+	},
+	{
+		.name = "state",
+		.run = dump_state_main,
+		.operands = "FILE",
+		.usage = "[-m] [--desc DESC] [--max-values N] [--max-output B] "
+			 "[--max-memory B] FILE",
+		.summary = "every device's state as JSON, as QEMU's "
+			   "analyze-migration.py",
+		.help = "  -m, --memory      RAM page contents too, streamed\n"
+			"  --desc DESC       the VM description of the file "
+			"DESC, not the stream's\n"
+			"  --max-values N    values decoded in the stream "
+			"(4Mi)\n"
+			"  --max-output B    bytes written, plus 16 a byte of "
+			"input (256MiB)\n"
+			"  --max-memory B    bytes of the parsed description "
+			"and a section's state\n"
+			"                    (128MiB)\n",
+		.own = {'m', OPT_DESC, OPT_MAX_VALUES, OPT_MAX_OUTPUT,
+			OPT_MAX_MEMORY},
+		.json = true, /* its output is JSON */
+	},
+	{
+		.name = "desc",
+		.run = dump_desc_main,
+		.operands = "FILE",
+		.usage = "[--max-memory B] FILE",
+		.summary = "the VM description (JSON trailer), indented",
+		.help = "  --max-memory B    bytes of the parsed description "
+			"(128MiB)\n",
+		.own = {OPT_MAX_MEMORY},
+		.json = true, /* its output is JSON */
+	},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
 static void usage(FILE *f)
 {
+	size_t i;
+
+	fprintf(f, "Usage: " PROG " COMMAND [OPTIONS] FILE\n"
+		   "Inspect a QEMU (\"QEVM\" v3) or migstream native migration "
+		   "stream; FILE may be '-'.\n"
+		   "\n"
+		   "Commands:\n");
+	for (i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %s %s\n      %s\n", commands[i].name,
+			commands[i].usage, commands[i].summary);
 	fprintf(f,
-		"Usage: " PROG " COMMAND [OPTIONS] FILE\n"
-		"Inspect a QEMU (\"QEVM\" v3) or migstream native migration "
-		"stream; FILE may be '-'.\n"
-		"\n"
-		"Commands:\n"
-		"  info       profile, machine, record counts, RAM blocks "
-		"and pages\n"
-		"  sections   one line per record\n"
-		"  verify     check the whole stream; exit 0 only if it is "
-		"whole and valid\n"
-		"  convert --to native|qemu [--compress[=LEVEL]] IN OUT\n"
-		"             re-frame a stream in the other profile\n"
-		"  extract DIR FILE\n"
-		"             RAM blocks as sparse files, desc.json and "
-		"state.json\n"
-		"  state [-m] [--desc DESC] FILE\n"
-		"             every device's state as JSON, as QEMU's "
-		"analyze-migration.py\n"
-		"  desc FILE  the VM description (JSON trailer), indented\n"
-		"\n"
-		"Options:\n"
-		"  -j, --json     info, sections: JSON output\n"
-		"  -q, --quiet    verify: print nothing on success\n"
-		"  -m, --memory   state: RAM page contents too\n"
-		"  --spool-max SIZE     every command: the most bytes copied "
-		"to a\n"
-		"                 temporary file (default: 64G or half the "
-		"free space)\n"
-		"  --gunzip-max SIZE    the most bytes inflated from gzip "
-		"input (1T)\n"
-		"  --json-mem-max SIZE  parser memory for the VM description "
-		"(128M)\n"
-		"  -h, --help     this help\n"
-		"  -V, --version  the migstream version\n"
+		"\n%s\n"
+		"'" PROG " COMMAND --help' lists the command's own options.\n"
 		"\n"
 		"Exit status: 0 success, 1 invalid or truncated stream (or "
 		"over a limit),\n2 usage error (a directory as FILE too), "
-		"3 system error.\n");
+		"3 system error.\n",
+		global_help);
 }
 
-static int usage_error(const char *fmt, ...)
+static void command_usage(const struct command *c)
+{
+	printf("Usage: " PROG " %s %s\n%s.\n", c->name, c->usage, c->summary);
+	if (c->help)
+		printf("\nIts options:\n%s", c->help);
+	printf("\n%s", global_help);
+}
+
+static int usage_error(const struct command *c, const char *fmt, ...)
 #if defined(__GNUC__)
-	__attribute__((format(printf, 1, 2)))
+	__attribute__((format(printf, 2, 3)))
 #endif
 	;
 
-static int usage_error(const char *fmt, ...)
+/* A usage error (status 2): of command @c, or of the command line. */
+static int usage_error(const struct command *c, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, PROG ": ");
+	fprintf(stderr, PROG "%s%s: ", c ? " " : "", c ? c->name : "");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry '" PROG " --help'.\n");
+	if (c)
+		fprintf(stderr, "\nUsage: " PROG " %s %s\n", c->name, c->usage);
+	else
+		fprintf(stderr, "\nTry '" PROG " --help'.\n");
 	return DUMP_EXIT_USAGE;
 }
 
@@ -316,14 +493,14 @@ static void sections_record(struct dump_walk *w, const ms_record *rec,
 }
 
 /*
- * Commands.
+ * info, sections and verify: one walk each.
  */
 
-enum command { CMD_INFO, CMD_SECTIONS, CMD_VERIFY };
+enum walk_command { CMD_INFO, CMD_SECTIONS, CMD_VERIFY };
 
-static int run(enum command cmd, const struct options *o, const char *file)
+static int run(enum walk_command cmd, const char *file)
 {
-	struct sections_ctx sc = {.json = o->json};
+	struct sections_ctx sc = {.json = dump_opts.json};
 	struct dump_source src;
 	struct dump_walk w;
 	int ret;
@@ -340,23 +517,23 @@ static int run(enum command cmd, const struct options *o, const char *file)
 	if (cmd == CMD_SECTIONS) {
 		w.on_record = sections_record;
 		w.opaque = &sc;
-		if (o->json)
+		if (dump_opts.json)
 			printf("[");
 	}
 	ret = dump_walk_run(&w);
 	switch (cmd) {
 	case CMD_INFO:
-		if (o->json)
+		if (dump_opts.json)
 			info_json(&w);
 		else
 			info_text(&w);
 		break;
 	case CMD_SECTIONS:
-		if (o->json)
+		if (dump_opts.json)
 			printf("%s]\n", sc.n ? "\n" : "");
 		break;
 	case CMD_VERIFY:
-		if (!ret && !o->quiet)
+		if (!ret && !dump_opts.quiet)
 			printf("%s: OK: %s profile, %" PRIu64
 			       " records, %" PRIu64 " bytes, %" PRIu64
 			       " RAM pages%s%s\n",
@@ -384,6 +561,22 @@ static int run(enum command cmd, const struct options *o, const char *file)
 		return DUMP_EXIT_IO;
 	}
 	return ret;
+}
+
+/* The handlers get the command's name, "--" and FILE (see main()). */
+static int cmd_info(int argc, char **argv)
+{
+	return run(CMD_INFO, argv[argc - 1]);
+}
+
+static int cmd_sections(int argc, char **argv)
+{
+	return run(CMD_SECTIONS, argv[argc - 1]);
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	return run(CMD_VERIFY, argv[argc - 1]);
 }
 
 /* A size: digits, then an optional K, M, G or T (powers of 1024). */
@@ -429,118 +622,268 @@ static bool parse_size(const char *arg, uint64_t *v)
 	return true;
 }
 
-/*
- * Take the limit options (struct dump_limits) out of @argv, wherever they
- * are, for every command.  Return: the new argc, or -1 after a message.
- */
-static int take_limits(int argc, char **argv)
+/* The option of value @val in longopts[]. */
+static const struct option *option_of(int val)
+{
+	const struct option *o;
+
+	for (o = longopts; o->name; o++)
+		if (o->val == val)
+			return o;
+	return NULL;
+}
+
+static bool is_global(int val)
+{
+	const struct option *o = option_of(val);
+
+	return o && o - longopts < NGLOBAL;
+}
+
+static bool takes(const struct command *c, int val)
+{
+	const int *v;
+
+	for (v = c->own; *v; v++)
+		if (*v == val)
+			return true;
+	return false;
+}
+
+/* The commands that take option @val, for a message ("state, desc"). */
+static const char *takers(int val, char *buf, size_t cap)
+{
+	size_t i, n = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < NCOMMANDS && n < cap; i++)
+		if (takes(&commands[i], val))
+			n += (size_t)snprintf(buf + n, cap - n, "%s%s",
+					      n ? ", " : "", commands[i].name);
+	return buf;
+}
+
+/* One option given: its value and argument (NULL if none). */
+struct given {
+	int val;
+	const char *arg;
+};
+
+/* Set global option @g; DUMP_EXIT_OK, or a status after its message. */
+static int set_global(const struct command *c, const struct given *g)
 {
 	static const struct {
-		const char *name;
+		int val;
 		uint64_t *v;
-	} opts[] = {
-		{"--spool-max", &dump_limits.spool_max},
-		{"--gunzip-max", &dump_limits.gunzip_max},
-		{"--json-mem-max", &dump_limits.json_mem_max},
+	} limits[] = {
+		{OPT_SPOOL_MAX, &dump_limits.spool_max},
+		{OPT_GUNZIP_MAX, &dump_limits.gunzip_max},
+		{OPT_JSON_MEM_MAX, &dump_limits.json_mem_max},
 	};
-	const char *val;
-	size_t i, l;
-	int a, o = 1, take;
+	size_t i;
 
-	for (a = 1; a < argc; a++) {
-		if (!strcmp(argv[a], "--")) {
-			while (a < argc)
-				argv[o++] = argv[a++];
-			break;
-		}
-		for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
-			l = strlen(opts[i].name);
-			if (!strncmp(argv[a], opts[i].name, l) &&
-			    (argv[a][l] == '=' || !argv[a][l]))
-				break;
-		}
-		if (i == sizeof(opts) / sizeof(opts[0])) {
-			argv[o++] = argv[a];
-			continue;
-		}
-		take = argv[a][l] ? 0 : 1;
-		val = take ? (a + 1 < argc ? argv[a + 1] : NULL)
-			   : argv[a] + l + 1;
-		if (!val || !parse_size(val, opts[i].v)) {
-			usage_error("%s: a size expected (bytes, or a number "
-				    "with K, M, G or T), found '%s'",
-				    opts[i].name, val ? val : "nothing");
-			return -1;
-		}
-		a += take;
+	switch (g->val) {
+	case 'j':
+		dump_opts.json = true;
+		return DUMP_EXIT_OK;
+	case 'q':
+		dump_opts.quiet = true;
+		return DUMP_EXIT_OK;
+	default:
+		break;
 	}
-	argv[o] = NULL;
-	return o;
+	for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		if (limits[i].val != g->val)
+			continue;
+		if (parse_size(g->arg, limits[i].v))
+			return DUMP_EXIT_OK;
+		return usage_error(c,
+				   "--%s: a size expected (bytes, or a number "
+				   "with K, M, G or T), found '%s'",
+				   option_of(g->val)->name, g->arg);
+	}
+	return DUMP_EXIT_OK;
+}
+
+/*
+ * The handler's argument vector: @c's name, its own options of @given in
+ * their long form, "--" and the @nops operands.  Return: its argc, or -1
+ * (out of memory).
+ */
+static int handler_argv(const struct command *c, const struct given *given,
+			int ngiven, char **ops, int nops, char ***out)
+{
+	const struct option *o;
+	char **v = calloc((size_t)(2 * ngiven + nops + 3), sizeof(*v));
+	char *opt;
+	int n = 0, i;
+
+	if (!v)
+		return -1;
+	v[n++] = (char *)c->name;
+	for (i = 0; i < ngiven; i++) {
+		if (is_global(given[i].val))
+			continue;
+		o = option_of(given[i].val);
+		opt = malloc(strlen(o->name) + 4 +
+			     (given[i].arg ? strlen(given[i].arg) : 0));
+		if (!opt)
+			goto out_free;
+		/* --NAME=ARG: right for an optional argument as well. */
+		sprintf(opt, "--%s%s%s", o->name, given[i].arg ? "=" : "",
+			given[i].arg ? given[i].arg : "");
+		v[n++] = opt;
+	}
+	v[n++] = (char *)"--";
+	for (i = 0; i < nops; i++)
+		v[n++] = ops[i];
+	*out = v;
+	return n;
+out_free:
+	for (i = 1; i < n; i++)
+		free(v[i]);
+	free(v);
+	return -1;
+}
+
+static void handler_argv_free(char **v, int n)
+{
+	int i;
+
+	for (i = 1; i < n && strcmp(v[i], "--"); i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The operands of @c: as many as it takes, or a usage error. */
+static int check_operands(const struct command *c, char **ops, int nops)
+{
+	int want = strchr(c->operands, ' ') ? 2 : 1;
+	char what[32];
+
+	if (nops == want)
+		return DUMP_EXIT_OK;
+	if (want == 1 && nops < 1)
+		return usage_error(c, "missing %s", c->operands);
+	if (want == 1)
+		return usage_error(c, "unexpected argument '%s'", ops[1]);
+	snprintf(what, sizeof(what), "%s", c->operands);
+	*strchr(what, ' ') = '\0';
+	return usage_error(c, "%s and %s expected", what,
+			   strchr(c->operands, ' ') + 1);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	struct options o = {0};
-	const char *cmd;
-	enum command c;
-	int opt;
+	const struct command *c = NULL;
+	struct given *given;
+	bool help = false, version = false;
+	char **hv = NULL, who[64];
+	int opt, ngiven = 0, ret, hc, i;
+	size_t k;
 
-	argc = take_limits(argc, argv);
-	if (argc < 0)
-		return DUMP_EXIT_USAGE;
-	/* convert and extract parse their own options. */
-	if (argc > 1 && !strcmp(argv[1], "convert"))
-		return dump_convert_main(argc - 1, argv + 1);
-	if (argc > 1 && !strcmp(argv[1], "extract"))
-		return dump_extract_main(argc - 1, argv + 1);
-	/* state and desc (dump-state.c) too. */
-	if (argc > 1 && !strcmp(argv[1], "state"))
-		return dump_state_main(argc - 1, argv + 1);
-	if (argc > 1 && !strcmp(argv[1], "desc"))
-		return dump_desc_main(argc - 1, argv + 1);
-	while ((opt = getopt_long(argc, argv, "jqhV", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			o.json = true;
-			break;
-		case 'q':
-			o.quiet = true;
-			break;
-		case 'h':
+	given = calloc((size_t)argc + 1, sizeof(*given));
+	if (!given) {
+		fprintf(stderr, PROG ": out of memory\n");
+		return DUMP_EXIT_IO;
+	}
+	/* One pass over every option, wherever it is (up to "--"). */
+	opterr = 0;
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) !=
+	       -1) {
+		if (opt == '?' || opt == ':') {
+			char bad[3] = {'-', (char)optopt, '\0'};
+			const char *what = argv[optind - 1];
+
+			/* A short option (not a long one's value). */
+			if (optopt > 0 && optopt < 128 &&
+			    strncmp(what, "--", 2))
+				what = bad;
+
+			free(given);
+			return usage_error(NULL, "%s '%s'",
+					   opt == ':' ? "an argument expected "
+							"after"
+						      : "unknown option",
+					   what);
+		}
+		if (opt == 'h')
+			help = true;
+		else if (opt == 'V')
+			version = true;
+		given[ngiven].val = opt;
+		given[ngiven++].arg = optarg;
+	}
+	if (version) {
+		printf(PROG " (migstream) %s\n", ms_version_string());
+		free(given);
+		return DUMP_EXIT_OK;
+	}
+	if (optind < argc) {
+		for (k = 0; k < NCOMMANDS; k++)
+			if (!strcmp(argv[optind], commands[k].name))
+				c = &commands[k];
+		if (!c) {
+			free(given);
+			return usage_error(NULL, "unknown command '%s'",
+					   argv[optind]);
+		}
+		optind++;
+	}
+	if (help) {
+		if (c)
+			command_usage(c);
+		else
 			usage(stdout);
-			return DUMP_EXIT_OK;
-		case 'V':
-			printf(PROG " (migstream) %s\n", ms_version_string());
-			return DUMP_EXIT_OK;
-		default:
-			fprintf(stderr, "Try '" PROG " --help'.\n");
-			return DUMP_EXIT_USAGE;
+		free(given);
+		return DUMP_EXIT_OK;
+	}
+	if (!c) {
+		free(given);
+		return usage_error(NULL, "%s", "missing COMMAND");
+	}
+	/* Each option: global, the command's own, or refused. */
+	for (i = 0; i < ngiven; i++) {
+		if (is_global(given[i].val)) {
+			ret = set_global(c, &given[i]);
+		} else if (!takes(c, given[i].val)) {
+			ret = usage_error(
+				c, "--%s is an option of %s only",
+				option_of(given[i].val)->name,
+				takers(given[i].val, who, sizeof(who)));
+		} else {
+			continue;
+		}
+		if (ret) {
+			free(given);
+			return ret;
 		}
 	}
-	if (optind >= argc)
-		return usage_error("%s", "missing COMMAND");
-	cmd = argv[optind++];
-	if (!strcmp(cmd, "info"))
-		c = CMD_INFO;
-	else if (!strcmp(cmd, "sections"))
-		c = CMD_SECTIONS;
-	else if (!strcmp(cmd, "verify"))
-		c = CMD_VERIFY;
-	else
-		return usage_error("unknown command '%s'", cmd);
-	if (optind >= argc)
-		return usage_error("%s: missing FILE", cmd);
-	if (optind + 1 < argc)
-		return usage_error("unexpected argument '%s'",
-				   argv[optind + 1]);
-	if (o.json && c == CMD_VERIFY)
-		return usage_error("%s", "verify has no --json output");
-	return run(c, &o, argv[optind]);
+	if (dump_opts.json && !c->json) {
+		free(given);
+		return usage_error(c, "%s", c->nojson);
+	}
+	if (dump_opts.quiet && !c->quiet) {
+		free(given);
+		return usage_error(c,
+				   "-q/--quiet: %s prints its output on "
+				   "success, -q would leave nothing (verify, "
+				   "convert and extract take it)",
+				   c->name);
+	}
+	ret = check_operands(c, argv + optind, argc - optind);
+	if (ret) {
+		free(given);
+		return ret;
+	}
+	hc = handler_argv(c, given, ngiven, argv + optind, argc - optind, &hv);
+	free(given);
+	if (hc < 0) {
+		fprintf(stderr, PROG ": out of memory\n");
+		return DUMP_EXIT_IO;
+	}
+	ret = c->run(hc, hv);
+	handler_argv_free(hv, hc);
+	return ret;
 }
