@@ -584,7 +584,7 @@ grep -q "section 5 'cpu': field 'env\.[^']*': uint64 (8 bytes) expected, end of 
 run state --desc "$tmp/does-not-exist" "$tmp/pc-min.mig"
 [ $rc -eq 3 ] || ko "state --desc missing: exit $rc, 3 expected"
 
-# Names from the stream (issue #10, items 4 and 5): text output escapes
+# Names from the stream: text output escapes
 # control characters and invalid UTF-8, JSON output carries UTF-8 as it
 # is and invalid UTF-8 in the text form.
 python3 - "$tmp" <<'EOF'
@@ -633,7 +633,7 @@ d = json.load(open(sys.argv[1]))
 assert d[1]["idstr"] == "d\u00e9v\x1b", d[1]
 ' "$tmp/out" || ko "sections --json of UTF-8: $(cat "$tmp/out")"
 
-# gzip input (issue #10, item 8): every command reads a .gz capture as
+# gzip input: every command reads a .gz capture as
 # the stream inside, from a file or standard input, with the same output.
 gz="$data/qemu/pc-min.mig.gz"
 for args in "sections" "sections --json" "verify -q" "desc" "state"; do

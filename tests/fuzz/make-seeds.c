@@ -669,7 +669,8 @@ static void native_seeds(void)
 	native_handmade();
 }
 
-/* The hostile streams of issue #10, for fuzz_load_feed. */
+/* Hostile streams for fuzz_load_feed: fake footers, colliding ids, a
+ * FULL reusing an open START's id. */
 static void feed_seeds(void)
 {
 	static const uint8_t fake[5] = {MS_REC_FOOTER, 0, 0, 0, 0};

@@ -3,8 +3,7 @@
  * A mock of <libvfio-user.h>: only the migration types that
  * MS_VFU_DEFINE_CALLBACKS_V1() and MS_VFU_DEFINE_CALLBACKS_V2() use, with
  * upstream's names, values and field order (nutanix/libvfio-user
- * include/libvfio-user.h: v1 at f2dd096, v2 at efd091b; see
- * docs/spec §1.1 and §2.1).
+ * include/libvfio-user.h: v1 at f2dd096, v2 at efd091b).
  *
  * Upstream names both layouts vfu_migration_callbacks_t.  Define
  * MOCK_VFU_API to 1 or 2 before including this header to pick one; the
