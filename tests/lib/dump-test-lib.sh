@@ -1,4 +1,4 @@
-# Sourced by tests/check-convert.sh and tests/check-extract.sh: the tool,
+# Sourced by tests/dump/check-convert.sh and tests/dump/check-extract.sh: the tool,
 # sanitizer findings that cannot pass for a stream error, a temporary
 # directory, ko() and run().  Sets src, bld, dump, gen, tmp and fail.
 src="${top_srcdir:-.}"
@@ -7,7 +7,7 @@ dump="$bld/tools/migstream-dump"
 gen="$src/tests/data/gen"
 command -v python3 >/dev/null 2>&1 || { echo "no python3: skipped"; exit 77; }
 [ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
-. "$src/tests/run-wrap.sh" && ms_wrap dump
+. "$src/tests/lib/run-wrap.sh" && ms_wrap dump
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
 UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
 LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"

@@ -10,7 +10,7 @@ dump="$bld/tools/migstream-dump"
 data="$src/tests/data"
 command -v python3 >/dev/null 2>&1 || { echo "no python3: skipped"; exit 77; }
 [ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
-. "${top_srcdir:-.}/tests/run-wrap.sh" && ms_wrap dump
+. "${top_srcdir:-.}/tests/lib/run-wrap.sh" && ms_wrap dump
 # Under sanitizers a finding must not pass for a stream error (status 1).
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
 UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"

@@ -15,7 +15,7 @@ bld="${top_builddir:-.}"
 demo="$bld/examples/migrate-demo"
 dump="$bld/tools/migstream-dump"
 [ -x "$demo" ] || { echo "$demo not built" >&2; exit 99; }
-. "${top_srcdir:-.}/tests/run-wrap.sh" && ms_wrap demo dump
+. "${top_srcdir:-.}/tests/lib/run-wrap.sh" && ms_wrap demo dump
 # Under sanitizers a finding must not pass for a refused migration.
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
 UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"

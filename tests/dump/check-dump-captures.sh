@@ -12,12 +12,12 @@ set -u
 src="${top_srcdir:-.}"
 bld="${top_builddir:-.}"
 dump="$bld/tools/migstream-dump"
-reenc="$bld/tests/qemu-reencode"
+reenc="$bld/tests/qemu/qemu-reencode"
 data="$src/tests/data/qemu"
 command -v python3 >/dev/null 2>&1 || { echo "no python3: skipped"; exit 77; }
 [ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
 [ -x "$reenc" ] || { echo "$reenc not built" >&2; exit 99; }
-. "${top_srcdir:-.}/tests/run-wrap.sh" && ms_wrap dump reenc
+. "${top_srcdir:-.}/tests/lib/run-wrap.sh" && ms_wrap dump reenc
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
 UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
 LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"
