@@ -1,10 +1,12 @@
-# Sourced by tests/dump/check-convert.sh and tests/dump/check-extract.sh: the tool,
-# sanitizer findings that cannot pass for a stream error, a temporary
-# directory, ko() and run().  Sets src, bld, dump, gen, tmp and fail.
+# Sourced by the dump tool's script tests (tests/dump/check-dump.sh,
+# check-convert.sh, check-extract.sh): the tool, sanitizer findings that
+# cannot pass for a stream error, a temporary directory, ko() and run().
+# Sets src, bld, dump, data, gen, tmp and fail.
 src="${top_srcdir:-.}"
 bld="${top_builddir:-.}"
 dump="$bld/tools/migstream-dump"
-gen="$src/tests/data/gen"
+data="$src/tests/data"
+gen="$data/gen"
 command -v python3 >/dev/null 2>&1 || { echo "no python3: skipped"; exit 77; }
 [ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
 . "$src/tests/lib/run-wrap.sh" && ms_wrap dump
