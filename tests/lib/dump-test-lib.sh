@@ -10,10 +10,7 @@ gen="$data/gen"
 command -v python3 >/dev/null 2>&1 || { echo "no python3: skipped"; exit 77; }
 [ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
 . "$src/tests/lib/run-wrap.sh" && ms_wrap dump
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
-UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
-LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"
-export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+ms_sanitizer_exit
 tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 fail=0

@@ -24,10 +24,7 @@ command -v timeout >/dev/null 2>&1 || { echo "no timeout(1): skipped"; exit 77; 
 [ -n "${MS_UNDER_VALGRIND:-}" ] && { echo "under valgrind: skipped"; exit 77; }
 [ -x "$dump" ] && [ -x "$reenc" ] || { echo "not built" >&2; exit 99; }
 . "${top_srcdir:-.}/tests/lib/run-wrap.sh" && ms_wrap dump reenc
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
-UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
-LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"
-export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+ms_sanitizer_exit
 tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 fail=0
