@@ -78,7 +78,7 @@ cross)
 		# Every program of the target runs under qemu-user, its
 		# libraries from the root: the Check programs and examples
 		# through the harness, those the script tests start through
-		# tests/run-wrap.sh.
+		# tests/lib/run-wrap.sh.
 		QEMU_LD_PREFIX="$root" MS_RUN_WRAPPER="$MS_X_QEMU"
 		# Check's per-test timeouts, for an emulated CPU.
 		CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-10}

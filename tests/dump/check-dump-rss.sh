@@ -8,9 +8,9 @@
 set -u
 bld="${top_builddir:-.}"
 dump="$bld/tools/migstream-dump"
-rss="$bld/tests/dump-rss"
+rss="$bld/tests/dump/dump-rss"
 [ -x "$dump" ] && [ -x "$rss" ] || { echo "not built" >&2; exit 99; }
-. "${top_srcdir:-.}/tests/run-wrap.sh" && ms_wrap dump rss
+. "${top_srcdir:-.}/tests/lib/run-wrap.sh" && ms_wrap dump rss
 case "${SAN_FLAGS:-}" in
 *sanitize*) echo "sanitizer build: skipped"; exit 77 ;;
 esac

@@ -5,7 +5,7 @@
 set -u
 src="${top_srcdir:-.}"
 bld="${top_builddir:-.}"
-. "$src/tests/run-wrap.sh"
+. "$src/tests/lib/run-wrap.sh"
 status=0
 for t in qemu_reader native_reader dump_walk load_feed dump_state \
 	dump_convert dump_extract; do

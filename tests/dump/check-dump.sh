@@ -4,31 +4,7 @@
 # verify, damaged copies (truncated, bit-flipped) failing cleanly with an
 # offset, and the exit statuses of usage and I/O errors.
 set -u
-src="${top_srcdir:-.}"
-bld="${top_builddir:-.}"
-dump="$bld/tools/migstream-dump"
-data="$src/tests/data"
-command -v python3 >/dev/null 2>&1 || { echo "no python3: skipped"; exit 77; }
-[ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
-. "${top_srcdir:-.}/tests/run-wrap.sh" && ms_wrap dump
-# Under sanitizers a finding must not pass for a stream error (status 1).
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
-UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
-LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"
-export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-ko() { echo "FAIL: $*" >&2; fail=1; }
-
-# Run the tool; $rc gets its status, $tmp/out and $tmp/err its output.
-run() {
-	"$dump" "$@" >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-	if [ $rc -gt 3 ] || grep -q 'Sanitizer\|runtime error' "$tmp/err"; then
-		ko "migstream-dump $* exited $rc: $(cat "$tmp/err")"
-	fi
-}
+. "${top_srcdir:-.}/tests/lib/dump-test-lib.sh"
 
 # A stream error: status 1, one "migstream-dump: FILE: offset 0x" line.
 expect_invalid() {

@@ -11,7 +11,7 @@ set -u
 bld="${top_builddir:-.}"
 dump="$bld/tools/migstream-dump"
 [ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
-. "${top_srcdir:-.}/tests/run-wrap.sh" && ms_wrap dump
+. "${top_srcdir:-.}/tests/lib/run-wrap.sh" && ms_wrap dump
 command -v python3 >/dev/null 2>&1 || { echo "no python3: skipped"; exit 77; }
 rss=1
 case "${SAN_FLAGS:-}" in

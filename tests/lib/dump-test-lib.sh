@@ -1,17 +1,16 @@
-# Sourced by tests/check-convert.sh and tests/check-extract.sh: the tool,
-# sanitizer findings that cannot pass for a stream error, a temporary
-# directory, ko() and run().  Sets src, bld, dump, gen, tmp and fail.
+# Sourced by the dump tool's script tests (tests/dump/check-dump.sh,
+# check-convert.sh, check-extract.sh): the tool, sanitizer findings that
+# cannot pass for a stream error, a temporary directory, ko() and run().
+# Sets src, bld, dump, data, gen, tmp and fail.
 src="${top_srcdir:-.}"
 bld="${top_builddir:-.}"
 dump="$bld/tools/migstream-dump"
-gen="$src/tests/data/gen"
+data="$src/tests/data"
+gen="$data/gen"
 command -v python3 >/dev/null 2>&1 || { echo "no python3: skipped"; exit 77; }
 [ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
-. "$src/tests/run-wrap.sh" && ms_wrap dump
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
-UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
-LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"
-export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+. "$src/tests/lib/run-wrap.sh" && ms_wrap dump
+ms_sanitizer_exit
 tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 fail=0

@@ -16,18 +16,15 @@ set -u
 src="${top_srcdir:-.}"
 bld="${top_builddir:-.}"
 dump="$bld/tools/migstream-dump"
-reenc="$bld/tests/qemu-reencode"
+reenc="$bld/tests/qemu/qemu-reencode"
 data="$src/tests/data/qemu"
 qemu=${QEMU:-qemu-system-x86_64}
 command -v "$qemu" >/dev/null 2>&1 || { echo "no $qemu: skipped"; exit 77; }
 command -v timeout >/dev/null 2>&1 || { echo "no timeout(1): skipped"; exit 77; }
 [ -n "${MS_UNDER_VALGRIND:-}" ] && { echo "under valgrind: skipped"; exit 77; }
 [ -x "$dump" ] && [ -x "$reenc" ] || { echo "not built" >&2; exit 99; }
-. "${top_srcdir:-.}/tests/run-wrap.sh" && ms_wrap dump reenc
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
-UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
-LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"
-export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+. "${top_srcdir:-.}/tests/lib/run-wrap.sh" && ms_wrap dump reenc
+ms_sanitizer_exit
 tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 fail=0

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The C sources follow .clang-format.  Skipped (77) without clang-format.
 # Only source files are checked, not what the build generates
-# (include/migstream/version.h, tests/demo-embedding.c), which an in-tree
+# (include/migstream/version.h, tests/demo/demo-embedding.c), which an in-tree
 # build puts beside them: never a file made from a '.in' template or
 # listed in $MS_GENERATED (the Makefile's DISTCLEANFILES), and in a git
 # checkout only tracked files.
@@ -11,7 +11,7 @@ cf="${CLANG_FORMAT:-clang-format}"
 if [ "$cf" = "no" ] || ! command -v "$cf" >/dev/null 2>&1; then
 	echo "clang-format not found: skipped"; exit 77
 fi
-globs="src/*.c src/*.h include/migstream/*.h examples/*.c bench/*.c bench/*.h tests/*.c tests/*.h tools/*.c tools/*.h tests/fuzz/*.c tests/fuzz/*.h"
+globs="src/*.c src/*.h include/migstream/*.h examples/*.c examples/*.h bench/*.c bench/*.h tools/*.c tools/*.h tests/*/*.c tests/*/*.h"
 tracked=""
 if [ "$(git -C "$src" rev-parse --show-prefix 2>/dev/null)" = "" ] &&
 	git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then

@@ -1,29 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Test drivers for the vfio-user adapter: the two sides of the protocol as
- * libvfio-user and QEMU speak them, without libvfio-user.
- *
- * vfu1_*: an emulation of libvfio-user v1's migration region
- * (its lib/migration.c at commit f2dd096): the 32-byte register block
- * with exact widths, the save-side iteration FSM with its FINISHED latch,
- * the validity table of device_state writes, dead space, and data accesses
- * forwarded to read_data/write_data at "region offset - data_offset".
- * On top of it, a QEMU 6.2-like client (QEMU's hw/vfio/migration.c):
- * vfio_save_buffer(), the save sequence with stop-and-copy written twice,
- * and vfio_load_buffer() with its splitting of a source chunk into rounds
- * when the destination's region is smaller.
- *
- * vfu2_*: libvfio-user v2 (its lib/migration.c): migration_set_state() walking
- * next_state[][] with one transition() call per hop, MIG_DATA_READ/WRITE
- * with their state and size checks; and a QEMU-like v2 client.
- *
- * The emulated library calls the adapter's functions directly and, like
- * libvfio-user, answers the client with -1 and errno.  The client loops
- * return 0 or a negative errno, as QEMU's do.
+ * The test drivers of the vfio-user adapter declared in vfu-client.h: an
+ * emulation of libvfio-user's v1 migration region and v2 state machine,
+ * and QEMU-like clients of both.
  */
-#ifndef MS_VFU_CLIENT_H
-#define MS_VFU_CLIENT_H
-
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,15 +12,15 @@
 
 #include <migstream/migstream.h>
 
-/* Fail like libvfio-user's ERROR_INT(). */
-static inline int vfu_error(int err)
+#include "vfu-client.h"
+
+static int vfu_error(int err)
 {
 	errno = err;
 	return -1;
 }
 
-/* A small deterministic generator for access patterns. */
-static inline uint64_t vfu_rand(uint64_t *st)
+uint64_t vfu_rand(uint64_t *st)
 {
 	uint64_t x = *st ? *st : 0x9e3779b97f4a7c15ull;
 
@@ -51,60 +31,7 @@ static inline uint64_t vfu_rand(uint64_t *st)
 	return x;
 }
 
-/*
- * libvfio-user v1.
- */
-
-/* struct vfio_user_migration_info: offsets and size. */
-#define VFU1_REG_DEVICE_STATE 0
-#define VFU1_REG_PENDING      8
-#define VFU1_REG_DATA_OFFSET  16
-#define VFU1_REG_DATA_SIZE    24
-#define VFU1_INFO_SIZE	      32
-/* vfu_get_migr_register_area_size(): the info rounded up to a page; the
- * server passes it as the data_offset of the setup call. */
-#define VFU1_DATA_OFFSET 4096u
-/* SERVER_MAX_DATA_XFER_SIZE: the largest region access. */
-#define VFU1_MAX_XFER (1u << 20)
-
-/* VFIO v1 device_state bits. */
-#define VFU1_STOP     0u
-#define VFU1_RUNNING  1u
-#define VFU1_SAVING   2u
-#define VFU1_RESUMING 4u
-#define VFU1_MASK     7u
-
-enum vfu1_iter {
-	VFU1_ITER_INITIAL,
-	VFU1_ITER_STARTED,
-	VFU1_ITER_DATA_PREPARED,
-	VFU1_ITER_FINISHED
-};
-
-/* How many times the library called each adapter callback. */
-struct vfu_calls {
-	unsigned long transition;
-	unsigned long pending;
-	unsigned long prepare;
-	unsigned long read;
-	unsigned long write;
-	unsigned long written;
-};
-
-struct vfu1_dev {
-	ms_vfu_adapter *a;
-	uint64_t region_size; /* data_offset + the data area */
-	uint32_t device_state;
-	enum vfu1_iter iter;
-	uint64_t iter_offset;
-	uint64_t iter_size;
-	uint64_t iter_pending;
-	struct vfu_calls n;
-};
-
-/* The region is the register area plus the adapter's window, as the
- * header tells servers to set it up. */
-static inline void vfu1_init(struct vfu1_dev *d, ms_vfu_adapter *a)
+void vfu1_init(struct vfu1_dev *d, ms_vfu_adapter *a)
 {
 	memset(d, 0, sizeof(*d));
 	d->a = a;
@@ -113,12 +40,7 @@ static inline void vfu1_init(struct vfu1_dev *d, ms_vfu_adapter *a)
 	d->iter = VFU1_ITER_INITIAL;
 }
 
-/*
- * migr_states[] of lib/migration_priv.h, as its unit test asserts it: the
- * pre-copy row's precedence slip makes pre-copy -> running legal and
- * pre-copy -> pre-copy illegal.  Rows 5 to 7 are empty.
- */
-static inline bool vfu1_arc_valid(uint32_t from, uint32_t to)
+bool vfu1_arc_valid(uint32_t from, uint32_t to)
 {
 	static const uint8_t rows[8] = {
 		[0] = 1u << 0 | 1u << 1,
@@ -131,9 +53,7 @@ static inline bool vfu1_arc_valid(uint32_t from, uint32_t to)
 	return from < 8 && to < 8 && (rows[from] >> to & 1u);
 }
 
-/* migr_state_vfio_to_vfu(): the error state (110b) maps to -1, which the
- * library passes to transition() anyway. */
-static inline ms_vfu_migr_state vfu1_to_vfu(uint32_t bits)
+ms_vfu_migr_state vfu1_to_vfu(uint32_t bits)
 {
 	switch (bits) {
 	case VFU1_STOP:
@@ -151,14 +71,13 @@ static inline ms_vfu_migr_state vfu1_to_vfu(uint32_t bits)
 	}
 }
 
-static inline bool vfu1_is_saving(const struct vfu1_dev *d)
+static bool vfu1_is_saving(const struct vfu1_dev *d)
 {
 	return d->device_state == VFU1_SAVING ||
 	       d->device_state == (VFU1_RUNNING | VFU1_SAVING);
 }
 
-static inline int vfu1_device_state(struct vfu1_dev *d, uint32_t *v,
-				    bool is_write)
+static int vfu1_device_state(struct vfu1_dev *d, uint32_t *v, bool is_write)
 {
 	if (!is_write) {
 		*v = d->device_state;
@@ -174,7 +93,7 @@ static inline int vfu1_device_state(struct vfu1_dev *d, uint32_t *v,
 	return 0;
 }
 
-static inline int vfu1_pending(struct vfu1_dev *d, uint64_t *v, bool is_write)
+static int vfu1_pending(struct vfu1_dev *d, uint64_t *v, bool is_write)
 {
 	if (is_write)
 		return vfu_error(EINVAL);
@@ -195,8 +114,7 @@ static inline int vfu1_pending(struct vfu1_dev *d, uint64_t *v, bool is_write)
 	}
 }
 
-static inline int vfu1_data_offset(struct vfu1_dev *d, uint64_t *v,
-				   bool is_write)
+static int vfu1_data_offset(struct vfu1_dev *d, uint64_t *v, bool is_write)
 {
 	uint64_t off;
 
@@ -227,7 +145,7 @@ static inline int vfu1_data_offset(struct vfu1_dev *d, uint64_t *v,
 	return vfu_error(EINVAL);
 }
 
-static inline int vfu1_data_size(struct vfu1_dev *d, uint64_t *v, bool is_write)
+static int vfu1_data_size(struct vfu1_dev *d, uint64_t *v, bool is_write)
 {
 	if (vfu1_is_saving(d)) {
 		if (is_write)
@@ -251,12 +169,8 @@ static inline int vfu1_data_size(struct vfu1_dev *d, uint64_t *v, bool is_write)
 	return vfu_error(EINVAL);
 }
 
-/*
- * One VFIO_USER_REGION_READ/WRITE of the migration region.  Returns
- * @count or -1 with errno, as the reply would carry.
- */
-static inline ssize_t vfu1_access(struct vfu1_dev *d, void *buf, size_t count,
-				  uint64_t pos, bool is_write)
+ssize_t vfu1_access(struct vfu1_dev *d, void *buf, size_t count, uint64_t pos,
+		    bool is_write)
 {
 	ssize_t ret;
 	uint32_t u32;
@@ -315,71 +229,24 @@ static inline ssize_t vfu1_access(struct vfu1_dev *d, void *buf, size_t count,
 	return ret < 0 ? -1 : (ssize_t)count;
 }
 
-static inline int vfu1_read_u64(struct vfu1_dev *d, uint64_t reg, uint64_t *v)
+int vfu1_read_u64(struct vfu1_dev *d, uint64_t reg, uint64_t *v)
 {
 	return vfu1_access(d, v, 8, reg, false) < 0 ? -1 : 0;
 }
 
-static inline int vfu1_write_u64(struct vfu1_dev *d, uint64_t reg, uint64_t v)
+int vfu1_write_u64(struct vfu1_dev *d, uint64_t reg, uint64_t v)
 {
 	return vfu1_access(d, &v, 8, reg, true) < 0 ? -1 : 0;
 }
 
-static inline int vfu1_set_state(struct vfu1_dev *d, uint32_t bits)
+int vfu1_set_state(struct vfu1_dev *d, uint32_t bits)
 {
 	return vfu1_access(d, &bits, 4, VFU1_REG_DEVICE_STATE, true) < 0 ? -1
 									 : 0;
 }
 
-/*
- * The QEMU-like v1 client.
- */
-
-/* How the client reads (save) or writes (load) a range of the data area. */
-enum vfu_pattern {
-	/* vfio_mig_rw(): naturally aligned 8, 4, 2, 1-byte accesses. */
-	VFU_PAT_QEMU8,
-	/* One access per range, up to the transfer limit (an mmap-like
-	 * client). */
-	VFU_PAT_WHOLE,
-	/* Pieces of @piece bytes, in order. */
-	VFU_PAT_PIECES,
-	/* Pieces of @piece bytes, last first. */
-	VFU_PAT_REVERSE,
-	/* Random sub-ranges (1 to 997 bytes) in random order; reads then
-	 * re-read random sub-ranges and compare. */
-	VFU_PAT_SCATTER
-};
-
-/* Called with each chunk vfio_save_buffer() puts in the stream. */
-typedef int (*vfu_sink_fn)(const void *buf, size_t len, void *opaque);
-
-struct vfu_client_opts {
-	enum vfu_pattern pattern;
-	size_t piece;
-	uint64_t seed;
-	/* Save: at most this many precopy iterations (0: until pending is
-	 * 0); the chunks go to @sink. */
-	unsigned max_precopy;
-	vfu_sink_fn sink;
-	void *opaque;
-	/* Save: called after every pending_bytes read that reached the
-	 * adapter (iteration start), with the value read.  Optional. */
-	void (*after_pending)(uint64_t pending, void *opaque);
-	/* Results. */
-	uint64_t bytes;	   /* data bytes moved */
-	uint64_t chunks;   /* vfio_save_buffer() calls with data / rounds */
-	uint64_t max_size; /* largest data_size seen */
-	unsigned precopy;  /* precopy iterations done */
-};
-
-/* Splits [0, len) into the accesses of @o's pattern and calls @fn on each
- * (offset, count); stops at the first error.  @base is the region offset
- * of byte 0, for the alignment of QEMU8. */
-static inline int vfu_for_pieces(size_t len, struct vfu_client_opts *o,
-				 uint64_t base,
-				 int (*fn)(size_t off, size_t n, void *arg),
-				 void *arg)
+static int vfu_for_pieces(size_t len, struct vfu_client_opts *o, uint64_t base,
+			  int (*fn)(size_t off, size_t n, void *arg), void *arg)
 {
 	size_t off, n, piece = o->piece ? o->piece : 64;
 	size_t *cuts, *order, ncuts = 0, i;
@@ -464,7 +331,7 @@ struct vfu1_rw_arg {
 	bool is_write;
 };
 
-static inline int vfu1_rw_piece(size_t off, size_t n, void *arg)
+static int vfu1_rw_piece(size_t off, size_t n, void *arg)
 {
 	struct vfu1_rw_arg *r = arg;
 
@@ -473,10 +340,8 @@ static inline int vfu1_rw_piece(size_t off, size_t n, void *arg)
 	return 0;
 }
 
-/* Reads (or writes) @len bytes at region offset @pos with @o's pattern;
- * SCATTER reads re-read random sub-ranges and check they are the same. */
-static inline int vfu1_rw(struct vfu1_dev *d, struct vfu_client_opts *o,
-			  void *buf, size_t len, uint64_t pos, bool is_write)
+static int vfu1_rw(struct vfu1_dev *d, struct vfu_client_opts *o, void *buf,
+		   size_t len, uint64_t pos, bool is_write)
 {
 	struct vfu1_rw_arg r = {d, buf, pos, is_write};
 	uint8_t tmp[997];
@@ -499,13 +364,7 @@ static inline int vfu1_rw(struct vfu1_dev *d, struct vfu_client_opts *o,
 	return 0;
 }
 
-/*
- * vfio_save_buffer(): data_offset, then data_size, then the data, in
- * sections of MIN(data_size, region size - data_offset).  Returns the
- * data_size (≥ 0) or a negative errno.
- */
-static inline int64_t vfu1_save_buffer(struct vfu1_dev *d,
-				       struct vfu_client_opts *o)
+int64_t vfu1_save_buffer(struct vfu1_dev *d, struct vfu_client_opts *o)
 {
 	uint64_t data_offset, data_size, total;
 	uint8_t *buf;
@@ -544,8 +403,8 @@ static inline int64_t vfu1_save_buffer(struct vfu1_dev *d,
 	return (int64_t)total;
 }
 
-static inline int vfu1_read_pending(struct vfu1_dev *d,
-				    struct vfu_client_opts *o, uint64_t *p)
+int vfu1_read_pending(struct vfu1_dev *d, struct vfu_client_opts *o,
+		      uint64_t *p)
 {
 	unsigned long before = d->n.pending;
 
@@ -556,9 +415,7 @@ static inline int vfu1_read_pending(struct vfu1_dev *d,
 	return 0;
 }
 
-/* vfio_migration_set_state(): read-modify-write of device_state. */
-static inline int vfu1_rmw_state(struct vfu1_dev *d, uint32_t mask,
-				 uint32_t value)
+int vfu1_rmw_state(struct vfu1_dev *d, uint32_t mask, uint32_t value)
 {
 	uint32_t s;
 
@@ -570,10 +427,7 @@ static inline int vfu1_rmw_state(struct vfu1_dev *d, uint32_t mask,
 	return 0;
 }
 
-/* The source's precopy: save_setup, then save_live_pending and
- * save_live_iterate until pending is 0 or @o->max_precopy iterations. */
-static inline int vfu1_qemu_precopy(struct vfu1_dev *d,
-				    struct vfu_client_opts *o)
+int vfu1_qemu_precopy(struct vfu1_dev *d, struct vfu_client_opts *o)
 {
 	uint64_t pending;
 	int64_t n;
@@ -596,10 +450,7 @@ static inline int vfu1_qemu_precopy(struct vfu1_dev *d,
 	return 0;
 }
 
-/* The VM stops: stop-and-copy, written twice (vm state change, then
- * save_live_complete_precopy), drained until pending is 0, then STOP. */
-static inline int vfu1_qemu_complete(struct vfu1_dev *d,
-				     struct vfu_client_opts *o)
+int vfu1_qemu_complete(struct vfu1_dev *d, struct vfu_client_opts *o)
 {
 	uint64_t pending;
 	int64_t n;
@@ -623,27 +474,20 @@ static inline int vfu1_qemu_complete(struct vfu1_dev *d,
 	return ret;
 }
 
-static inline int vfu1_qemu_save(struct vfu1_dev *d, struct vfu_client_opts *o)
+int vfu1_qemu_save(struct vfu1_dev *d, struct vfu_client_opts *o)
 {
 	int ret = vfu1_qemu_precopy(d, o);
 
 	return ret ? ret : vfu1_qemu_complete(d, o);
 }
 
-/* load_setup: RESUMING. */
-static inline int vfu1_qemu_load_setup(struct vfu1_dev *d)
+int vfu1_qemu_load_setup(struct vfu1_dev *d)
 {
 	return vfu1_rmw_state(d, ~VFU1_MASK, VFU1_RESUMING);
 }
 
-/*
- * vfio_load_buffer(): one source chunk.  Each round re-reads data_offset,
- * writes MIN(len, region size - data_offset) bytes there with @o's
- * pattern, and writes that count to data_size.
- */
-static inline int vfu1_qemu_load_chunk(struct vfu1_dev *d,
-				       struct vfu_client_opts *o,
-				       const void *data, size_t len)
+int vfu1_qemu_load_chunk(struct vfu1_dev *d, struct vfu_client_opts *o,
+			 const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	uint64_t data_offset, report;
@@ -673,34 +517,12 @@ static inline int vfu1_qemu_load_chunk(struct vfu1_dev *d,
 	return 0;
 }
 
-/* The VM starts: RESUMING -> RUNNING. */
-static inline int vfu1_qemu_load_done(struct vfu1_dev *d)
+int vfu1_qemu_load_done(struct vfu1_dev *d)
 {
 	return vfu1_rmw_state(d, ~VFU1_MASK, VFU1_RUNNING);
 }
 
-/*
- * libvfio-user v2.
- */
-
-/* enum vfio_user_device_mig_state. */
-enum vfu2_state {
-	VFU2_ERROR = 0,
-	VFU2_STOP = 1,
-	VFU2_RUNNING = 2,
-	VFU2_STOP_COPY = 3,
-	VFU2_RESUMING = 4,
-	VFU2_RUNNING_P2P = 5,
-	VFU2_PRE_COPY = 6,
-	VFU2_PRE_COPY_P2P = 7,
-	VFU2_NUM_STATES = 8
-};
-
-/* next_state[][] of lib/migration.c: the next hop from a state towards a
- * target (shortest path, saving states never interior); ERROR (0) where
- * there is no way. */
-static inline enum vfu2_state vfu2_next(enum vfu2_state from,
-					enum vfu2_state to)
+static enum vfu2_state vfu2_next(enum vfu2_state from, enum vfu2_state to)
 {
 	static const uint8_t next[8][8] = {
 		[VFU2_STOP] = {0, 1, 2, 3, 4, 0, 2, 0},
@@ -713,7 +535,7 @@ static inline enum vfu2_state vfu2_next(enum vfu2_state from,
 	return (enum vfu2_state)next[from][to];
 }
 
-static inline ms_vfu_migr_state vfu2_to_vfu(enum vfu2_state s)
+ms_vfu_migr_state vfu2_to_vfu(enum vfu2_state s)
 {
 	switch (s) {
 	case VFU2_STOP:
@@ -731,17 +553,7 @@ static inline ms_vfu_migr_state vfu2_to_vfu(enum vfu2_state s)
 	}
 }
 
-struct vfu2_dev {
-	ms_vfu_adapter *a;
-	enum vfu2_state state;
-	uint64_t max_xfer; /* the client's max_data_xfer_size */
-	/* The transition() calls of the last SET. */
-	ms_vfu_migr_state hops[8];
-	int nhops;
-	struct vfu_calls n;
-};
-
-static inline void vfu2_init(struct vfu2_dev *d, ms_vfu_adapter *a)
+void vfu2_init(struct vfu2_dev *d, ms_vfu_adapter *a)
 {
 	memset(d, 0, sizeof(*d));
 	d->a = a;
@@ -749,8 +561,7 @@ static inline void vfu2_init(struct vfu2_dev *d, ms_vfu_adapter *a)
 	d->max_xfer = VFU1_MAX_XFER;
 }
 
-/* DEVICE_FEATURE SET MIG_DEVICE_STATE: migration_set_state(). */
-static inline int vfu2_set_state(struct vfu2_dev *d, unsigned target)
+int vfu2_set_state(struct vfu2_dev *d, unsigned target)
 {
 	enum vfu2_state next;
 
@@ -771,9 +582,7 @@ static inline int vfu2_set_state(struct vfu2_dev *d, unsigned target)
 	return 0;
 }
 
-/* VFIO_USER_MIG_DATA_READ: the reply's size, or -1 with errno. */
-static inline ssize_t vfu2_data_read(struct vfu2_dev *d, void *buf,
-				     uint64_t size)
+ssize_t vfu2_data_read(struct vfu2_dev *d, void *buf, uint64_t size)
 {
 	if (d->state != VFU2_PRE_COPY && d->state != VFU2_STOP_COPY)
 		return vfu_error(EINVAL);
@@ -783,9 +592,7 @@ static inline ssize_t vfu2_data_read(struct vfu2_dev *d, void *buf,
 	return ms_vfu_v2_read_data(d->a, buf, size);
 }
 
-/* VFIO_USER_MIG_DATA_WRITE: 0 or -1 with errno. */
-static inline int vfu2_data_write(struct vfu2_dev *d, const void *buf,
-				  uint64_t size)
+int vfu2_data_write(struct vfu2_dev *d, const void *buf, uint64_t size)
 {
 	ssize_t n;
 
@@ -802,12 +609,8 @@ static inline int vfu2_data_write(struct vfu2_dev *d, const void *buf,
 	return 0;
 }
 
-/*
- * The QEMU-like v2 client: @buf_size bytes per MIG_DATA_READ.
- */
-
-static inline int vfu2_save_block(struct vfu2_dev *d, struct vfu_client_opts *o,
-				  uint8_t *buf, size_t buf_size, ssize_t *n)
+static int vfu2_save_block(struct vfu2_dev *d, struct vfu_client_opts *o,
+			   uint8_t *buf, size_t buf_size, ssize_t *n)
 {
 	int ret = 0;
 
@@ -825,10 +628,8 @@ static inline int vfu2_save_block(struct vfu2_dev *d, struct vfu_client_opts *o,
 	return ret;
 }
 
-/* save_setup (PRE_COPY), precopy iterations until read_data returns 0,
- * STOP_COPY drained until 0, then STOP (save_cleanup). */
-static inline int vfu2_qemu_save(struct vfu2_dev *d, struct vfu_client_opts *o,
-				 size_t buf_size)
+int vfu2_qemu_save(struct vfu2_dev *d, struct vfu_client_opts *o,
+		   size_t buf_size)
 {
 	uint8_t *buf = malloc(buf_size ? buf_size : 1);
 	ssize_t n = 1;
@@ -853,7 +654,7 @@ static inline int vfu2_qemu_save(struct vfu2_dev *d, struct vfu_client_opts *o,
 	return ret;
 }
 
-static inline int vfu2_qemu_load_setup(struct vfu2_dev *d)
+int vfu2_qemu_load_setup(struct vfu2_dev *d)
 {
 	return vfu2_set_state(d, VFU2_RESUMING) ? -errno : 0;
 }
@@ -863,18 +664,15 @@ struct vfu2_w_arg {
 	const uint8_t *buf;
 };
 
-static inline int vfu2_w_piece(size_t off, size_t n, void *arg)
+static int vfu2_w_piece(size_t off, size_t n, void *arg)
 {
 	struct vfu2_w_arg *w = arg;
 
 	return vfu2_data_write(w->d, w->buf + off, n) ? -errno : 0;
 }
 
-/* One DEV_DATA_STATE chunk, written in order (the stream's byte order must
- * be kept) in pieces of @o->piece bytes (PIECES) or whole (otherwise). */
-static inline int vfu2_qemu_load_chunk(struct vfu2_dev *d,
-				       struct vfu_client_opts *o,
-				       const void *data, size_t len)
+int vfu2_qemu_load_chunk(struct vfu2_dev *d, struct vfu_client_opts *o,
+			 const void *data, size_t len)
 {
 	struct vfu2_w_arg w = {d, data};
 	struct vfu_client_opts in_order = *o;
@@ -890,10 +688,7 @@ static inline int vfu2_qemu_load_chunk(struct vfu2_dev *d,
 	return ret;
 }
 
-/* The VM starts: RESUMING -> STOP -> RUNNING. */
-static inline int vfu2_qemu_load_done(struct vfu2_dev *d)
+int vfu2_qemu_load_done(struct vfu2_dev *d)
 {
 	return vfu2_set_state(d, VFU2_RUNNING) ? -errno : 0;
 }
-
-#endif /* MS_VFU_CLIENT_H */

@@ -2,17 +2,17 @@
 # Differential test: every input of the fuzz corpora and of the test data
 # (tests/data/**, the gzip'd captures gunzipped) gets the same verdict,
 # valid or invalid, from "migstream-dump verify" and from ms_load_run()
-# with a handler for every section (tests/load-verdict.c, which says how
+# with a handler for every section (tests/dump/load-verdict.c, which says how
 # its handlers delimit a payload).  A difference lists the input and both
 # messages.
 set -u
 src="${top_srcdir:-.}"
 bld="${top_builddir:-.}"
 dump="$bld/tools/migstream-dump"
-lv="$bld/tests/load-verdict"
+lv="$bld/tests/dump/load-verdict"
 [ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
 [ -x "$lv" ] || { echo "$lv not built" >&2; exit 99; }
-. "$src/tests/run-wrap.sh" && ms_wrap dump lv
+. "$src/tests/lib/run-wrap.sh" && ms_wrap dump lv
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
 export ASAN_OPTIONS
 tmp=$(mktemp -d) || exit 99

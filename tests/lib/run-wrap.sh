@@ -6,6 +6,9 @@
 # starts it (the script itself, xargs, a program's exec) runs the target's
 # binary; without it nothing changes.  Exits 99 if the script cannot be
 # written.
+#
+# ms_sanitizer_exit: sanitizer findings exit 134, so that a finding cannot
+# pass for an expected failure status of the program under test.
 ms_wrap() {
 	[ -n "${MS_RUN_WRAPPER:-}" ] || return 0
 	ms_wrap_dir="${top_builddir:-.}/tests/run-wrap"
@@ -24,4 +27,11 @@ ms_wrap() {
 			mv -f "$ms_wrap_to.$$" "$ms_wrap_to" || exit 99
 		eval "$ms_wrap_var=\$ms_wrap_to"
 	done
+}
+
+ms_sanitizer_exit() {
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
+	UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
+	LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"
+	export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 }

@@ -23,12 +23,9 @@ dump="$bld/tools/migstream-dump"
 cases="$src/tests/data/invalid"
 [ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
 [ -d "$cases" ] || { echo "no $cases" >&2; exit 99; }
-. "$src/tests/run-wrap.sh" && ms_wrap dump
+. "$src/tests/lib/run-wrap.sh" && ms_wrap dump
 # A sanitizer finding must not pass for a stream error (status 1).
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
-UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
-LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"
-export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+ms_sanitizer_exit
 timeout_s=${MS_INVALID_TIMEOUT:-20}
 vmem=${MS_INVALID_VMEM_KIB:-1048576}
 case "${SAN_FLAGS:-}" in

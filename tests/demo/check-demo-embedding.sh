@@ -1,12 +1,12 @@
 #!/bin/sh
-# docs/EMBEDDING.md: its C blocks were compiled into tests/demo-embedding
+# docs/EMBEDDING.md: its C blocks were compiled into tests/demo/demo-embedding
 # (see mk/demo.am); it runs and prints what the guide says it prints.
 set -u
 src="${top_srcdir:-.}"
 bld="${top_builddir:-.}"
-prog="$bld/tests/demo-embedding"
+prog="$bld/tests/demo/demo-embedding"
 [ -x "$prog" ] || { echo "$prog not built" >&2; exit 99; }
-. "${top_srcdir:-.}/tests/run-wrap.sh" && ms_wrap prog
+. "${top_srcdir:-.}/tests/lib/run-wrap.sh" && ms_wrap prog
 tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 # The ```text block after "It prints".

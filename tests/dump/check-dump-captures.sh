@@ -12,16 +12,13 @@ set -u
 src="${top_srcdir:-.}"
 bld="${top_builddir:-.}"
 dump="$bld/tools/migstream-dump"
-reenc="$bld/tests/qemu-reencode"
+reenc="$bld/tests/qemu/qemu-reencode"
 data="$src/tests/data/qemu"
 command -v python3 >/dev/null 2>&1 || { echo "no python3: skipped"; exit 77; }
 [ -x "$dump" ] || { echo "$dump not built" >&2; exit 99; }
 [ -x "$reenc" ] || { echo "$reenc not built" >&2; exit 99; }
-. "${top_srcdir:-.}/tests/run-wrap.sh" && ms_wrap dump reenc
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
-UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
-LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"
-export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+. "${top_srcdir:-.}/tests/lib/run-wrap.sh" && ms_wrap dump reenc
+ms_sanitizer_exit
 # Under valgrind (make check-valgrind) the tool runs under it too.
 wrap=${MS_REPLAY_WRAPPER:-}
 tmp=$(mktemp -d) || exit 99

@@ -6,7 +6,7 @@
 # QEMU writer for an oracle) the converter succeeds exactly when the
 # conversion reads back, byte for byte.  MS_CONVERT_RANDOM streams (300).
 set -u
-. "${top_srcdir:-.}/tests/dump-test-lib.sh"
+. "${top_srcdir:-.}/tests/lib/dump-test-lib.sh"
 
 # One FULL whose payload holds "7e <id>" and a FULL head: refused, to a
 # file and to standard output, leaving nothing behind.

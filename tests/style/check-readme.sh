@@ -14,7 +14,7 @@ $cc -std=c99 -Wall -Wextra -Werror -I"$src/include" -I"$bld/include" \
 	$SAN_FLAGS -o "$tmp/example" "$tmp/example.c" "$bld/src/libmigstream.a" \
 	$ZLIB_LIBS || exit 1
 ex="$tmp/example"
-. "$src/tests/run-wrap.sh" && ms_wrap ex
+. "$src/tests/lib/run-wrap.sh" && ms_wrap ex
 "$ex" >"$tmp/out" || { echo "example exited non-zero" >&2; exit 1; }
 want=$(tr '\n' ' ' <"$src/README" | sed -n 's/.*It prints `\([^`]*\)`.*/\1/p' | tr -s ' ')
 got=$(tr -s ' ' <"$tmp/out")

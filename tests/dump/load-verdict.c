@@ -2,7 +2,7 @@
 /*
  * load-verdict FILE: whether ms_load_run() loads FILE, with a handler for
  * every section the stream names; prints "valid" or "invalid: MESSAGE"
- * and exits 0 or 1 (2 for a failure of its own).  tests/check-verdicts.sh
+ * and exits 0 or 1 (2 for a failure of its own).  tests/dump/check-verdicts.sh
  * compares that with migstream-dump verify.
  *
  * The handlers accept any content, but a QEMU payload has no length: a

@@ -7,7 +7,7 @@
 # that says so; a command's own option given to another command is
 # refused, naming the commands that take it; and COMMAND --help prints
 # that command's usage.
-. "${top_srcdir:-.}/tests/dump-test-lib.sh"
+. "${top_srcdir:-.}/tests/lib/dump-test-lib.sh"
 
 gzip -dc "$src/tests/data/qemu/pc-min.mig.gz" >"$tmp/in.mig" || exit 99
 in="$tmp/in.mig"

@@ -5,7 +5,7 @@
 # apparent size of the block files.  The streams come from
 # tests/data/gen/ramstream.py.
 set -u
-. "${top_srcdir:-.}/tests/dump-test-lib.sh"
+. "${top_srcdir:-.}/tests/lib/dump-test-lib.sh"
 
 # Each block file of DIR holds its own page: "DIR BYTE..." in list order
 # of the names (python3 checks, by the content of each file).

@@ -3,7 +3,7 @@
 without section footers into tests/data/invalid/ (one folder per case:
 input, args, status, message, why).  Run from the source tree:
 
-    python3 tests/gen-state-cases.py
+    python3 tests/dump/gen-state-cases.py
 
 The streams are QEMU profile, version 3, built here byte by byte.
 """
@@ -12,7 +12,7 @@ import os
 import struct
 import sys
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "invalid")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "invalid")
 
 
 def be32(v):

@@ -15,12 +15,9 @@ bld="${top_builddir:-.}"
 demo="$bld/examples/migrate-demo"
 dump="$bld/tools/migstream-dump"
 [ -x "$demo" ] || { echo "$demo not built" >&2; exit 99; }
-. "${top_srcdir:-.}/tests/run-wrap.sh" && ms_wrap demo dump
+. "${top_srcdir:-.}/tests/lib/run-wrap.sh" && ms_wrap demo dump
 # Under sanitizers a finding must not pass for a refused migration.
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=134"
-UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=134"
-LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=134"
-export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+ms_sanitizer_exit
 tmp=$(mktemp -d) || exit 99
 pids=""
 cleanup() {

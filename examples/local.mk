@@ -1,0 +1,20 @@
+# Examples: built by 'make', and run by 'make check' (the demo's tests
+# are in tests/demo/).
+# Included by the top Makefile.am.
+
+noinst_PROGRAMS += examples/stream-demo examples/vfio-user-device
+TESTS += examples/stream-demo examples/vfio-user-device
+
+examples_stream_demo_SOURCES = examples/stream-demo.c
+examples_stream_demo_LDADD = $(LIBMS)
+
+examples_vfio_user_device_SOURCES = examples/vfio-user-device.c
+examples_vfio_user_device_LDADD = $(LIBMS)
+
+# The end-to-end demo: a machine migrated between two processes.  Its
+# machine is also run in-process by the demo-migrate benchmark case.
+DEMO_SOURCES = examples/migrate-demo-machine.c examples/migrate-demo.h
+
+noinst_PROGRAMS += examples/migrate-demo
+examples_migrate_demo_SOURCES = examples/migrate-demo.c $(DEMO_SOURCES)
+examples_migrate_demo_LDADD = $(LIBMS)
