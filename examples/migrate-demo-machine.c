@@ -19,12 +19,6 @@
 #include "migrate-demo.h"
 
 /* RAM record flags: short names for <migstream/qemu_ram.h>. */
-#define RAM_ZERO     MS_QEMU_RAM_ZERO
-#define RAM_MEM_SIZE MS_QEMU_RAM_MEM_SIZE
-#define RAM_PAGE     MS_QEMU_RAM_PAGE
-#define RAM_EOS	     MS_QEMU_RAM_EOS
-#define RAM_CONTINUE MS_QEMU_RAM_CONTINUE
-#define RAM_VERSION  MS_QEMU_RAM_VERSION
 
 /* Pages handled per hold of the machine lock while saving RAM. */
 #define RAM_BATCH 256
@@ -564,7 +558,7 @@ static void ram_record(ms_stream *s, size_t page, unsigned flag, bool *first)
 	uint64_t v = (uint64_t)page * DEMO_PAGE | flag;
 
 	if (!*first)
-		v |= RAM_CONTINUE;
+		v |= MS_QEMU_RAM_CONTINUE;
 	ms_put_be64(s, v);
 	if (*first)
 		ms_put_counted_string(s, DEMO_RAM_BLOCK);
@@ -598,10 +592,10 @@ static int ram_pass(ms_stream *s, struct demo_vm *vm)
 			st->round_pages++;
 			if (page_is_zero(p)) {
 				st->round_zero++;
-				ram_record(s, i, RAM_ZERO, &first);
+				ram_record(s, i, MS_QEMU_RAM_ZERO, &first);
 				ms_put_u8(s, 0);
 			} else {
-				ram_record(s, i, RAM_PAGE, &first);
+				ram_record(s, i, MS_QEMU_RAM_PAGE, &first);
 				/* Without a copy where the sink allows it (QEMU's
 				 * grammar over a socket or file): the kernel may
 				 * read the page after the lock is dropped, but a
@@ -615,7 +609,7 @@ static int ram_pass(ms_stream *s, struct demo_vm *vm)
 		if (ms_stream_error(s))
 			break;
 	}
-	ms_put_be64(s, RAM_EOS);
+	ms_put_be64(s, MS_QEMU_RAM_EOS);
 	st->pages += st->round_pages;
 	st->zero_pages += st->round_zero;
 	return ms_stream_error(s);
@@ -638,10 +632,10 @@ static int ram_save_setup(void *opaque, ms_stream *s)
 	memset(vm->sent, 0, vm->npages);
 	vm->ndirty = vm->npages;
 	pthread_mutex_unlock(&vm->lock);
-	ms_put_be64(s, size | RAM_MEM_SIZE);
+	ms_put_be64(s, size | MS_QEMU_RAM_MEM_SIZE);
 	ms_put_counted_string(s, DEMO_RAM_BLOCK);
 	ms_put_be64(s, size);
-	ms_put_be64(s, RAM_EOS);
+	ms_put_be64(s, MS_QEMU_RAM_EOS);
 	return ms_stream_error(s);
 }
 
@@ -740,15 +734,15 @@ static int ram_load(void *opaque, ms_stream *s, uint32_t version_id,
 	while (!ms_get_be64(s, &v)) {
 		flags = (unsigned)(v & (DEMO_PAGE - 1));
 		addr = v & ~(uint64_t)(DEMO_PAGE - 1);
-		switch (flags & ~RAM_CONTINUE) {
-		case RAM_MEM_SIZE:
+		switch (flags & ~MS_QEMU_RAM_CONTINUE) {
+		case MS_QEMU_RAM_MEM_SIZE:
 			if (ram_load_blocks(s, vm, addr))
 				return ms_stream_error(s);
 			continue;
-		case RAM_EOS:
+		case MS_QEMU_RAM_EOS:
 			return 0;
-		case RAM_ZERO:
-		case RAM_PAGE:
+		case MS_QEMU_RAM_ZERO:
+		case MS_QEMU_RAM_PAGE:
 			break;
 		default:
 			return ms_stream_set_error(
@@ -757,7 +751,7 @@ static int ram_load(void *opaque, ms_stream *s, uint32_t version_id,
 				"expected, found 0x%x",
 				flags);
 		}
-		if (!(flags & RAM_CONTINUE)) {
+		if (!(flags & MS_QEMU_RAM_CONTINUE)) {
 			ms_get_counted_string(s, name);
 			if (!ms_stream_error(s) && strcmp(name, DEMO_RAM_BLOCK))
 				return ms_stream_set_error(
@@ -779,7 +773,7 @@ static int ram_load(void *opaque, ms_stream *s, uint32_t version_id,
 				(unsigned long long)size,
 				(unsigned long long)addr);
 		p = vm->ram + addr;
-		if ((flags & ~RAM_CONTINUE) == RAM_PAGE) {
+		if ((flags & ~MS_QEMU_RAM_CONTINUE) == MS_QEMU_RAM_PAGE) {
 			vm->maybe_set[addr / DEMO_PAGE] = 1;
 			ms_get_buffer(s, p, DEMO_PAGE);
 			continue;
@@ -1165,7 +1159,7 @@ int demo_vm_registry(struct demo_vm *vm, ms_registry **out)
 	if (ret)
 		return ret;
 	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		version = i == 0 ? RAM_VERSION : 1;
+		version = i == 0 ? MS_QEMU_RAM_VERSION : 1;
 		if (ops[i] == &nic_ops)
 			version = vm->cfg.nic_version;
 		ret = ms_registry_add(reg, section_names[i], 0, version, 1,

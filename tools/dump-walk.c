@@ -27,22 +27,6 @@ struct dump_limits dump_limits;
 struct dump_opts dump_opts;
 
 /* RAM section: short names for <migstream/qemu_ram.h>. */
-#define RAM_IDSTR	       MS_QEMU_RAM_IDSTR
-#define RAM_VERSION	       MS_QEMU_RAM_VERSION
-#define RAM_DEFAULT_PAGE_SIZE  MS_QEMU_RAM_PAGE_SIZE
-#define RAM_FLAG_FULL	       MS_QEMU_RAM_FULL
-#define RAM_FLAG_ZERO	       MS_QEMU_RAM_ZERO
-#define RAM_FLAG_MEM_SIZE      MS_QEMU_RAM_MEM_SIZE
-#define RAM_FLAG_PAGE	       MS_QEMU_RAM_PAGE
-#define RAM_FLAG_EOS	       MS_QEMU_RAM_EOS
-#define RAM_FLAG_CONTINUE      MS_QEMU_RAM_CONTINUE
-#define RAM_FLAG_XBZRLE	       MS_QEMU_RAM_XBZRLE
-#define RAM_FLAG_HOOK	       MS_QEMU_RAM_HOOK
-#define RAM_FLAG_COMPRESS_PAGE MS_QEMU_RAM_COMPRESS_PAGE
-#define RAM_FLAG_MULTIFD_FLUSH MS_QEMU_RAM_MULTIFD_FLUSH
-#define RAM_XBZRLE_ENCODING    MS_QEMU_RAM_XBZRLE_ENCODING
-#define RAM_MIN_PAGE_BITS      MS_QEMU_RAM_MIN_PAGE_BITS
-#define RAM_MAX_PAGE_BITS      MS_QEMU_RAM_MAX_PAGE_BITS
 
 /* The input's buffer: also the window of the footer scan. */
 #define IN_BUFFER_SIZE (256u * 1024u)
@@ -508,12 +492,13 @@ static int config_parse(struct dump_walk *w)
 			if (!d)
 				return k->e.code;
 			n = be32(d);
-			if (n < RAM_MIN_PAGE_BITS || n > RAM_MAX_PAGE_BITS)
+			if (n < MS_QEMU_RAM_MIN_PAGE_BITS ||
+			    n > MS_QEMU_RAM_MAX_PAGE_BITS)
 				return bad(w, -EBADMSG,
 					   "target page bits from %u to %u "
 					   "expected, found %u",
-					   RAM_MIN_PAGE_BITS, RAM_MAX_PAGE_BITS,
-					   n);
+					   MS_QEMU_RAM_MIN_PAGE_BITS,
+					   MS_QEMU_RAM_MAX_PAGE_BITS, n);
 			w->page_size = 1u << n;
 			if (skip(w, 4))
 				return k->e.code;
@@ -708,7 +693,7 @@ static int ram_xbzrle(struct dump_walk *w, const char *blk)
 	d = need(w, 3, "XBZRLE header (u8 encoding, be16 length)");
 	if (!d)
 		return k->e.code;
-	if (d[0] != RAM_XBZRLE_ENCODING)
+	if (d[0] != MS_QEMU_RAM_XBZRLE_ENCODING)
 		return bad(w, -EBADMSG,
 			   "XBZRLE encoding 0x01 expected, found 0x%02x", d[0]);
 	len = be16(d + 1);
@@ -877,7 +862,7 @@ static int ram_page(struct dump_walk *w, uint64_t v, unsigned kind_flag)
 	size_t hlen = 8;
 	int i;
 
-	if (!(flags & RAM_FLAG_CONTINUE)) {
+	if (!(flags & MS_QEMU_RAM_CONTINUE)) {
 		d = need(w, 9, "RAM block name");
 		if (!d)
 			return k->e.code;
@@ -909,7 +894,7 @@ static int ram_page(struct dump_walk *w, uint64_t v, unsigned kind_flag)
 	if (skip(w, hlen))
 		return k->e.code;
 	switch (kind_flag) {
-	case RAM_FLAG_ZERO:
+	case MS_QEMU_RAM_ZERO:
 		d = need(w, 1, "zero page fill byte");
 		if (!d)
 			return k->e.code;
@@ -922,14 +907,14 @@ static int ram_page(struct dump_walk *w, uint64_t v, unsigned kind_flag)
 		if (skip(w, 1))
 			return k->e.code;
 		return page_hook(w, addr, DUMP_PAGE_ZERO, NULL, 0);
-	case RAM_FLAG_PAGE:
+	case MS_QEMU_RAM_PAGE:
 		w->pages[DUMP_PAGE_NORMAL]++;
 		if (take(w, w->on_page ? k->page : NULL, w->page_size,
 			 "page data"))
 			return k->e.code;
 		return page_hook(w, addr, DUMP_PAGE_NORMAL, k->page,
 				 w->page_size);
-	case RAM_FLAG_XBZRLE:
+	case MS_QEMU_RAM_XBZRLE:
 		w->pages[DUMP_PAGE_XBZRLE]++;
 		if (ram_xbzrle(w, b->name))
 			return k->e.code;
@@ -965,9 +950,9 @@ static int ram_parse(struct dump_walk *w)
 			return k->e.code;
 		v = be64(d);
 		flags = (unsigned)(v & mask);
-		base = flags & ~RAM_FLAG_CONTINUE;
+		base = flags & ~MS_QEMU_RAM_CONTINUE;
 		switch (base) {
-		case RAM_FLAG_MEM_SIZE:
+		case MS_QEMU_RAM_MEM_SIZE:
 			if (w->ram_listed)
 				return bad(w, -EBADMSG,
 					   "page record expected, found a "
@@ -975,17 +960,17 @@ static int ram_parse(struct dump_walk *w)
 			if (skip(w, 8) || ram_block_list(w, v & ~mask))
 				return k->e.code;
 			continue;
-		case RAM_FLAG_EOS:
+		case MS_QEMU_RAM_EOS:
 			return skip(w, 8);
-		case RAM_FLAG_MULTIFD_FLUSH:
+		case MS_QEMU_RAM_MULTIFD_FLUSH:
 			w->multifd_flushes++;
 			if (skip(w, 8))
 				return k->e.code;
 			continue;
-		case RAM_FLAG_ZERO:
-		case RAM_FLAG_PAGE:
-		case RAM_FLAG_XBZRLE:
-		case RAM_FLAG_COMPRESS_PAGE:
+		case MS_QEMU_RAM_ZERO:
+		case MS_QEMU_RAM_PAGE:
+		case MS_QEMU_RAM_XBZRLE:
+		case MS_QEMU_RAM_COMPRESS_PAGE:
 			if (!w->ram_listed)
 				return bad(w, -EBADMSG,
 					   "block list (MEM_SIZE, 0x04) "
@@ -995,12 +980,12 @@ static int ram_parse(struct dump_walk *w)
 			if (ram_page(w, v, base))
 				return k->e.code;
 			continue;
-		case RAM_FLAG_HOOK:
+		case MS_QEMU_RAM_HOOK:
 			return bad(w, -ENOTSUP,
 				   "RAM record: RAM_SAVE_FLAG_HOOK (0x80) "
 				   "found: RDMA hook data cannot be read from "
 				   "a stream");
-		case RAM_FLAG_FULL:
+		case MS_QEMU_RAM_FULL:
 			return bad(w, -ENOTSUP,
 				   "RAM record: RAM_SAVE_FLAG_FULL (0x01) "
 				   "found: obsolete since QEMU 0.13");
@@ -1405,11 +1390,11 @@ static int section(struct dump_walk *w, const ms_section_hdr *h, uint64_t *plen)
 		return k->e.code;
 	if (w->nf_probe)
 		return nf_probe_section(w, h);
-	if (!strcmp(h->idstr, RAM_IDSTR) && !w->ram_broken) {
-		if (h->version_id != RAM_VERSION)
+	if (!strcmp(h->idstr, MS_QEMU_RAM_IDSTR) && !w->ram_broken) {
+		if (h->version_id != MS_QEMU_RAM_VERSION)
 			ret = bad(w, -ENOTSUP,
 				  "RAM section version %u expected, found %u",
-				  RAM_VERSION, h->version_id);
+				  MS_QEMU_RAM_VERSION, h->version_id);
 		else
 			ret = ram_parse(w);
 		if (!ret && k->nf_unprobed)
@@ -1565,7 +1550,7 @@ int dump_walk_run(struct dump_walk *w)
 	uint64_t plen;
 	int ret;
 
-	w->page_size = RAM_DEFAULT_PAGE_SIZE;
+	w->page_size = MS_QEMU_RAM_PAGE_SIZE;
 	w->last_blk = -1;
 	k = calloc(1, sizeof(*k));
 	w->priv = k;
@@ -1754,8 +1739,8 @@ static int nf_probe_section(struct dump_walk *w, const ms_section_hdr *h)
 	ssize_t got;
 
 	w->nf_probe = 2;
-	if (strcmp(h->idstr, RAM_IDSTR) || h->version_id != RAM_VERSION ||
-	    ram_parse(w))
+	if (strcmp(h->idstr, MS_QEMU_RAM_IDSTR) ||
+	    h->version_id != MS_QEMU_RAM_VERSION || ram_parse(w))
 		return bad(w, -ECANCELED, "first section looked at");
 	got = ms_peek(k->p, &d, 5);
 	if (got >= 5 && d[0] == MS_REC_FOOTER && be32(d + 1) == h->section_id)

@@ -14,15 +14,8 @@
 #include "ms-test.h"
 
 /* RAM section: short names for <migstream/qemu_ram.h>. */
-#define RAM_VERSION	  MS_QEMU_RAM_VERSION
-#define RAM_PAGE_SIZE	  MS_QEMU_RAM_PAGE_SIZE
-#define RAM_FLAG_MASK	  ((uint64_t)RAM_PAGE_SIZE - 1)
-#define RAM_FLAG_ZERO	  MS_QEMU_RAM_ZERO
-#define RAM_FLAG_MEM_SIZE MS_QEMU_RAM_MEM_SIZE
-#define RAM_FLAG_PAGE	  MS_QEMU_RAM_PAGE
-#define RAM_FLAG_EOS	  MS_QEMU_RAM_EOS
-#define RAM_FLAG_CONTINUE MS_QEMU_RAM_CONTINUE
-#define RAM_MAX_BLOCKS	  64
+#define RAM_FLAG_MASK  ((uint64_t)MS_QEMU_RAM_PAGE_SIZE - 1)
+#define RAM_MAX_BLOCKS 64
 
 /*
  * What each capture holds, counted once by an independent walker (the
@@ -242,7 +235,7 @@ static int ram_start(struct walk *w, ms_stream *p)
 	if (!q)
 		return ms_stream_error(p);
 	v = be64(q);
-	ck_assert_uint_eq(v & RAM_FLAG_MASK, RAM_FLAG_MEM_SIZE);
+	ck_assert_uint_eq(v & RAM_FLAG_MASK, MS_QEMU_RAM_MEM_SIZE);
 	ck_assert_ptr_null(w->seen);
 	w->ram_total = v & ~RAM_FLAG_MASK;
 	while (sum < w->ram_total) {
@@ -252,19 +245,19 @@ static int ram_start(struct walk *w, ms_stream *p)
 		if (tap_cstr(w, p, b->name) || !(q = tap(w, p, 8)))
 			return ms_stream_error(p);
 		b->len = be64(q);
-		ck_assert_msg(b->len && b->len % RAM_PAGE_SIZE == 0 &&
+		ck_assert_msg(b->len && b->len % MS_QEMU_RAM_PAGE_SIZE == 0 &&
 				      b->len <= w->ram_total - sum,
 			      "RAM block '%s' of 0x%llx bytes", b->name,
 			      (unsigned long long)b->len);
-		b->first_page = sum / RAM_PAGE_SIZE;
+		b->first_page = sum / MS_QEMU_RAM_PAGE_SIZE;
 		sum += b->len;
 		w->nblk++;
 	}
 	q = tap(w, p, 8);
 	if (!q)
 		return ms_stream_error(p);
-	ck_assert_uint_eq(be64(q), RAM_FLAG_EOS);
-	w->seen = calloc(w->ram_total / RAM_PAGE_SIZE / 8 + 1, 1);
+	ck_assert_uint_eq(be64(q), MS_QEMU_RAM_EOS);
+	w->seen = calloc(w->ram_total / MS_QEMU_RAM_PAGE_SIZE / 8 + 1, 1);
 	ck_assert_ptr_nonnull(w->seen);
 	return 0;
 }
@@ -299,14 +292,14 @@ static int ram_pages(struct walk *w, ms_stream *p)
 		v = be64(q);
 		flags = (unsigned)(v & RAM_FLAG_MASK);
 		off = v & ~RAM_FLAG_MASK;
-		if (flags == RAM_FLAG_EOS)
+		if (flags == MS_QEMU_RAM_EOS)
 			return 0;
-		REQUIRE((flags & ~(RAM_FLAG_ZERO | RAM_FLAG_PAGE |
-				   RAM_FLAG_CONTINUE)) == 0 &&
-				!(flags & RAM_FLAG_ZERO) !=
-					!(flags & RAM_FLAG_PAGE),
+		REQUIRE((flags & ~(MS_QEMU_RAM_ZERO | MS_QEMU_RAM_PAGE |
+				   MS_QEMU_RAM_CONTINUE)) == 0 &&
+				!(flags & MS_QEMU_RAM_ZERO) !=
+					!(flags & MS_QEMU_RAM_PAGE),
 			"RAM page record with flags 0x%x", flags);
-		if (!(flags & RAM_FLAG_CONTINUE)) {
+		if (!(flags & MS_QEMU_RAM_CONTINUE)) {
 			if (tap_cstr(w, p, name))
 				return ms_stream_error(p);
 			w->last_blk = ram_block_find(w, name);
@@ -317,20 +310,20 @@ static int ram_pages(struct walk *w, ms_stream *p)
 		b = &w->blk[w->last_blk];
 		REQUIRE(off < b->len, "page 0x%llx past RAM block '%s'",
 			(unsigned long long)off, b->name);
-		page = b->first_page + off / RAM_PAGE_SIZE;
+		page = b->first_page + off / MS_QEMU_RAM_PAGE_SIZE;
 		/* A paused guest (-S) sends every page exactly once. */
 		REQUIRE(!(w->seen[page / 8] & (1u << (page % 8))),
 			"page 0x%llx of '%s' sent twice",
 			(unsigned long long)off, b->name);
 		w->seen[page / 8] |= (uint8_t)(1u << (page % 8));
-		if (flags & RAM_FLAG_ZERO) {
+		if (flags & MS_QEMU_RAM_ZERO) {
 			q = tap(w, p, 1);
 			if (!q)
 				return ms_stream_error(p);
 			REQUIRE(q[0] == 0, "zero page with fill 0x%02x", q[0]);
 			w->zero_pages++;
 		} else {
-			if (!tap(w, p, RAM_PAGE_SIZE))
+			if (!tap(w, p, MS_QEMU_RAM_PAGE_SIZE))
 				return ms_stream_error(p);
 			w->normal_pages++;
 		}
@@ -408,7 +401,7 @@ static int consume(struct walk *w, const ms_record *rec, ms_stream *p,
 	case MS_REC_END:
 	case MS_REC_FULL:
 		if (!strcmp(h->idstr, "ram")) {
-			ck_assert_uint_eq(h->version_id, RAM_VERSION);
+			ck_assert_uint_eq(h->version_id, MS_QEMU_RAM_VERSION);
 			ret = h->type == MS_REC_START ? ram_start(w, p)
 						      : ram_pages(w, p);
 			if (!ret && w->profile == MS_PROFILE_NATIVE)
@@ -601,7 +594,7 @@ static void check_walk(const struct walk *w, const struct sample *sm)
 	ck_assert_uint_eq(w->normal_pages, sm->normal_pages);
 	ck_assert_uint_eq(w->zero_pages, sm->zero_pages);
 	ck_assert_uint_eq(w->normal_pages + w->zero_pages,
-			  w->ram_total / RAM_PAGE_SIZE);
+			  w->ram_total / MS_QEMU_RAM_PAGE_SIZE);
 
 	/* The trailer describes each device section, in stream order. */
 	ck_assert_uint_eq(w->vmdesc_len, sm->vmdesc_len);

@@ -34,9 +34,6 @@
 #define SEC_REGS  1
 #define SEC_TIMER 2
 #define SEC_EXTRA 3
-#define RAM_EOS	  0x10u
-#define RAM_ZERO  0x02u
-#define RAM_DATA  0x08u
 
 struct dev_cfg {
 	size_t ram; /* bytes, a multiple of @page */
@@ -184,13 +181,13 @@ static int ram_send(ms_stream *s, struct dev *d, size_t max)
 		d->ndirty--;
 		sent++;
 		if (page_is_zero(p, d->page)) {
-			ms_put_be32(s, (uint32_t)i << 8 | RAM_ZERO);
+			ms_put_be32(s, (uint32_t)i << 8 | MS_QEMU_RAM_ZERO);
 		} else {
-			ms_put_be32(s, (uint32_t)i << 8 | RAM_DATA);
+			ms_put_be32(s, (uint32_t)i << 8 | MS_QEMU_RAM_PAGE);
 			ms_put_buffer(s, p, d->page);
 		}
 	}
-	ms_put_be32(s, RAM_EOS);
+	ms_put_be32(s, MS_QEMU_RAM_EOS);
 	return ms_stream_error(s);
 }
 
@@ -259,14 +256,14 @@ static int ram_load(void *opaque, ms_stream *s, uint32_t version, uint8_t type)
 
 		if (ms_get_be32(s, &w))
 			return ms_stream_error(s);
-		if (w == RAM_EOS)
+		if (w == MS_QEMU_RAM_EOS)
 			return 0;
 		idx = w >> 8;
 		if (idx >= d->npages)
 			return ms_stream_set_error(s, -EINVAL, "page %u", idx);
-		if ((w & 0xff) == RAM_ZERO)
+		if ((w & 0xff) == MS_QEMU_RAM_ZERO)
 			memset(d->ram + (size_t)idx * d->page, 0, d->page);
-		else if ((w & 0xff) == RAM_DATA)
+		else if ((w & 0xff) == MS_QEMU_RAM_PAGE)
 			ms_get_buffer(s, d->ram + (size_t)idx * d->page,
 				      d->page);
 		else
@@ -1587,7 +1584,7 @@ START_TEST(test_vfio_user_load_stops_at_error)
 	int api = _i % 2 + 1;
 	bool qemu = _i / 2;
 	ms_profile prof = qemu ? MS_PROFILE_QEMU : MS_PROFILE_NATIVE;
-	static const uint8_t page21[4] = {0, 0, 21, RAM_DATA};
+	static const uint8_t page21[4] = {0, 0, 21, MS_QEMU_RAM_PAGE};
 	struct dev_cfg c = {64 * 256, 256, 8, 3000};
 	struct dev src, dst;
 	ms_registry *sreg, *dreg;
