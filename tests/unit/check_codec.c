@@ -2881,6 +2881,7 @@ START_TEST(test_codec_default_opts)
 	b_free(&b);
 	o.chunk_size = G_CHUNK;
 	write_stream(&o, golden_write, NULL, &b);
+	b_free(&c);
 	golden_bytes(2, &c);
 	ck_assert_uint_eq(b.n, c.n);
 	ck_assert_mem_eq(b.p, c.p, b.n);
