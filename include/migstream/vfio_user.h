@@ -39,6 +39,7 @@
 #ifndef MIGSTREAM_VFIO_USER_H
 #define MIGSTREAM_VFIO_USER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -68,14 +69,51 @@ typedef enum ms_vfu_migr_state {
 #define MS_VFU_MIGR_CALLBACKS_V1 1
 #define MS_VFU_MIGR_CALLBACKS_V2 2
 
-/* Default size of the v1 migration window (the data area). */
-#define MS_VFU_DEFAULT_WINDOW (64u * 1024u)
+/*
+ * Default size of the v1 migration window (the data area): 32 KiB.
+ * libvfio-user reads each request's body with one recv() (no
+ * MSG_WAITALL), so a v1 region write larger than one Unix-socket buffer
+ * (about 36 KiB on Linux) can arrive short ("short read: expected=65552,
+ * actual=36528") and the session desyncs; 32 KiB always fits.  A larger
+ * window needs a libvfio-user that reads message bodies in full.
+ */
+#define MS_VFU_DEFAULT_WINDOW (32u * 1024u)
 
 /** typedef ms_vfu_adapter - The migration state of one device. */
 typedef struct ms_vfu_adapter ms_vfu_adapter;
 
-/* Version 2 made @codec a pointer; version 1 is refused. */
-#define MS_VFU_OPTS_VERSION 2
+/**
+ * typedef ms_vfu_hook_fn - The device's own work around a transition.
+ * @opaque: ms_vfu_opts.opaque.
+ * @from: the adapter's state.
+ * @to: the state requested.
+ *
+ * A pre-transition hook quiesces the device (timers, interrupts, DMA)
+ * before a save starts or completes; a post-transition hook re-arms it
+ * from the loaded state after RESUME -> RUNNING, or resumes it after a
+ * cancelled save.
+ *
+ * Return: 0, or a negative errno to fail the transition (the callback
+ * then returns -1 with that errno).
+ */
+typedef int (*ms_vfu_hook_fn)(void *opaque, ms_vfu_migr_state from,
+			      ms_vfu_migr_state to);
+
+/**
+ * typedef ms_vfu_log_fn - Where the adapter's failure messages go.
+ * @opaque: ms_vfu_opts.opaque.
+ * @err: the errno the callback returns with (positive).
+ * @msg: what failed (offset, section, expected and found), as
+ *       ms_vfu_errmsg() gives it; valid during the call.
+ *
+ * Called once per failure.  libvfio-user passes only errno across the
+ * socket to the client: this is how the message reaches a log.
+ */
+typedef void (*ms_vfu_log_fn)(void *opaque, int err, const char *msg);
+
+/* Version 3 added the hooks, the log, @lazy_final and @max_fed_bytes;
+ * older versions are refused. */
+#define MS_VFU_OPTS_VERSION 3
 
 /**
  * struct ms_vfu_opts - Settings of an adapter.
@@ -89,6 +127,24 @@ typedef struct ms_vfu_adapter ms_vfu_adapter;
  *         CRC-32 on every record; MS_PROFILE_QEMU is allowed,
  *         MS_PROFILE_AUTO is not.  Its allocator, if any, is also the
  *         adapter's.  Loads detect the profile.
+ * @pre_transition: called before the adapter acts on a transition to
+ *                  another state, or NULL.  Failing it fails the
+ *                  transition with nothing changed: the same transition
+ *                  may be retried.
+ * @post_transition: called after the adapter has acted on it, or NULL.
+ *                   Failing it fails the transition; the adapter stays
+ *                   in the new state (see ms_vfu_transition()).
+ * @log: called once per failure with its message, or NULL.
+ * @opaque: passed to @pre_transition, @post_transition and @log.
+ * @lazy_final: false (the default): the non-iterative state is taken at
+ *              the transition into STOP_AND_COPY (v1) or STOP_COPY (v2),
+ *              so the device may change after it; true: on the client's
+ *              first read after it, as before version 3, and the device
+ *              must stay quiet until the last read.
+ * @max_fed_bytes: the most bytes of a load the adapter holds at once
+ *                 (ms_load_opts.max_fed_bytes), 0 for
+ *                 MS_DEFAULT_MAX_FED_BYTES; a device knows its largest
+ *                 section.
  *
  * NULL means v2 with the defaults.
  */
@@ -97,6 +153,12 @@ typedef struct ms_vfu_opts {
 	int api;
 	size_t window;
 	const ms_codec_opts *codec;
+	ms_vfu_hook_fn pre_transition;
+	ms_vfu_hook_fn post_transition;
+	ms_vfu_log_fn log;
+	void *opaque;
+	bool lazy_final;
+	size_t max_fed_bytes;
 } ms_vfu_opts;
 
 /**
