@@ -568,7 +568,7 @@ static void usage(FILE *f, const char *argv0)
 		"  --state-size SIZE  device RAM (default 16M; k, M, G "
 		"suffixes)\n"
 		"  --window SIZE      v1 data area and v2 read size (default "
-		"64k, 16 to 1M)\n"
+		"32k, 16 to 1M)\n"
 		"  --help             this text\n",
 		argv0);
 }

@@ -2182,7 +2182,7 @@ START_TEST(test_vfio_user_adapter_arguments)
 	ck_assert_int_eq(ms_vfu_adapter_new(&a, reg, &o), -EINVAL);
 	ck_assert_str_eq(ms_registry_errmsg(reg),
 			 "ms_vfu_adapter_new: opts->version is 1, expected "
-			 "MS_VFU_OPTS_VERSION (2)");
+			 "MS_VFU_OPTS_VERSION (3)");
 	ck_assert_int_eq(ms_vfu_adapter_new(&a, NULL, NULL), -EINVAL);
 	ck_assert_int_eq(ms_vfu_adapter_new(NULL, reg, NULL), -EINVAL);
 	/* NULL: v2 with the defaults. */
