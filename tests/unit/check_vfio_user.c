@@ -2156,6 +2156,7 @@ START_TEST(test_vfio_user_adapter_arguments)
 	} bad[] = {
 		{0, 1, 0, MS_PROFILE_NATIVE},
 		{1, 1, 0, MS_PROFILE_NATIVE}, /* before @codec was a pointer */
+		{2, 1, 0, MS_PROFILE_NATIVE}, /* before the hooks */
 		{MS_VFU_OPTS_VERSION, 0, 0, MS_PROFILE_NATIVE},
 		{MS_VFU_OPTS_VERSION, 3, 0, MS_PROFILE_NATIVE},
 		{MS_VFU_OPTS_VERSION, 1, 15, MS_PROFILE_NATIVE},
@@ -2177,11 +2178,25 @@ START_TEST(test_vfio_user_adapter_arguments)
 		ck_assert_ptr_nonnull(
 			strstr(ms_registry_errmsg(reg), ", expected "));
 	}
-	o = vfu_opts(1, 0, 0, NULL, NULL);
-	o.version = 1;
+	/* Versions 1 and 2 (before the hooks) are refused by name. */
+	for (i = 1; i <= 2; i++) {
+		char want[256];
+
+		o = vfu_opts(1, 0, 0, NULL, NULL);
+		o.version = (unsigned)i;
+		ck_assert_int_eq(ms_vfu_adapter_new(&a, reg, &o), -EINVAL);
+		snprintf(want, sizeof(want),
+			 "ms_vfu_adapter_new: opts->version is %zu, expected "
+			 "MS_VFU_OPTS_VERSION (3): versions 1 and 2 are no "
+			 "longer accepted (version 3 added the hooks, the log, "
+			 "lazy_final and max_fed_bytes)",
+			 i);
+		ck_assert_str_eq(ms_registry_errmsg(reg), want);
+	}
+	o.version = 4;
 	ck_assert_int_eq(ms_vfu_adapter_new(&a, reg, &o), -EINVAL);
 	ck_assert_str_eq(ms_registry_errmsg(reg),
-			 "ms_vfu_adapter_new: opts->version is 1, expected "
+			 "ms_vfu_adapter_new: opts->version is 4, expected "
 			 "MS_VFU_OPTS_VERSION (3)");
 	ck_assert_int_eq(ms_vfu_adapter_new(&a, NULL, NULL), -EINVAL);
 	ck_assert_int_eq(ms_vfu_adapter_new(NULL, reg, NULL), -EINVAL);
