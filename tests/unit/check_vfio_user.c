@@ -605,6 +605,8 @@ struct mig {
 	int64_t flip_at; /* stream offset of a byte to corrupt, or -1 */
 	int64_t cut_at;	 /* stream bytes from here are dropped, or -1 */
 	bool keep_going; /* feed the destination after it failed */
+	size_t sockbuf;	 /* v1: the socket's (vfu-client.h), 0: whole */
+	bool v2_sockbuf; /* v2 too (vfu2_init() reads bodies whole) */
 	/* Results: 0 or a negative errno. */
 	int save_ret;
 	int load_ret;
@@ -612,7 +614,8 @@ struct mig {
 	char errmsg[1024]; /* the destination adapter's message */
 	uint64_t src_bytes, dst_bytes, moved;
 	uint64_t max_chunk, chunks, dst_rounds;
-	uint64_t held_max; /* v1: the most the source held */
+	unsigned long short_reads; /* v1: destination requests cut short */
+	uint64_t held_max;	   /* v1: the most the source held */
 	bool held_bad;
 	uint8_t head[4]; /* the stream's first bytes (its magic) */
 	unsigned precopy;
@@ -635,6 +638,15 @@ static void mig_init(struct mig *m, int api, size_t window)
 	m->wpat = VFU_PAT_QEMU8;
 	m->flip_at = -1;
 	m->cut_at = -1;
+	m->sockbuf = VFU_SOCKBUF_DEFAULT;
+}
+
+/* A window larger than the default needs a libvfio-user that reads
+ * message bodies whole, when the client writes the window whole. */
+static void mig_whole_bodies(struct mig *m)
+{
+	if ((m->dst_window ? m->dst_window : m->window) > MS_VFU_DEFAULT_WINDOW)
+		m->sockbuf = 0;
 }
 
 static int pipe_sink(const void *buf, size_t len, void *opaque)
@@ -745,15 +757,19 @@ static int migrate(struct mig *m, ms_registry *sreg, struct dev *src,
 		sc.after_pending = track_held;
 		vfu1_init(&s1, sa);
 		vfu1_init(&d1, da);
+		s1.tr.sockbuf = d1.tr.sockbuf = m->sockbuf;
 		m->d1 = &d1;
 		m->d2 = NULL;
 		m->load_ret = vfu1_qemu_load_setup(&d1);
 		if (!m->load_ret)
 			m->save_ret = vfu1_qemu_save(&s1, &sc);
 		m->done_ret = vfu1_qemu_load_done(&d1);
+		m->short_reads = d1.tr.short_reads;
 	} else {
 		vfu2_init(&s2, sa);
 		vfu2_init(&d2, da);
+		if (m->v2_sockbuf)
+			d2.tr.sockbuf = m->sockbuf;
 		m->d1 = NULL;
 		m->d2 = &d2;
 		m->load_ret = vfu2_qemu_load_setup(&d2);
@@ -762,6 +778,7 @@ static int migrate(struct mig *m, ms_registry *sreg, struct dev *src,
 						     m->read_size ? m->read_size
 								  : m->window);
 		m->done_ret = vfu2_qemu_load_done(&d2);
+		m->short_reads = d2.tr.short_reads;
 	}
 	m->seconds = now() - t0;
 	snprintf(m->errmsg, sizeof(m->errmsg), "%s", ms_vfu_errmsg(da));
@@ -808,7 +825,7 @@ static void roundtrip(struct mig *m, const struct dev_cfg *c, uint64_t seed)
 	dev_free(&dst);
 }
 
-static const size_t windows[] = {4 * KiB, 64 * KiB, 1 * MiB};
+static const size_t windows[] = {4 * KiB, MS_VFU_DEFAULT_WINDOW, 1 * MiB};
 
 /*
  * Transition tables.
@@ -1264,6 +1281,7 @@ START_TEST(test_vfio_user_roundtrip)
 	 * new; QEMU reads it whole when the area is mmapped. */
 	if (w == 1 * MiB)
 		m.rpat = m.wpat = VFU_PAT_WHOLE;
+	mig_whole_bodies(&m);
 	roundtrip(&m, &c, 1);
 	if (kind >= 2)
 		ck_assert_uint_eq(m.moved, w + (kind == 3));
@@ -1303,6 +1321,7 @@ START_TEST(test_vfio_user_roundtrip_large)
 	m.rpat = m.wpat = VFU_PAT_WHOLE;
 	m.src_alloc = &sp.a;
 	m.dst_alloc = &dp.a;
+	mig_whole_bodies(&m);
 	roundtrip(&m, &c, 11);
 	ck_assert_uint_gt(m.moved, state / 8 * 7); /* 1 page in 8 is zero */
 	ck_assert_uint_ge(m.precopy, 2);
@@ -1358,6 +1377,7 @@ START_TEST(test_vfio_user_patterns)
 		c.ram = 16 * 256;
 		c.blob = 100;
 	}
+	mig_whole_bodies(&m);
 	roundtrip(&m, &c, 2 + (uint64_t)_i);
 	if (cases[_i].dst_w && cases[_i].dst_w < cases[_i].w)
 		ck_assert_uint_gt(m.dst_rounds, m.chunks);
@@ -1388,6 +1408,7 @@ START_TEST(test_vfio_user_memory_bounded)
 	m.rpat = m.wpat = VFU_PAT_WHOLE;
 	m.src_alloc = &sp.a;
 	m.dst_alloc = &dp.a;
+	mig_whole_bodies(&m);
 	roundtrip(&m, &c, 12);
 	if (api == 1) {
 		ck_assert_uint_gt(m.held_max, 0);
@@ -1645,6 +1666,65 @@ START_TEST(test_vfio_user_state_larger_than_window)
 	ck_assert_uint_le(m.max_chunk, 4 * KiB);
 	ck_assert_uint_ge(m.chunks, m.moved / (4 * KiB));
 	ck_assert_uint_gt(m.moved, 2 * MiB / 8 * 7 + 100 * KiB);
+}
+END_TEST
+
+/*
+ * libvfio-user's transport (vfu-client.h): a request body larger than
+ * the socket buffer arrives short and the session desyncs.  A v1 client
+ * that writes the destination's 64 KiB window in one request fails on the
+ * first round (EINVAL, and EPROTO from then on, the adapter never called
+ * again); the default 32 KiB window fits and the state arrives whole, as
+ * a 64 KiB window does through a transport that reads bodies whole.  v2:
+ * the client's write size decides.  Index: 64 KiB, the default, 64 KiB
+ * with whole bodies; v2 with 64 KiB and 32 KiB writes.
+ */
+START_TEST(test_vfio_user_socket_buffer)
+{
+	static const struct {
+		int api;
+		size_t window, sockbuf;
+		bool fails;
+	} cases[] = {
+		{1, 64 * KiB, VFU_SOCKBUF_DEFAULT, true},
+		{1, 0, VFU_SOCKBUF_DEFAULT, false},
+		{1, 64 * KiB, 0, false},
+		{2, 64 * KiB, VFU_SOCKBUF_DEFAULT, true},
+		{2, 32 * KiB, VFU_SOCKBUF_DEFAULT, false},
+	};
+	struct dev_cfg c = {1 * MiB, 4096, 16, 40 * KiB};
+	struct dev src, dst;
+	ms_registry *sreg, *dreg;
+	struct mig m;
+
+	dev_init_src(&src, &c, 151);
+	dev_init_dst(&dst, &c);
+	sreg = dev_registry(&src, 2, false, NULL);
+	dreg = dev_registry(&dst, 2, false, NULL);
+	mig_init(&m, cases[_i].api, cases[_i].window);
+	m.rpat = m.wpat = VFU_PAT_WHOLE;
+	m.sockbuf = cases[_i].sockbuf;
+	m.v2_sockbuf = true;
+	ck_assert_int_eq(migrate(&m, sreg, &src, dreg), 0);
+	if (cases[_i].fails) {
+		ck_assert_int_eq(m.load_ret, -EINVAL);
+		ck_assert_uint_eq(m.short_reads, 1);
+		ck_assert_int_eq(m.done_ret, -EPROTO);
+		ck_assert_uint_eq(m.dst_bytes, 0); /* nothing reached it */
+		ck_assert(!dev_equal(&src, &dst));
+	} else {
+		ck_assert_msg(!m.save_ret && !m.load_ret && !m.done_ret,
+			      "%d %s", m.load_ret, m.errmsg);
+		ck_assert_uint_eq(m.short_reads, 0);
+		ck_assert_uint_eq(m.dst_bytes, m.moved);
+		ck_assert(dev_equal(&src, &dst));
+		if (cases[_i].api == 1 && !cases[_i].window)
+			ck_assert_uint_eq(m.max_chunk, MS_VFU_DEFAULT_WINDOW);
+	}
+	ms_registry_free(sreg);
+	ms_registry_free(dreg);
+	dev_free(&src);
+	dev_free(&dst);
 }
 END_TEST
 
@@ -2494,6 +2574,7 @@ static Suite *vfio_user_suite(void)
 	tcase_add_loop_test(tc, test_vfio_user_load_stops_at_error, 0, 4);
 	tcase_add_test(tc, test_vfio_user_state_larger_than_window);
 	tcase_add_loop_test(tc, test_vfio_user_resume_rounds, 0, 2);
+	tcase_add_loop_test(tc, test_vfio_user_socket_buffer, 0, 5);
 	tcase_add_loop_test(tc, test_vfio_user_errors_reach_client, 0, 2);
 	tcase_add_loop_test(tc, test_vfio_user_precopy_is_iterative_only, 0, 2);
 	tcase_add_loop_test(tc, test_vfio_user_migrate_after_cancel, 0, 4);
