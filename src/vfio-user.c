@@ -23,11 +23,16 @@
  * they are complete (their records checked and read in place).  Leaving
  * RESUME finishes the load and returns its error, if any.
  *
- * What the adapter guarantees, and tests/check_vfio_user.c checks: reads
- * are bounded by the window actually offered, no buffer is kept after it
- * is freed, load errors stop the load and reach the client, the window is
- * not the state size, rounds do not overwrite each other, transitions
- * neither swallow errors nor abort.
+ * Transitions run the device's pre-hook, the adapter's step, then the
+ * post-hook; a failed post-hook is retried alone by the same state again.
+ * Every failing call logs its message once (fail()).
+ *
+ * What the adapter guarantees, and tests/unit/check_vfio_user.c checks:
+ * reads are bounded by the window actually offered, no buffer is kept
+ * after it is freed, load errors stop the load and reach the client, the
+ * window is not the state size, rounds do not overwrite each other,
+ * transitions neither swallow errors nor abort, a hook failure leaves a
+ * state from which the documented retry or cancel works.
  */
 #include "config.h"
 

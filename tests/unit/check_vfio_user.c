@@ -6,8 +6,10 @@
  * sizes and windows, bounded memory, one regression test per pitfall of
  * a naive adapter (the guarantees listed at the top of src/vfio-user.c),
  * bad input on the destination, the QEMU
- * profile, the generated callback tables (against mock/libvfio-user.h) and
- * two adapters on two threads.
+ * profile, libvfio-user's transport cutting a body over the socket buffer
+ * short, the hooks failing at every edge of both matrices, the final state
+ * taken at the transition, the log, max_fed_bytes, the generated callback
+ * tables (against mock/libvfio-user.h) and two adapters on two threads.
  *
  * Set MS_VFU_VERBOSE=1 to print the large round trips' timings.
  */
