@@ -93,6 +93,12 @@ struct ms_vfu_adapter {
 	ms__error last; /* why the last failing call failed */
 };
 
+static int vfail(ms_vfu_adapter *a, int err, uint64_t offset,
+		 const struct ms__handler *h, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 5, 0)))
+#endif
+	;
 static int fail(ms_vfu_adapter *a, int err, const char *fmt, ...)
 #if defined(__GNUC__)
 	__attribute__((format(printf, 3, 4)))
