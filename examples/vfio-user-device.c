@@ -65,6 +65,7 @@ struct device {
 	unsigned rounds;
 	uint32_t regs[NREGS]; /* non-iterative, */
 	uint64_t irq_mask;    /* with this in a subsection */
+	bool running;	      /* not migrated: set by the hooks */
 };
 
 static int device_init(struct device *d, size_t size, uint64_t seed)
@@ -358,17 +359,68 @@ static int source_v2_drain(ms_vfu_adapter *a, int fd, uint8_t *buf, size_t size)
 	return n < 0 ? -errno : 0;
 }
 
+/*
+ * The device's own work on a transition (ms_vfu_opts' hooks, which the
+ * callback tables of a real server reach through ms_vfu_transition()): it
+ * stops before the save completes and runs again once loaded, or once a
+ * save is cancelled.  A real device stops and re-arms its timers,
+ * interrupts and DMA here.  The non-iterative state is taken in the
+ * transition into STOP_AND_COPY, right after device_pre().
+ */
+static int device_pre(void *opaque, ms_vfu_migr_state from,
+		      ms_vfu_migr_state to)
+{
+	struct device *d = opaque;
+
+	(void)from;
+	if (to == MS_VFU_MIGR_STATE_STOP_AND_COPY ||
+	    to == MS_VFU_MIGR_STATE_STOP)
+		d->running = false;
+	return 0;
+}
+
+static int device_post(void *opaque, ms_vfu_migr_state from,
+		       ms_vfu_migr_state to)
+{
+	struct device *d = opaque;
+
+	(void)from;
+	if (to == MS_VFU_MIGR_STATE_RUNNING)
+		d->running = true;
+	return 0;
+}
+
+/* libvfio-user sends the client only errno: the message goes here. */
+static void device_log(void *opaque, int err, const char *msg)
+{
+	(void)opaque;
+	fprintf(stderr, "vfio-user adapter: %s: %s\n", strerror(err), msg);
+}
+
+static ms_vfu_opts device_opts(int api, size_t window, struct device *d)
+{
+	ms_vfu_opts o = {.version = MS_VFU_OPTS_VERSION,
+			 .api = api,
+			 .window = window,
+			 .pre_transition = device_pre,
+			 .post_transition = device_post,
+			 .log = device_log,
+			 .opaque = d};
+
+	return o;
+}
+
 static int source_migrate(int api, size_t state_size, size_t window, int fd)
 {
-	ms_vfu_opts opts = {
-		.version = MS_VFU_OPTS_VERSION, .api = api, .window = window};
 	struct device dev;
+	ms_vfu_opts opts = device_opts(api, window, &dev);
 	ms_registry *reg = NULL;
 	ms_vfu_adapter *a = NULL;
 	uint8_t *buf = malloc(window);
 	int ret;
 
 	ret = buf ? device_init(&dev, state_size, (uint64_t)api) : -ENOMEM;
+	dev.running = true;
 	if (!ret)
 		ret = device_registry(&dev, &reg);
 	if (!ret)
@@ -386,8 +438,10 @@ static int source_migrate(int api, size_t state_size, size_t window, int fd)
 		goto out_msg;
 	if (ms_vfu_transition(a, MS_VFU_MIGR_STATE_STOP_AND_COPY))
 		goto out_errno;
-	ret = api == 1 ? source_v1_drain(a, fd, buf)
-		       : source_v2_drain(a, fd, buf, window);
+	ret = dev.running ? -EBUSY : 0; /* device_pre() stopped it */
+	if (!ret)
+		ret = api == 1 ? source_v1_drain(a, fd, buf)
+			       : source_v2_drain(a, fd, buf, window);
 	if (ret)
 		goto out_msg;
 	if (ms_vfu_transition(a, MS_VFU_MIGR_STATE_STOP))
@@ -398,8 +452,7 @@ static int source_migrate(int api, size_t state_size, size_t window, int fd)
 out_errno:
 	ret = -errno;
 out_msg:
-	fprintf(stderr, "source v%d: %s: %s\n", api, strerror(-ret),
-		a ? ms_vfu_errmsg(a) : "");
+	fprintf(stderr, "source v%d: %s\n", api, strerror(-ret));
 	send_msg(fd, MSG_FAIL, (uint32_t)-ret, NULL, 0);
 out:
 	ms_vfu_adapter_free(a);
@@ -443,9 +496,8 @@ static double now(void)
 
 static int dest_migrate(int api, size_t state_size, size_t window, int fd)
 {
-	ms_vfu_opts opts = {
-		.version = MS_VFU_OPTS_VERSION, .api = api, .window = window};
 	struct device dev, expect;
+	ms_vfu_opts opts = device_opts(api, window, &dev);
 	ms_registry *reg = NULL;
 	ms_vfu_adapter *a = NULL;
 	uint8_t *buf = malloc(window);
@@ -502,7 +554,7 @@ static int dest_migrate(int api, size_t state_size, size_t window, int fd)
 	    ms_vfu_transition(a, MS_VFU_MIGR_STATE_RUNNING))
 		goto out_errno;
 	t0 = now() - t0;
-	if (!device_equal(&dev, &expect)) {
+	if (!device_equal(&dev, &expect) || !dev.running) {
 		fprintf(stderr, "v%d: the state differs\n", api);
 		ret = -EIO;
 		goto out;
@@ -518,8 +570,7 @@ static int dest_migrate(int api, size_t state_size, size_t window, int fd)
 out_errno:
 	ret = -errno;
 out_msg:
-	fprintf(stderr, "destination v%d: %s: %s\n", api, strerror(-ret),
-		a ? ms_vfu_errmsg(a) : "");
+	fprintf(stderr, "destination v%d: %s\n", api, strerror(-ret));
 out:
 	ms_vfu_adapter_free(a);
 	ms_registry_free(reg);
@@ -568,7 +619,7 @@ static void usage(FILE *f, const char *argv0)
 		"  --state-size SIZE  device RAM (default 16M; k, M, G "
 		"suffixes)\n"
 		"  --window SIZE      v1 data area and v2 read size (default "
-		"64k, 16 to 1M)\n"
+		"32k, 16 to 1M)\n"
 		"  --help             this text\n",
 		argv0);
 }

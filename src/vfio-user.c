@@ -5,7 +5,13 @@
  *
  * Saving: the device state is produced lazily into a memory stream, a
  * round or a section at a time, only when less than a window is buffered,
- * so memory stays in O(window + largest section).  v1 offers one window
+ * so memory stays in O(window + largest section).  By default the
+ * non-iterative sections' payloads are taken at the transition into
+ * STOP_AND_COPY instead: the save then runs on a copy of the registry in
+ * which each non-iterative handler's save_state hands back the payload
+ * taken then (struct final), so the stream is the driver's, byte for
+ * byte, and the device may change after the transition; memory grows by
+ * those payloads.  v1 offers one window
  * per iteration (prepare_data), lets the client read any part of it any
  * number of times (read_data), and drops it when the client asks for the
  * pending bytes again.  v2 hands out the bytes in order (read_data).
@@ -17,11 +23,16 @@
  * they are complete (their records checked and read in place).  Leaving
  * RESUME finishes the load and returns its error, if any.
  *
- * What the adapter guarantees, and tests/check_vfio_user.c checks: reads
- * are bounded by the window actually offered, no buffer is kept after it
- * is freed, load errors stop the load and reach the client, the window is
- * not the state size, rounds do not overwrite each other, transitions
- * neither swallow errors nor abort.
+ * Transitions run the device's pre-hook, the adapter's step, then the
+ * post-hook; a failed post-hook is retried alone by the same state again.
+ * Every failing call logs its message once (fail()).
+ *
+ * What the adapter guarantees, and tests/unit/check_vfio_user.c checks:
+ * reads are bounded by the window actually offered, no buffer is kept
+ * after it is freed, load errors stop the load and reach the client, the
+ * window is not the state size, rounds do not overwrite each other,
+ * transitions neither swallow errors nor abort, a hook failure leaves a
+ * state from which the documented retry or cancel works.
  */
 #include "config.h"
 
@@ -39,6 +50,18 @@
 
 #define MAX_WINDOW (1u << 20)
 
+/*
+ * A non-iterative handler of the save's registry copy: its save_state
+ * replays the payload taken at the transition into STOP_AND_COPY, or,
+ * before that (lazy_final), calls the device's.
+ */
+struct final {
+	const ms_handler_ops *ops; /* the device's */
+	void *opaque;
+	ms_handler_ops replay; /* @ops with save_state replaced */
+	ms_stream *taken;      /* the payload, or NULL */
+};
+
 struct ms_vfu_adapter {
 	ms_registry *reg;
 	ms_vfu_opts o;
@@ -54,6 +77,8 @@ struct ms_vfu_adapter {
 	bool produced;	  /* the whole stream has been produced */
 	uint64_t offered; /* v1: bytes of the window offered */
 	int save_err;
+	ms_registry copy;    /* eager final state: the save's registry */
+	struct final *final; /* one per handler of @copy */
 	/* Load. */
 	ms_load *ld;
 	uint8_t *wroom; /* v1: the window written by the client, in the
@@ -61,31 +86,75 @@ struct ms_vfu_adapter {
 	uint64_t wlen;	/* v1: bytes written in this round */
 	int load_err;
 	bool load_told; /* a transition has returned load_err */
+	/* Transitions. */
+	bool post_failed; /* the post-hook of the last transition failed */
+	ms_vfu_migr_state post_from; /* ...which came from this state */
+	bool quiet;	/* fail() does not log: the failure is reported later */
 	ms__error last; /* why the last failing call failed */
 };
 
+static int vfail(ms_vfu_adapter *a, int err, uint64_t offset,
+		 const struct ms__handler *h, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 5, 0)))
+#endif
+	;
 static int fail(ms_vfu_adapter *a, int err, const char *fmt, ...)
 #if defined(__GNUC__)
 	__attribute__((format(printf, 3, 4)))
 #endif
 	;
+static int fail_at(ms_vfu_adapter *a, int err, uint64_t offset,
+		   const struct ms__handler *h, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 5, 6)))
+#endif
+	;
 
 /*
  * Record why (replacing the last failure's message: the adapter's error
- * is not sticky, the save's and load's are), set errno, return -1
- * (libvfio-user's convention).  @err is a positive or negative errno.
+ * is not sticky, the save's and load's are), give it to the log, set
+ * errno, return -1 (libvfio-user's convention).  @err is a positive or
+ * negative errno; @offset and @h name where, when not MS__NO_OFFSET and
+ * NULL.  Every failing callback calls this exactly once.
  */
+static int vfail(ms_vfu_adapter *a, int err, uint64_t offset,
+		 const struct ms__handler *h, const char *fmt, va_list ap)
+{
+	int saved;
+
+	memset(&a->last, 0, sizeof(a->last));
+	ms__error_vset(&a->last, err < 0 ? err : -err, -EIO, offset,
+		       h ? (long long)h->section_id : MS__NO_SECTION,
+		       h ? h->idstr : NULL, fmt, ap);
+	saved = -a->last.code;
+	if (a->o.log && !a->quiet)
+		a->o.log(a->o.opaque, saved, a->last.msg);
+	errno = saved;
+	return -1;
+}
+
 static int fail(ms_vfu_adapter *a, int err, const char *fmt, ...)
 {
 	va_list ap;
+	int ret;
 
-	memset(&a->last, 0, sizeof(a->last));
 	va_start(ap, fmt);
-	ms__error_vset(&a->last, err < 0 ? err : -err, -EIO, MS__NO_OFFSET,
-		       MS__NO_SECTION, NULL, fmt, ap);
+	ret = vfail(a, err, MS__NO_OFFSET, NULL, fmt, ap);
 	va_end(ap);
-	errno = -a->last.code;
-	return -1;
+	return ret;
+}
+
+static int fail_at(ms_vfu_adapter *a, int err, uint64_t offset,
+		   const struct ms__handler *h, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = vfail(a, err, offset, h, fmt, ap);
+	va_end(ap);
+	return ret;
 }
 
 static const char *const state_names[] = {
@@ -124,6 +193,14 @@ static int refuse(ms_vfu_adapter *a, const char *what, int api,
 /* Check ms_vfu_adapter_new()'s @opts: 0 or -EINVAL with a message. */
 static int check_opts(ms_registry *reg, const ms_vfu_opts *opts)
 {
+	if (opts->version == 1 || opts->version == 2)
+		return ms__registry_refuse(
+			reg, -EINVAL,
+			"ms_vfu_adapter_new: opts->version is %u, expected "
+			"MS_VFU_OPTS_VERSION (%u): versions 1 and 2 are no "
+			"longer accepted (version 3 added the hooks, the log, "
+			"lazy_final and max_fed_bytes)",
+			opts->version, MS_VFU_OPTS_VERSION);
 	if (opts->version != MS_VFU_OPTS_VERSION)
 		return ms__registry_refuse(
 			reg, -EINVAL,
@@ -194,11 +271,27 @@ int ms_vfu_adapter_new(ms_vfu_adapter **out, ms_registry *reg,
 	return 0;
 }
 
+/* Drop the payloads taken at STOP_AND_COPY, if any. */
+static void final_drop(ms_vfu_adapter *a)
+{
+	size_t i;
+
+	for (i = 0; a->final && i < a->copy.n; i++) {
+		ms_stream_close(a->final[i].taken);
+		a->final[i].taken = NULL;
+	}
+}
+
 /* Abandon any save: handlers are cleaned up, buffers freed. */
 static void save_end(ms_vfu_adapter *a)
 {
 	ms_save_free(a->sv);
 	a->sv = NULL;
+	final_drop(a);
+	ms__free(a->a, a->final);
+	a->final = NULL;
+	ms__free(a->a, a->copy.h);
+	memset(&a->copy, 0, sizeof(a->copy));
 	ms_stream_close(a->out);
 	a->out = NULL;
 	a->offered = 0;
@@ -253,6 +346,103 @@ uint64_t ms_vfu_bytes(const ms_vfu_adapter *a)
  * Saving.
  */
 
+/* Bytes produced and not yet read. */
+static size_t held(const ms_vfu_adapter *a)
+{
+	const uint8_t *d;
+	size_t n = 0;
+
+	if (a->out)
+		ms_stream_mem_view(a->out, &d, &n);
+	return n;
+}
+
+/* A non-iterative section's save_state in the registry copy. */
+static int final_replay(void *opaque, ms_stream *s)
+{
+	struct final *f = opaque;
+	const uint8_t *d;
+	size_t n;
+	int ret;
+
+	if (!f->taken)
+		return f->ops->save_state(f->opaque, s);
+	ms_stream_mem_view(f->taken, &d, &n);
+	ret = n ? ms_put_buffer(s, d, n) : 0;
+	ms_stream_close(f->taken);
+	f->taken = NULL;
+	return ret;
+}
+
+/*
+ * The registry the save runs on when the final state is taken eagerly:
+ * the device's handlers (same ids, order and versions), the non-iterative
+ * ones through struct final.  The device's registry is not touched.
+ */
+static int copy_registry(ms_vfu_adapter *a)
+{
+	size_t i, n = a->reg->n;
+
+	memset(&a->copy, 0, sizeof(a->copy));
+	a->copy.a = a->reg->a;
+	if (!n)
+		return 0;
+	a->copy.h = ms__malloc(a->a, n * sizeof(*a->copy.h));
+	a->final = ms__malloc(a->a, n * sizeof(*a->final));
+	if (!a->copy.h || !a->final)
+		return -ENOMEM;
+	memcpy(a->copy.h, a->reg->h, n * sizeof(*a->copy.h));
+	memset(a->final, 0, n * sizeof(*a->final));
+	a->copy.n = a->copy.cap = n;
+	for (i = 0; i < n; i++) {
+		struct ms__handler *h = &a->copy.h[i];
+		struct final *f = &a->final[i];
+
+		if (ms__handler_is_iterative(h) || !h->ops->save_state)
+			continue;
+		f->ops = h->ops;
+		f->opaque = h->opaque;
+		f->replay = *h->ops;
+		f->replay.save_state = final_replay;
+		h->ops = &f->replay;
+		h->opaque = f;
+	}
+	return 0;
+}
+
+/*
+ * The transition into STOP_AND_COPY, eager: every non-iterative
+ * save_state runs now, into a buffer of its own, which the save writes
+ * when it reaches that section.  On failure nothing is kept.
+ */
+static int take_final(ms_vfu_adapter *a)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; a->final && i < a->copy.n; i++) {
+		struct ms__handler *h = &a->copy.h[i];
+		struct final *f = &a->final[i];
+
+		if (!f->ops)
+			continue;
+		ret = ms_stream_new_mem(&f->taken, 0, NULL);
+		if (!ret) {
+			ret = f->ops->save_state(f->opaque, f->taken);
+			if (ms_stream_error(f->taken))
+				ret = ms_stream_error(f->taken);
+		}
+		if (ret < 0) {
+			final_drop(a);
+			return fail_at(a, ret, a->bytes + held(a), h,
+				       "save_state at the transition into "
+				       "STOP_AND_COPY failed: %s (expected 0)",
+				       ms_strerror(ret));
+		}
+	}
+	return 0;
+}
+
 static int save_start(ms_vfu_adapter *a)
 {
 	ms_save_opts so;
@@ -263,8 +453,11 @@ static int save_start(ms_vfu_adapter *a)
 	so.version = MS_SAVE_OPTS_VERSION;
 	so.codec = &a->codec;
 	ret = ms_stream_new_mem(&a->out, 0, NULL);
+	if (!ret && !a->o.lazy_final)
+		ret = copy_registry(a);
 	if (!ret)
-		ret = ms_save_new(&a->sv, a->reg, a->out, &so);
+		ret = ms_save_new(&a->sv, a->o.lazy_final ? a->reg : &a->copy,
+				  a->out, &so);
 	if (!ret)
 		ret = ms_save_setup(a->sv);
 	if (ret) {
@@ -278,16 +471,6 @@ static int save_start(ms_vfu_adapter *a)
 	return 0;
 }
 
-static size_t held(const ms_vfu_adapter *a)
-{
-	const uint8_t *d;
-	size_t n = 0;
-
-	if (a->out)
-		ms_stream_mem_view(a->out, &d, &n);
-	return n;
-}
-
 /*
  * Produce until at least @want bytes are buffered or, in PRE_COPY, the
  * iterative handlers have nothing more for now, or the whole stream is
@@ -297,8 +480,10 @@ static int produce(ms_vfu_adapter *a, size_t want)
 {
 	int ret;
 
-	if (a->save_err)
+	if (a->save_err) {
+		fail(a, a->save_err, "%s", ms_save_errmsg(a->sv));
 		return a->save_err;
+	}
 	/* Precopy goes on when the guest dirtied more since "no more". */
 	if (!a->iter_more && !a->produced && ms_save_pending(a->sv))
 		a->iter_more = true;
@@ -341,6 +526,7 @@ static bool saving(const ms_vfu_adapter *a)
 uint64_t ms_vfu_v1_get_pending_bytes(ms_vfu_adapter *a)
 {
 	uint64_t n;
+	int ret;
 
 	assert(a);
 	if (!saving(a) || !a->sv || a->o.api != MS_VFU_MIGR_CALLBACKS_V1)
@@ -350,8 +536,13 @@ uint64_t ms_vfu_v1_get_pending_bytes(ms_vfu_adapter *a)
 		consume(a, a->offered);
 		a->offered = 0;
 	}
-	if (produce(a, a->window))
-		return 1; /* prepare_data reports the error */
+	/* prepare_data reports an error (and logs it): 1 makes the client
+	 * call it. */
+	a->quiet = true;
+	ret = produce(a, a->window);
+	a->quiet = false;
+	if (ret)
+		return 1;
 	n = held(a);
 	if (!n)
 		return 0;
@@ -443,6 +634,29 @@ ssize_t ms_vfu_v2_read_data(ms_vfu_adapter *a, void *buf, uint64_t count)
  * Resuming.
  */
 
+/* The most a load holds of the stream, besides v1's window. */
+static size_t max_fed(const ms_vfu_adapter *a)
+{
+	return a->o.max_fed_bytes ? a->o.max_fed_bytes
+				  : MS_DEFAULT_MAX_FED_BYTES;
+}
+
+/* The load failed with @ret: keep it and say why, naming the adapter's
+ * option when the load's limit was hit. */
+static int load_failed(ms_vfu_adapter *a, int ret)
+{
+	a->load_err = ret;
+	if (ret == -EFBIG)
+		return fail(a, ret,
+			    "%s; that limit is ms_vfu_opts.max_fed_bytes (%zu"
+			    "%s), expected a state whose sections fit in it",
+			    ms_load_errmsg(a->ld), max_fed(a),
+			    a->o.api == MS_VFU_MIGR_CALLBACKS_V1
+				    ? ", plus the v1 window"
+				    : "");
+	return fail(a, ret, "%s", ms_load_errmsg(a->ld));
+}
+
 static int load_start(ms_vfu_adapter *a)
 {
 	ms_codec_opts codec = a->codec;
@@ -456,9 +670,11 @@ static int load_start(ms_vfu_adapter *a)
 	lo.codec = &codec;
 	/* v1 reserves a whole window per round on top of the section being
 	 * loaded: the same sections load in either API version. */
-	lo.max_fed_bytes = MS_DEFAULT_MAX_FED_BYTES;
+	lo.max_fed_bytes = max_fed(a);
 	if (a->o.api == MS_VFU_MIGR_CALLBACKS_V1)
-		lo.max_fed_bytes += a->window;
+		lo.max_fed_bytes = lo.max_fed_bytes > SIZE_MAX - a->window
+					   ? SIZE_MAX
+					   : lo.max_fed_bytes + a->window;
 	ret = ms_load_new(&a->ld, a->reg, &lo);
 	if (ret) {
 		load_end(a);
@@ -477,12 +693,10 @@ static int feed(ms_vfu_adapter *a, const void *buf, size_t len)
 	int ret;
 
 	if (a->load_err)
-		return fail(a, a->load_err, "%s", ms_load_errmsg(a->ld));
+		return load_failed(a, a->load_err);
 	ret = ms_load_feed(a->ld, buf, len);
-	if (ret) {
-		a->load_err = ret;
-		return fail(a, ret, "%s", ms_load_errmsg(a->ld));
-	}
+	if (ret)
+		return load_failed(a, ret);
 	a->bytes += len;
 	return 0;
 }
@@ -504,15 +718,12 @@ ssize_t ms_vfu_v1_write_data(ms_vfu_adapter *a, const void *buf, uint64_t count,
 			    (unsigned long long)count,
 			    (unsigned long long)offset, a->window);
 	if (a->load_err)
-		return fail(a, a->load_err, "%s", ms_load_errmsg(a->ld));
+		return load_failed(a, a->load_err);
 	if (!a->wroom) {
 		/* The round's window lives at the end of the load's buffer:
 		 * data_written() hands it over without copying it. */
-		if (ms_load_feed_reserve(a->ld, a->window, &room)) {
-			a->load_err = ms_load_error(a->ld);
-			return fail(a, a->load_err, "%s",
-				    ms_load_errmsg(a->ld));
-		}
+		if (ms_load_feed_reserve(a->ld, a->window, &room))
+			return load_failed(a, ms_load_error(a->ld));
 		a->wroom = room;
 	}
 	/* Bytes skipped over are zero, not what the buffer held before, until
@@ -541,16 +752,14 @@ int ms_vfu_v1_data_written(ms_vfu_adapter *a, uint64_t count)
 			    (unsigned long long)count,
 			    (unsigned long long)a->wlen);
 	if (a->load_err)
-		return fail(a, a->load_err, "%s", ms_load_errmsg(a->ld));
+		return load_failed(a, a->load_err);
 	a->wlen = 0;
 	a->wroom = NULL;
 	if (!count)
 		return 0;
 	ret = ms_load_feed_commit(a->ld, (size_t)count);
-	if (ret) {
-		a->load_err = ret;
-		return fail(a, ret, "%s", ms_load_errmsg(a->ld));
-	}
+	if (ret)
+		return load_failed(a, ret);
 	a->bytes += count;
 	return 0;
 }
@@ -577,12 +786,10 @@ static int load_finish(ms_vfu_adapter *a)
 	int ret;
 
 	if (a->load_err)
-		return fail(a, a->load_err, "%s", ms_load_errmsg(a->ld));
+		return load_failed(a, a->load_err);
 	ret = ms_load_finish(a->ld);
-	if (ret) {
-		a->load_err = ret;
-		return fail(a, ret, "%s", ms_load_errmsg(a->ld));
-	}
+	if (ret)
+		return load_failed(a, ret);
 	load_end(a);
 	return 0;
 }
@@ -641,27 +848,48 @@ static int refuse_transition(ms_vfu_adapter *a, ms_vfu_migr_state from,
 		    k > 3 ? name[3] : "");
 }
 
-int ms_vfu_transition(ms_vfu_adapter *a, ms_vfu_migr_state state)
+/*
+ * Run a hook: 0, or -1 with its errno (a positive return counts as that
+ * errno, 0 never fails).
+ */
+static int hook(ms_vfu_adapter *a, ms_vfu_hook_fn fn, const char *name,
+		ms_vfu_migr_state from, ms_vfu_migr_state to)
 {
-	ms_vfu_migr_state from;
-	const unsigned *arcs;
+	int ret;
 
-	assert(a);
-	from = a->state;
-	if ((unsigned)state > MS_VFU_MIGR_STATE_RESUME)
-		return fail(a, EINVAL,
-			    "transition to unknown state %d (expected 0 to "
-			    "%d)",
-			    (int)state, (int)MS_VFU_MIGR_STATE_RESUME);
-	if (state == from) {
-		/* A failed load is restarted by entering RESUME again. */
-		if (state == MS_VFU_MIGR_STATE_RESUME && a->load_err)
-			return load_start(a);
-		return 0; /* QEMU writes stop-and-copy twice */
+	if (!fn)
+		return 0;
+	ret = fn(a->o.opaque, from, to);
+	if (!ret)
+		return 0;
+	return fail(a, ret < 0 ? ret : -ret,
+		    "transition from %s to %s: %s failed: %s (expected 0)",
+		    state_name(from), state_name(to), name,
+		    ms_strerror(ret < 0 ? ret : -ret));
+}
+
+/* The same state again: QEMU writes STOP_AND_COPY twice. */
+static int same_state(ms_vfu_adapter *a, ms_vfu_migr_state state)
+{
+	/* A failed load is restarted by entering RESUME again. */
+	if (state == MS_VFU_MIGR_STATE_RESUME && a->load_err && load_start(a))
+		return -1;
+	/* The retry of a transition whose post-hook failed runs it alone. */
+	if (a->post_failed) {
+		if (hook(a, a->o.post_transition, "post_transition",
+			 a->post_from, state))
+			return -1;
+		a->post_failed = false;
 	}
-	arcs = a->o.api == MS_VFU_MIGR_CALLBACKS_V1 ? v1_arcs : v2_arcs;
-	if (!(arcs[from] & BIT(state)))
-		return refuse_transition(a, from, state, arcs[from]);
+	return 0;
+}
+
+/* What the adapter does on a legal transition; the state is kept on
+ * failure. */
+static int act(ms_vfu_adapter *a, ms_vfu_migr_state from,
+	       ms_vfu_migr_state state)
+{
+	bool fresh;
 
 	/*
 	 * Leaving RESUME finishes the load; a failure keeps the state.  v2
@@ -685,12 +913,20 @@ int ms_vfu_transition(ms_vfu_adapter *a, ms_vfu_migr_state state)
 		break;
 	case MS_VFU_MIGR_STATE_STOP_AND_COPY:
 		/* From PRE_COPY the save goes on; otherwise it starts here. */
-		if (from != MS_VFU_MIGR_STATE_PRE_COPY && save_start(a))
+		fresh = from != MS_VFU_MIGR_STATE_PRE_COPY;
+		if (fresh && save_start(a))
 			return -1;
 		/* A window offered in PRE_COPY stays offered: the client
-		 * commits it with its next pending-bytes read. */
+		 * commits it with its next pending-bytes read.  The
+		 * non-iterative state is taken now (in STOP_AND_COPY already,
+		 * for the handlers that look), the rest as the client reads. */
 		a->state = state;
-		/* Nothing is produced yet: the client's reads drive it. */
+		if (!a->o.lazy_final && !a->save_err && take_final(a)) {
+			a->state = from;
+			if (fresh)
+				save_end(a);
+			return -1;
+		}
 		return 0;
 	case MS_VFU_MIGR_STATE_RESUME:
 		save_end(a);
@@ -705,5 +941,36 @@ int ms_vfu_transition(ms_vfu_adapter *a, ms_vfu_migr_state state)
 		break;
 	}
 	a->state = state;
+	return 0;
+}
+
+int ms_vfu_transition(ms_vfu_adapter *a, ms_vfu_migr_state state)
+{
+	ms_vfu_migr_state from;
+	const unsigned *arcs;
+
+	assert(a);
+	from = a->state;
+	if ((unsigned)state > MS_VFU_MIGR_STATE_RESUME)
+		return fail(a, EINVAL,
+			    "transition to unknown state %d (expected 0 to "
+			    "%d)",
+			    (int)state, (int)MS_VFU_MIGR_STATE_RESUME);
+	if (state == from)
+		return same_state(a, state);
+	arcs = a->o.api == MS_VFU_MIGR_CALLBACKS_V1 ? v1_arcs : v2_arcs;
+	if (!(arcs[from] & BIT(state)))
+		return refuse_transition(a, from, state, arcs[from]);
+	if (hook(a, a->o.pre_transition, "pre_transition", from, state) ||
+	    act(a, from, state))
+		return -1;
+	a->post_failed = false;
+	if (hook(a, a->o.post_transition, "post_transition", from, state)) {
+		/* The adapter stays in @state; the same state again retries
+		 * the hook alone. */
+		a->post_failed = true;
+		a->post_from = from;
+		return -1;
+	}
 	return 0;
 }

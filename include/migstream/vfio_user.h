@@ -30,9 +30,17 @@
  *	vfu_setup_device_migration_callbacks(ctx, &my_migr_callbacks,
  *			 vfu_get_migr_register_area_size());
  *
+ * The tables wire libvfio-user's transition callback straight to
+ * ms_vfu_transition(): the device's own work on a transition (quiescing
+ * before a save, re-arming after a load) goes in ms_vfu_opts'
+ * pre_transition and post_transition hooks, so a server needs no
+ * transition callback of its own, and its failures go to ms_vfu_opts.log.
+ *
  * Functions here follow libvfio-user's convention, not the rest of
  * migstream's: they return -1 and set errno on failure.  The adapter
- * keeps a message for the last failure (ms_vfu_errmsg()).  An adapter is
+ * keeps a message for the last failure (ms_vfu_errmsg()) and gives it to
+ * the log callback; libvfio-user sends only the errno to the client.  An
+ * adapter is
  * not thread-safe (libvfio-user calls it from one thread); adapters share
  * nothing, so each device may live on its own thread.
  */
@@ -74,8 +82,12 @@ typedef enum ms_vfu_migr_state {
  * libvfio-user reads each request's body with one recv() (no
  * MSG_WAITALL), so a v1 region write larger than one Unix-socket buffer
  * (about 36 KiB on Linux) can arrive short ("short read: expected=65552,
- * actual=36528") and the session desyncs; 32 KiB always fits.  A larger
- * window needs a libvfio-user that reads message bodies in full.
+ * actual=36528"): the library refuses that request with EINVAL, reads the
+ * rest of its body as the next request's header, and the session
+ * desyncs.  A client that writes the window in one request (as
+ * libvfio-user's own client does) sends one window plus 32 bytes of
+ * headers, so 32 KiB always fits.  A larger window needs a libvfio-user
+ * that reads message bodies in full.
  */
 #define MS_VFU_DEFAULT_WINDOW (32u * 1024u)
 
@@ -91,10 +103,16 @@ typedef struct ms_vfu_adapter ms_vfu_adapter;
  * A pre-transition hook quiesces the device (timers, interrupts, DMA)
  * before a save starts or completes; a post-transition hook re-arms it
  * from the loaded state after RESUME -> RUNNING, or resumes it after a
- * cancelled save.
+ * cancelled save.  Both run around every legal transition to another
+ * state (never for the same state again, never for a refused one): the
+ * pre-hook before the adapter acts, the post-hook once it has, only if
+ * it succeeded.  A device that quiesced in a pre-hook of a transition
+ * that then failed resumes at the next transition whose @to is RUNNING.
+ * See ms_vfu_transition() for what a failure leaves.
  *
  * Return: 0, or a negative errno to fail the transition (the callback
- * then returns -1 with that errno).
+ * then returns -1 with that errno; a positive value counts as its
+ * negation).
  */
 typedef int (*ms_vfu_hook_fn)(void *opaque, ms_vfu_migr_state from,
 			      ms_vfu_migr_state to);
@@ -106,8 +124,14 @@ typedef int (*ms_vfu_hook_fn)(void *opaque, ms_vfu_migr_state from,
  * @msg: what failed (offset, section, expected and found), as
  *       ms_vfu_errmsg() gives it; valid during the call.
  *
- * Called once per failure.  libvfio-user passes only errno across the
- * socket to the client: this is how the message reaches a log.
+ * Called exactly once per failing call of the adapter (a transition, a
+ * read, a write, a prepare_data or data_written, a call refused out of
+ * its state or API version, a hook), just before it returns -1; never
+ * for ms_vfu_adapter_new() (see ms_registry_errmsg()).  A save error that
+ * ms_vfu_v1_get_pending_bytes() meets is logged by the prepare_data
+ * that reports it.  libvfio-user passes only errno across the socket to
+ * the client: this is how the message reaches a log.  errno is kept
+ * across the call.
  */
 typedef void (*ms_vfu_log_fn)(void *opaque, int err, const char *msg);
 
@@ -133,18 +157,28 @@ typedef void (*ms_vfu_log_fn)(void *opaque, int err, const char *msg);
  *                  may be retried.
  * @post_transition: called after the adapter has acted on it, or NULL.
  *                   Failing it fails the transition; the adapter stays
- *                   in the new state (see ms_vfu_transition()).
- * @log: called once per failure with its message, or NULL.
+ *                   in the new state, and the same state again runs the
+ *                   post-hook alone (see ms_vfu_transition()).
+ * @log: called once per failure with its errno and message, or NULL.
  * @opaque: passed to @pre_transition, @post_transition and @log.
- * @lazy_final: false (the default): the non-iterative state is taken at
- *              the transition into STOP_AND_COPY (v1) or STOP_COPY (v2),
- *              so the device may change after it; true: on the client's
- *              first read after it, as before version 3, and the device
- *              must stay quiet until the last read.
+ * @lazy_final: false (the default): the non-iterative handlers'
+ *              save_state runs in the transition into STOP_AND_COPY (v1)
+ *              or STOP_COPY (v2), after the pre-hook, so the device's
+ *              non-iterative state may change once the transition has
+ *              returned; the iterative handlers' save_complete still runs
+ *              as the client reads, so their data must not change until
+ *              the last read.  Memory: the window, plus every
+ *              non-iterative section's payload (held from the transition
+ *              until the client reads it), plus the largest iterative
+ *              section.  true: every save_state runs at the client's
+ *              reads, as before version 3, and the whole device must
+ *              stay quiet until the last read; memory: the window plus
+ *              the largest section.
  * @max_fed_bytes: the most bytes of a load the adapter holds at once
- *                 (ms_load_opts.max_fed_bytes), 0 for
+ *                 (ms_load_opts.max_fed_bytes; v1 adds a window), 0 for
  *                 MS_DEFAULT_MAX_FED_BYTES; a device knows its largest
- *                 section.
+ *                 section.  A state with a larger section fails to load
+ *                 with EFBIG and a message naming this option.
  *
  * NULL means v2 with the defaults.
  */
@@ -234,13 +268,35 @@ uint64_t ms_vfu_bytes(const ms_vfu_adapter *a);
  * accepted and changes nothing (QEMU writes STOP_AND_COPY twice).  The
  * legal transitions are libvfio-user's for the adapter's API version.
  *
+ * Into STOP_AND_COPY, unless ms_vfu_opts.lazy_final is set, every
+ * non-iterative save_state runs here (in STOP_AND_COPY already, as
+ * ms_vfu_state() tells a handler that asks); if one fails, the
+ * transition fails with its errno and the section named, the save stays
+ * in PRE_COPY (or, started here, is abandoned), and the transition may be
+ * retried.
+ *
+ * Hooks: ms_vfu_opts.pre_transition runs first; if it fails, nothing has
+ * changed and the same transition may be retried.  Then the adapter
+ * acts; if that fails, the state is kept and no post-hook runs.  Then
+ * ms_vfu_opts.post_transition; if it fails, the adapter stays in the new
+ * state, with its action done (a save started or ended, a load
+ * finished).  libvfio-user records a state only when this callback
+ * succeeds, so the client's retry of the same state reaches the adapter
+ * again: the same state again then runs the post-hook alone (with the
+ * old state as @from), and succeeds when it does.  Any other transition
+ * is judged from the new state and drops the failed post-hook: a cancel
+ * back to RUNNING works from PRE_COPY in both API versions and from
+ * STOP_AND_COPY in v1 (through libvfio-user v2, which still records the
+ * old state, only after the retry).
+ *
  * Return: 0, or -1 with errno: EINVAL for an illegal transition (nothing
- * changes), or the error of the save or load that the transition ran or
- * finished (ENODATA for a truncated stream, EILSEQ for a checksum
- * mismatch, EBADMSG, ENOENT for an unknown device, ENOTSUP for a version
- * out of range, ENOMEM...).  After a failed load the adapter is in RESUME
- * with the load failed; RUNNING is refused and only a new RESUME (after
- * STOP for v2) starts again.
+ * changes), a hook's errno, or the error of the save or load that the
+ * transition ran or finished (ENODATA for a truncated stream, EILSEQ for
+ * a checksum mismatch, EBADMSG, ENOENT for an unknown device, ENOTSUP
+ * for a version out of range, EFBIG over ms_vfu_opts.max_fed_bytes,
+ * ENOMEM...).  After a failed load the adapter is in RESUME with the
+ * load failed; RUNNING is refused and only a new RESUME (after STOP for
+ * v2) starts again.
  */
 int ms_vfu_transition(ms_vfu_adapter *a, ms_vfu_migr_state state);
 
@@ -256,7 +312,8 @@ int ms_vfu_transition(ms_vfu_adapter *a, ms_vfu_migr_state state);
  * has read it), produces more state if the buffer ran low, and returns
  * what remains: buffered bytes plus the handlers' estimates.  0 in
  * non-saving states and when everything was read.  After a save error it
- * returns 1, so that the client's next step (prepare_data) reports it.
+ * returns 1, so that the client's next step (prepare_data) reports (and
+ * logs) it.
  *
  * Return: pending bytes.
  */

@@ -255,7 +255,7 @@ if [ -x "$dump" ] && [ $rc -eq 0 ] &&
 	expect cpu-sub err "subsection cpu/fpu version 1 expected, found cpu/fpX version 1"
 	v=$(at START vfio-dev)
 	poke vfio-len "$v" 000 020 000 000
-	expect vfio-len err "vfio-user chunk of at most 65536 bytes expected, found 1048576"
+	expect vfio-len err "vfio-user chunk of at most 32768 bytes expected, found 1048576"
 	poke vfio-data $((v + 20)) 125 125 125 125
 	expect vfio-data err "section 4 'vfio-dev'.*vfio-user device: "
 else

@@ -20,6 +20,23 @@ static int vfu_error(int err)
 	return -1;
 }
 
+/*
+ * The server reads a request of @body bytes after its header: 0 when it
+ * arrives whole; -1 with EINVAL when it arrives short (the request is
+ * refused, the rest stays in the socket), EPROTO once the session has
+ * desynced.
+ */
+static int vfu_recv(struct vfu_transport *t, uint64_t body)
+{
+	if (t->stale)
+		return vfu_error(EPROTO);
+	if (!t->sockbuf || VFU_MSG_HEADER + body <= t->sockbuf)
+		return 0;
+	t->short_reads++;
+	t->stale = body - (t->sockbuf - VFU_MSG_HEADER);
+	return vfu_error(EINVAL);
+}
+
 uint64_t vfu_rand(uint64_t *st)
 {
 	uint64_t x = *st ? *st : 0x9e3779b97f4a7c15ull;
@@ -38,6 +55,7 @@ void vfu1_init(struct vfu1_dev *d, ms_vfu_adapter *a)
 	d->region_size = VFU1_DATA_OFFSET + ms_vfu_window_size(a);
 	d->device_state = VFU1_RUNNING;
 	d->iter = VFU1_ITER_INITIAL;
+	d->tr.sockbuf = VFU_SOCKBUF_DEFAULT;
 }
 
 bool vfu1_arc_valid(uint32_t from, uint32_t to)
@@ -176,6 +194,9 @@ ssize_t vfu1_access(struct vfu1_dev *d, void *buf, size_t count, uint64_t pos,
 	uint32_t u32;
 	uint64_t u64;
 
+	/* The request reaches the library; a write carries its data. */
+	if (vfu_recv(&d->tr, VFU1_ACCESS_HEADER + (is_write ? count : 0)))
+		return -1;
 	/* lib/libvfio-user.c: the transfer limit and the region bounds. */
 	if (count > VFU1_MAX_XFER || pos > d->region_size ||
 	    count > d->region_size - pos)
@@ -566,6 +587,8 @@ int vfu2_set_state(struct vfu2_dev *d, unsigned target)
 	enum vfu2_state next;
 
 	d->nhops = 0;
+	if (vfu_recv(&d->tr, 16))
+		return -1;
 	if (target >= VFU2_NUM_STATES)
 		return vfu_error(EINVAL);
 	while (d->state != target) {
@@ -584,6 +607,8 @@ int vfu2_set_state(struct vfu2_dev *d, unsigned target)
 
 ssize_t vfu2_data_read(struct vfu2_dev *d, void *buf, uint64_t size)
 {
+	if (vfu_recv(&d->tr, VFU2_DATA_HEADER))
+		return -1;
 	if (d->state != VFU2_PRE_COPY && d->state != VFU2_STOP_COPY)
 		return vfu_error(EINVAL);
 	if (size > d->max_xfer)
@@ -596,6 +621,8 @@ int vfu2_data_write(struct vfu2_dev *d, const void *buf, uint64_t size)
 {
 	ssize_t n;
 
+	if (vfu_recv(&d->tr, VFU2_DATA_HEADER + size))
+		return -1;
 	if (d->state != VFU2_RESUMING)
 		return vfu_error(EINVAL);
 	if (size > d->max_xfer)

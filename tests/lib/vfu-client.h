@@ -21,6 +21,21 @@
  * libvfio-user, answers the client with -1 and errno.  The client loops
  * return 0 or a negative errno, as QEMU's do.
  *
+ * The transport: libvfio-user reads a request's 16-byte header with one
+ * recvmsg() and then its body with one recv() without MSG_WAITALL (its
+ * lib/tran_sock.c, in the v1 tree and at the v2 head alike).  A body
+ * larger than what the Unix socket holds at that moment comes back
+ * short; the library logs "short read: expected=<body>, actual=<got>",
+ * answers that request with EINVAL without calling any callback, and the
+ * unread rest of the body stays in the socket, where the next header read
+ * takes it: from then on requests and replies no longer line up (the
+ * session has desynced).  @sockbuf models it: a message (header and
+ * body) of more than @sockbuf bytes is refused with EINVAL and every
+ * later request fails with EPROTO without reaching the adapter.  v1 region
+ * writes carry the window (the destination's data area) in one request
+ * when the client writes it whole, so the window decides; v2 data writes
+ * are as large as the client makes them.
+ *
  * The code is in tests/lib/vfu-client.c; this header declares what the
  * tests call.
  */
@@ -52,6 +67,30 @@ uint64_t vfu_rand(uint64_t *st);
 #define VFU1_DATA_OFFSET 4096u
 /* SERVER_MAX_DATA_XFER_SIZE: the largest region access. */
 #define VFU1_MAX_XFER (1u << 20)
+
+/*
+ * The bytes of one message a Unix socket delivers to one recv(): about
+ * 36 KiB, what Linux's default AF_UNIX buffer let through in a measured
+ * run (a 65552-byte body arrived as 36528 bytes after its 16-byte
+ * header).  0 for a transport that reads bodies whole (a libvfio-user
+ * that waits for the whole body).
+ */
+#define VFU_SOCKBUF_DEFAULT 36544u
+
+/* struct vfio_user_header, before every body. */
+#define VFU_MSG_HEADER 16u
+/* struct vfio_user_region_access (offset, region, count) before the
+ * data of a v1 region write; struct vfio_user_mig_data (argsz, size)
+ * before a v2 data write. */
+#define VFU1_ACCESS_HEADER 16u
+#define VFU2_DATA_HEADER   8u
+
+/* What the transport did to the requests (see @sockbuf above). */
+struct vfu_transport {
+	size_t sockbuf;		   /* 0: bodies arrive whole */
+	unsigned long short_reads; /* requests that arrived short */
+	uint64_t stale;		   /* body bytes left in the socket: desynced */
+};
 
 /* VFIO v1 device_state bits. */
 #define VFU1_STOP     0u
@@ -86,10 +125,12 @@ struct vfu1_dev {
 	uint64_t iter_size;
 	uint64_t iter_pending;
 	struct vfu_calls n;
+	struct vfu_transport tr; /* vfu1_init(): VFU_SOCKBUF_DEFAULT */
 };
 
 /* The region is the register area plus the adapter's window, as the
- * header tells servers to set it up. */
+ * header tells servers to set it up; the socket holds
+ * VFU_SOCKBUF_DEFAULT. */
 void vfu1_init(struct vfu1_dev *d, ms_vfu_adapter *a);
 
 /*
@@ -105,7 +146,8 @@ ms_vfu_migr_state vfu1_to_vfu(uint32_t bits);
 
 /*
  * One VFIO_USER_REGION_READ/WRITE of the migration region.  Returns
- * @count or -1 with errno, as the reply would carry.
+ * @count or -1 with errno, as the reply would carry: EINVAL for a write
+ * whose message is over @d->tr.sockbuf, EPROTO for anything after it.
  */
 ssize_t vfu1_access(struct vfu1_dev *d, void *buf, size_t count, uint64_t pos,
 		    bool is_write);
@@ -222,8 +264,11 @@ struct vfu2_dev {
 	ms_vfu_migr_state hops[8];
 	int nhops;
 	struct vfu_calls n;
+	struct vfu_transport tr; /* vfu2_init(): sockbuf 0 (whole) */
 };
 
+/* The socket reads bodies whole (set @d->tr.sockbuf to model
+ * libvfio-user's transport: the client's write size then decides). */
 void vfu2_init(struct vfu2_dev *d, ms_vfu_adapter *a);
 
 /* DEVICE_FEATURE SET MIG_DEVICE_STATE: migration_set_state(). */
@@ -232,7 +277,8 @@ int vfu2_set_state(struct vfu2_dev *d, unsigned target);
 /* VFIO_USER_MIG_DATA_READ: the reply's size, or -1 with errno. */
 ssize_t vfu2_data_read(struct vfu2_dev *d, void *buf, uint64_t size);
 
-/* VFIO_USER_MIG_DATA_WRITE: 0 or -1 with errno. */
+/* VFIO_USER_MIG_DATA_WRITE: 0 or -1 with errno (EINVAL over
+ * @d->tr.sockbuf, then EPROTO). */
 int vfu2_data_write(struct vfu2_dev *d, const void *buf, uint64_t size);
 
 /* save_setup (PRE_COPY), precopy iterations until read_data returns 0,

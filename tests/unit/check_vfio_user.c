@@ -6,8 +6,10 @@
  * sizes and windows, bounded memory, one regression test per pitfall of
  * a naive adapter (the guarantees listed at the top of src/vfio-user.c),
  * bad input on the destination, the QEMU
- * profile, the generated callback tables (against mock/libvfio-user.h) and
- * two adapters on two threads.
+ * profile, libvfio-user's transport cutting a body over the socket buffer
+ * short, the hooks failing at every edge of both matrices, the final state
+ * taken at the transition, the log, max_fed_bytes, the generated callback
+ * tables (against mock/libvfio-user.h) and two adapters on two threads.
  *
  * Set MS_VFU_VERBOSE=1 to print the large round trips' timings.
  */
@@ -605,6 +607,8 @@ struct mig {
 	int64_t flip_at; /* stream offset of a byte to corrupt, or -1 */
 	int64_t cut_at;	 /* stream bytes from here are dropped, or -1 */
 	bool keep_going; /* feed the destination after it failed */
+	size_t sockbuf;	 /* v1: the socket's (vfu-client.h), 0: whole */
+	bool v2_sockbuf; /* v2 too (vfu2_init() reads bodies whole) */
 	/* Results: 0 or a negative errno. */
 	int save_ret;
 	int load_ret;
@@ -612,7 +616,8 @@ struct mig {
 	char errmsg[1024]; /* the destination adapter's message */
 	uint64_t src_bytes, dst_bytes, moved;
 	uint64_t max_chunk, chunks, dst_rounds;
-	uint64_t held_max; /* v1: the most the source held */
+	unsigned long short_reads; /* v1: destination requests cut short */
+	uint64_t held_max;	   /* v1: the most the source held */
 	bool held_bad;
 	uint8_t head[4]; /* the stream's first bytes (its magic) */
 	unsigned precopy;
@@ -635,6 +640,15 @@ static void mig_init(struct mig *m, int api, size_t window)
 	m->wpat = VFU_PAT_QEMU8;
 	m->flip_at = -1;
 	m->cut_at = -1;
+	m->sockbuf = VFU_SOCKBUF_DEFAULT;
+}
+
+/* A window larger than the default needs a libvfio-user that reads
+ * message bodies whole, when the client writes the window whole. */
+static void mig_whole_bodies(struct mig *m)
+{
+	if ((m->dst_window ? m->dst_window : m->window) > MS_VFU_DEFAULT_WINDOW)
+		m->sockbuf = 0;
 }
 
 static int pipe_sink(const void *buf, size_t len, void *opaque)
@@ -745,15 +759,19 @@ static int migrate(struct mig *m, ms_registry *sreg, struct dev *src,
 		sc.after_pending = track_held;
 		vfu1_init(&s1, sa);
 		vfu1_init(&d1, da);
+		s1.tr.sockbuf = d1.tr.sockbuf = m->sockbuf;
 		m->d1 = &d1;
 		m->d2 = NULL;
 		m->load_ret = vfu1_qemu_load_setup(&d1);
 		if (!m->load_ret)
 			m->save_ret = vfu1_qemu_save(&s1, &sc);
 		m->done_ret = vfu1_qemu_load_done(&d1);
+		m->short_reads = d1.tr.short_reads;
 	} else {
 		vfu2_init(&s2, sa);
 		vfu2_init(&d2, da);
+		if (m->v2_sockbuf)
+			d2.tr.sockbuf = m->sockbuf;
 		m->d1 = NULL;
 		m->d2 = &d2;
 		m->load_ret = vfu2_qemu_load_setup(&d2);
@@ -762,6 +780,7 @@ static int migrate(struct mig *m, ms_registry *sreg, struct dev *src,
 						     m->read_size ? m->read_size
 								  : m->window);
 		m->done_ret = vfu2_qemu_load_done(&d2);
+		m->short_reads = d2.tr.short_reads;
 	}
 	m->seconds = now() - t0;
 	snprintf(m->errmsg, sizeof(m->errmsg), "%s", ms_vfu_errmsg(da));
@@ -808,7 +827,7 @@ static void roundtrip(struct mig *m, const struct dev_cfg *c, uint64_t seed)
 	dev_free(&dst);
 }
 
-static const size_t windows[] = {4 * KiB, 64 * KiB, 1 * MiB};
+static const size_t windows[] = {4 * KiB, MS_VFU_DEFAULT_WINDOW, 1 * MiB};
 
 /*
  * Transition tables.
@@ -1264,6 +1283,7 @@ START_TEST(test_vfio_user_roundtrip)
 	 * new; QEMU reads it whole when the area is mmapped. */
 	if (w == 1 * MiB)
 		m.rpat = m.wpat = VFU_PAT_WHOLE;
+	mig_whole_bodies(&m);
 	roundtrip(&m, &c, 1);
 	if (kind >= 2)
 		ck_assert_uint_eq(m.moved, w + (kind == 3));
@@ -1303,6 +1323,7 @@ START_TEST(test_vfio_user_roundtrip_large)
 	m.rpat = m.wpat = VFU_PAT_WHOLE;
 	m.src_alloc = &sp.a;
 	m.dst_alloc = &dp.a;
+	mig_whole_bodies(&m);
 	roundtrip(&m, &c, 11);
 	ck_assert_uint_gt(m.moved, state / 8 * 7); /* 1 page in 8 is zero */
 	ck_assert_uint_ge(m.precopy, 2);
@@ -1358,6 +1379,7 @@ START_TEST(test_vfio_user_patterns)
 		c.ram = 16 * 256;
 		c.blob = 100;
 	}
+	mig_whole_bodies(&m);
 	roundtrip(&m, &c, 2 + (uint64_t)_i);
 	if (cases[_i].dst_w && cases[_i].dst_w < cases[_i].w)
 		ck_assert_uint_gt(m.dst_rounds, m.chunks);
@@ -1388,6 +1410,7 @@ START_TEST(test_vfio_user_memory_bounded)
 	m.rpat = m.wpat = VFU_PAT_WHOLE;
 	m.src_alloc = &sp.a;
 	m.dst_alloc = &dp.a;
+	mig_whole_bodies(&m);
 	roundtrip(&m, &c, 12);
 	if (api == 1) {
 		ck_assert_uint_gt(m.held_max, 0);
@@ -1645,6 +1668,65 @@ START_TEST(test_vfio_user_state_larger_than_window)
 	ck_assert_uint_le(m.max_chunk, 4 * KiB);
 	ck_assert_uint_ge(m.chunks, m.moved / (4 * KiB));
 	ck_assert_uint_gt(m.moved, 2 * MiB / 8 * 7 + 100 * KiB);
+}
+END_TEST
+
+/*
+ * libvfio-user's transport (vfu-client.h): a request body larger than
+ * the socket buffer arrives short and the session desyncs.  A v1 client
+ * that writes the destination's 64 KiB window in one request fails on the
+ * first round (EINVAL, and EPROTO from then on, the adapter never called
+ * again); the default 32 KiB window fits and the state arrives whole, as
+ * a 64 KiB window does through a transport that reads bodies whole.  v2:
+ * the client's write size decides.  Index: 64 KiB, the default, 64 KiB
+ * with whole bodies; v2 with 64 KiB and 32 KiB writes.
+ */
+START_TEST(test_vfio_user_socket_buffer)
+{
+	static const struct {
+		int api;
+		size_t window, sockbuf;
+		bool fails;
+	} cases[] = {
+		{1, 64 * KiB, VFU_SOCKBUF_DEFAULT, true},
+		{1, 0, VFU_SOCKBUF_DEFAULT, false},
+		{1, 64 * KiB, 0, false},
+		{2, 64 * KiB, VFU_SOCKBUF_DEFAULT, true},
+		{2, 32 * KiB, VFU_SOCKBUF_DEFAULT, false},
+	};
+	struct dev_cfg c = {1 * MiB, 4096, 16, 40 * KiB};
+	struct dev src, dst;
+	ms_registry *sreg, *dreg;
+	struct mig m;
+
+	dev_init_src(&src, &c, 151);
+	dev_init_dst(&dst, &c);
+	sreg = dev_registry(&src, 2, false, NULL);
+	dreg = dev_registry(&dst, 2, false, NULL);
+	mig_init(&m, cases[_i].api, cases[_i].window);
+	m.rpat = m.wpat = VFU_PAT_WHOLE;
+	m.sockbuf = cases[_i].sockbuf;
+	m.v2_sockbuf = true;
+	ck_assert_int_eq(migrate(&m, sreg, &src, dreg), 0);
+	if (cases[_i].fails) {
+		ck_assert_int_eq(m.load_ret, -EINVAL);
+		ck_assert_uint_eq(m.short_reads, 1);
+		ck_assert_int_eq(m.done_ret, -EPROTO);
+		ck_assert_uint_eq(m.dst_bytes, 0); /* nothing reached it */
+		ck_assert(!dev_equal(&src, &dst));
+	} else {
+		ck_assert_msg(!m.save_ret && !m.load_ret && !m.done_ret,
+			      "%d %s", m.load_ret, m.errmsg);
+		ck_assert_uint_eq(m.short_reads, 0);
+		ck_assert_uint_eq(m.dst_bytes, m.moved);
+		ck_assert(dev_equal(&src, &dst));
+		if (cases[_i].api == 1 && !cases[_i].window)
+			ck_assert_uint_eq(m.max_chunk, MS_VFU_DEFAULT_WINDOW);
+	}
+	ms_registry_free(sreg);
+	ms_registry_free(dreg);
+	dev_free(&src);
+	dev_free(&dst);
 }
 END_TEST
 
@@ -2156,6 +2238,7 @@ START_TEST(test_vfio_user_adapter_arguments)
 	} bad[] = {
 		{0, 1, 0, MS_PROFILE_NATIVE},
 		{1, 1, 0, MS_PROFILE_NATIVE}, /* before @codec was a pointer */
+		{2, 1, 0, MS_PROFILE_NATIVE}, /* before the hooks */
 		{MS_VFU_OPTS_VERSION, 0, 0, MS_PROFILE_NATIVE},
 		{MS_VFU_OPTS_VERSION, 3, 0, MS_PROFILE_NATIVE},
 		{MS_VFU_OPTS_VERSION, 1, 15, MS_PROFILE_NATIVE},
@@ -2177,12 +2260,26 @@ START_TEST(test_vfio_user_adapter_arguments)
 		ck_assert_ptr_nonnull(
 			strstr(ms_registry_errmsg(reg), ", expected "));
 	}
-	o = vfu_opts(1, 0, 0, NULL, NULL);
-	o.version = 1;
+	/* Versions 1 and 2 (before the hooks) are refused by name. */
+	for (i = 1; i <= 2; i++) {
+		char want[256];
+
+		o = vfu_opts(1, 0, 0, NULL, NULL);
+		o.version = (unsigned)i;
+		ck_assert_int_eq(ms_vfu_adapter_new(&a, reg, &o), -EINVAL);
+		snprintf(want, sizeof(want),
+			 "ms_vfu_adapter_new: opts->version is %zu, expected "
+			 "MS_VFU_OPTS_VERSION (3): versions 1 and 2 are no "
+			 "longer accepted (version 3 added the hooks, the log, "
+			 "lazy_final and max_fed_bytes)",
+			 i);
+		ck_assert_str_eq(ms_registry_errmsg(reg), want);
+	}
+	o.version = 4;
 	ck_assert_int_eq(ms_vfu_adapter_new(&a, reg, &o), -EINVAL);
 	ck_assert_str_eq(ms_registry_errmsg(reg),
-			 "ms_vfu_adapter_new: opts->version is 1, expected "
-			 "MS_VFU_OPTS_VERSION (2)");
+			 "ms_vfu_adapter_new: opts->version is 4, expected "
+			 "MS_VFU_OPTS_VERSION (3)");
 	ck_assert_int_eq(ms_vfu_adapter_new(&a, NULL, NULL), -EINVAL);
 	ck_assert_int_eq(ms_vfu_adapter_new(NULL, reg, NULL), -EINVAL);
 	/* NULL: v2 with the defaults. */
@@ -2248,6 +2345,663 @@ START_TEST(test_vfio_user_load_limit)
 	}
 	ms_registry_free(reg);
 	dev_free(&d);
+}
+END_TEST
+
+/*
+ * Hooks.  One context per adapter: the edge whose pre- or post-hook
+ * fails (once), the calls counted, the log's calls.
+ */
+struct hooks {
+	ms_vfu_migr_state from, to;
+	bool post;   /* fail the post-hook, else the pre-hook */
+	bool cancel; /* after a post failure, cancel instead of retrying */
+	bool fired;
+	unsigned pre_calls, post_calls, logs;
+	int log_err;
+	char log_msg[1024];
+};
+
+#define HOOK_ERR EBUSY
+
+static int hook_pre(void *opaque, ms_vfu_migr_state from, ms_vfu_migr_state to)
+{
+	struct hooks *h = opaque;
+
+	h->pre_calls++;
+	if (!h->post && !h->fired && from == h->from && to == h->to) {
+		h->fired = true;
+		return -HOOK_ERR;
+	}
+	return 0;
+}
+
+static int hook_post(void *opaque, ms_vfu_migr_state from, ms_vfu_migr_state to)
+{
+	struct hooks *h = opaque;
+
+	h->post_calls++;
+	if (h->post && !h->fired && from == h->from && to == h->to) {
+		h->fired = true;
+		return -HOOK_ERR;
+	}
+	return 0;
+}
+
+static void hook_log(void *opaque, int err, const char *msg)
+{
+	struct hooks *h = opaque;
+
+	h->logs++;
+	h->log_err = err;
+	snprintf(h->log_msg, sizeof(h->log_msg), "%s", msg);
+}
+
+static ms_vfu_adapter *hooked_adapter(ms_registry *reg, int api,
+				      struct hooks *h)
+{
+	ms_vfu_opts o = vfu_opts(api, 4 * KiB, 0, NULL, NULL);
+	ms_vfu_adapter *a;
+
+	o.pre_transition = hook_pre;
+	o.post_transition = hook_post;
+	o.log = hook_log;
+	o.opaque = h;
+	ck_assert_int_eq(ms_vfu_adapter_new(&a, reg, &o), 0);
+	return a;
+}
+
+static bool is_saving(ms_vfu_migr_state s)
+{
+	return s == ST_PRE || s == ST_SAC;
+}
+
+/*
+ * One transition of a hooked adapter.  Off the failing edge: both hooks
+ * run once, and the same state again runs neither.  On it: -1 with the
+ * hook's errno and one log call; a pre-hook failure changed nothing and
+ * the retry runs both hooks; a post-hook failure left the adapter in the
+ * new state and the retry runs the post-hook alone; or (@h->cancel) the
+ * save is cancelled back to RUNNING and started again.  Returns whether
+ * the save was started again.
+ */
+static bool step(ms_vfu_adapter *a, struct hooks *h, ms_vfu_migr_state to)
+{
+	ms_vfu_migr_state from = ms_vfu_state(a);
+	unsigned pre = h->pre_calls, post = h->post_calls, logs = h->logs;
+	bool armed = !h->fired && from == h->from && to == h->to;
+	int ret;
+
+	errno = 0;
+	ret = ms_vfu_transition(a, to);
+	if (!armed) {
+		ck_assert_msg(ret == 0, "%d->%d: %s", from, to,
+			      ms_vfu_errmsg(a));
+		ck_assert_int_eq(ms_vfu_state(a), to);
+		ck_assert_uint_eq(h->pre_calls, pre + 1);
+		ck_assert_uint_eq(h->post_calls, post + 1);
+		ck_assert_int_eq(ms_vfu_transition(a, to), 0);
+		ck_assert_uint_eq(h->pre_calls, pre + 1);
+		ck_assert_uint_eq(h->post_calls, post + 1);
+		ck_assert_uint_eq(h->logs, logs);
+		return false;
+	}
+	ck_assert_msg(ret == -1 && errno == HOOK_ERR, "%d->%d: %d %d", from, to,
+		      ret, errno);
+	ck_assert(h->fired);
+	ck_assert_uint_eq(h->logs, logs + 1);
+	ck_assert_int_eq(h->log_err, HOOK_ERR);
+	ck_assert_str_eq(h->log_msg, ms_vfu_errmsg(a));
+	ck_assert_ptr_nonnull(
+		strstr(ms_vfu_errmsg(a), h->post ? "post_transition failed"
+						 : "pre_transition failed"));
+	ck_assert_uint_eq(h->pre_calls, pre + 1);
+	if (!h->post) {
+		ck_assert_int_eq(ms_vfu_state(a), from);
+		ck_assert_uint_eq(h->post_calls, post);
+		ck_assert_msg(ms_vfu_transition(a, to) == 0, "%s",
+			      ms_vfu_errmsg(a));
+		ck_assert_uint_eq(h->pre_calls, pre + 2);
+		ck_assert_uint_eq(h->post_calls, post + 1);
+	} else if (!h->cancel) {
+		ck_assert_int_eq(ms_vfu_state(a), to);
+		ck_assert_uint_eq(h->post_calls, post + 1);
+		ck_assert_msg(ms_vfu_transition(a, to) == 0, "%s",
+			      ms_vfu_errmsg(a));
+		ck_assert_uint_eq(h->pre_calls, pre + 1);
+		ck_assert_uint_eq(h->post_calls, post + 2);
+		/* Done: the same state again runs nothing. */
+		ck_assert_int_eq(ms_vfu_transition(a, to), 0);
+		ck_assert_uint_eq(h->post_calls, post + 2);
+	} else {
+		ck_assert_int_eq(ms_vfu_state(a), to);
+		ck_assert_msg(ms_vfu_transition(a, ST_RUN) == 0, "%s",
+			      ms_vfu_errmsg(a));
+		ck_assert_msg(ms_vfu_transition(a, to) == 0, "%s",
+			      ms_vfu_errmsg(a));
+		ck_assert_uint_eq(h->pre_calls, pre + 3);
+		ck_assert_uint_eq(h->post_calls, post + 3);
+		ck_assert_int_eq(ms_vfu_state(a), to);
+		return true;
+	}
+	ck_assert_int_eq(ms_vfu_state(a), to);
+	ck_assert_uint_eq(h->logs, logs + 1);
+	return false;
+}
+
+/* Everything the source offers now, into the destination. */
+static void drain(int api, ms_vfu_adapter *sa, ms_vfu_adapter *da)
+{
+	static uint8_t buf[4 * KiB];
+	uint64_t off, size, doff;
+	ssize_t n;
+
+	if (api == MS_VFU_MIGR_CALLBACKS_V2) {
+		while ((n = ms_vfu_v2_read_data(sa, buf, sizeof(buf))) > 0)
+			ck_assert_int_eq(
+				ms_vfu_v2_write_data(da, buf, (uint64_t)n), n);
+		ck_assert_msg(n == 0, "%s", ms_vfu_errmsg(sa));
+		return;
+	}
+	while (ms_vfu_v1_get_pending_bytes(sa)) {
+		ck_assert_msg(ms_vfu_v1_prepare_data(sa, &off, &size) == 0,
+			      "%s", ms_vfu_errmsg(sa));
+		ck_assert_int_eq(ms_vfu_v1_read_data(sa, buf, size, off),
+				 (ssize_t)size);
+		ck_assert_int_eq(ms_vfu_v1_prepare_data(da, &doff, NULL), 0);
+		ck_assert_int_eq(ms_vfu_v1_write_data(da, buf, size, doff),
+				 (ssize_t)size);
+		ck_assert_msg(ms_vfu_v1_data_written(da, size) == 0, "%s",
+			      ms_vfu_errmsg(da));
+	}
+}
+
+/*
+ * The source's states for the edge @from -> @to: a way to @from, the
+ * edge, then a way to a complete save.  Edges of RESUME are the
+ * destination's: the source just migrates.
+ */
+static size_t edge_path(int api, ms_vfu_migr_state from, ms_vfu_migr_state to,
+			ms_vfu_migr_state *p)
+{
+	size_t n = 0;
+
+	if (from == ST_RES || to == ST_RES) {
+		p[n++] = ST_PRE;
+		p[n++] = ST_SAC;
+		p[n++] = ST_STOP;
+		return n;
+	}
+	if (from == ST_STOP)
+		p[n++] = ST_STOP;
+	if (from == ST_PRE || from == ST_SAC)
+		p[n++] = ST_PRE;
+	if (from == ST_SAC)
+		p[n++] = ST_SAC;
+	p[n++] = to;
+	if (to == ST_RUN || (to == ST_STOP && from != ST_SAC && api == 1))
+		p[n++] = to == ST_STOP ? ST_RUN : ST_PRE;
+	if (p[n - 1] == ST_RUN)
+		p[n++] = ST_PRE;
+	if (to == ST_RUN || to == ST_PRE || (to == ST_STOP && from != ST_SAC))
+		p[n++] = ST_SAC;
+	if (to != ST_STOP || from != ST_SAC)
+		p[n++] = ST_STOP;
+	return n;
+}
+
+/*
+ * A migration along @path with both adapters hooked to fail at the same
+ * edge: the destination (re)opens whenever a save starts afresh, closes
+ * at the end; the state must arrive whole.
+ */
+static void hooked_migration(int api, const ms_vfu_migr_state *path, size_t n,
+			     struct hooks *hs, struct hooks *hd)
+{
+	struct dev_cfg c = {32 * 256, 256, 4, 300};
+	struct dev src, dst;
+	ms_registry *sreg, *dreg;
+	ms_vfu_adapter *sa, *da = NULL;
+	size_t i;
+
+	dev_init_src(&src, &c, 161);
+	dev_init_dst(&dst, &c);
+	sreg = dev_registry(&src, 2, false, NULL);
+	dreg = dev_registry(&dst, 2, false, NULL);
+	sa = hooked_adapter(sreg, api, hs);
+	for (i = 0; i < n; i++) {
+		ms_vfu_migr_state prev = ms_vfu_state(sa);
+		bool again = step(sa, hs, path[i]);
+
+		if (is_saving(path[i]) && (again || !is_saving(prev))) {
+			ms_vfu_adapter_free(da);
+			da = hooked_adapter(dreg, api, hd);
+			if (api == 2)
+				step(da, hd, ST_STOP);
+			step(da, hd, ST_RES);
+		}
+		if (is_saving(path[i]))
+			drain(api, sa, da);
+	}
+	ck_assert_ptr_nonnull(da);
+	step(da, hd, api == 1 ? ST_RUN : ST_STOP);
+	if (api == 2)
+		step(da, hd, ST_RUN);
+	ck_assert_msg(hs->fired || hd->fired, "edge %d->%d not taken", hs->from,
+		      hs->to);
+	ck_assert_uint_eq(hs->logs, hs->fired);
+	ck_assert_uint_eq(hd->logs, hd->fired);
+	ck_assert(dev_equal(&src, &dst));
+	ms_vfu_adapter_free(sa);
+	ms_vfu_adapter_free(da);
+	ms_registry_free(sreg);
+	ms_registry_free(dreg);
+	dev_free(&src);
+	dev_free(&dst);
+}
+
+/*
+ * Every edge of the API version's matrix, its pre-hook failing, then its
+ * post-hook (retried, and, where the new state is saving and RUNNING is
+ * reachable both ways, cancelled): the documented recovery works and the
+ * migration then completes with the state identical.
+ */
+START_TEST(test_vfio_user_hook_failures)
+{
+	int api = _i + 1;
+	const char *const *table = api == 1 ? v1_table : v2_table;
+	ms_vfu_migr_state path[12];
+	int from, to, kind;
+	unsigned edges = 0;
+
+	for (from = 0; from < 5; from++) {
+		for (to = 0; to < 5; to++) {
+			if (from == to || table[from][to] != 'Y')
+				continue;
+			edges++;
+			for (kind = 0; kind < 3; kind++) {
+				struct hooks hs, hd;
+				bool can_cancel = (to == ST_PRE ||
+						   (to == ST_SAC && api == 1));
+				size_t n;
+
+				if (kind == 2 && !can_cancel)
+					continue;
+				memset(&hs, 0, sizeof(hs));
+				hs.from = (ms_vfu_migr_state)from;
+				hs.to = (ms_vfu_migr_state)to;
+				hs.post = kind > 0;
+				hs.cancel = kind == 2;
+				hd = hs;
+				n = edge_path(api, hs.from, hs.to, path);
+				hooked_migration(api, path, n, &hs, &hd);
+			}
+		}
+	}
+	ck_assert_uint_eq(edges, api == 1 ? 11 : 9);
+}
+END_TEST
+
+/*
+ * Through the emulated libraries, which keep their own state when the
+ * callback fails: the client's retry of the same SET reaches the adapter
+ * and runs the post-hook alone (v1 RUNNING -> PRE_COPY, v2 RESUMING ->
+ * STOP -> RUNNING).
+ */
+START_TEST(test_vfio_user_hook_retry_library)
+{
+	struct dev_cfg c = {32 * 256, 256, 4, 300};
+	struct dev src, dst;
+	ms_registry *sreg, *dreg;
+	ms_vfu_adapter *a;
+	struct hooks h;
+	uint8_t *stream;
+	size_t len;
+
+	dev_init_src(&src, &c, 171);
+	dev_init_dst(&dst, &c);
+	sreg = dev_registry(&src, 2, false, NULL);
+	dreg = dev_registry(&dst, 2, false, NULL);
+	stream = dev_save(&src, MS_PROFILE_NATIVE, &len);
+	if (_i == 0) {
+		struct vfu1_dev d;
+
+		memset(&h, 0, sizeof(h));
+		h.from = ST_RUN;
+		h.to = ST_PRE;
+		h.post = true;
+		a = hooked_adapter(sreg, 1, &h);
+		vfu1_init(&d, a);
+		ck_assert_int_eq(vfu1_set_state(&d, VFU1_RUNNING | VFU1_SAVING),
+				 -1);
+		ck_assert_int_eq(errno, HOOK_ERR);
+		ck_assert_uint_eq(d.device_state, VFU1_RUNNING);
+		ck_assert_int_eq(ms_vfu_state(a), ST_PRE);
+		ck_assert_int_eq(vfu1_set_state(&d, VFU1_RUNNING | VFU1_SAVING),
+				 0);
+		ck_assert_uint_eq(h.pre_calls, 1);
+		ck_assert_uint_eq(h.post_calls, 2);
+		ck_assert_uint_gt(ms_vfu_v1_get_pending_bytes(a), 0);
+	} else {
+		struct vfu2_dev d;
+
+		memset(&h, 0, sizeof(h));
+		h.from = ST_RES;
+		h.to = ST_STOP;
+		h.post = true;
+		a = hooked_adapter(dreg, 2, &h);
+		vfu2_init(&d, a);
+		ck_assert_int_eq(vfu2_set_state(&d, VFU2_RESUMING), 0);
+		ck_assert_int_eq(vfu2_data_write(&d, stream, len), 0);
+		/* RESUMING -> STOP -> RUNNING stops at the failed hop. */
+		ck_assert_int_eq(vfu2_set_state(&d, VFU2_RUNNING), -1);
+		ck_assert_int_eq(errno, HOOK_ERR);
+		ck_assert_uint_eq(d.state, VFU2_RESUMING);
+		ck_assert_int_eq(ms_vfu_state(a), ST_STOP);
+		ck_assert(dev_equal(&src, &dst)); /* loaded all the same */
+		ck_assert_int_eq(vfu2_set_state(&d, VFU2_RUNNING), 0);
+		ck_assert_int_eq(ms_vfu_state(a), ST_RUN);
+	}
+	ck_assert_uint_eq(h.logs, 1);
+	ms_vfu_adapter_free(a);
+	ms_registry_free(sreg);
+	ms_registry_free(dreg);
+	free(stream);
+	dev_free(&src);
+	dev_free(&dst);
+}
+END_TEST
+
+/*
+ * The final state is taken at the transition into STOP_AND_COPY: the
+ * device changes its registers and timer right after that transition
+ * returns, and the destination gets them as they were then; with
+ * lazy_final, as they are at the client's first read.  Index: api (2) x
+ * lazy (2).
+ */
+START_TEST(test_vfio_user_final_state_taken)
+{
+	int api = _i % 2 + 1;
+	bool lazy = _i / 2;
+	struct dev_cfg c = {64 * 256, 256, 8, 3000};
+	struct dev src, dst;
+	ms_registry *sreg, *dreg;
+	ms_vfu_opts o = vfu_opts(api, 4 * KiB, 0, NULL, NULL);
+	ms_vfu_adapter *sa, *da;
+	uint64_t regs[NREGS], timer;
+
+	dev_init_src(&src, &c, 181);
+	dev_init_dst(&dst, &c);
+	sreg = dev_registry(&src, 2, false, NULL);
+	dreg = dev_registry(&dst, 2, false, NULL);
+	o.lazy_final = lazy;
+	ck_assert_int_eq(ms_vfu_adapter_new(&sa, sreg, &o), 0);
+	ck_assert_int_eq(ms_vfu_adapter_new(&da, dreg, &o), 0);
+	src.a = sa;
+	if (api == 2)
+		ck_assert_int_eq(ms_vfu_transition(da, ST_STOP), 0);
+	ck_assert_int_eq(ms_vfu_transition(da, ST_RES), 0);
+	ck_assert_int_eq(ms_vfu_transition(sa, ST_PRE), 0);
+	drain(api, sa, da);
+	ck_assert_int_eq(ms_vfu_transition(sa, ST_SAC), 0);
+	/* Eager: save_state ran in the transition, in STOP_AND_COPY. */
+	ck_assert_uint_eq(src.saves_full, lazy ? 0 : 1);
+	ck_assert_uint_eq(src.saves_early, 0);
+	memcpy(regs, src.regs, sizeof(regs));
+	timer = src.timer;
+	src.regs[3] ^= 0xffff;
+	src.timer++;
+	drain(api, sa, da);
+	ck_assert_uint_eq(src.saves_full, 1);
+	ck_assert_int_eq(ms_vfu_transition(sa, ST_STOP), 0);
+	ck_assert_msg(ms_vfu_transition(da, api == 1 ? ST_RUN : ST_STOP) == 0,
+		      "%s", ms_vfu_errmsg(da));
+	if (lazy) {
+		ck_assert(dev_equal(&src, &dst));
+	} else {
+		ck_assert(!memcmp(dst.regs, regs, sizeof(regs)));
+		ck_assert_uint_eq(dst.timer, timer);
+		ck_assert(!memcmp(dst.ram, src.ram, c.ram));
+	}
+	/* Iterative data is still sent as the client reads it. */
+	ck_assert_uint_eq(src.cleanups, 1);
+	src.a = NULL;
+	ms_vfu_adapter_free(sa);
+	ms_vfu_adapter_free(da);
+	ms_registry_free(sreg);
+	ms_registry_free(dreg);
+	dev_free(&src);
+	dev_free(&dst);
+}
+END_TEST
+
+/*
+ * A save_state failing at the transition into STOP_AND_COPY fails that
+ * transition, with the section named, and leaves the save in PRE_COPY
+ * (or, from RUNNING or STOP, none): once the device recovers, the same
+ * transition succeeds and the migration completes.
+ */
+START_TEST(test_vfio_user_final_state_fails)
+{
+	int api = _i + 1;
+	struct dev_cfg c = {64 * 256, 256, 8, 300};
+	struct dev src, dst;
+	ms_registry *sreg, *dreg;
+	ms_vfu_opts o = vfu_opts(api, 4 * KiB, 0, NULL, NULL);
+	ms_vfu_adapter *sa, *da;
+
+	dev_init_src(&src, &c, 191);
+	dev_init_dst(&dst, &c);
+	sreg = dev_registry(&src, 2, false, NULL);
+	dreg = dev_registry(&dst, 2, false, NULL);
+	ck_assert_int_eq(ms_vfu_adapter_new(&sa, sreg, &o), 0);
+	ck_assert_int_eq(ms_vfu_adapter_new(&da, dreg, &o), 0);
+	if (api == 2)
+		ck_assert_int_eq(ms_vfu_transition(da, ST_STOP), 0);
+	ck_assert_int_eq(ms_vfu_transition(da, ST_RES), 0);
+	ck_assert_int_eq(ms_vfu_transition(sa, ST_PRE), 0);
+	drain(api, sa, da);
+	src.fail_state = ENOSPC;
+	errno = 0;
+	ck_assert_int_eq(ms_vfu_transition(sa, ST_SAC), -1);
+	ck_assert_int_eq(errno, ENOSPC);
+	ck_assert_int_eq(ms_vfu_state(sa), ST_PRE);
+	ck_assert_ptr_nonnull(strstr(ms_vfu_errmsg(sa), "offset 0x"));
+	ck_assert_ptr_nonnull(strstr(ms_vfu_errmsg(sa),
+				     "section 1 'regs': "
+				     "save_state at the "
+				     "transition into "
+				     "STOP_AND_COPY failed"));
+	src.fail_state = 0;
+	ck_assert_int_eq(ms_vfu_transition(sa, ST_SAC), 0);
+	drain(api, sa, da);
+	ck_assert_int_eq(ms_vfu_transition(sa, ST_STOP), 0);
+	ck_assert_msg(ms_vfu_transition(da, api == 1 ? ST_RUN : ST_STOP) == 0,
+		      "%s", ms_vfu_errmsg(da));
+	ck_assert(dev_equal(&src, &dst));
+	/* From a state without a save, none is left behind. */
+	src.fail_state = EIO;
+	if (api == 2)
+		ck_assert_int_eq(ms_vfu_transition(sa, ST_STOP), 0);
+	else
+		ck_assert_int_eq(ms_vfu_transition(sa, ST_RUN), 0);
+	src.cleanups = 0;
+	ck_assert_int_eq(ms_vfu_transition(sa, ST_SAC), -1);
+	ck_assert_int_eq(errno, EIO);
+	ck_assert_int_eq(ms_vfu_state(sa), api == 2 ? ST_STOP : ST_RUN);
+	ck_assert_uint_eq(src.cleanups, 1);
+	ms_vfu_adapter_free(sa);
+	ms_vfu_adapter_free(da);
+	ms_registry_free(sreg);
+	ms_registry_free(dreg);
+	dev_free(&src);
+	dev_free(&dst);
+}
+END_TEST
+
+/*
+ * The log: called once per failing call, with its errno and the message
+ * ms_vfu_errmsg() gives, for a refused call, an illegal transition, a
+ * hook, a save error (reported by prepare_data in v1, not by the
+ * pending-bytes read before it), a write outside the window, a load
+ * error and a failed load's transition; never for a success.
+ */
+START_TEST(test_vfio_user_log_once)
+{
+	int api = _i + 1;
+	struct dev_cfg c = {16 * 256, 256, 8, 300};
+	struct dev src, dst;
+	ms_registry *sreg, *dreg;
+	ms_vfu_opts o = vfu_opts(api, 4 * KiB, 0, NULL, NULL);
+	ms_vfu_adapter *sa, *da;
+	struct hooks h;
+	uint8_t buf[64] = {0};
+	uint64_t off, size;
+	unsigned logs;
+
+#define LOGGED_ONCE(a, err)                                                    \
+	do {                                                                   \
+		ck_assert_uint_eq(h.logs, logs + 1);                           \
+		ck_assert_int_eq(h.log_err, (err));                            \
+		ck_assert_int_eq(errno, (err));                                \
+		ck_assert_str_eq(h.log_msg, ms_vfu_errmsg(a));                 \
+		logs = h.logs;                                                 \
+	} while (0)
+
+	memset(&h, 0, sizeof(h));
+	h.from = h.to = (ms_vfu_migr_state)-1;
+	dev_init_src(&src, &c, 201);
+	dev_init_dst(&dst, &c);
+	sreg = dev_registry(&src, 2, false, NULL);
+	dreg = dev_registry(&dst, 2, false, NULL);
+	o.log = hook_log;
+	o.opaque = &h;
+	o.lazy_final = true; /* save_state fails at a read */
+	ck_assert_int_eq(ms_vfu_adapter_new(&sa, sreg, &o), 0);
+	ck_assert_int_eq(ms_vfu_adapter_new(&da, dreg, &o), 0);
+	logs = 0;
+	/* A refused call; an illegal transition. */
+	ck_assert_int_eq(ms_vfu_v2_read_data(sa, buf, 1), -1);
+	LOGGED_ONCE(sa, EINVAL);
+	ck_assert_int_eq(ms_vfu_transition(sa, (ms_vfu_migr_state)9), -1);
+	LOGGED_ONCE(sa, EINVAL);
+	if (api == 2) { /* v1 goes anywhere from RUNNING */
+		ck_assert_int_eq(ms_vfu_transition(sa, ST_RES), -1);
+		LOGGED_ONCE(sa, EINVAL);
+	}
+	/* A failing save_state: one log for the read that reports it. */
+	src.fail_state = ENOSPC;
+	ck_assert_int_eq(ms_vfu_transition(sa, ST_PRE), 0);
+	ck_assert_int_eq(ms_vfu_transition(sa, ST_SAC), 0);
+	if (api == 1) {
+		while (ms_vfu_v1_get_pending_bytes(sa) &&
+		       !ms_vfu_v1_prepare_data(sa, &off, &size))
+			ck_assert_uint_eq(h.logs, logs);
+		LOGGED_ONCE(sa, ENOSPC);
+		ck_assert_int_eq(ms_vfu_v1_prepare_data(sa, &off, &size), -1);
+		LOGGED_ONCE(sa, ENOSPC);
+	} else {
+		static uint8_t big[64 * KiB];
+
+		while (ms_vfu_v2_read_data(sa, big, sizeof(big)) > 0)
+			ck_assert_uint_eq(h.logs, logs);
+		LOGGED_ONCE(sa, ENOSPC);
+		ck_assert_int_eq(ms_vfu_v2_read_data(sa, big, 1), -1);
+		LOGGED_ONCE(sa, ENOSPC);
+	}
+	ck_assert_int_eq(ms_vfu_transition(sa, ST_STOP), 0);
+	ck_assert_uint_eq(h.logs, logs);
+	/* The destination: a write outside the window (v1), a load error,
+	 * the transition that finishes the failed load. */
+	if (api == 2)
+		ck_assert_int_eq(ms_vfu_transition(da, ST_STOP), 0);
+	ck_assert_int_eq(ms_vfu_transition(da, ST_RES), 0);
+	if (api == 1) {
+		ck_assert_int_eq(ms_vfu_v1_write_data(da, buf, 8, 4 * KiB), -1);
+		LOGGED_ONCE(da, EINVAL);
+		ck_assert_int_eq(ms_vfu_v1_prepare_data(da, &off, NULL), 0);
+		ck_assert_int_eq(ms_vfu_v1_write_data(da, buf, 64, off), 64);
+		ck_assert_int_eq(ms_vfu_v1_data_written(da, 64), -1);
+	} else {
+		ck_assert_int_eq(ms_vfu_v2_write_data(da, buf, 64), -1);
+	}
+	ck_assert_int_ne(errno, 0);
+	LOGGED_ONCE(da, errno);
+	ck_assert_int_eq(ms_vfu_transition(da, api == 1 ? ST_RUN : ST_STOP),
+			 -1);
+	LOGGED_ONCE(da, errno);
+	ck_assert_ptr_nonnull(strstr(h.log_msg, "offset 0x"));
+#undef LOGGED_ONCE
+	ms_vfu_adapter_free(sa);
+	ms_vfu_adapter_free(da);
+	ms_registry_free(sreg);
+	ms_registry_free(dreg);
+	dev_free(&src);
+	dev_free(&dst);
+}
+END_TEST
+
+/*
+ * ms_vfu_opts.max_fed_bytes bounds the load: a section larger than it
+ * (the registers' 20000-byte blob) is refused with EFBIG and a message
+ * naming the option; the same state loads under the default.
+ */
+START_TEST(test_vfio_user_max_fed_bytes)
+{
+	int api = _i + 1;
+	struct dev_cfg c = {16 * 256, 256, 8, 20000};
+	struct dev src, dst;
+	ms_registry *dreg;
+	ms_vfu_opts o = vfu_opts(api, 4 * KiB, 0, NULL, NULL);
+	ms_vfu_adapter *a;
+	uint8_t *stream;
+	size_t len, off, n;
+	uint64_t doff;
+	int ret = 0;
+
+	dev_init_src(&src, &c, 211);
+	dev_init_dst(&dst, &c);
+	dreg = dev_registry(&dst, 2, false, NULL);
+	stream = dev_save(&src, MS_PROFILE_NATIVE, &len);
+	o.max_fed_bytes = 8 * KiB;
+	ck_assert_int_eq(ms_vfu_adapter_new(&a, dreg, &o), 0);
+	if (api == 2)
+		ck_assert_int_eq(ms_vfu_transition(a, ST_STOP), 0);
+	ck_assert_int_eq(ms_vfu_transition(a, ST_RES), 0);
+	ck_assert_uint_eq(ms__vfu_max_fed(a),
+			  8 * KiB + (api == 1 ? 4 * KiB : 0));
+	for (off = 0; off < len && !ret; off += n) {
+		n = len - off < 4 * KiB ? len - off : 4 * KiB;
+		if (api == 2) {
+			ret = ms_vfu_v2_write_data(a, stream + off, n) < 0;
+			continue;
+		}
+		ck_assert_int_eq(ms_vfu_v1_prepare_data(a, &doff, NULL), 0);
+		ret = ms_vfu_v1_write_data(a, stream + off, n, doff) < 0 ||
+		      ms_vfu_v1_data_written(a, n) < 0;
+	}
+	ck_assert_int_eq(ret, 1);
+	ck_assert_int_eq(errno, EFBIG);
+	ck_assert_ptr_nonnull(
+		strstr(ms_vfu_errmsg(a), "ms_vfu_opts.max_fed_bytes (8192"));
+	ck_assert_ptr_nonnull(strstr(ms_vfu_errmsg(a), "a fed load holding"));
+	ck_assert_int_eq(ms_vfu_transition(a, api == 1 ? ST_RUN : ST_STOP), -1);
+	ck_assert_int_eq(errno, EFBIG);
+	ms_vfu_adapter_free(a);
+	/* The default takes it. */
+	o.max_fed_bytes = 0;
+	ck_assert_int_eq(ms_vfu_adapter_new(&a, dreg, &o), 0);
+	if (api == 2)
+		ck_assert_int_eq(ms_vfu_transition(a, ST_STOP), 0);
+	ck_assert_int_eq(ms_vfu_transition(a, ST_RES), 0);
+	write_stream(a, api, stream, len);
+	ck_assert_int_eq(ms_vfu_transition(a, api == 1 ? ST_RUN : ST_STOP), 0);
+	ck_assert(dev_equal(&src, &dst));
+	ms_vfu_adapter_free(a);
+	ms_registry_free(dreg);
+	free(stream);
+	dev_free(&src);
+	dev_free(&dst);
 }
 END_TEST
 
@@ -2479,6 +3233,7 @@ static Suite *vfio_user_suite(void)
 	tcase_add_loop_test(tc, test_vfio_user_load_stops_at_error, 0, 4);
 	tcase_add_test(tc, test_vfio_user_state_larger_than_window);
 	tcase_add_loop_test(tc, test_vfio_user_resume_rounds, 0, 2);
+	tcase_add_loop_test(tc, test_vfio_user_socket_buffer, 0, 5);
 	tcase_add_loop_test(tc, test_vfio_user_errors_reach_client, 0, 2);
 	tcase_add_loop_test(tc, test_vfio_user_precopy_is_iterative_only, 0, 2);
 	tcase_add_loop_test(tc, test_vfio_user_migrate_after_cancel, 0, 4);
@@ -2488,6 +3243,16 @@ static Suite *vfio_user_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_vfio_user_bad_input, 0, 8);
 	tcase_add_loop_test(tc, test_vfio_user_restart_failed_load, 0, 2);
+	tcase_add_loop_test(tc, test_vfio_user_max_fed_bytes, 0, 2);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hooks, final state and log");
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_vfio_user_hook_failures, 0, 2);
+	tcase_add_loop_test(tc, test_vfio_user_hook_retry_library, 0, 2);
+	tcase_add_loop_test(tc, test_vfio_user_final_state_taken, 0, 4);
+	tcase_add_loop_test(tc, test_vfio_user_final_state_fails, 0, 2);
+	tcase_add_loop_test(tc, test_vfio_user_log_once, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("callback tables");
