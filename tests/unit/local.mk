@@ -57,3 +57,4 @@ check_PROGRAMS += tests/unit/check-vfu-types
 TESTS += tests/unit/check-vfu-types
 endif
 tests_unit_check_vfu_types_SOURCES = tests/unit/check-vfu-types.c
+tests_unit_check_vfu_types_CPPFLAGS = $(AM_CPPFLAGS) $(LIBVFIO_USER_CFLAGS)
