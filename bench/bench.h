@@ -103,8 +103,8 @@ struct bench_config {
  * @plen: qemu-frame: the payload length of each section.
  * @framed_len: qemu-frame: the bytes a pass of framed sections makes.
  * @plain_len: qemu-frame: the payload bytes of a pass.
- * @vsrc: vfu-window-64k: the source device's state.
- * @vdev: vfu-window-64k: the source and destination devices.
+ * @vsrc: the vfu cases: the source device's state.
+ * @vdev: the vfu cases: the source and destination sides.
  */
 struct bench {
 	const struct bench_config *cfg;

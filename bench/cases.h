@@ -35,10 +35,12 @@
 	X(codec, native_zlib_4k_l6)                                            \
 	/* qemu-frame vs unframed */                                           \
 	X(codec, qemu_frame)                                                   \
-	/* vfu-window-64k vs memcpy */                                         \
-	X(vfu, vfu_window_64k)                                                 \
-	/* vfu-window-64k-floor vs memcpy-via-64k */                           \
-	X(vfu, vfu_window_64k_floor)                                           \
+	/* vfu-socket-32k-v1 vs memcpy-callbacks-v1 */                         \
+	X(vfu, vfu_socket_32k_v1)                                              \
+	/* vfu-socket-32k-v2 vs memcpy-callbacks-v2 */                         \
+	X(vfu, vfu_socket_32k_v2)                                              \
+	/* vfu-inproc-32k vs memcpy-via-32k (information) */                   \
+	X(vfu, vfu_inproc_32k)                                                 \
 	/* dump-verify vs read */                                              \
 	X(dump, dump_verify)                                                   \
 	/* dump-verify-small vs read */                                        \
