@@ -15,7 +15,6 @@
 #include <zlib.h>
 
 #include "codec.h"
-#include "stream-impl.h"
 
 /*
  * Writing.

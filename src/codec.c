@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "codec.h"
-#include "stream-impl.h"
 
 const uint8_t ms__native_magic[8] = {0x89, 'M',	 'S',  'N',
 				     '\r', '\n', 0x1a, '\n'};
@@ -185,21 +184,8 @@ int ms__writer_fail(ms_writer *w, int err, const char *fmt, ...)
 
 int ms__writer_take_stream(ms_writer *w)
 {
-	int err = ms_stream_error(w->s);
-	const char *msg;
-
-	if (w->err.code || !err)
-		return w->err.code;
-	msg = ms_stream_errmsg(w->s);
-	/* Named at the stream's error offset, unless its message does. */
-	if (!strncmp(msg, "offset ", 7)) {
-		w->err.code = err;
-		w->err.offset = ms_stream_error_offset(w->s);
-		snprintf(w->err.msg, sizeof(w->err.msg), "%s", msg);
-		return err;
-	}
-	return ms__error_set(&w->err, err, err, ms_stream_error_offset(w->s),
-			     MS__NO_SECTION, NULL, "%s", msg);
+	/* The stream's error names its own offset. */
+	return ms__error_take(&w->err, ms__stream_error(w->s));
 }
 
 /* Refuse a call with -EINVAL, saying what was expected; the writer

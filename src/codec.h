@@ -273,7 +273,4 @@ typedef struct ms__qemu_scan {
 int ms__codec_qemu_ready(ms__qemu_scan *sc, const uint8_t *p, size_t n,
 			 uint32_t id, bool no_footers, bool force);
 
-/* Drop what a writer stream buffered, without sending it. */
-void ms__stream_drop(ms_stream *s);
-
 #endif /* MIGSTREAM_CODEC_H */

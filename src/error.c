@@ -100,6 +100,7 @@ int ms__error_vset(ms__error *e, int err, int fallback, uint64_t offset,
 			     "offset 0x%llx: ", (unsigned long long)offset);
 		n = k > 0 && (size_t)k < sizeof(e->msg) ? (size_t)k : 0;
 	}
+	e->text = (unsigned)n;
 	if (section_id != MS__NO_SECTION) {
 		k = snprintf(e->msg + n, sizeof(e->msg) - n,
 			     "section %lld '%s': ", section_id,
@@ -143,6 +144,7 @@ int ms__error_misuse(ms__error *e, const char *fmt, ...)
 	if (e->code)
 		return -EINVAL;
 	e->offset = MS__NO_OFFSET;
+	e->text = 0;
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
@@ -151,10 +153,5 @@ int ms__error_misuse(ms__error *e, const char *fmt, ...)
 
 const char *ms__error_text(const ms__error *e)
 {
-	const char *colon;
-
-	if (e->offset == MS__NO_OFFSET || strncmp(e->msg, "offset 0x", 9))
-		return e->msg;
-	colon = strstr(e->msg, ": ");
-	return colon ? colon + 2 : e->msg;
+	return e->msg + e->text;
 }

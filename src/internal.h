@@ -28,6 +28,7 @@
 typedef struct ms__error {
 	int code;	 /* 0, or a negative errno */
 	uint64_t offset; /* MS__NO_OFFSET when none applies */
+	unsigned text;	 /* where @msg's text starts, after "offset 0x...: " */
 	char msg[MS__ERRMSG_SIZE];
 } ms__error;
 

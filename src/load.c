@@ -16,7 +16,6 @@
 
 #include "codec.h"
 #include "driver-impl.h"
-#include "stream-impl.h"
 
 struct ms_load {
 	ms_registry *reg;

@@ -15,7 +15,6 @@
 
 #include "codec.h"
 #include "driver-impl.h"
-#include "stream-impl.h"
 
 /* Where a save is; each public call accepts some of these. */
 enum save_stage {

@@ -3017,6 +3017,9 @@ START_TEST(test_codec_writer_error_offset)
 	ck_assert_msg(!strncmp(ms_writer_errmsg(w), pfx, strlen(pfx)),
 		      "'%s' does not start with '%s'", ms_writer_errmsg(w),
 		      pfx);
+	/* The stream's error taken whole: its offset named once. */
+	ck_assert_msg(!strstr(ms_writer_errmsg(w) + strlen(pfx), "offset 0x"),
+		      "offset named twice: '%s'", ms_writer_errmsg(w));
 	/* Sticky: later calls return it, misuse included. */
 	ck_assert_int_eq(ms_writer_end(w), -ENOSPC);
 	ck_assert_int_eq(ms_writer_eof(w), -ENOSPC);
