@@ -27,7 +27,11 @@ src_libmigstream_a_SOURCES = \
 	src/registry.c \
 	src/save.c \
 	src/load.c \
-	src/vfio-user.c
+	src/vfio-user.c \
+	src/ram-impl.h \
+	src/ram.c \
+	src/ram-load.c \
+	src/ram-channel.c
 
 migstreamincludedir = $(includedir)/migstream
 migstreaminclude_HEADERS = \
@@ -36,7 +40,8 @@ migstreaminclude_HEADERS = \
 	include/migstream/section.h \
 	include/migstream/driver.h \
 	include/migstream/vfio_user.h \
-	include/migstream/qemu_ram.h
+	include/migstream/qemu_ram.h \
+	include/migstream/ram.h
 nodist_migstreaminclude_HEADERS = include/migstream/version.h
 EXTRA_DIST += include/migstream/version.h.in
 DISTCLEANFILES += include/migstream/version.h

@@ -14,5 +14,6 @@
 #include <migstream/driver.h>
 #include <migstream/vfio_user.h>
 #include <migstream/qemu_ram.h>
+#include <migstream/ram.h>
 
 #endif /* MIGSTREAM_MIGSTREAM_H */
