@@ -62,7 +62,8 @@
  *             unless MS_RAM_BLOCK_ZEROED); atomic, since a hostile source
  *             may send one page on two channels.
  * @zeroed: registered with MS_RAM_BLOCK_ZEROED.
- * @listed: destination: named by the stream's block list.
+ * @listed: destination: named by the main stream's block list (written
+ *          by the migration thread only).
  */
 struct ms__ram_block {
 	char idstr[MS_COUNTED_STRING_MAX + 1];
@@ -197,11 +198,20 @@ int ms__ram_send_pages(ms_ram *ram, struct ms__ram_enc *e, ms_stream *s,
  * failure fails @s with a message naming what was expected and found,
  * the block, and the channel when @d->channel >= 0 (the stream's error
  * carries the offset).  Returns 0 or the stream's error.
+ *
+ * Thread-safe for concurrent calls on distinct decoders and streams (the
+ * channel threads): it writes only @d, @s, the pages and the atomic
+ * @maybe_set bits, never @ram->st or other shared fields.  The check that
+ * a block list names every block once uses memory of the call's own.
+ * ms__ram_send_pages() likewise writes only @e, @s, the dirty words of its
+ * range and the @sent bits of its range.
  */
 int ms__ram_load_records(ms_ram *ram, struct ms__ram_dec *d, ms_stream *s);
 
-/* Add an encoder's or decoder's counters to @ram->st (caller holds
- * whatever lock the channels need). */
+/* Add an encoder's or decoder's counters to @ram->st: pages, zero_pages,
+ * resent and bytes, and pages and zero_pages also to round_pages and
+ * round_zero (the core zeroes those and counts @ram->st.rounds at the
+ * start of each round).  Called on the migration thread only. */
 void ms__ram_stats_add(ms_ram *ram, const ms_ram_stats *st);
 
 /*
