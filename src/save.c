@@ -231,6 +231,12 @@ int ms_save_setup(ms_save *sv)
 				 "save_setup"))
 			return sv->err.code;
 	}
+	/* The destination gets the START sections before the first round
+	 * starts: a handler may need them to get ready (ms_ram's channel
+	 * threads start there, and the source's channels would otherwise
+	 * fill their sockets while the START waited in this buffer). */
+	if (ms_stream_flush(sv->s))
+		return ms__error_take(&sv->err, ms__stream_error(sv->s));
 	return 0;
 }
 

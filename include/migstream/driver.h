@@ -168,6 +168,10 @@ int ms_save_new(ms_save **out, ms_registry *reg, ms_stream *s,
  * ms_save_setup() - Write the header, configuration and START sections.
  * @sv: a save, new.
  *
+ * Then flushes the output stream, so that the destination has every START
+ * section before the first round: a handler may need its START to get
+ * ready (ms_ram's parallel channels start there).
+ *
  * Return: 0, -EINVAL when called a second time (see ms_save_errmsg()), or
  * the save's sticky error.
  */

@@ -8,7 +8,9 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <stddef.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "ms-test.h"
@@ -977,6 +979,59 @@ START_TEST(test_driver_save_reports_stream_error)
 }
 END_TEST
 
+/* ms_save_setup() flushes: the destination has the START sections before
+ * the first round (a handler may set up there), and a flush that fails
+ * fails the setup with the stream's message, its offset named once. */
+START_TEST(test_driver_setup_flushes)
+{
+	ms_codec_opts co = codec(profiles[_i].p, profiles[_i].level);
+	ms_save_opts so;
+	struct vm v;
+	ms_registry *reg;
+	ms_stream *s;
+	ms_save *sv;
+	uint8_t buf[4096];
+	ssize_t n;
+	int fds[2];
+	const char *msg;
+
+	memset(&so, 0, sizeof(so));
+	so.version = MS_SAVE_OPTS_VERSION;
+	so.codec = &co;
+	vm_init(&v, 7);
+	reg = vm_registry(&v, 3, NULL);
+	ck_assert_int_eq(pipe(fds), 0);
+	ck_assert_int_eq(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+	ck_assert_int_eq(
+		ms_stream_new_fd(&s, fds[1], MS_STREAM_WRITER, 0, NULL), 0);
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
+	ck_assert_int_eq(ms_save_setup(sv), 0);
+	n = read(fds[0], buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	ck_assert_uint_eq((uint64_t)n, ms_stream_tell(s));
+	ms_save_free(sv);
+	ms_stream_close(s);
+	close(fds[0]);
+	close(fds[1]);
+
+	/* Nobody reads: the flush fails and so does the setup. */
+	ck_assert_int_eq(pipe(fds), 0);
+	close(fds[0]);
+	ck_assert_int_eq(
+		ms_stream_new_fd(&s, fds[1], MS_STREAM_WRITER, 0, NULL), 0);
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
+	ck_assert_int_eq(ms_save_setup(sv), -EPIPE);
+	msg = ms_save_errmsg(sv);
+	ck_assert_ptr_eq(strstr(msg, "offset 0x"), msg);
+	ck_assert_ptr_null(strstr(msg + 1, "offset 0x"));
+	ck_assert_int_eq(ms_save_error(sv), -EPIPE);
+	ms_save_free(sv);
+	ms_stream_close(s);
+	close(fds[1]);
+	ms_registry_free(reg);
+}
+END_TEST
+
 /*
  * Hostile fed loads: costs counted (not timed) and the held-bytes limit.
  */
@@ -1464,6 +1519,7 @@ static Suite *driver_suite(void)
 	tcase_add_test(tc, test_driver_feed_in_place_misuse);
 	tcase_add_test(tc, test_driver_iterate_resumes_when_dirty);
 	tcase_add_loop_test(tc, test_driver_save_reports_stream_error, 0, np);
+	tcase_add_loop_test(tc, test_driver_setup_flushes, 0, np);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("life cycle");
