@@ -228,15 +228,15 @@ static int chans_new(ms_ram *ram, unsigned n, bool source, ms_stream *main)
 	if (pthread_cond_init(&ch->work, NULL)) {
 		pthread_mutex_destroy(&ch->mu);
 		ms__free(chan_alloc(ram), ch);
-		return ms_stream_set_error(main, -ENOMEM,
-					   "RAM channels: no condition variable");
+		return ms_stream_set_error(
+			main, -ENOMEM, "RAM channels: no condition variable");
 	}
 	if (pthread_cond_init(&ch->done, NULL)) {
 		pthread_cond_destroy(&ch->work);
 		pthread_mutex_destroy(&ch->mu);
 		ms__free(chan_alloc(ram), ch);
-		return ms_stream_set_error(main, -ENOMEM,
-					   "RAM channels: no condition variable");
+		return ms_stream_set_error(
+			main, -ENOMEM, "RAM channels: no condition variable");
 	}
 	for (unsigned i = 0; i < n; i++) {
 		ch->c[i].idx = i;
@@ -251,8 +251,8 @@ static int chans_new(ms_ram *ram, unsigned n, bool source, ms_stream *main)
 static int chan_open(struct chan *c, ms_stream *main)
 {
 	ms_ram *ram = c->owner->ram;
-	ms_stream_opts so = { .version = MS_STREAM_OPTS_VERSION,
-			      .allocator = chan_alloc(ram) };
+	ms_stream_opts so = {.version = MS_STREAM_OPTS_VERSION,
+			     .allocator = chan_alloc(ram)};
 	ms_codec_opts co;
 	const ms_codec_opts *cop = NULL;
 	bool source = c->owner->source;
@@ -280,12 +280,10 @@ static int chan_open(struct chan *c, ms_stream *main)
 	ret = source ? ms_writer_new(&c->w, c->s, cop)
 		     : ms_reader_new(&c->r, c->s, cop);
 	if (ret)
-		return ms_stream_set_error(main, ret, "RAM channel %u: %s",
-					   c->idx,
-					   ret == -EINVAL
-						   ? ms_codec_opts_check(
-							     cop, !source)
-						   : ms_strerror(ret));
+		return ms_stream_set_error(
+			main, ret, "RAM channel %u: %s", c->idx,
+			ret == -EINVAL ? ms_codec_opts_check(cop, !source)
+				       : ms_strerror(ret));
 	return 0;
 }
 
@@ -359,10 +357,10 @@ static void src_fail(struct chan *c, ms_stream *payload, int ret)
 static int src_start(struct chan *c)
 {
 	ms_ram *ram = c->owner->ram;
-	ms_section_hdr h = { .type = MS_REC_START,
-			     .section_id = 0,
-			     .instance_id = c->idx,
-			     .version_id = MS_QEMU_RAM_VERSION };
+	ms_section_hdr h = {.type = MS_REC_START,
+			    .section_id = 0,
+			    .instance_id = c->idx,
+			    .version_id = MS_QEMU_RAM_VERSION};
 	ms_stream *p = NULL;
 	int ret;
 
@@ -393,8 +391,8 @@ static int src_pages(struct chan *c, ms_stream *p, uint64_t round)
 
 	for (unsigned b = 0; b < ram->nblk; b++) {
 		uint64_t np = ram->blk[b].npages;
-		uint64_t ns = (np + MS__RAM_STRIPE_PAGES - 1) /
-			      MS__RAM_STRIPE_PAGES;
+		uint64_t ns =
+			(np + MS__RAM_STRIPE_PAGES - 1) / MS__RAM_STRIPE_PAGES;
 		/* The first of this block's stripes that is ours. */
 		uint64_t j = (c->idx + n - (unsigned)(stripe % n)) % n;
 
@@ -415,8 +413,8 @@ static int src_pages(struct chan *c, ms_stream *p, uint64_t round)
 /* Send round @round of source channel @c (the last one if @final). */
 static int src_round(struct chan *c, uint64_t round, bool final)
 {
-	ms_section_hdr h = { .type = final ? MS_REC_END : MS_REC_PART,
-			     .section_id = 0 };
+	ms_section_hdr h = {.type = final ? MS_REC_END : MS_REC_PART,
+			    .section_id = 0};
 	ms_stream *p = NULL;
 	int ret;
 
@@ -582,10 +580,10 @@ static int dst_payload(struct chan *c, const ms_record *rec,
 	int perr = ms_stream_error(p);
 
 	if (ret < 0 || perr) {
-		uint64_t off = perr ? ms_stream_error_offset(p)
-				    : ms_stream_tell(p);
-		const char *msg = perr ? ms__stream_errtext(p)
-				       : ms_strerror(ret);
+		uint64_t off =
+			perr ? ms_stream_error_offset(p) : ms_stream_tell(p);
+		const char *msg =
+			perr ? ms__stream_errtext(p) : ms_strerror(ret);
 
 		if (perr && ms_reader_error(c->r))
 			chan_fail_msg(c, ms_reader_error(c->r),
@@ -851,10 +849,9 @@ int ms__ram_chan_load_sync(ms_ram *ram, uint64_t round, bool final,
 					   "RAM channels: a sync point before "
 					   "the channels were started");
 	if (ch->joined)
-		return ch->result
-			       ? ms_stream_set_error(main, ch->result,
-						     "RAM channels: failed")
-			       : 0;
+		return ch->result ? ms_stream_set_error(main, ch->result,
+							"RAM channels: failed")
+				  : 0;
 	pthread_mutex_lock(&ch->mu);
 	for (;;) {
 		if (ch->first_fail >= 0) {
