@@ -274,6 +274,19 @@ START_TEST(test_ram_is_zero)
 				buf[off - 1] = 0;
 			buf[off + len] = 0;
 		}
+	/* The block loops: every byte of a few longer lengths. */
+	for (off = 0; off < 40; off += 13)
+		for (len = 500; len < 2 * PS; len = len * 2 + 13) {
+			ck_assert(ms_buffer_is_zero(buf + off, len));
+			for (i = 0; i < len; i++) {
+				buf[off + i] = 1;
+				ck_assert_msg(
+					!ms_buffer_is_zero(buf + off, len),
+					"off %zu len %zu byte %zu", off, len,
+					i);
+				buf[off + i] = 0;
+			}
+		}
 	ck_assert(ms_buffer_is_zero(buf, 3 * PS));
 	buf[3 * PS - 1] = 1;
 	ck_assert(!ms_buffer_is_zero(buf, 3 * PS));
