@@ -131,7 +131,9 @@ struct ms__ram_chan;
  * @enc: the main stream's encoder (no channels).
  * @dec: the main stream's decoder.
  * @started: load: the START section was loaded.
- * @ended: load: the END section was loaded (and the channels joined).
+ * @ended: load: the END section was loaded (and the channels joined);
+ *         save: the END section was written (the cleanup then stops the
+ *         channels without aborting them).
  * @st: the counters of the running or last save or load.
  * @err: the message of the last refused call (ms_ram_errmsg()).
  */
@@ -207,6 +209,10 @@ int ms__ram_send_pages(ms_ram *ram, struct ms__ram_enc *e, ms_stream *s,
  * range and the @sent bits of its range.
  */
 int ms__ram_load_records(ms_ram *ram, struct ms__ram_dec *d, ms_stream *s);
+
+/* The "ram" handler's load (src/ram-load.c), which ms_ram_register()
+ * (src/ram.c) puts in the handler's ops beside the save callbacks. */
+int ms__ram_load(void *opaque, ms_stream *s, uint32_t version_id, uint8_t type);
 
 /* Add an encoder's or decoder's counters to @ram->st: pages, zero_pages,
  * resent and bytes, and pages and zero_pages also to round_pages and
