@@ -232,6 +232,11 @@ int ms_ram_register(ms_ram *ram, ms_registry *reg, uint32_t *section_id);
  *
  * Source and destination must use the same number of channels: a
  * destination with another number refuses the stream's START section.
+ * A source shuts each channel socket down for writing (shutdown(2),
+ * SHUT_WR) once its stream is complete, since the destination reads a
+ * channel to its end; a save or load that fails shuts every channel
+ * socket down both ways, so that no thread at either end stays blocked.
+ * A pipe cannot be shut down: a thread blocked on one waits for its peer.
  *
  * Return: 0, -EINVAL (see ms_ram_errmsg()) or -ENOMEM.
  */

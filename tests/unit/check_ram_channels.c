@@ -242,15 +242,9 @@ static void *src_thread(void *arg)
 		ret = ms_save_new(&sv, r->v->reg, s, &so);
 	if (!ret)
 		ret = ms_save_setup(sv);
-	/* The destination starts its channel threads at the main stream's
-	 * "ram" START: it must get there before the channels fill their
-	 * sockets in round 1.  ms_ram flushes its payload stream, which in
-	 * the QEMU profile is the descriptor's; a native payload's flush
-	 * stops at the writer, so the embedder flushes (the save driver does
-	 * not).  The QEMU-profile runs hold that the library needs no help. */
-	if (!ret &&
-	    (!r->main_codec || r->main_codec->profile == MS_PROFILE_NATIVE))
-		ret = ms_stream_flush(s);
+	/* No flush of the test's own: ms_save_setup() brings the main
+	 * START, where the destination starts its channel threads, to the
+	 * peer before round 1 fills the channels' sockets. */
 	for (int i = 0; i < r->rounds && ret >= 0; i++)
 		ret = ms_save_iterate(sv);
 	if (r->g) {
