@@ -154,9 +154,15 @@ static int zero_page(ms_ram *ram, const struct ms__ram_dec *d, ms_stream *s,
 				"zero page of '%s' at 0x%llx: fill byte 0 "
 				"expected, found 0x%02x",
 				b->idstr, (unsigned long long)addr, fill);
-	/* Memory known to be zero is neither read nor written. */
-	if (atomic_load_explicit(&b->maybe_set[w], memory_order_relaxed) &
-	    bit) {
+	/* Memory known to be zero (a ZEROED block's page that no record
+	 * wrote since the last ZERO) is neither read nor written; other
+	 * memory is the emulator's, which may have written it meanwhile. */
+	if (!b->zeroed) {
+		if (!ms_buffer_is_zero(b->host + addr, ram->page_size))
+			memset(b->host + addr, 0, ram->page_size);
+	} else if (atomic_load_explicit(&b->maybe_set[w],
+					memory_order_relaxed) &
+		   bit) {
 		if (!ms_buffer_is_zero(b->host + addr, ram->page_size))
 			memset(b->host + addr, 0, ram->page_size);
 		atomic_fetch_and_explicit(&b->maybe_set[w], ~bit,
@@ -205,9 +211,11 @@ static int page_record(ms_ram *ram, struct ms__ram_dec *d, ms_stream *s,
 	if (ms_get_buffer(s, b->host + addr, ram->page_size))
 		return ms_stream_error(s);
 	page = addr >> ram->page_bits;
-	atomic_fetch_or_explicit(&b->maybe_set[page / MS__RAM_WORD_BITS],
-				 1ul << (page % MS__RAM_WORD_BITS),
-				 memory_order_relaxed);
+	if (b->zeroed)
+		atomic_fetch_or_explicit(
+			&b->maybe_set[page / MS__RAM_WORD_BITS],
+			1ul << (page % MS__RAM_WORD_BITS),
+			memory_order_relaxed);
 	d->st.bytes += ram->page_size;
 	return 0;
 }

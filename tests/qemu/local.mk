@@ -10,3 +10,12 @@ tests_qemu_qemu_reencode_LDADD = $(LIBMS)
 
 TESTS += tests/qemu/qemu-interop.sh
 EXTRA_DIST += tests/qemu/qemu-interop.sh
+
+# ms_ram loads the RAM of every capture; the blocks must equal
+# migstream-dump extract's files (check-ram-captures.sh, ram-load.c).
+check_PROGRAMS += tests/qemu/ram-load
+tests_qemu_ram_load_SOURCES = tests/qemu/ram-load.c $(DUMP_CORE_SOURCES)
+tests_qemu_ram_load_CFLAGS = $(DUMP_CFLAGS)
+tests_qemu_ram_load_LDADD = $(DUMP_LDADD)
+TESTS += tests/qemu/check-ram-captures.sh
+EXTRA_DIST += tests/qemu/check-ram-captures.sh
