@@ -11,7 +11,8 @@ UNIT_TESTS = \
 	tests/unit/check_driver \
 	tests/unit/check_qemu_samples \
 	tests/unit/check_vfio_user \
-	tests/unit/check_ram
+	tests/unit/check_ram \
+	tests/unit/check_ram_channels
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -42,6 +43,11 @@ tests_unit_check_qemu_samples_SOURCES = tests/unit/check_qemu_samples.c \
 	tests/lib/ms-test.h
 tests_unit_check_qemu_samples_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_check_qemu_samples_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_ram_channels_SOURCES = tests/unit/check_ram_channels.c \
+	tests/lib/ms-test.h
+tests_unit_check_ram_channels_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_check_ram_channels_LDADD = $(UNIT_LDADD)
 
 tests_unit_check_vfio_user_SOURCES = tests/unit/check_vfio_user.c \
 	tests/lib/ms-test.h \
