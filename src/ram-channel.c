@@ -550,10 +550,16 @@ int ms__ram_chan_save_round(ms_ram *ram, bool final, ms_stream *main)
  * Destination.
  */
 
-/* Read the next record of channel @c (@what: what is expected). */
+/* Read the next record of channel @c (@what: what is expected), past
+ * section footers and a configuration (checked by the reader). */
 static int dst_next(struct chan *c, ms_record *rec, const char *what)
 {
-	int ret = ms_reader_next(c->r, rec);
+	int ret;
+
+	do
+		ret = ms_reader_next(c->r, rec);
+	while (ret == 1 && (rec->type == MS_REC_FOOTER ||
+			    rec->type == MS_REC_CONFIGURATION));
 
 	if (ret < 0) {
 		chan_fail_msg(c, ret, ms_reader_error_offset(c->r),
@@ -616,11 +622,9 @@ static int dst_start(struct chan *c)
 	ms_record rec;
 	int ret;
 
-	do {
-		ret = dst_next(c, &rec, "the START of \"ram\"");
-		if (ret)
-			return ret;
-	} while (rec.type == MS_REC_CONFIGURATION);
+	ret = dst_next(c, &rec, "the START of \"ram\"");
+	if (ret)
+		return ret;
 	h = &rec.section;
 	if (rec.type != MS_REC_START || strcmp(h->idstr, MS_QEMU_RAM_IDSTR) ||
 	    h->instance_id != c->idx || h->version_id != MS_QEMU_RAM_VERSION) {
@@ -746,7 +750,7 @@ static int dst_finish(struct chan *c)
 		return -EBADMSG;
 	}
 	while ((ret = ms_reader_next(c->r, &rec)) == 1 &&
-	       rec.type == MS_REC_VMDESC)
+	       (rec.type == MS_REC_VMDESC || rec.type == MS_REC_FOOTER))
 		;
 	if (ret < 0) {
 		chan_fail_msg(c, ret, ms_reader_error_offset(c->r),

@@ -212,8 +212,7 @@ int ms__ram_load_records(ms_ram *ram, struct ms__ram_dec *d, ms_stream *s);
 
 /* The "ram" handler's load (src/ram-load.c), which ms_ram_register()
  * (src/ram.c) puts in the handler's ops beside the save callbacks. */
-int ms__ram_load(void *opaque, ms_stream *s, uint32_t version_id,
-		 uint8_t type);
+int ms__ram_load(void *opaque, ms_stream *s, uint32_t version_id, uint8_t type);
 
 /* Add an encoder's or decoder's counters to @ram->st: pages, zero_pages,
  * resent and bytes, and pages and zero_pages also to round_pages and

@@ -525,10 +525,11 @@ void ms_ram_get_stats(const ms_ram *ram, ms_ram_stats *st)
  * pages differ there), then blocks of 256 aligned bytes OR'd together,
  * with an exit after each block.  Loads go through memcpy(), which
  * compilers turn into plain (or vector) loads without any alignment or
- * aliasing assumption in the source.  With GCC or clang the blocks are
- * OR'd as 16-byte vectors (any target: the compiler lowers them to what
- * it has), and on x86-64 with 32-byte AVX2 vectors when the CPU has them,
- * which is what lets one stream of loads keep up with memcmp()'s.
+ * aliasing assumption in the source.  With GCC or clang on a target with
+ * 16-byte vectors (SSE2, arm64) the blocks are OR'd as such vectors, and
+ * on x86-64 as 32-byte AVX2 vectors when the CPU has them, which is what
+ * lets one stream of loads keep up with memcmp()'s; elsewhere as 8-byte
+ * words.
  */
 static inline uint64_t load64(const unsigned char *p)
 {
@@ -538,7 +539,7 @@ static inline uint64_t load64(const unsigned char *p)
 	return v;
 }
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && (defined(__SSE2__) || defined(__aarch64__))
 typedef uint64_t zvec16 __attribute__((vector_size(16)));
 
 static inline zvec16 load16(const unsigned char *p)

@@ -276,7 +276,7 @@ static int load(const char *file, struct capture *c, ms_ram *ram, char *msg,
 	ms_load_opts lo = {.version = MS_LOAD_OPTS_VERSION, .codec = &co};
 	ms_registry *reg;
 	ms_stream *in;
-	ms_load *ld;
+	ms_load *ld = NULL;
 	size_t i;
 	int ret;
 

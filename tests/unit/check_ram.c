@@ -1474,6 +1474,109 @@ START_TEST(test_ram_truncated_and_fed)
 }
 END_TEST
 
+/*
+ * migstream-dump reads what ms_ram writes: the same page counts, RAM
+ * bytes and blocks.
+ */
+
+/* The number after "KEY": in @json (the first one), or UINT64_MAX. */
+static uint64_t json_num(const char *json, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	p = strstr(json, pat);
+	return p ? strtoull(p + strlen(pat), NULL, 10) : UINT64_MAX;
+}
+
+static char *run_out(const char *cmd)
+{
+	FILE *fp = popen(cmd, "r");
+	char *out = calloc(1, 65536);
+	size_t n;
+
+	ck_assert_ptr_nonnull(fp);
+	n = fread(out, 1, 65535, fp);
+	out[n] = 0;
+	ck_assert_int_eq(pclose(fp), 0);
+	return out;
+}
+
+static void file_equals(const char *path, const uint8_t *mem, uint64_t len)
+{
+	uint8_t *buf = malloc((size_t)len + 1);
+	FILE *fp = fopen(path, "rb");
+	size_t n;
+
+	ck_assert_msg(fp != NULL, "%s missing", path);
+	n = fread(buf, 1, (size_t)len + 1, fp);
+	fclose(fp);
+	ck_assert_uint_eq(n, len);
+	ck_assert_msg(!memcmp(buf, mem, (size_t)len), "%s differs", path);
+	free(buf);
+}
+
+START_TEST(test_ram_dump_agrees)
+{
+	static const ms_profile profiles[] = {MS_PROFILE_QEMU,
+					      MS_PROFILE_NATIVE};
+	const char *bd = getenv("top_builddir");
+	char dir[] = "/tmp/check_ram.XXXXXX", path[1200], cmd[4096];
+	struct pair pr;
+	struct saved sv;
+	ms_ram_stats st;
+	char *out;
+	FILE *fp;
+	int c;
+
+	if (getenv("MS_RUN_WRAPPER"))
+		return; /* a cross build: the tool runs under an emulator */
+	bd = bd && *bd ? bd : ".";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	for (c = 0; c < 2; c++) {
+		pair_init(&pr, 0);
+		sv = save_mem(pr.src, profiles[c], c, 3);
+		ms_ram_get_stats(pr.src, &st);
+		snprintf(path, sizeof(path), "%s/s.mig", dir);
+		fp = fopen(path, "wb");
+		ck_assert_uint_eq(fwrite(sv.data, 1, sv.len, fp), sv.len);
+		fclose(fp);
+		snprintf(cmd, sizeof(cmd),
+			 "%s/tools/migstream-dump info --json %s", bd, path);
+		out = run_out(cmd);
+		ck_assert_uint_eq(json_num(out, "normal"),
+				  st.pages - st.zero_pages);
+		ck_assert_uint_eq(json_num(out, "zero"), st.zero_pages);
+		ck_assert_uint_eq(json_num(out, "total"), 84 * PS);
+		ck_assert_uint_eq(json_num(out, "pc.ram"), pr.len[0]);
+		ck_assert_uint_eq(json_num(out, "/rom@etc/acpi/tables"),
+				  pr.len[1]);
+		free(out);
+		snprintf(cmd, sizeof(cmd),
+			 "%s/tools/migstream-dump extract %s/x %s 2>/dev/null "
+			 "&& "
+			 "echo ok",
+			 bd, dir, path);
+		out = run_out(cmd);
+		ck_assert_str_eq(out, "ok\n");
+		free(out);
+		snprintf(path, sizeof(path), "%s/x/pc.ram", dir);
+		file_equals(path, pr.smem[0], pr.len[0]);
+		snprintf(path, sizeof(path),
+			 "%s/x/%%2From@etc%%2Facpi%%2Ftables", dir);
+		file_equals(path, pr.smem[1], pr.len[1]);
+		snprintf(path, sizeof(path), "%s/x/pc.bios", dir);
+		file_equals(path, pr.smem[2], pr.len[2]);
+		snprintf(cmd, sizeof(cmd), "rm -rf %s/x %s/s.mig", dir, dir);
+		ck_assert_int_eq(system(cmd), 0);
+		saved_free(&sv);
+		pair_free(&pr);
+	}
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 static Suite *ram_suite(void)
 {
 	Suite *s = suite_create("ram");
@@ -1495,6 +1598,7 @@ static Suite *ram_suite(void)
 	tcase_add_loop_test(tc, test_ram_hostile, 0, (int)NHOSTILE);
 	tcase_add_test(tc, test_ram_hostile_control);
 	tcase_add_test(tc, test_ram_truncated_and_fed);
+	tcase_add_test(tc, test_ram_dump_agrees);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -242,6 +242,11 @@ static void *src_thread(void *arg)
 		ret = ms_save_new(&sv, r->v->reg, s, &so);
 	if (!ret)
 		ret = ms_save_setup(sv);
+	/* The destination starts its channel threads at the main stream's
+	 * "ram" START: it must get there before the channels fill their
+	 * sockets in round 1 (the save driver does not flush by itself). */
+	if (!ret)
+		ret = ms_stream_flush(s);
 	for (int i = 0; i < r->rounds && ret >= 0; i++)
 		ret = ms_save_iterate(sv);
 	if (r->g) {
@@ -776,22 +781,35 @@ START_TEST(test_dst_wrong_round)
 }
 END_TEST
 
-/* A channel that ends (END of round 1) while the others go on. */
+/* A channel that ends (END of round 1) while the other goes on: _i 0,
+ * to a PART of round 2 (its thread waits at barrier 2 for a channel that
+ * ended: it must fail, not wait), 1, to its END of round 2 (the final
+ * sync finds the early END). */
 START_TEST(test_dst_early_end)
 {
 	static const struct hsec s0[] = {{MS_REC_PART, 1, NULL, 0},
-					 {MS_REC_END, 2, NULL, 0}};
+					 {MS_REC_PART, 2, NULL, 0},
+					 {MS_REC_END, 3, NULL, 0}};
+	static const struct hsec s0b[] = {{MS_REC_PART, 1, NULL, 0},
+					  {MS_REC_END, 2, NULL, 0}};
 	static const struct hsec s1[] = {{MS_REC_END, 1, NULL, 0}};
-	static const struct hspec c0 = {0, 2, s0, 2}, c1 = {1, 2, s1, 1};
-	struct feeder f[2] = {{.spec = &c0}, {.spec = &c1}};
+	static const struct hspec c0 = {0, 2, s0, 3}, c0b = {0, 2, s0b, 2},
+				  c1 = {1, 2, s1, 1};
+	struct feeder f[2] = {{.spec = _i ? &c0b : &c0}, {.spec = &c1}};
 	struct bytes mainb;
 	char msg[1024];
 
-	main_hstream(2, 2, &mainb);
+	main_hstream(2, _i ? 2 : 3, &mainb);
 	ck_assert_int_lt(
 		dst_run(&mainb, f, 2, 2, T_PIPE, NULL, msg, sizeof(msg)), 0);
-	ck_assert_has(msg, "RAM channel ");
-	ck_assert_has(msg, "ended with round 1");
+	if (_i == 0)
+		ck_assert_has(msg, "RAM channel 0: offset 0x");
+	if (_i == 0)
+		ck_assert_has(msg, "round 2 is not the last, but RAM channel 1 "
+				   "ended with round 1");
+	else
+		ck_assert_has(msg, "RAM channel 1: its END is round 1, the "
+				   "main stream's round 2");
 	free(mainb.p);
 }
 END_TEST
@@ -813,11 +831,17 @@ START_TEST(test_dst_wrong_count)
 				 msg, sizeof(msg)),
 			 0);
 	if (_i == 0)
-		ck_assert_has(msg, "RAM channels: the source sends 2, this "
-				   "destination was given 4 with "
+		ck_assert_has(msg, "RAM channels: 4 expected "
+				   "(ms_ram_set_channels()), found 2 on the "
+				   "source");
+	else if (_i == 1)
+		ck_assert_has(msg, "a RAM channel sync point found: the source "
+				   "sends pages on 2 channels; call "
 				   "ms_ram_set_channels()");
 	else
-		ck_assert_has(msg, "channel");
+		ck_assert_has(msg, "RAM channels: a sync point with the "
+				   "source's count (2, ms_ram_set_channels()) "
+				   "expected after the block list, found none");
 	fprintf(stderr, "wrong count %u -> %u: %s\n", n, dst_n[_i], msg);
 	free(mainb.p);
 	for (unsigned i = 0; i < n; i++)
@@ -941,7 +965,7 @@ static Suite *ram_channels_suite(void)
 	tcase_add_test(tc, test_files_load);
 	tcase_add_loop_test(tc, test_dst_channel_fails, 0, F_COUNT);
 	tcase_add_test(tc, test_dst_wrong_round);
-	tcase_add_test(tc, test_dst_early_end);
+	tcase_add_loop_test(tc, test_dst_early_end, 0, 2);
 	tcase_add_loop_test(tc, test_dst_wrong_count, 0, 3);
 	tcase_add_test(tc, test_src_peer_closed);
 	suite_add_tcase(s, tc);
