@@ -439,11 +439,13 @@ static void print_save_summary(const struct demo_vm *vm,
 		       o->save.downtime_ms);
 	printf("summary: migrated to %s (%s) in %.3f s: %u precopy round%s, "
 	       "%llu page records (%llu zero, %llu resent), %.1f MiB "
-	       "written (%.0f MB/s), downtime %.1f ms, guest at step %llu\n",
+	       "%s (%.0f MB/s), downtime %.1f ms, guest at step %llu\n",
 	       where, profile_name(o), r->total_s, vm->rounds,
 	       vm->rounds == 1 ? "" : "s", (unsigned long long)st->pages,
 	       (unsigned long long)st->zero_pages,
 	       (unsigned long long)st->resent, (double)r->bytes / (1 << 20),
+	       o->nchan ? "moved (main stream, and page bytes on the channels)"
+			: "written",
 	       (double)r->bytes / secs_of(r) / 1e6, r->downtime_s * 1e3,
 	       (unsigned long long)vm->cpu.pc);
 }
