@@ -515,7 +515,14 @@ int ms__ram_chan_save_start(ms_ram *ram, ms_stream *main)
 	pthread_mutex_lock(&ram->ch->mu);
 	ret = chans_wait_sent(ram->ch, 0, main);
 	pthread_mutex_unlock(&ram->ch->mu);
-	return ret;
+	if (ret)
+		return ret;
+	/* The destination starts its channel threads at the main START: it
+	 * must reach the peer before round 1 can fill the channels' sockets
+	 * (QEMU's RAM setup flushes too).  In the QEMU profile this flushes
+	 * the main descriptor; in the native one it only closes the chunk,
+	 * and the embedder flushes the stream after ms_save_setup(). */
+	return ms_stream_flush(main);
 }
 
 int ms__ram_chan_save_round(ms_ram *ram, bool final, ms_stream *main)

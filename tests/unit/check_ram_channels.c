@@ -244,8 +244,12 @@ static void *src_thread(void *arg)
 		ret = ms_save_setup(sv);
 	/* The destination starts its channel threads at the main stream's
 	 * "ram" START: it must get there before the channels fill their
-	 * sockets in round 1 (the save driver does not flush by itself). */
-	if (!ret)
+	 * sockets in round 1.  ms_ram flushes its payload stream, which in
+	 * the QEMU profile is the descriptor's; a native payload's flush
+	 * stops at the writer, so the embedder flushes (the save driver does
+	 * not).  The QEMU-profile runs hold that the library needs no help. */
+	if (!ret &&
+	    (!r->main_codec || r->main_codec->profile == MS_PROFILE_NATIVE))
 		ret = ms_stream_flush(s);
 	for (int i = 0; i < r->rounds && ret >= 0; i++)
 		ret = ms_save_iterate(sv);
@@ -709,6 +713,12 @@ enum { F_TRUNCATED, F_INSTANCE, F_GARBAGE, F_GARBAGE_OTHER_OPEN, F_COUNT };
 
 START_TEST(test_dst_channel_fails)
 {
+	static const char *const want_inst[] = {
+		"RAM channel 0: offset 0x10: expected the START of \"ram\" "
+		"instance 0 version 4, found START 'ram' instance 1",
+		"RAM channel 1: offset 0x10: expected the START of \"ram\" "
+		"instance 1 version 4, found START 'ram' instance 0",
+	};
 	struct bytes mainb, chb[2];
 	struct feeder f[2] = {{0}};
 	uint64_t st = 99;
@@ -744,9 +754,10 @@ START_TEST(test_dst_channel_fails)
 		ck_assert_has(msg, "RAM channel 1: offset 0x");
 		break;
 	case F_INSTANCE:
-		ck_assert_has(msg, "RAM channel 0: offset 0x");
-		ck_assert_has(msg, "expected the START of \"ram\" instance 0 "
-				   "version 4, found START 'ram' instance 1");
+		/* Both channels are wrong; either may fail first. */
+		ck_assert_msg(strstr(msg, want_inst[0]) ||
+				      strstr(msg, want_inst[1]),
+			      "%s", msg);
 		break;
 	default:
 		ck_assert_has(msg, "RAM channel 1: offset 0x0:");
