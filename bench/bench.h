@@ -34,13 +34,43 @@
 struct vfu_dev;
 
 /**
+ * struct bench_ram_config - Sizes of ms_ram's cases (bench/case-ram.c).
+ * @bytes: guest RAM migrated per repetition by ram-tcp, ram-zlib and
+ *         ram-vs-qemu (which runs only with 1 GiB).
+ * @zero_pct: percentage of those pages that are zeros.
+ * @zero_bytes: zero pages scanned per repetition by ram-zero-scan.
+ */
+struct bench_ram_config {
+	size_t bytes;
+	unsigned zero_pct;
+	size_t zero_bytes;
+};
+
+/**
+ * bench_ram_config_init() - Sizes for a full run or a --quick one.
+ * @c: receives the sizes.
+ * @quick: whether the run is --quick.
+ *
+ * A full run migrates 1 GiB and scans 1 GiB, a quick one 32 MiB and
+ * 16 MiB (and skips ram-vs-qemu).
+ */
+static inline void bench_ram_config_init(struct bench_ram_config *c, bool quick)
+{
+	c->bytes = quick ? (size_t)32 << 20 : (size_t)1 << 30;
+	c->zero_pct = 50;
+	c->zero_bytes = quick ? (size_t)16 << 20 : (size_t)1 << 30;
+}
+
+/**
  * struct bench_ext - Configuration of the cases in bench/case-*.c.
  * @dump: the dump tool's cases.
  * @demo: the end-to-end demo's cases.
+ * @ram: ms_ram's cases.
  */
 struct bench_ext {
 	struct bench_dump_config dump;
 	struct bench_demo_config demo;
+	struct bench_ram_config ram;
 };
 
 /**
@@ -172,7 +202,9 @@ struct subject {
  * struct group - A baseline and the subjects measured against it.
  * @vs: the baseline's name.
  * @unit: what @bench.units counts ("bytes", "values" or "sections").
- * @setup: prepares @bench (sets @bench.units); NULL for nothing.
+ * @setup: prepares @bench (sets @bench.units); NULL for nothing.  It
+ *         returns 0, -1 on failure, or 1 after a message saying why the
+ *         group is skipped in this run (@teardown still runs).
  * @teardown: releases what @setup took; returns 0 or -1.
  * @baseline: one timed run of the baseline.
  * @subj: the subjects.

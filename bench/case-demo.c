@@ -169,7 +169,7 @@ static int demo_dest(bool check)
 		return 1;
 	ret = ms_stream_new_fd(&in, fd, MS_STREAM_READER, 0, &demo_read_opts);
 	if (!ret)
-		ret = demo_load(&vm, in, &res);
+		ret = demo_load(&vm, in, NULL, 0, &res);
 	ms_stream_close(in);
 	if (ret)
 		fprintf(stderr, "demo-migrate: destination: %s\n", res.errmsg);
@@ -390,6 +390,7 @@ static int demo_migrate_common(struct bench *b, double *secs,
 				   .max_rounds = DEMO_MAX_ROUNDS,
 				   .wait_ack = true};
 	struct demo_result res;
+	ms_ram_stats st;
 	pid_t pid = demo_spawn(demo_dest, demo_b.calls++ == 0);
 	double t0;
 	int fd, ret;
@@ -421,8 +422,9 @@ static int demo_migrate_common(struct bench *b, double *secs,
 	if (profile == MS_PROFILE_NATIVE && demo_b.calls > 1 &&
 	    demo_b.runs <= MAX_REPS)
 		demo_b.downtime[demo_b.runs++] = res.downtime_s;
-	demo_b.rounds = demo_b.vm.stats.rounds;
-	demo_b.resent = demo_b.vm.stats.resent;
+	demo_ram_stats(&demo_b.vm, &st);
+	demo_b.rounds = demo_b.vm.rounds;
+	demo_b.resent = st.resent;
 	b->out_bytes = 0;
 	return 0;
 }

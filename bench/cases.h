@@ -46,7 +46,15 @@
 	/* dump-verify-small vs read */                                        \
 	X(dump, dump_verify_small)                                             \
 	/* demo-migrate, demo-migrate-qemu vs plain-tcp-loop */                \
-	X(demo, demo_migrate)
+	X(demo, demo_migrate)                                                  \
+	/* ram-tcp-qemu, ram-tcp vs writev-pages */                            \
+	X(ram, ram_tcp)                                                        \
+	/* ram-zlib-2ch vs ram-zlib-1ch */                                     \
+	X(ram, ram_zlib)                                                       \
+	/* ram-vs-qemu vs qemu-7.2-migrate (skipped under --quick) */          \
+	X(ram, ram_vs_qemu)                                                    \
+	/* ram-zero-scan vs memcmp-zero-page */                                \
+	X(ram, ram_zero_scan)
 
 #define BENCH_DECLARE_GROUP(family, name)                                      \
 	extern const struct group bench_group_##name;

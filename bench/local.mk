@@ -16,6 +16,7 @@ bench_migstream_bench_SOURCES = \
 	bench/case-dump.h \
 	bench/case-demo.c \
 	bench/case-demo.h \
+	bench/case-ram.c \
 	$(DEMO_SOURCES)
 bench_migstream_bench_CFLAGS = $(AM_CFLAGS) $(ZLIB_CFLAGS)
 bench_migstream_bench_LDADD = $(LIBMS)

@@ -1,27 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * migrate-demo: the machine (RAM with dirty tracking, a guest thread, a
- * CPU, a timer, a NIC and a device behind the vfio-user adapter), its
- * section handlers, and the save and load that migrate it.
+ * migrate-demo: the machine (RAM, a guest thread, a CPU, a timer, a NIC
+ * and a device behind the vfio-user adapter), its section handlers, and
+ * the save and load that migrate it.
  *
- * RAM is written in QEMU's "ram" section grammar (version 4: a block
- * list, then page records, zero pages as one byte, each section ended by
- * EOS), so that migstream-dump counts its pages in either profile.
+ * RAM is the library's: one block, "pc.ram", registered with an ms_ram,
+ * which tracks its dirty pages (the guest marks them after each write),
+ * finds its zero pages, writes and reads QEMU's "ram" grammar and, with
+ * channels, spreads the pages over further sockets.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "migrate-demo.h"
 
-/* RAM record flags: short names for <migstream/qemu_ram.h>. */
-
-/* Pages handled per hold of the machine lock while saving RAM. */
-#define RAM_BATCH 256
 /* Ends the block list of the vfio-user device's memory sections. */
 #define VDEV_END 0xffffffffu
 /* Largest chunk of vfio-user data framed into one record. */
@@ -87,19 +85,6 @@ static void fill_page(uint8_t *p, uint64_t h)
 		x ^= x << 17;
 		store_le64(p + i, x);
 	}
-}
-
-/**
- * page_is_zero() - Whether a page holds only zeros.
- * @p: DEMO_PAGE bytes.
- *
- * Return: true for a zero page.
- */
-static bool page_is_zero(const uint8_t *p)
-{
-	static const uint8_t zero[DEMO_PAGE];
-
-	return !memcmp(p, zero, DEMO_PAGE);
 }
 
 /**
@@ -330,6 +315,45 @@ static int vdev_init(struct demo_vm *vm, bool blank)
 }
 
 /**
+ * ram_init() - Map the machine's RAM and register it with a new ms_ram.
+ * @vm: the machine, with @npages set.
+ * @blank: a destination's machine: its RAM is fresh anonymous memory,
+ *         all zeros, and the block says so (MS_RAM_BLOCK_ZEROED), so that
+ *         a zero page for a page no record wrote is neither read nor
+ *         written.
+ *
+ * Every page is touched now (written with zeros, which leaves fresh
+ * memory as it was), not during the migration.
+ *
+ * Return: 0, -ENOMEM, or ms_ram's error after a message.
+ */
+static int ram_init(struct demo_vm *vm, bool blank)
+{
+	size_t bytes = vm->npages * DEMO_PAGE;
+	ms_ram_block blk = {.version = MS_RAM_BLOCK_VERSION,
+			    .idstr = DEMO_RAM_BLOCK,
+			    .used_length = bytes,
+			    .flags = blank ? MS_RAM_BLOCK_ZEROED : 0};
+	void *p;
+	int ret;
+
+	p = mmap(NULL, bytes ? bytes : DEMO_PAGE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	vm->ram = p;
+	memset(vm->ram, 0, bytes);
+	blk.host = vm->ram;
+	ret = ms_ram_new(&vm->ramh, NULL);
+	if (!ret)
+		ret = ms_ram_add_block(vm->ramh, &blk, &vm->ram_index);
+	if (ret && vm->ramh)
+		fprintf(stderr, "migrate-demo: RAM: %s\n",
+			ms_ram_errmsg(vm->ramh));
+	return ret;
+}
+
+/**
  * vm_init() - Build a machine.
  * @vm: the machine to fill.
  * @cfg: its configuration; copied.
@@ -344,22 +368,16 @@ static int vm_init(struct demo_vm *vm, const struct demo_config *cfg,
 {
 	uint64_t s;
 	size_t i;
+	int ret;
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
 	pthread_mutex_init(&vm->lock, NULL);
 	atomic_init(&vm->stop, false);
 	vm->npages = cfg->ram_size / DEMO_PAGE;
-	vm->ram = alloc_pages(vm->npages * DEMO_PAGE);
-	vm->dirty = calloc(vm->npages + 1, 1);
-	vm->sent = calloc(vm->npages + 1, 1);
-	vm->maybe_set = calloc(vm->npages + 1, 1);
-	if (!vm->ram || !vm->dirty || !vm->sent || !vm->maybe_set)
-		return -ENOMEM;
-	if (!blank)
-		memset(vm->maybe_set, 1, vm->npages);
-	/* Touch every page now, not during the migration. */
-	memset(vm->ram, 0, vm->npages * DEMO_PAGE);
+	ret = ram_init(vm, blank);
+	if (ret)
+		return ret;
 	s = cfg->seed;
 	for (i = 0; !blank && i < vm->npages; i++) {
 		uint64_t h = mix(s ^ (i * 0x2545f4914f6cdd1dull));
@@ -423,17 +441,18 @@ void demo_vm_free(struct demo_vm *vm)
 	free(vm->vdev.mem);
 	free(vm->vdev.dirty);
 	free(vm->vdev.buf);
-	free(vm->ram);
-	free(vm->dirty);
-	free(vm->sent);
-	free(vm->maybe_set);
+	ms_ram_free(vm->ramh);
+	if (vm->ram)
+		munmap(vm->ram,
+		       vm->npages ? vm->npages * DEMO_PAGE : DEMO_PAGE);
 	pthread_mutex_destroy(&vm->lock);
 	memset(vm, 0, sizeof(*vm));
 }
 
 /**
  * demo_vm_step() - Run @n guest steps (the caller holds the lock, or the
- *                  guest thread is not running).
+ *                  guest thread is not running; the lock is for the
+ *                  devices: RAM needs none).
  * @vm: the machine.
  * @n: steps.
  *
@@ -455,10 +474,9 @@ void demo_vm_step(struct demo_vm *vm, uint64_t n)
 		for (j = 0; j < 8; j++)
 			store_le64(vm->ram + p * DEMO_PAGE + off + j * 8,
 				   mix(h + j));
-		if (!vm->dirty[p]) {
-			vm->dirty[p] = 1;
-			vm->ndirty++;
-		}
+		/* After the write: see <migstream/ram.h>. */
+		ms_ram_mark_dirty(vm->ramh, vm->ram_index,
+				  (uint64_t)p * DEMO_PAGE + off, 64);
 		vm->cpu.regs[k % DEMO_NREGS] += h;
 		vm->cpu.flags ^= (uint32_t)(h & 0x1);
 		if (k % 8 == 0)
@@ -547,251 +565,6 @@ void demo_guest_stop(struct demo_vm *vm)
 	atomic_store(&vm->stop, true);
 	pthread_join(vm->guest, NULL);
 	vm->running = false;
-}
-
-/*
- * RAM: QEMU's "ram" grammar, one block.
- */
-
-static void ram_record(ms_stream *s, size_t page, unsigned flag, bool *first)
-{
-	uint64_t v = (uint64_t)page * DEMO_PAGE | flag;
-
-	if (!*first)
-		v |= MS_QEMU_RAM_CONTINUE;
-	ms_put_be64(s, v);
-	if (*first)
-		ms_put_counted_string(s, DEMO_RAM_BLOCK);
-	*first = false;
-}
-
-/**
- * ram_pass() - One pass over the dirty flags: every dirty page goes, then EOS.
- */
-static int ram_pass(ms_stream *s, struct demo_vm *vm)
-{
-	struct demo_stats *st = &vm->stats;
-	bool first = true;
-	size_t i, end;
-
-	for (vm->cursor = 0; vm->cursor < vm->npages; vm->cursor = end) {
-		end = vm->cursor + RAM_BATCH;
-		if (end > vm->npages)
-			end = vm->npages;
-		pthread_mutex_lock(&vm->lock);
-		for (i = vm->cursor; i < end && vm->ndirty; i++) {
-			const uint8_t *p = vm->ram + i * DEMO_PAGE;
-
-			if (!vm->dirty[i])
-				continue;
-			vm->dirty[i] = 0;
-			vm->ndirty--;
-			if (vm->sent[i])
-				st->resent++;
-			vm->sent[i] = 1;
-			st->round_pages++;
-			if (page_is_zero(p)) {
-				st->round_zero++;
-				ram_record(s, i, MS_QEMU_RAM_ZERO, &first);
-				ms_put_u8(s, 0);
-			} else {
-				ram_record(s, i, MS_QEMU_RAM_PAGE, &first);
-				/* Without a copy where the sink allows it (QEMU's
-				 * grammar over a socket or file): the kernel may
-				 * read the page after the lock is dropped, but a
-				 * guest write then marks it dirty again, and the
-				 * last copy is made with the guest stopped.  The
-				 * native profile copies (its CRC must match). */
-				ms_put_buffer_async(s, p, DEMO_PAGE);
-			}
-		}
-		pthread_mutex_unlock(&vm->lock);
-		if (ms_stream_error(s))
-			break;
-	}
-	ms_put_be64(s, MS_QEMU_RAM_EOS);
-	st->pages += st->round_pages;
-	st->zero_pages += st->round_zero;
-	return ms_stream_error(s);
-}
-
-/**
- * ram_save_setup() - "ram" START: the block list; every page is dirty.
- * @opaque: the machine.
- * @s: the payload stream.
- *
- * Return: 0 or the stream's error.
- */
-static int ram_save_setup(void *opaque, ms_stream *s)
-{
-	struct demo_vm *vm = opaque;
-	uint64_t size = (uint64_t)vm->npages * DEMO_PAGE;
-
-	pthread_mutex_lock(&vm->lock);
-	memset(vm->dirty, 1, vm->npages);
-	memset(vm->sent, 0, vm->npages);
-	vm->ndirty = vm->npages;
-	pthread_mutex_unlock(&vm->lock);
-	ms_put_be64(s, size | MS_QEMU_RAM_MEM_SIZE);
-	ms_put_counted_string(s, DEMO_RAM_BLOCK);
-	ms_put_be64(s, size);
-	ms_put_be64(s, MS_QEMU_RAM_EOS);
-	return ms_stream_error(s);
-}
-
-/**
- * ram_save_iterate() - "ram" PART: one precopy round.
- * @opaque: the machine.
- * @s: the payload stream.
- *
- * Return: 1 if pages are dirty again, 0, or an error.
- */
-static int ram_save_iterate(void *opaque, ms_stream *s)
-{
-	struct demo_vm *vm = opaque;
-	int ret = ram_pass(s, vm);
-	size_t left;
-
-	pthread_mutex_lock(&vm->lock);
-	left = vm->ndirty;
-	pthread_mutex_unlock(&vm->lock);
-	return ret ? ret : left > 0;
-}
-
-/**
- * ram_pending() - Bytes of dirty RAM.
- * @opaque: the machine.
- *
- * Return: the estimate.
- */
-static uint64_t ram_pending(void *opaque)
-{
-	struct demo_vm *vm = opaque;
-	uint64_t n;
-
-	pthread_mutex_lock(&vm->lock);
-	n = (uint64_t)vm->ndirty * DEMO_PAGE;
-	pthread_mutex_unlock(&vm->lock);
-	return n;
-}
-
-/**
- * ram_save_complete() - "ram" END: the pages dirtied since the last round.
- * @opaque: the machine.
- * @s: the payload stream.
- *
- * Return: 0 or the stream's error.
- */
-static int ram_save_complete(void *opaque, ms_stream *s)
-{
-	return ram_pass(s, opaque);
-}
-
-/**
- * ram_load_blocks() - The block list of a START section: exactly our one block.
- */
-static int ram_load_blocks(ms_stream *s, struct demo_vm *vm, uint64_t total)
-{
-	char name[MS_COUNTED_STRING_MAX + 1];
-	uint64_t size = (uint64_t)vm->npages * DEMO_PAGE, len;
-
-	ms_get_counted_string(s, name);
-	ms_get_be64(s, &len);
-	if (ms_stream_error(s))
-		return ms_stream_error(s);
-	if (strcmp(name, DEMO_RAM_BLOCK) || len != size || total != size)
-		return ms_stream_set_error(
-			s, -EINVAL,
-			"RAM block '%s' of %llu bytes (%llu in all) received, "
-			"this machine has '%s' of %llu bytes",
-			name, (unsigned long long)len,
-			(unsigned long long)total, DEMO_RAM_BLOCK,
-			(unsigned long long)size);
-	return 0;
-}
-
-/**
- * ram_load() - Load a "ram" section: block list or page records up to EOS.
- * @opaque: the machine.
- * @s: the payload stream.
- * @version_id: the section's version.
- * @type: its type.
- *
- * Return: 0 or a negative errno (@s failed with why).
- */
-static int ram_load(void *opaque, ms_stream *s, uint32_t version_id,
-		    uint8_t type)
-{
-	struct demo_vm *vm = opaque;
-	char name[MS_COUNTED_STRING_MAX + 1];
-	uint64_t size = (uint64_t)vm->npages * DEMO_PAGE, v, addr;
-	bool have_block = false;
-	unsigned flags;
-	uint8_t *p, fill;
-
-	(void)version_id;
-	(void)type;
-	while (!ms_get_be64(s, &v)) {
-		flags = (unsigned)(v & (DEMO_PAGE - 1));
-		addr = v & ~(uint64_t)(DEMO_PAGE - 1);
-		switch (flags & ~MS_QEMU_RAM_CONTINUE) {
-		case MS_QEMU_RAM_MEM_SIZE:
-			if (ram_load_blocks(s, vm, addr))
-				return ms_stream_error(s);
-			continue;
-		case MS_QEMU_RAM_EOS:
-			return 0;
-		case MS_QEMU_RAM_ZERO:
-		case MS_QEMU_RAM_PAGE:
-			break;
-		default:
-			return ms_stream_set_error(
-				s, -EBADMSG,
-				"RAM record flags ZERO, PAGE, MEM_SIZE or EOS "
-				"expected, found 0x%x",
-				flags);
-		}
-		if (!(flags & MS_QEMU_RAM_CONTINUE)) {
-			ms_get_counted_string(s, name);
-			if (!ms_stream_error(s) && strcmp(name, DEMO_RAM_BLOCK))
-				return ms_stream_set_error(
-					s, -EBADMSG,
-					"RAM block '%s' expected, found '%s'",
-					DEMO_RAM_BLOCK, name);
-			have_block = true;
-		} else if (!have_block) {
-			return ms_stream_set_error(
-				s, -EBADMSG,
-				"a RAM block name expected, found CONTINUE on "
-				"the section's first page");
-		}
-		if (addr >= size)
-			return ms_stream_set_error(
-				s, -EBADMSG,
-				"page offset below 0x%llx expected, found "
-				"0x%llx",
-				(unsigned long long)size,
-				(unsigned long long)addr);
-		p = vm->ram + addr;
-		if ((flags & ~MS_QEMU_RAM_CONTINUE) == MS_QEMU_RAM_PAGE) {
-			vm->maybe_set[addr / DEMO_PAGE] = 1;
-			ms_get_buffer(s, p, DEMO_PAGE);
-			continue;
-		}
-		if (ms_get_u8(s, &fill))
-			break;
-		if (fill)
-			return ms_stream_set_error(
-				s, -EBADMSG,
-				"zero page at 0x%llx: fill byte 0 expected, "
-				"found 0x%02x",
-				(unsigned long long)addr, fill);
-		/* Memory known to be zero is left alone (not even read). */
-		if (vm->maybe_set[addr / DEMO_PAGE] && !page_is_zero(p))
-			memset(p, 0, DEMO_PAGE);
-		vm->maybe_set[addr / DEMO_PAGE] = 0;
-	}
-	return ms_stream_error(s);
 }
 
 /*
@@ -1103,15 +876,6 @@ static int vfio_load(void *opaque, ms_stream *s, uint32_t version_id,
 	return 0;
 }
 
-static const ms_handler_ops ram_ops = {
-	.version = MS_HANDLER_OPS_VERSION,
-	.save_setup = ram_save_setup,
-	.save_iterate = ram_save_iterate,
-	.pending = ram_pending,
-	.save_complete = ram_save_complete,
-	.load = ram_load,
-};
-
 static const ms_handler_ops cpu_ops = {
 	.version = MS_HANDLER_OPS_VERSION,
 	.save_state = cpu_save,
@@ -1144,12 +908,14 @@ static const ms_handler_ops vfio_ops = {
  * @vm: the machine, passed to every handler.
  * @out: receives the registry, which the caller frees.
  *
+ * "ram" is ms_ram's handler, section 0; the devices follow.
+ *
  * Return: 0 or a negative errno.
  */
 int demo_vm_registry(struct demo_vm *vm, ms_registry **out)
 {
-	static const ms_handler_ops *const ops[] = {
-		&ram_ops, &cpu_ops, &timer_ops, &nic_ops, &vfio_ops};
+	static const ms_handler_ops *const ops[] = {&cpu_ops, &timer_ops,
+						    &nic_ops, &vfio_ops};
 	ms_registry *reg;
 	uint32_t version;
 	size_t i;
@@ -1158,16 +924,15 @@ int demo_vm_registry(struct demo_vm *vm, ms_registry **out)
 	ret = ms_registry_new(&reg, NULL);
 	if (ret)
 		return ret;
-	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		version = i == 0 ? MS_QEMU_RAM_VERSION : 1;
-		if (ops[i] == &nic_ops)
-			version = vm->cfg.nic_version;
-		ret = ms_registry_add(reg, section_names[i], 0, version, 1,
+	ret = ms_ram_register(vm->ramh, reg, NULL);
+	for (i = 0; !ret && i < sizeof(ops) / sizeof(ops[0]); i++) {
+		version = ops[i] == &nic_ops ? vm->cfg.nic_version : 1;
+		ret = ms_registry_add(reg, section_names[i + 1], 0, version, 1,
 				      ops[i], vm, NULL);
-		if (ret) {
-			ms_registry_free(reg);
-			return ret;
-		}
+	}
+	if (ret) {
+		ms_registry_free(reg);
+		return ret;
 	}
 	*out = reg;
 	return 0;
@@ -1232,33 +997,49 @@ int demo_vm_compare(const struct demo_vm *got, const struct demo_vm *want,
  * Save and load.
  */
 
-static void round_line(const struct demo_vm *vm, unsigned round, uint64_t bytes,
-		       double secs, size_t left)
+/**
+ * demo_ram_stats() - The RAM counters of the current or last migration.
+ * @vm: the machine.
+ * @st: receives ms_ram's counters.
+ */
+void demo_ram_stats(const struct demo_vm *vm, ms_ram_stats *st)
 {
-	const struct demo_stats *st = &vm->stats;
+	ms_ram_get_stats(vm->ramh, st);
+}
 
+static void round_line(const struct demo_vm *vm, unsigned round, uint64_t bytes,
+		       double secs)
+{
+	ms_ram_stats st;
+
+	ms_ram_get_stats(vm->ramh, &st);
 	printf("  round %u: %llu pages sent (%llu zero), %.1f MiB in %.3f s "
-	       "(%.0f MB/s), %zu dirty pages left\n",
-	       round, (unsigned long long)st->round_pages,
-	       (unsigned long long)st->round_zero, (double)bytes / (1 << 20),
-	       secs, secs > 0 ? (double)bytes / secs / 1e6 : 0.0, left);
+	       "(%.0f MB/s), %llu dirty pages left\n",
+	       round, (unsigned long long)st.round_pages,
+	       (unsigned long long)st.round_zero, (double)bytes / (1 << 20),
+	       secs, secs > 0 ? (double)bytes / secs / 1e6 : 0.0,
+	       (unsigned long long)ms_ram_dirty_pages(vm->ramh));
 	fflush(stdout);
 }
 
 /**
- * dirty_pages() - Dirty RAM pages now.
+ * sent_bytes() - Bytes a migration has moved so far.
  * @vm: the machine.
+ * @s: the main stream.
+ * @nchan: channels beside it.
  *
- * Return: the count.
+ * Return: the main stream's bytes, plus, with channels, the page bytes
+ * ms_ram sent on them.
  */
-static size_t dirty_pages(struct demo_vm *vm)
+static uint64_t sent_bytes(const struct demo_vm *vm, ms_stream *s,
+			   unsigned nchan)
 {
-	size_t n;
+	ms_ram_stats st;
 
-	pthread_mutex_lock(&vm->lock);
-	n = vm->ndirty;
-	pthread_mutex_unlock(&vm->lock);
-	return n;
+	if (!nchan)
+		return ms_stream_tell(s);
+	ms_ram_get_stats(vm->ramh, &st);
+	return ms_stream_tell(s) + st.bytes;
 }
 
 /**
@@ -1316,9 +1097,17 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 	int ret, more, cret;
 
 	memset(res, 0, sizeof(*res));
-	memset(&vm->stats, 0, sizeof(vm->stats));
+	vm->rounds = 0;
 	codec.profile = o->profile;
 	codec.compress_level = o->compress ? 1 : 0;
+	/* The channels are written as the main stream is (each is a stream
+	 * of its own); they serve this save only. */
+	ret = ms_ram_set_channels(vm->ramh, o->chan_fds, o->nchan, &codec);
+	if (ret) {
+		snprintf(res->errmsg, sizeof(res->errmsg), "channels: %s",
+			 ms_ram_errmsg(vm->ramh));
+		goto out;
+	}
 	ret = demo_vm_registry(vm, &reg);
 	if (!ret)
 		ret = ms_stream_new_fd(&s, fd, MS_STREAM_WRITER, 0, &so);
@@ -1332,38 +1121,41 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 
 	t0 = demo_now();
 	ret = ms_save_setup(sv);
+	/* With channels the destination starts its channel threads when the
+	 * main stream's START arrives: send it now, before the channels'
+	 * first round fills their sockets. */
+	if (!ret && o->nchan)
+		ret = ms_stream_flush(s);
 	for (more = 1; !ret && more;) {
-		vm->stats.round_pages = vm->stats.round_zero = 0;
 		tr = demo_now();
-		b0 = ms_stream_tell(s);
+		b0 = sent_bytes(vm, s, o->nchan);
 		more = ms_save_iterate(sv);
 		if (more < 0) {
 			ret = more;
 			break;
 		}
-		vm->stats.rounds++;
+		vm->rounds++;
 		tr = demo_now() - tr;
-		bw = (double)(ms_stream_tell(s) - b0) / (tr > 1e-6 ? tr : 1e-6);
+		b0 = sent_bytes(vm, s, o->nchan) - b0;
+		bw = (double)b0 / (tr > 1e-6 ? tr : 1e-6);
 		pending = ms_save_pending(sv);
 		if (vm->verbose)
-			round_line(vm, vm->stats.rounds, ms_stream_tell(s) - b0,
-				   tr, dirty_pages(vm));
+			round_line(vm, vm->rounds, b0, tr);
 		/* Stop when what is left fits in the downtime at the
 		 * throughput of the last round. */
 		if ((double)pending <= bw * o->downtime_ms / 1e3 ||
-		    vm->stats.rounds >= o->max_rounds)
+		    vm->rounds >= o->max_rounds)
 			break;
 	}
 	if (!ret) {
 		demo_guest_stop(vm);
 		td = demo_now();
-		vm->stats.round_pages = vm->stats.round_zero = 0;
 		ret = ms_save_complete(sv);
 	}
 	cret = ms_stream_flush(s);
 	if (!ret)
 		ret = cret;
-	res->bytes = ms_stream_tell(s);
+	res->bytes = sent_bytes(vm, s, o->nchan);
 	if (ret) {
 		int serr = ms_stream_error(s);
 
@@ -1380,10 +1172,10 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 		shutdown(fd, SHUT_WR);
 		ret = read_ack(fd, ack, sizeof(ack));
 		if (ret) {
-			res->err_offset = res->bytes;
+			res->err_offset = ms_stream_tell(s);
 			snprintf(res->errmsg, sizeof(res->errmsg),
 				 "offset %llu: the destination %s%s",
-				 (unsigned long long)res->bytes,
+				 (unsigned long long)res->err_offset,
 				 ret == -ECONNRESET
 					 ? "closed the connection without "
 					   "an answer"
@@ -1417,11 +1209,18 @@ out:
  * demo_load() - Load a machine from @in.
  * @vm: a blank machine.
  * @in: the stream; not closed.
+ * @chan_fds: @nchan connected sockets, channel i of the source's on
+ *            @chan_fds[i]; borrowed.
+ * @nchan: the channels the source must use (ms_ram refuses another
+ *         number), 0 for none.
  * @res: receives the figures, or the error and its offset.
+ *
+ * The load succeeds only when ms_ram_load_check() says RAM is whole.
  *
  * Return: 0 or a negative errno.
  */
-int demo_load(struct demo_vm *vm, ms_stream *in, struct demo_result *res)
+int demo_load(struct demo_vm *vm, ms_stream *in, const int *chan_fds,
+	      unsigned nchan, struct demo_result *res)
 {
 	ms_registry *reg = NULL;
 	ms_load *ld = NULL;
@@ -1429,6 +1228,12 @@ int demo_load(struct demo_vm *vm, ms_stream *in, struct demo_result *res)
 	int ret;
 
 	memset(res, 0, sizeof(*res));
+	ret = ms_ram_set_channels(vm->ramh, chan_fds, nchan, NULL);
+	if (ret) {
+		snprintf(res->errmsg, sizeof(res->errmsg), "channels: %s",
+			 ms_ram_errmsg(vm->ramh));
+		return ret;
+	}
 	ret = demo_vm_registry(vm, &reg);
 	if (!ret)
 		ret = ms_load_new(&ld, reg, NULL);
@@ -1444,6 +1249,17 @@ int demo_load(struct demo_vm *vm, ms_stream *in, struct demo_result *res)
 		res->err_offset = ms_load_error_offset(ld);
 		snprintf(res->errmsg, sizeof(res->errmsg), "%s",
 			 ms_load_errmsg(ld));
+	} else if ((ret = ms_ram_load_check(vm->ramh)) != 0) {
+		res->err_offset = res->bytes;
+		snprintf(res->errmsg, sizeof(res->errmsg), "offset 0x%llx: %s",
+			 (unsigned long long)res->bytes,
+			 ms_ram_errmsg(vm->ramh));
+	} else {
+		ms_ram_stats st;
+
+		ms_ram_get_stats(vm->ramh, &st);
+		if (nchan)
+			res->bytes += st.bytes;
 	}
 out:
 	ms_load_free(ld);

@@ -8,6 +8,8 @@
  *   migrate-demo --to tcp:127.0.0.1:4444              # the source
  *   migrate-demo --to file:vm.snap                    # a snapshot
  *   migrate-demo --from file:vm.snap                  # restore it
+ *   migrate-demo --listen tcp:127.0.0.1:4444 --channels 2
+ *   migrate-demo --to tcp:127.0.0.1:4444 --channels 2 # pages on 2 more
  *
  * The source's guest thread writes to RAM while precopy rounds send the
  * dirty pages; once what is left fits in --downtime-ms at the measured
@@ -15,11 +17,26 @@
  * destination loads, answers "OK" (or why not) and checks every byte of
  * RAM and every device field against what the source had when it stopped:
  * it replays the guest from the seed up to the CPU's program counter.
+ *
+ * RAM is the library's ms_ram (see migrate-demo-machine.c).  With
+ * --channels N the source opens N more TCP connections after the main
+ * one and ms_ram sends the pages over them, one thread each.  How the
+ * destination tells the connections apart: each begins with a hello of
+ * HELLO_LEN bytes, read before anything else: the magic "mdc1", a byte
+ * with the connection's index (0 the main stream, 1 + i channel i), a
+ * byte with the source's channel count, two zero bytes, and a be64 id
+ * drawn at random for each migration attempt.  The destination accepts
+ * connections until it holds the main one and the channels it expects
+ * of the same id, sorts them by index, and closes any other (a bad
+ * hello, another attempt's id, an index taken twice).  A source with
+ * another channel count than the destination's is refused by ms_ram
+ * (its START section says the count), not by the demo.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +49,11 @@
 #include "migrate-demo.h"
 
 #define CONNECT_TIMEOUT_S 30
+/* The usage text says 64; a hello's bytes hold an index and a count. */
+_Static_assert(MS_RAM_MAX_CHANNELS == 64, "--channels says 0 to 64");
+/* Bytes of a connection's hello, and its magic. */
+#define HELLO_LEN   16
+#define HELLO_MAGIC "mdc1"
 
 /**
  * struct options - The command line.
@@ -46,6 +68,9 @@
  * @drop_after: destination: close the first connection after this many
  *              bytes (0: never).
  * @kill_after: destination: die by SIGKILL after this many bytes.
+ * @drop_chan_after: destination: close the first migration's channel 0
+ *                   connection after this many of its bytes (0: never).
+ * @nchan: RAM channels beside the main connection (--channels).
  * @timeout_s: destination and restore: give up (SIGALRM) after this many
  *             seconds; 0 waits forever.
  * @quiet: print only the summary.
@@ -61,6 +86,8 @@ struct options {
 	unsigned accept;
 	uint64_t drop_after;
 	uint64_t kill_after;
+	uint64_t drop_chan_after;
+	unsigned nchan;
 	unsigned timeout_s;
 	bool quiet;
 };
@@ -209,6 +236,147 @@ static int tcp_connect(const char *addr)
 	return fd >= 0 ? fd : ret ? ret : -EHOSTUNREACH;
 }
 
+/*
+ * Connections: the hello that tells them apart (see the top comment).
+ */
+
+/**
+ * io_all() - read() or write() all of @len bytes, through EINTR.
+ * @fd: the descriptor.
+ * @buf: the bytes.
+ * @len: their number.
+ * @wr: write (else read).
+ *
+ * Return: 0, -EPIPE at an early end, or a negative errno.
+ */
+static int io_all(int fd, void *buf, size_t len, bool wr)
+{
+	uint8_t *p = buf;
+	ssize_t n;
+
+	while (len) {
+		n = wr ? write(fd, p, len) : read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EPIPE;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/**
+ * hello_send() - Begin a connection with its hello.
+ * @fd: the connection.
+ * @index: 0 for the main stream, 1 + i for channel i.
+ * @count: the source's channel count.
+ * @id: the migration attempt's id.
+ *
+ * Return: 0 or a negative errno.
+ */
+static int hello_send(int fd, unsigned index, unsigned count, uint64_t id)
+{
+	uint8_t h[HELLO_LEN] = {0};
+	int i;
+
+	memcpy(h, HELLO_MAGIC, 4);
+	h[4] = (uint8_t)index;
+	h[5] = (uint8_t)count;
+	for (i = 0; i < 8; i++)
+		h[8 + i] = (uint8_t)(id >> (56 - 8 * i));
+	return io_all(fd, h, sizeof(h), true);
+}
+
+/**
+ * hello_recv() - Read a connection's hello.
+ * @fd: the connection.
+ * @index: receives its index.
+ * @count: receives the source's channel count.
+ * @id: receives the attempt's id.
+ *
+ * Return: 0, or -EPROTO for something else than a hello.
+ */
+static int hello_recv(int fd, unsigned *index, unsigned *count, uint64_t *id)
+{
+	uint8_t h[HELLO_LEN];
+	int i;
+
+	if (io_all(fd, h, sizeof(h), false) || memcmp(h, HELLO_MAGIC, 4) ||
+	    h[6] || h[7] || h[5] > MS_RAM_MAX_CHANNELS)
+		return -EPROTO;
+	*index = h[4];
+	*count = h[5];
+	*id = 0;
+	for (i = 0; i < 8; i++)
+		*id = *id << 8 | h[8 + i];
+	return 0;
+}
+
+/**
+ * attempt_id() - A random id for a migration attempt.
+ *
+ * Return: 64 bits from /dev/urandom, or from the clock and the pid.
+ */
+static uint64_t attempt_id(void)
+{
+	uint64_t id = 0;
+	struct timespec ts;
+	int fd = open("/dev/urandom", O_RDONLY);
+
+	if (fd >= 0) {
+		if (io_all(fd, &id, sizeof(id), false))
+			id = 0;
+		close(fd);
+	}
+	if (!id) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		id = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
+		     ((uint64_t)getpid() << 16);
+	}
+	return id;
+}
+
+/**
+ * connect_all() - Open a migration's main connection and its channels.
+ * @o: the command line.
+ * @chan: receives o->nchan channel sockets.
+ *
+ * Return: the main socket, or a negative errno after a message (nothing
+ * is left open).
+ */
+static int connect_all(const struct options *o, int *chan)
+{
+	uint64_t id = attempt_id();
+	unsigned i, k;
+	int fd, ret;
+
+	fd = tcp_connect(o->to);
+	if (fd < 0)
+		return fd;
+	ret = hello_send(fd, 0, o->nchan, id);
+	for (i = 0; !ret && i < o->nchan; i++) {
+		chan[i] = tcp_connect(o->to);
+		if (chan[i] < 0) {
+			ret = chan[i];
+			break;
+		}
+		ret = hello_send(chan[i], i + 1, o->nchan, id);
+		if (ret)
+			i++;
+	}
+	if (!ret)
+		return fd;
+	fprintf(stderr, "migrate-demo: connecting %s: %s\n", o->to,
+		strerror(-ret));
+	for (k = 0; k < i; k++)
+		close(chan[k]);
+	close(fd);
+	return ret;
+}
+
 /**
  * profile_name() - How the source writes, for messages.
  * @o: the command line.
@@ -217,9 +385,17 @@ static int tcp_connect(const char *addr)
  */
 static const char *profile_name(const struct options *o)
 {
-	return o->save.profile == MS_PROFILE_QEMU ? "QEMU profile"
-	       : o->save.compress		  ? "native profile, zlib"
-						  : "native profile";
+	static char buf[64];
+
+	snprintf(buf, sizeof(buf), "%s%s",
+		 o->save.profile == MS_PROFILE_QEMU ? "QEMU profile"
+		 : o->save.compress		    ? "native profile, zlib"
+						    : "native profile",
+		 o->nchan ? ", pages on " : "");
+	if (o->nchan)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
+			 "%u channel%s", o->nchan, o->nchan == 1 ? "" : "s");
+	return buf;
 }
 
 /**
@@ -253,8 +429,9 @@ static void print_save_summary(const struct demo_vm *vm,
 			       const struct demo_result *r,
 			       const struct options *o, const char *where)
 {
-	const struct demo_stats *st = &vm->stats;
+	ms_ram_stats st0, *st = &st0;
 
+	demo_ram_stats(vm, st);
 	if (!o->quiet)
 		printf("  stop-and-copy: %llu pages and the device state, "
 		       "downtime %.1f ms (target %u ms)\n",
@@ -262,11 +439,13 @@ static void print_save_summary(const struct demo_vm *vm,
 		       o->save.downtime_ms);
 	printf("summary: migrated to %s (%s) in %.3f s: %u precopy round%s, "
 	       "%llu page records (%llu zero, %llu resent), %.1f MiB "
-	       "written (%.0f MB/s), downtime %.1f ms, guest at step %llu\n",
-	       where, profile_name(o), r->total_s, st->rounds,
-	       st->rounds == 1 ? "" : "s", (unsigned long long)st->pages,
+	       "%s (%.0f MB/s), downtime %.1f ms, guest at step %llu\n",
+	       where, profile_name(o), r->total_s, vm->rounds,
+	       vm->rounds == 1 ? "" : "s", (unsigned long long)st->pages,
 	       (unsigned long long)st->zero_pages,
 	       (unsigned long long)st->resent, (double)r->bytes / (1 << 20),
+	       o->nchan ? "moved (main stream, and page bytes on the channels)"
+			: "written",
 	       (double)r->bytes / secs_of(r) / 1e6, r->downtime_s * 1e3,
 	       (unsigned long long)vm->cpu.pc);
 }
@@ -282,7 +461,9 @@ static int run_source(const struct options *o)
 	struct demo_vm vm;
 	struct demo_result res;
 	bool tcp = !strncmp(o->to, "tcp:", 4);
-	unsigned attempt;
+	struct demo_save_opts so = o->save;
+	int chan[MS_RAM_MAX_CHANNELS];
+	unsigned attempt, i;
 	int fd, ret;
 
 	if (!tcp && strncmp(o->to, "file:", 5)) {
@@ -290,6 +471,12 @@ static int run_source(const struct options *o)
 			"migrate-demo: --to '%s': tcp:HOST:PORT or "
 			"file:PATH expected\n",
 			o->to);
+		return 2;
+	}
+	if (!tcp && o->nchan) {
+		fprintf(stderr,
+			"migrate-demo: --channels needs a tcp: "
+			"destination (a file: snapshot is one stream)\n");
 		return 2;
 	}
 	ret = demo_vm_init(&vm, &o->cfg);
@@ -303,7 +490,7 @@ static int run_source(const struct options *o)
 	ret = demo_guest_start(&vm);
 	for (attempt = 1; !ret && attempt <= o->attempts; attempt++) {
 		if (tcp)
-			fd = tcp_connect(o->to);
+			fd = connect_all(o, chan);
 		else
 			fd = open(o->to + 5, O_WRONLY | O_CREAT | O_TRUNC,
 				  0644);
@@ -319,7 +506,11 @@ static int run_source(const struct options *o)
 			       "%u ms\n",
 			       attempt, o->to, profile_name(o),
 			       o->save.downtime_ms);
-		ret = demo_save(&vm, fd, &o->save, &res);
+		so.chan_fds = chan;
+		so.nchan = tcp ? o->nchan : 0;
+		ret = demo_save(&vm, fd, &so, &res);
+		for (i = 0; i < so.nchan; i++)
+			close(chan[i]);
 		if (close(fd) && !ret && !tcp) {
 			ret = -errno;
 			snprintf(res.errmsg, sizeof(res.errmsg), "close: %s",
@@ -417,6 +608,180 @@ static const ms_stream_ops conn_ops = {
 };
 
 /**
+ * struct relay - --drop-channel-after: channel 0 through a pipe.
+ * @tcp: the channel's connection, read here.
+ * @pipe_w: the write end of the pipe whose read end ms_ram reads.
+ * @limit: bytes passed on before the connection is dropped.
+ * @thread: the thread that copies.
+ * @started: whether @thread runs.
+ *
+ * A real fault on a channel: after @limit bytes the connection is reset
+ * (SO_LINGER 0, then close(): the source's next write fails) and the pipe
+ * is closed (ms_ram's reader finds the channel ended early).
+ */
+struct relay {
+	int tcp;
+	int pipe_w;
+	uint64_t limit;
+	pthread_t thread;
+	bool started;
+};
+
+static void *relay_main(void *opaque)
+{
+	struct relay *r = opaque;
+	struct linger lg = {1, 0};
+	uint8_t buf[65536];
+	uint64_t got = 0;
+	ssize_t n;
+
+	while (got < r->limit) {
+		size_t want = sizeof(buf);
+
+		if (want > r->limit - got)
+			want = (size_t)(r->limit - got);
+		n = read(r->tcp, buf, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || io_all(r->pipe_w, buf, (size_t)n, true))
+			break;
+		got += (uint64_t)n;
+	}
+	if (got >= r->limit)
+		fprintf(stderr,
+			"migrate-demo: --drop-channel-after %llu: resetting "
+			"channel 0's connection\n",
+			(unsigned long long)r->limit);
+	setsockopt(r->tcp, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(r->tcp);
+	close(r->pipe_w);
+	return NULL;
+}
+
+/**
+ * relay_start() - Put a relay between channel 0's connection and ms_ram.
+ * @r: the relay.
+ * @fd: the connection; the relay owns it from now on.
+ * @limit: --drop-channel-after.
+ *
+ * Return: the descriptor ms_ram reads instead, or a negative errno.
+ */
+static int relay_start(struct relay *r, int fd, uint64_t limit)
+{
+	int p[2], ret;
+
+	if (pipe(p))
+		return -errno;
+	r->tcp = fd;
+	r->pipe_w = p[1];
+	r->limit = limit;
+	ret = pthread_create(&r->thread, NULL, relay_main, r);
+	if (ret) {
+		close(p[0]);
+		close(p[1]);
+		return -ret;
+	}
+	r->started = true;
+	return p[0];
+}
+
+/**
+ * relay_stop() - Stop a relay (its reader, @rfd, is closed first).
+ * @r: the relay.
+ */
+static void relay_stop(struct relay *r)
+{
+	if (!r->started)
+		return;
+	shutdown(r->tcp, SHUT_RDWR);
+	pthread_join(r->thread, NULL);
+	r->started = false;
+}
+
+/**
+ * accept_all() - Accept a migration's main connection and its channels.
+ * @lfd: the listening socket.
+ * @nchan: the channels this destination expects (--channels).
+ * @chan: receives @nchan descriptors, sorted by index.
+ *
+ * Connections are taken in any order and sorted by their hello.  When
+ * the source has fewer channels than @nchan, the missing ones are ends of
+ * closed socket pairs, read as empty: ms_ram refuses the source's channel
+ * count in the START section before it reads a channel.
+ *
+ * Return: the main connection, or a negative errno after a message
+ * (nothing is left open).
+ */
+static int accept_all(int lfd, unsigned nchan, int *chan)
+{
+	uint64_t chan_id[MS_RAM_MAX_CHANNELS], id = 0, hid;
+	unsigned i, want = nchan, got = 0, index, count;
+	int fd, main_fd = -1, sp[2];
+
+	for (i = 0; i < nchan; i++)
+		chan[i] = -1;
+	while (main_fd < 0 || got < want) {
+		fd = accept(lfd, NULL, NULL);
+		if (fd < 0 && errno == EINTR)
+			continue;
+		if (fd < 0) {
+			fprintf(stderr, "migrate-demo: accept: %s\n",
+				strerror(errno));
+			goto fail;
+		}
+		if (hello_recv(fd, &index, &count, &hid)) {
+			fprintf(stderr, "migrate-demo: a connection without "
+					"a migrate-demo hello: closed\n");
+			close(fd);
+			continue;
+		}
+		if (index == 0 && main_fd < 0) {
+			main_fd = fd;
+			id = hid;
+			want = count < nchan ? count : nchan;
+			/* Channels of an older attempt go. */
+			for (i = 0; i < nchan; i++) {
+				if (chan[i] >= 0 && chan_id[i] != id) {
+					close(chan[i]);
+					chan[i] = -1;
+					got--;
+				}
+			}
+			continue;
+		}
+		i = index - 1;
+		if (index == 0 || i >= nchan || chan[i] >= 0 ||
+		    (main_fd >= 0 && hid != id)) {
+			close(fd);
+			continue;
+		}
+		chan[i] = fd;
+		chan_id[i] = hid;
+		got++;
+	}
+	for (i = 0; i < nchan; i++) {
+		if (chan[i] >= 0)
+			continue;
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp)) {
+			fprintf(stderr, "migrate-demo: socketpair: %s\n",
+				strerror(errno));
+			goto fail;
+		}
+		close(sp[1]);
+		chan[i] = sp[0];
+	}
+	return main_fd;
+fail:
+	fd = -errno;
+	for (i = 0; i < nchan; i++)
+		if (chan[i] >= 0)
+			close(chan[i]);
+	if (main_fd >= 0)
+		close(main_fd);
+	return fd ? fd : -EIO;
+}
+
+/**
  * tcp_listen() - Listen on a tcp:HOST:PORT address.
  * @addr: the --listen argument.
  * @port_file: where to write the port, or NULL.
@@ -442,7 +807,8 @@ static int tcp_listen(const char *addr, const char *port_file)
 			continue;
 		}
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (!bind(fd, p->ai_addr, p->ai_addrlen) && !listen(fd, 4))
+		if (!bind(fd, p->ai_addr, p->ai_addrlen) &&
+		    !listen(fd, MS_RAM_MAX_CHANNELS + 4))
 			break;
 		ret = errno;
 		close(fd);
@@ -566,8 +932,10 @@ static int run_listen(const struct options *o)
 	struct demo_vm vm;
 	struct demo_result res;
 	struct conn c;
+	struct relay relay;
 	ms_stream *in = NULL;
-	unsigned n;
+	int chan[MS_RAM_MAX_CHANNELS];
+	unsigned n, i;
 	int lfd, ret = -ENOMEM;
 
 	lfd = tcp_listen(o->listen, o->port_file);
@@ -586,20 +954,29 @@ static int run_listen(const struct options *o)
 			       o->listen);
 		fflush(stdout);
 		memset(&c, 0, sizeof(c));
-		c.fd = accept(lfd, NULL, NULL);
+		memset(&relay, 0, sizeof(relay));
+		c.fd = accept_all(lfd, o->nchan, chan);
 		if (c.fd < 0) {
-			ret = -errno;
-			fprintf(stderr, "migrate-demo: accept: %s\n",
-				strerror(errno));
+			ret = c.fd;
 			demo_vm_free(&vm);
 			break;
 		}
 		c.drop_after = n == 1 ? o->drop_after : 0;
 		c.kill_after = n == 1 ? o->kill_after : 0;
-		ret = ms_stream_new_custom(&in, &conn_ops, &c, MS_STREAM_READER,
-					   &demo_read_opts);
+		ret = 0;
+		if (n == 1 && o->drop_chan_after && o->nchan) {
+			ret = relay_start(&relay, chan[0], o->drop_chan_after);
+			if (ret >= 0) {
+				chan[0] = ret;
+				ret = 0;
+			}
+		}
+		if (!ret)
+			ret = ms_stream_new_custom(&in, &conn_ops, &c,
+						   MS_STREAM_READER,
+						   &demo_read_opts);
 		if (!ret) {
-			ret = demo_load(&vm, in, &res);
+			ret = demo_load(&vm, in, chan, o->nchan, &res);
 			ms_stream_close(in);
 		} else {
 			snprintf(res.errmsg, sizeof(res.errmsg), "%s",
@@ -607,6 +984,9 @@ static int run_listen(const struct options *o)
 		}
 		send_ack(c.fd, ret, res.errmsg);
 		close(c.fd);
+		for (i = 0; i < o->nchan; i++)
+			close(chan[i]);
+		relay_stop(&relay);
 		if (!ret) {
 			print_load_summary(&vm, &res, o->listen);
 			ret = verify(&vm, o);
@@ -634,6 +1014,12 @@ static int run_restore(const struct options *o)
 	ms_stream *in = NULL;
 	int fd, ret;
 
+	if (o->nchan) {
+		fprintf(stderr, "migrate-demo: --channels needs --to or "
+				"--listen tcp: (a file: snapshot is one "
+				"stream)\n");
+		return 2;
+	}
 	if (strncmp(o->from, "file:", 5)) {
 		fprintf(stderr,
 			"migrate-demo: --from '%s': file:PATH "
@@ -658,7 +1044,7 @@ static int run_restore(const struct options *o)
 		return 1;
 	}
 	print_machine(o, "restore");
-	ret = demo_load(&vm, in, &res);
+	ret = demo_load(&vm, in, NULL, 0, &res);
 	ms_stream_close(in);
 	if (!ret) {
 		print_load_summary(&vm, &res, o->from);
@@ -701,6 +1087,10 @@ static void usage(FILE *f)
 		"  --qemu-profile       write QEMU's stream grammar (default: "
 		"native)\n"
 		"  --compress           zlib on every native chunk\n"
+		"  --channels N         RAM pages over N more TCP connections, "
+		"one thread\n"
+		"                       each (0 to %u, default 0; both sides "
+		"the same)\n"
 		"  --downtime-ms N      downtime target (default 100)\n"
 		"  --max-rounds N       precopy rounds at most (default %d)\n"
 		"  --ram SIZE           RAM size (default 256M; k, M, G)\n"
@@ -721,13 +1111,16 @@ static void usage(FILE *f)
 		"  --drop-after BYTES   destination: close the first "
 		"connection there\n"
 		"  --kill-after BYTES   destination: die by SIGKILL there\n"
+		"  --drop-channel-after BYTES  destination: reset the first "
+		"migration's\n"
+		"                       channel 0 connection there\n"
 		"  --timeout-s N        destination, restore: give up after N "
 		"seconds\n"
 		"  --quiet              print only the summary\n"
 		"  --help               this text\n"
 		"\n"
 		"Exit status: 0 done, 1 the migration failed, 2 usage.\n",
-		DEMO_MAX_ROUNDS, DEMO_DEFAULT_RATE);
+		MS_RAM_MAX_CHANNELS, DEMO_MAX_ROUNDS, DEMO_DEFAULT_RATE);
 }
 
 /**
@@ -772,6 +1165,8 @@ int main(int argc, char **argv)
 		OPT_PORT_FILE,
 		OPT_DROP,
 		OPT_KILL,
+		OPT_DROP_CHAN,
+		OPT_CHANNELS,
 		OPT_TIMEOUT,
 		OPT_QUIET,
 		OPT_HELP,
@@ -795,6 +1190,8 @@ int main(int argc, char **argv)
 		{"port-file", required_argument, NULL, OPT_PORT_FILE},
 		{"drop-after", required_argument, NULL, OPT_DROP},
 		{"kill-after", required_argument, NULL, OPT_KILL},
+		{"drop-channel-after", required_argument, NULL, OPT_DROP_CHAN},
+		{"channels", required_argument, NULL, OPT_CHANNELS},
 		{"timeout-s", required_argument, NULL, OPT_TIMEOUT},
 		{"quiet", no_argument, NULL, OPT_QUIET},
 		{"help", no_argument, NULL, OPT_HELP},
@@ -908,6 +1305,18 @@ int main(int argc, char **argv)
 				return bad_value("kill-after", optarg,
 						 "a byte count");
 			o.kill_after = v;
+			break;
+		case OPT_DROP_CHAN:
+			if (!v)
+				return bad_value("drop-channel-after", optarg,
+						 "a byte count");
+			o.drop_chan_after = v;
+			break;
+		case OPT_CHANNELS:
+			if (v > MS_RAM_MAX_CHANNELS ||
+			    (!v && strcmp(optarg, "0")))
+				return bad_value("channels", optarg, "0 to 64");
+			o.nchan = (unsigned)v;
 			break;
 		case OPT_TIMEOUT:
 			if (!v || v > 86400)

@@ -96,24 +96,6 @@ struct demo_vdev {
 };
 
 /**
- * struct demo_stats - What one migration did.
- * @rounds: precopy rounds.
- * @pages: RAM page records sent, @zero_pages of them zero records.
- * @zero_pages: see @pages.
- * @resent: pages sent more than once.
- * @round_pages: page records of the current round.
- * @round_zero: zero records of the current round.
- */
-struct demo_stats {
-	unsigned rounds;
-	uint64_t pages;
-	uint64_t zero_pages;
-	uint64_t resent;
-	uint64_t round_pages;
-	uint64_t round_zero;
-};
-
-/**
  * struct demo_config - How the machine is built.
  * @ram_size: bytes of RAM (a multiple of DEMO_PAGE).
  * @vdev_size: bytes of the vfio-user device's memory.
@@ -134,36 +116,32 @@ struct demo_config {
 /**
  * struct demo_vm - The machine.
  * @cfg: how it was built.
- * @ram: guest RAM, page-aligned.
+ * @ram: guest RAM ("pc.ram"), fresh anonymous memory (mmap).
  * @npages: pages of RAM.
- * @dirty: one flag per page, under @lock.
- * @ndirty: set flags, under @lock.
- * @sent: one flag per page: sent at least once in this migration.
- * @maybe_set: one flag per page: it may hold non-zero bytes (all set in a
- *             source's machine, none in a blank one), so that loading a
- *             zero page does not read or write memory known to be zero.
- * @cursor: where the current RAM round is.
+ * @ramh: the ms_ram that holds @ram as its one block: its dirty bitmap,
+ *        its zero pages, its section handler ("ram").
+ * @ram_index: @ram's block index in @ramh.
+ * @rounds: precopy rounds of the current migration (stop-and-copy not
+ *          counted).
  * @cpu: the CPU.
  * @timer: the timer.
  * @nic: the NIC.
  * @vdev: the vfio-user device.
  * @lock: taken by the guest for each step and by the migration while it
- *        reads RAM, device memory or the dirty flags.
+ *        reads device memory or device state; RAM needs no lock (its
+ *        dirty bits are marked with ms_ram_mark_dirty() after each write).
  * @guest: the guest thread, while @running.
  * @running: whether the guest thread runs.
  * @stop: tells the guest thread to stop.
- * @stats: the current migration's counters.
  * @verbose: print each round.
  */
 struct demo_vm {
 	struct demo_config cfg;
 	uint8_t *ram;
 	size_t npages;
-	uint8_t *dirty;
-	size_t ndirty;
-	uint8_t *sent;
-	uint8_t *maybe_set;
-	size_t cursor;
+	ms_ram *ramh;
+	unsigned ram_index;
+	unsigned rounds;
 	struct demo_cpu cpu;
 	struct demo_timer timer;
 	struct demo_nic nic;
@@ -172,7 +150,6 @@ struct demo_vm {
 	pthread_t guest;
 	bool running;
 	atomic_bool stop;
-	struct demo_stats stats;
 	bool verbose;
 };
 
@@ -193,6 +170,9 @@ int demo_vm_compare(const struct demo_vm *got, const struct demo_vm *want,
  * @downtime_ms: the downtime target.
  * @max_rounds: precopy rounds before stop-and-copy is forced.
  * @wait_ack: read the destination's answer after the stream (TCP).
+ * @chan_fds: @nchan connected sockets that carry the RAM pages beside
+ *            the main stream (ms_ram_set_channels()); borrowed.
+ * @nchan: 0 (pages in the main stream) to MS_RAM_MAX_CHANNELS.
  */
 struct demo_save_opts {
 	ms_profile profile;
@@ -200,6 +180,8 @@ struct demo_save_opts {
 	unsigned downtime_ms;
 	unsigned max_rounds;
 	bool wait_ack;
+	const int *chan_fds;
+	unsigned nchan;
 };
 
 /**
@@ -228,7 +210,9 @@ extern const ms_stream_opts demo_read_opts;
 
 int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 	      struct demo_result *res);
-int demo_load(struct demo_vm *vm, ms_stream *in, struct demo_result *res);
+int demo_load(struct demo_vm *vm, ms_stream *in, const int *chan_fds,
+	      unsigned nchan, struct demo_result *res);
+void demo_ram_stats(const struct demo_vm *vm, ms_ram_stats *st);
 double demo_now(void);
 
 #endif

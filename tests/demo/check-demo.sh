@@ -1,7 +1,9 @@
 #!/bin/sh
 # examples/migrate-demo end to end, with real processes and sockets:
-# migrations over loopback TCP (native, QEMU, zlib), snapshots written and
-# restored, migstream-dump on a snapshot; and the faults: a connection
+# migrations over loopback TCP (native, QEMU, zlib; RAM pages over 2 and 4
+# parallel channels, a channel reset mid-migration, channel counts that
+# differ), snapshots written and restored, migstream-dump on a snapshot;
+# and the faults: a connection
 # closed mid-migration and a destination killed mid-migration (the source
 # reports the offset, its guest keeps running, a second attempt
 # succeeds), truncated and corrupted streams (refused with the offset and
@@ -104,6 +106,58 @@ for prof in "" --qemu-profile --compress; do
 	expect "$t-dst" out '^verified: .* identical to the source'
 done
 
+# 1b. RAM pages over parallel channels (--channels N: N more TCP
+# connections, one ms_ram thread each): a running guest migrated with 2
+# and with 4 channels in both profiles, and with zlib once; the
+# destination checks every byte.
+for spec in "2" "4" "2 --qemu-profile" "4 --qemu-profile" "2 --compress"; do
+	nch=${spec%% *}
+	prof=${spec#"$nch"}
+	prof=${prof# }
+	t="chan$nch${prof:+-}${prof#--}"
+	listen "$t-dst" --channels "$nch" || continue
+	# shellcheck disable=SC2086
+	demo "$t-src" --to "tcp:127.0.0.1:$port" --channels "$nch" $prof --downtime-ms 1
+	[ $rc -eq 0 ] || kill "$dpid" 2>/dev/null
+	reap "$t-dst"
+	[ $rc -eq 0 ] || ko "$t: source exited $rc: $(cat "$tmp/$t-src.err")"
+	[ $drc -eq 0 ] || ko "$t: destination exited $drc: $(cat "$tmp/$t-dst.err")"
+	expect "$t-src" out '^  round 1: [0-9]* pages sent ([0-9]* zero)'
+	expect "$t-src" out "^summary: migrated to tcp:.*pages on $nch channels).*downtime"
+	expect "$t-dst" out '^verified: .* identical to the source'
+done
+# A channel connection reset mid-migration: the source names the channel
+# and an offset, its guest keeps running, the second attempt succeeds.
+listen dropch-dst --channels 2 --drop-channel-after 1000000 --accept 2 && {
+	demo dropch-src --to "tcp:127.0.0.1:$port" --channels 2 --attempts 2
+	[ $rc -eq 0 ] || kill "$dpid" 2>/dev/null
+	reap dropch-dst
+	[ $rc -eq 0 ] || ko "dropch: source exited $rc: $(cat "$tmp/dropch-src.err")"
+	[ $drc -eq 0 ] || ko "dropch: destination exited $drc: $(cat "$tmp/dropch-dst.err")"
+	# The destination's ms_ram stops every channel when one fails: the
+	# source names whichever of its channels found it first.
+	expect dropch-src err "migration 1 failed at offset [0-9]*: .*section 0 'ram': .*RAM channel [01]: offset 0x[0-9a-f]*: "
+	expect dropch-src err 'the guest keeps running on the source'
+	expect dropch-src out '^summary: migrated to tcp:.*pages on 2 channels'
+	expect dropch-dst err "resetting channel 0's connection"
+	expect dropch-dst err 'refusing to start the guest: '
+	expect dropch-dst out '^verified: '
+}
+# Channel counts that differ: ms_ram refuses the source's START.
+for pair in "2 1" "0 2"; do
+	sch=${pair% *}
+	dch=${pair#* }
+	t="chanmis-$sch-$dch"
+	listen "$t-dst" --channels "$dch" || continue
+	demo "$t-src" --to "tcp:127.0.0.1:$port" --channels "$sch"
+	[ $rc -eq 1 ] || kill "$dpid" 2>/dev/null
+	reap "$t-dst"
+	[ $rc -eq 1 ] || ko "$t: source exited $rc, 1 expected"
+	[ $drc -eq 1 ] || ko "$t: destination exited $drc, 1 expected"
+	expect "$t-dst" err "refusing to start the guest: .*section 0 'ram': .*channel"
+	expect "$t-src" err 'the guest keeps running on the source'
+done
+
 # 2. Snapshots: written, inspected, restored; the profile is detected.
 for prof in "" --qemu-profile --compress; do
 	t="snap${prof:+-}${prof#--}"
@@ -202,7 +256,8 @@ demo qtype --from "file:$tmp/qtype.mig"
 [ $rc -eq 1 ] || ko "QEMU bad record type: exit $rc, 1 expected"
 expect qtype err "refusing to start the guest: .*offset 0x8"
 
-# 6. Each check of the demo's loaders, reached through QEMU's grammar
+# 6. Each check of the loaders (ms_ram's for RAM, the demo's for the
+# devices), reached through QEMU's grammar
 # (no checksums): bytes changed at offsets that migstream-dump's section
 # listing gives, in a stream of an idle guest.
 demo qsnap --to "file:$tmp/q0.mig" --qemu-profile --dirty-rate 0
@@ -234,16 +289,16 @@ if [ -x "$dump" ] && [ $rc -eq 0 ] &&
 	}
 	ram=$(at PART ram)
 	poke ram-flags $((ram + 7)) 100
-	expect ram-flags err "section 0 'ram'.*RAM record flags ZERO, PAGE, MEM_SIZE or EOS expected, found 0x40"
+	expect ram-flags err "section 0 'ram'.*RAM record: XBZRLE (0x40) page found"
 	poke ram-block $((ram + 9 + 4)) 130
-	expect ram-block err "RAM block 'pc.ram' expected, found 'pc.rXm'"
+	expect ram-block err "section 0 'ram'.*a RAM block of the block list expected, found 'pc.rXm'"
 	poke ram-continue $((ram + 7)) 050
 	expect ram-continue err "a RAM block name expected, found CONTINUE"
 	poke ram-offset $((ram + 2)) 377
-	expect ram-offset err "page offset below 0x[0-9a-f]* expected"
+	expect ram-offset err "an offset below 0x[0-9a-f]* (the used length of RAM block 'pc.ram') expected, found 0xff"
 	start=$(at START ram)
 	poke ram-size $((start + 8 + 1 + 6 + 3)) 001
-	expect ram-size err "RAM block 'pc.ram' of [0-9]* bytes .* received, this machine has"
+	expect ram-size err "block list: RAM block 'pc.ram' of used length 0x[0-9a-f]* (as registered) expected, found 0x1[0-9a-f]\{8\}"
 	t=$(at FULL timer)
 	poke timer $((t + 8)) 000 000 000 000
 	expect timer err "section 2 'timer'.*timer period > 0 and enabled 0 or 1 expected, found period 0"
@@ -281,7 +336,7 @@ demo v1-restore --from "file:$tmp/v1.mig"
 # A smaller machine: the RAM block is refused, both sizes named.
 demo small --from "file:$good" --ram 2M
 [ $rc -eq 1 ] || ko "smaller RAM: exit $rc, 1 expected"
-expect small err "RAM block 'pc.ram' of [0-9]* bytes .*this machine has 'pc.ram' of 2097152 bytes"
+expect small err "RAM block 'pc.ram' of used length 0x200000 (as registered) expected, found 0x[0-9a-f]*"
 
 # 8. Usage and I/O errors.
 demo usage-none
@@ -293,6 +348,14 @@ demo usage-ram --to "file:$tmp/x" --ram 5000
 expect usage-ram err "ram '5000': a multiple of 4k"
 demo usage-zlib --to "file:$tmp/x" --qemu-profile --compress
 [ $rc -eq 2 ] || ko "--compress with QEMU: exit $rc, 2 expected"
+demo usage-chan --to "file:$tmp/x" --channels 2
+[ $rc -eq 2 ] || ko "--channels into a file: exit $rc, 2 expected"
+expect usage-chan err "channels needs a tcp: destination"
+demo usage-chanfrom --from "file:$tmp/x" --channels 1
+[ $rc -eq 2 ] || ko "--channels from a file: exit $rc, 2 expected"
+demo usage-chan65 --to "tcp:127.0.0.1:1" --channels 65
+[ $rc -eq 2 ] || ko "--channels 65: exit $rc, 2 expected"
+expect usage-chan65 err "channels '65': 0 to 64 expected"
 demo usage-to --to "udp:1.2.3.4:5"
 [ $rc -eq 2 ] || ko "bad --to: exit $rc, 2 expected"
 for side in to listen; do
