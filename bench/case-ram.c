@@ -438,10 +438,6 @@ static int ram_save_all(ms_ram *ram, int fd, const ms_codec_opts *codec)
 		ret = ms_save_new(&sv, reg, s, &so);
 	if (!ret)
 		ret = ms_save_setup(sv);
-	/* The destination starts its channel threads at the main START:
-	 * send it before the channels' first round fills their sockets. */
-	if (!ret)
-		ret = ms_stream_flush(s);
 	while (!ret && more > 0) {
 		more = ms_save_iterate(sv);
 		if (more < 0)

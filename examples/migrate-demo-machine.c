@@ -1121,11 +1121,6 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 
 	t0 = demo_now();
 	ret = ms_save_setup(sv);
-	/* With channels the destination starts its channel threads when the
-	 * main stream's START arrives: send it now, before the channels'
-	 * first round fills their sockets. */
-	if (!ret && o->nchan)
-		ret = ms_stream_flush(s);
 	for (more = 1; !ret && more;) {
 		tr = demo_now();
 		b0 = sent_bytes(vm, s, o->nchan);
