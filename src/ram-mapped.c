@@ -25,14 +25,14 @@
 
 #include "ram-impl.h"
 
-#define HDR_SIZE 4096u
-#define ENT_SIZE 512u
-#define META_ALIGN 4096u
-#define FLAG_COMPLETE 0x1u
+#define HDR_SIZE       4096u
+#define ENT_SIZE       512u
+#define META_ALIGN     4096u
+#define FLAG_COMPLETE  0x1u
 #define MAPPED_VERSION 1u
 /* Bytes one reader thread takes at a time. */
 #define READ_CHUNK ((uint64_t)1 << 20)
-#define A MS_RAM_MAPPED_ALIGN
+#define A	   MS_RAM_MAPPED_ALIGN
 
 static const char magic[8] = {'M', 'S', 'M', 'A', 'P', 'P', 'E', 'D'};
 static const uint8_t zeros[65536];
@@ -135,8 +135,8 @@ static int pwrite_all(int fd, const void *buf, uint64_t len, uint64_t off,
 	ssize_t n;
 
 	while (len) {
-		size_t k = len > ((size_t)1 << 30) ? (size_t)1 << 30
-						   : (size_t)len;
+		size_t k =
+			len > ((size_t)1 << 30) ? (size_t)1 << 30 : (size_t)len;
 
 		n = pwrite(fd, p, k, (off_t)off);
 		if (n < 0 && errno == EINTR)
@@ -159,8 +159,8 @@ static int pread_all(int fd, void *buf, uint64_t len, uint64_t off,
 	ssize_t n;
 
 	while (len) {
-		size_t k = len > ((size_t)1 << 30) ? (size_t)1 << 30
-						   : (size_t)len;
+		size_t k =
+			len > ((size_t)1 << 30) ? (size_t)1 << 30 : (size_t)len;
 
 		n = pread(fd, p, k, (off_t)off);
 		if (n < 0 && errno == EINTR)
@@ -279,7 +279,8 @@ static int map_new(ms_ram *ram, const char *fn, int fd,
 		return mfail(ram, -EINVAL, MS__NO_OFFSET,
 			     "%s: a descriptor of a regular file expected, "
 			     "found %d (%s)",
-			     fn, fd, fd < 0 ? "negative" : "not a regular file");
+			     fn, fd,
+			     fd < 0 ? "negative" : "not a regular file");
 	ms__ram_mapped_release(ram);
 	m = ms__malloc(a, sizeof(*m));
 	if (!m)
@@ -314,8 +315,7 @@ static int map_blocks(struct ms__ram_mapped *m, unsigned n)
 
 /* A block's bitmap and checksum table in memory (and, saving, the bits
  * of the pages the file holds non-zero). */
-static int mblock_tables(struct ms__ram_mapped *m, struct mblock *mb,
-			 bool save)
+static int mblock_tables(struct ms__ram_mapped *m, struct mblock *mb, bool save)
 {
 	size_t nb = (size_t)((mb->npages + 7) / 8), nw;
 
@@ -352,8 +352,8 @@ static unsigned job_block(const struct ms__ram_mapped *m, uint64_t j)
 }
 
 /* Run @fn on m->threads threads (the calling one among them) and join. */
-static void run_workers(ms_ram *ram, struct ms__ram_mapped *m,
-			struct worker *w, void *(*fn)(void *))
+static void run_workers(ms_ram *ram, struct ms__ram_mapped *m, struct worker *w,
+			void *(*fn)(void *))
 {
 	unsigned i, n = m->threads;
 
@@ -394,8 +394,8 @@ static void put_header(struct ms__ram_mapped *m, bool complete)
 	ms__store_be64(h + 32, m->D);
 	ms__store_be64(h + 40, m->L);
 	ms__store_be64(h + 48, m->D + m->L);
-	ms__store_be32(h + 56, ms__crc32(0, h + HDR_SIZE,
-					 (size_t)m->nblk * ENT_SIZE));
+	ms__store_be32(h + 56,
+		       ms__crc32(0, h + HDR_SIZE, (size_t)m->nblk * ENT_SIZE));
 	ms__store_be32(h + 60, ms__crc32(0, h, 60));
 }
 
@@ -669,7 +669,8 @@ static int write_stripe(struct worker *w, unsigned b, uint64_t first,
 			       mask;
 		}
 		while (bits) {
-			ret = put_page(w, b, base + (unsigned)__builtin_ctzl(bits));
+			ret = put_page(w, b,
+				       base + (unsigned)__builtin_ctzl(bits));
 			if (ret)
 				return ret;
 			bits &= bits - 1;
@@ -722,8 +723,7 @@ int ms__ram_mapped_round(ms_ram *ram, ms_stream *s)
 
 /* Every block's bitmap and checksum table into the file, their CRC and
  * count into the table. */
-static int commit_tables(ms_ram *ram, struct ms__ram_mapped *m,
-			 uint64_t *off)
+static int commit_tables(ms_ram *ram, struct ms__ram_mapped *m, uint64_t *off)
 {
 	uint8_t *buf = NULL;
 	unsigned i;
@@ -842,8 +842,8 @@ static int check_ident(ms_ram *ram, const uint8_t *h, uint64_t size)
 	return 0;
 }
 
-static int check_header(ms_ram *ram, struct ms__ram_mapped *m,
-			const uint8_t *h, uint64_t size)
+static int check_header(ms_ram *ram, struct ms__ram_mapped *m, const uint8_t *h,
+			uint64_t size)
 {
 	uint32_t flags = ms__load_be32(h + 12), ps = ms__load_be32(h + 16);
 	uint32_t nblk = ms__load_be32(h + 20);
@@ -1039,12 +1039,13 @@ static int check_meta(ms_ram *ram, struct ms__ram_mapped *m, unsigned i)
 	struct mblock *mb = &m->b[i];
 	size_t nb = (size_t)((mb->npages + 7) / 8), k;
 	uint64_t off = 0, present = 0;
-	uint8_t *raw = (uint8_t *)mb->crc;
+	uint8_t *raw;
 	uint32_t c;
 
 	if (mblock_tables(m, mb, false))
 		return mfail(ram, -ENOMEM, MS__NO_OFFSET,
 			     "ms_ram_mapped_restore: out of memory");
+	raw = (uint8_t *)mb->crc;
 	if (pread_all(m->fd, mb->bitmap, nb, mb->bitmap_off, &off) ||
 	    pread_all(m->fd, raw, mb->npages * 4, mb->crc_off, &off))
 		return mfail(ram, -EIO, off,
@@ -1069,8 +1070,8 @@ static int check_meta(ms_ram *ram, struct ms__ram_mapped *m, unsigned i)
 			     "bitmap's bits) expected, found %llu",
 			     mb->idstr, (unsigned long long)present,
 			     (unsigned long long)ms__load_be64(e + 292));
-	if (present != mb->npages || (nb && (mb->bitmap[nb - 1] >>
-					     (mb->npages - 8 * (nb - 1)))))
+	if (present != mb->npages ||
+	    (nb && (mb->bitmap[nb - 1] >> (mb->npages - 8 * (nb - 1)))))
 		return mfail(ram, -EBADMSG, mb->bitmap_off,
 			     "mapped snapshot: block '%s': every one of its "
 			     "%llu pages saved expected, found %llu",
@@ -1127,8 +1128,8 @@ static int map_blocks_mmap(ms_ram *ram, struct ms__ram_mapped *m)
 
 /* Pages [first, first + n) of block @b from file offset @foff: checked
  * against the checksum table (@hole: they are zeros, not read). */
-static int check_pages(struct worker *w, unsigned b, uint64_t first,
-		       uint64_t n, bool hole)
+static int check_pages(struct worker *w, unsigned b, uint64_t first, uint64_t n,
+		       bool hole)
 {
 	struct ms__ram_mapped *m = w->m;
 	const struct mblock *mb = &m->b[b];
@@ -1209,8 +1210,8 @@ static int read_chunk(struct worker *w, unsigned b, uint64_t off, uint64_t len)
 	while (pos < len) {
 		data_span(m, mb->pages_off + off, pos, len, &data, &hole);
 		if (data > pos) {
-			if (!blk->zeroed && !ms_buffer_is_zero(dst + pos,
-							       data - pos))
+			if (!blk->zeroed &&
+			    !ms_buffer_is_zero(dst + pos, data - pos))
 				memset(dst + pos, 0, data - pos);
 			ret = check_pages(w, b, (off + pos) >> pb,
 					  (data - pos) >> pb, true);
