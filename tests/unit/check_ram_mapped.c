@@ -53,6 +53,14 @@ static const char *tdir(void)
 	return tmp_dir;
 }
 
+/* The end of a test: its (empty) directory removed. */
+static void tdone(void)
+{
+	if (tmp_dir[0])
+		ck_assert_int_eq(rmdir(tmp_dir), 0);
+	tmp_dir[0] = 0;
+}
+
 static void tpath(char *buf, size_t len, const char *name)
 {
 	snprintf(buf, len, "%s/%s", tdir(), name);
@@ -322,7 +330,7 @@ START_TEST(test_mapped_roundtrip)
 	vm_free(&src);
 	vm_free(&dst);
 	unlink(path);
-	rmdir(tdir());
+	tdone();
 }
 END_TEST
 
@@ -403,7 +411,7 @@ START_TEST(test_mapped_running_guest)
 	vm_free(&src);
 	vm_free(&dst);
 	unlink(path);
-	rmdir(tdir());
+	tdone();
 }
 END_TEST
 
@@ -463,7 +471,7 @@ START_TEST(test_mapped_zero_later)
 	vm_free(&src);
 	vm_free(&dst);
 	unlink(path);
-	rmdir(tdir());
+	tdone();
 }
 END_TEST
 
@@ -553,7 +561,7 @@ START_TEST(test_mapped_truncated)
 	free(f);
 	vm_free(&src);
 	unlink(path);
-	rmdir(tdir());
+	tdone();
 }
 END_TEST
 
@@ -617,7 +625,7 @@ START_TEST(test_mapped_bitflips)
 	free(f);
 	vm_free(&src);
 	unlink(path);
-	rmdir(tdir());
+	tdone();
 }
 END_TEST
 
@@ -663,7 +671,7 @@ START_TEST(test_mapped_wrong_ram)
 	free(f);
 	vm_free(&src);
 	unlink(path);
-	rmdir(tdir());
+	tdone();
 }
 END_TEST
 
@@ -696,7 +704,7 @@ START_TEST(test_mapped_streaming_refuses)
 	vm_free(&src);
 	vm_free(&dst);
 	unlink(path);
-	rmdir(tdir());
+	tdone();
 }
 END_TEST
 
@@ -747,7 +755,7 @@ START_TEST(test_mapped_refusals)
 	close(fd);
 	vm_free(&v);
 	unlink(path);
-	rmdir(tdir());
+	tdone();
 }
 END_TEST
 
@@ -861,7 +869,181 @@ START_TEST(test_mapped_crash)
 		done, refused, 20 - done - refused);
 	vm_free(&want);
 	unlink(path);
-	rmdir(tdir());
+	tdone();
+}
+END_TEST
+
+/*
+ * Hostile files, kept in tests/data/mapped/ (gzip'd: they are mostly
+ * zeros), each refused with its message.
+ */
+
+static uint32_t crc(const uint8_t *p, size_t n)
+{
+	return (uint32_t)crc32(0L, p, (uInt)n);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)(v >> 32));
+	put32(p + 4, (uint32_t)v);
+}
+
+/* The CRCs of block 0's tables, the table and the header, recomputed. */
+static void fix_crcs(uint8_t *f)
+{
+	uint64_t np = ent(f, 0, 256) / PS, k, present = 0;
+	uint8_t *e = f + 4096;
+	uint32_t c;
+
+	c = (uint32_t)crc32(0L, f + ent(f, 0, 264), (uInt)((np + 7) / 8));
+	c = (uint32_t)crc32(c, f + ent(f, 0, 272), (uInt)(4 * np));
+	for (k = 0; k < (np + 7) / 8; k++)
+		present += (uint64_t)__builtin_popcount(f[ent(f, 0, 264) + k]);
+	put32(e + 288, c);
+	put64(e + 292, present);
+	put32(f + 56, crc(e, 512));
+	put32(f + 60, crc(f, 60));
+}
+
+struct hostile {
+	const char *name;
+	int err;
+	const char *want;
+};
+
+static const struct hostile hostiles[] = {
+	{"incomplete", -ENODATA, "offset 0xc: mapped snapshot: incomplete"},
+	{"header-crc", -EBADMSG, "offset 0x3c: mapped snapshot: header_crc"},
+	{"align", -EBADMSG, "offset 0x18: mapped snapshot: align 0x100000"},
+	{"missing-page", -EBADMSG, "every one of its 4 pages saved"},
+	{"overlap", -EBADMSG, "aligned regions in order, not overlapping"},
+	{"page-crc", -EBADMSG, "page 2: CRC-32"},
+	{"truncated", -EBADMSG, "truncated: a file of file_size"},
+};
+#define NHOSTILE (sizeof(hostiles) / sizeof(hostiles[0]))
+
+/* A file of one block "ram" of 4 pages and no device: small once gzip'd. */
+static uint8_t *tiny_file(size_t *flen)
+{
+	static const char *const nm[1] = {"ram"};
+	const uint64_t len[1] = {4 * PS};
+	char path[300];
+	struct vm v;
+	uint8_t *f;
+	size_t p;
+
+	vm_init(&v, len, 0, nm, 1);
+	for (p = 0; p < 4 * PS; p++)
+		v.mem[0][p] = (uint8_t)(p * 7 / 5 + p / PS);
+	tpath(path, sizeof(path), "tiny.msm");
+	save_file(&v, path, 1, 0, NULL, NULL);
+	f = read_whole(path, flen);
+	unlink(path);
+	vm_free(&v);
+	return f;
+}
+
+/* Hostile file @i made from the tiny file @f; its length. */
+static size_t make_hostile(unsigned i, uint8_t *f, size_t flen)
+{
+	const char *n = hostiles[i].name;
+
+	if (!strcmp(n, "incomplete")) {
+		f[15] &= 0xfe;
+		put32(f + 60, crc(f, 60));
+	} else if (!strcmp(n, "header-crc")) {
+		f[47] ^= 1;
+	} else if (!strcmp(n, "align")) {
+		put64(f + 24, 4096);
+		put32(f + 60, crc(f, 60));
+	} else if (!strcmp(n, "missing-page")) {
+		f[ent(f, 0, 264)] &= 0xfb;
+		fix_crcs(f);
+	} else if (!strcmp(n, "overlap")) {
+		put64(f + 4096 + 280, ent(f, 0, 264));
+		fix_crcs(f);
+	} else if (!strcmp(n, "page-crc")) {
+		f[ent(f, 0, 280) + 2 * PS + 17] ^= 0x80;
+	} else {
+		flen = (size_t)be64(f + 32) + 5;
+	}
+	return flen;
+}
+
+static void gz_write(const char *path, const uint8_t *d, size_t len)
+{
+	gzFile gz = gzopen(path, "wb9");
+
+	ck_assert_ptr_nonnull(gz);
+	ck_assert_int_eq(gzwrite(gz, d, (unsigned)len), (int)len);
+	ck_assert_int_eq(gzclose(gz), Z_OK);
+}
+
+static uint8_t *gz_read(const char *path, size_t *len)
+{
+	gzFile gz = gzopen(path, "rb");
+	size_t cap = 1 << 20, n = 0;
+	uint8_t *d = malloc(cap);
+	int k;
+
+	ck_assert_msg(gz != NULL,
+		      "%s missing (MS_MAPPED_WRITE_DATA=DIR writes it)", path);
+	while ((k = gzread(gz, d + n, (unsigned)(cap - n))) > 0) {
+		n += (size_t)k;
+		if (n == cap)
+			d = realloc(d, cap *= 2);
+	}
+	ck_assert_int_eq(k, 0);
+	gzclose(gz);
+	*len = n;
+	return d;
+}
+
+START_TEST(test_mapped_hostile)
+{
+	const struct hostile *h = &hostiles[_i];
+	const char *out = getenv("MS_MAPPED_WRITE_DATA");
+	const char *src = getenv("top_srcdir");
+	char path[512], msg[1024];
+	size_t flen, hlen, slen;
+	uint8_t *f = tiny_file(&flen), *s;
+	static const char *const nm[1] = {"ram"};
+	const uint64_t len[1] = {4 * PS};
+	struct vm dst;
+	int ret;
+
+	hlen = make_hostile((unsigned)_i, f, flen);
+	if (out && *out) {
+		snprintf(path, sizeof(path), "%s/%s.msm.gz", out, h->name);
+		gz_write(path, f, hlen);
+	}
+	snprintf(path, sizeof(path), "%s/tests/data/mapped/%s.msm.gz",
+		 src && *src ? src : "..", h->name);
+	s = gz_read(path, &slen);
+	ck_assert_msg(slen == hlen && !memcmp(s, f, hlen),
+		      "%s differs from what the test builds", path);
+	tpath(path, sizeof(path), "hostile.msm");
+	write_whole(path, s, slen);
+	vm_init(&dst, len, 0, nm, 1);
+	ret = restore_file(&dst, path, 1, MS_RAM_RESTORE_READ, msg,
+			   sizeof(msg));
+	ck_assert_msg(ret == h->err, "%s: %d expected, found %d (%s)", h->name,
+		      h->err, ret, msg);
+	expect_msg(msg, h->want);
+	vm_free(&dst);
+	unlink(path);
+	free(s);
+	free(f);
+	tdone();
 }
 END_TEST
 
@@ -880,6 +1062,7 @@ static Suite *mapped_suite(void)
 	tcase_add_test(tc, test_mapped_streaming_refuses);
 	tcase_add_test(tc, test_mapped_refusals);
 	tcase_add_test(tc, test_mapped_crash);
+	tcase_add_loop_test(tc, test_mapped_hostile, 0, (int)NHOSTILE);
 	suite_add_tcase(s, tc);
 	return s;
 }
