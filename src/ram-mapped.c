@@ -1126,8 +1126,8 @@ static int map_blocks_mmap(ms_ram *ram, struct ms__ram_mapped *m)
 	return 0;
 }
 
-/* Pages [first, first + n) of block @b from file offset @foff: checked
- * against the checksum table (@hole: they are zeros, not read). */
+/* Pages [first, first + n) of block @b: checked against the checksum
+ * table (@hole: they are zeros, not read; a zero page needs no CRC). */
 static int check_pages(struct worker *w, unsigned b, uint64_t first, uint64_t n,
 		       bool hole)
 {
@@ -1139,9 +1139,11 @@ static int check_pages(struct worker *w, unsigned b, uint64_t first, uint64_t n,
 	char what[128];
 
 	for (k = first; k < first + n; k++) {
-		c = hole ? m->zero_crc
-			 : ms__crc32(0, host + (k << m->page_bits),
-				     m->page_size);
+		const uint8_t *p = host + (k << m->page_bits);
+
+		c = hole || ms_buffer_is_zero(p, m->page_size)
+			    ? m->zero_crc
+			    : ms__crc32(0, p, m->page_size);
 		w->st.pages++;
 		if (c == m->zero_crc)
 			w->st.zero_pages++;
@@ -1159,41 +1161,27 @@ static int check_pages(struct worker *w, unsigned b, uint64_t first, uint64_t n,
 	return 0;
 }
 
-/* Where the data at or after @pos of [0, @len) from @foff starts and
- * ends, in whole pages (the whole rest without SEEK_DATA). */
-static void data_span(struct ms__ram_mapped *m, uint64_t foff, uint64_t pos,
-		      uint64_t len, uint64_t *data, uint64_t *hole)
+/* Where the data of [@pos, @len) from @foff starts, in whole pages (@pos
+ * without SEEK_DATA).  Holes after it are read: one lseek() per chunk
+ * costs less than two per hole where zero pages alternate with others. */
+static uint64_t data_start(struct ms__ram_mapped *m, uint64_t foff,
+			   uint64_t pos, uint64_t len)
 {
-	*data = pos;
-	*hole = len;
-#if defined(SEEK_DATA) && defined(SEEK_HOLE)
-	{
-		off_t d = lseek(m->fd, (off_t)(foff + pos), SEEK_DATA), h;
-		uint64_t ps = m->page_size;
+#if defined(SEEK_DATA)
+	off_t d = lseek(m->fd, (off_t)(foff + pos), SEEK_DATA);
+	uint64_t data;
 
-		if (d < 0) {
-			if (errno == ENXIO)
-				*data = len;
-			return;
-		}
-		*data = (uint64_t)d - foff;
-		if (*data > len)
-			*data = len;
-		*data = pos + (*data - pos) / ps * ps;
-		if (*data >= len)
-			return;
-		h = lseek(m->fd, (off_t)(foff + *data), SEEK_HOLE);
-		if (h < 0)
-			return;
-		*hole = round_up((uint64_t)h - foff, ps);
-		if (*hole > len)
-			*hole = len;
-		if (*hole <= *data)
-			*hole = *data + ps;
-	}
+	if (d < 0)
+		return errno == ENXIO ? len : pos;
+	data = (uint64_t)d - foff;
+	if (data > len)
+		data = len;
+	return pos + (data - pos) / m->page_size * m->page_size;
 #else
 	(void)m;
 	(void)foff;
+	(void)len;
+	return pos;
 #endif
 }
 
@@ -1203,35 +1191,27 @@ static int read_chunk(struct worker *w, unsigned b, uint64_t off, uint64_t len)
 	struct ms__ram_mapped *m = w->m;
 	const struct mblock *mb = &m->b[b];
 	const struct ms__ram_block *blk = &w->ram->blk[mb->reg];
-	uint64_t pos = 0, data, hole, fo, pb = m->page_bits;
+	uint64_t pos = 0, data, fo, pb = m->page_bits;
 	uint8_t *dst = blk->host + off;
 	int ret;
 
-	while (pos < len) {
-		data_span(m, mb->pages_off + off, pos, len, &data, &hole);
-		if (data > pos) {
-			if (!blk->zeroed &&
-			    !ms_buffer_is_zero(dst + pos, data - pos))
-				memset(dst + pos, 0, data - pos);
-			ret = check_pages(w, b, (off + pos) >> pb,
-					  (data - pos) >> pb, true);
-			if (ret)
-				return ret;
-		}
-		if (data >= len)
-			break;
-		ret = pread_all(m->fd, dst + data, hole - data,
-				mb->pages_off + off + data, &fo);
-		if (ret)
-			return wfail(m, ret == -ENODATA ? -EBADMSG : ret, fo, b,
-				     "read of its pages");
-		ret = check_pages(w, b, (off + data) >> pb, (hole - data) >> pb,
-				  false);
+	data = data_start(m, mb->pages_off + off, pos, len);
+	if (data > pos) {
+		if (!blk->zeroed && !ms_buffer_is_zero(dst + pos, data - pos))
+			memset(dst + pos, 0, data - pos);
+		ret = check_pages(w, b, (off + pos) >> pb, (data - pos) >> pb,
+				  true);
 		if (ret)
 			return ret;
-		pos = hole;
 	}
-	return 0;
+	if (data >= len)
+		return 0;
+	ret = pread_all(m->fd, dst + data, len - data,
+			mb->pages_off + off + data, &fo);
+	if (ret)
+		return wfail(m, ret == -ENODATA ? -EBADMSG : ret, fo, b,
+			     "read of its pages");
+	return check_pages(w, b, (off + data) >> pb, (len - data) >> pb, false);
 }
 
 static void *reader_main(void *arg)
