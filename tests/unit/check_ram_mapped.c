@@ -96,9 +96,9 @@ static const ms_handler_ops dev_ops = {.version = MS_HANDLER_OPS_VERSION,
 
 struct vm {
 	ms_ram *ram;
-	uint8_t *mem[NBLK], *base[NBLK];
-	uint64_t len[NBLK];
-	size_t maplen[NBLK];
+	uint8_t *mem[NBLK + 1], *base[NBLK + 1];
+	uint64_t len[NBLK + 1];
+	size_t maplen[NBLK + 1];
 	struct dev dev;
 	ms_registry *reg;
 };
@@ -111,6 +111,7 @@ static void vm_init(struct vm *v, const uint64_t *len, size_t page_size,
 	unsigned i;
 
 	memset(v, 0, sizeof(*v));
+	ck_assert_uint_le(n, NBLK + 1);
 	ck_assert_int_eq(ms_ram_new(&v->ram, &o), 0);
 	for (i = 0; i < n; i++) {
 		ms_ram_block b = {.version = MS_RAM_BLOCK_VERSION,
@@ -148,7 +149,7 @@ static void vm_free(struct vm *v)
 
 	ms_registry_free(v->reg);
 	ms_ram_free(v->ram);
-	for (i = 0; i < NBLK; i++)
+	for (i = 0; i < NBLK + 1; i++)
 		if (v->base[i])
 			munmap(v->base[i], v->maplen[i]);
 }
