@@ -894,13 +894,24 @@ static int conv_run(struct conv *c, struct dump_walk *w, const char *out)
 	} else {
 		ret = dump_walk_run(w);
 	}
+	if (!ret && c->mout && w->ram_broken) {
+		fprintf(stderr,
+			PROG ": %s: RAM could not be parsed (see the "
+			     "warnings): not converted to a mapped file\n",
+			w->name);
+		ret = DUMP_EXIT_INVALID;
+	}
 	if (!ret && !c->e.code && c->wr)
 		conv_check(c, ms_writer_finish(c->wr), "the end");
 	if (!ret && !c->e.code && !c->wr)
 		conv_fail(c, -EIO, DUMP_NO_OFFSET, "nothing to write");
 	if (c->e.code) {
 		fprintf(stderr, PROG ": %s: %s\n", out, c->e.msg);
-		ret = DUMP_EXIT_IO;
+		/* What a mapped file cannot hold is the input's fault. */
+		ret = c->mout && (c->e.code == -EBADMSG ||
+				  c->e.code == -ENOTSUP || c->e.code == -E2BIG)
+			      ? DUMP_EXIT_INVALID
+			      : DUMP_EXIT_IO;
 	} else if (ret) {
 		fprintf(stderr, PROG ": %s: %s\n", w->name,
 			c->min ? c->min->e.msg : w->errmsg);
