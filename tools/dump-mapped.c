@@ -196,9 +196,9 @@ static int check_header(struct dump_mapped *m, const uint8_t *h, size_t n)
 		return bad(m, 8, "version 1 expected, found %" PRIu32,
 			   m->version);
 	if (n < 16)
-		return bad(m, n,
-			   "the flags expected, found the end of the "
-			   "file");
+		return bad(m, 12,
+			   "incomplete: its save did not commit (the "
+			   "flags expected, found the end of the file)");
 	flags = be32(h + 12);
 	if (!(flags & DUMP_MAPPED_COMPLETE))
 		return bad(
@@ -217,10 +217,10 @@ static int check_header(struct dump_mapped *m, const uint8_t *h, size_t n)
 			   crc(h, 60), be32(h + 60));
 	for (i = 64; i < HDR_SIZE; i++)
 		if (h[i])
-			return bad(m, i,
-				   "zero bytes up to 0x1000 expected, found "
-				   "0x%02x",
-				   h[i]);
+			return bad(m, 64,
+				   "zero bytes from 0x40 to 0x1000 expected, "
+				   "found 0x%02x at 0x%zx",
+				   h[i], i);
 	if (flags & ~DUMP_MAPPED_COMPLETE)
 		return bad(m, 12,
 			   "flags 0x1 (COMPLETE) expected, found 0x%" PRIx32
@@ -270,23 +270,25 @@ static int check_entry(struct dump_mapped *m, unsigned i, const uint8_t *e,
 	memcpy(b->name, e + 1, b->idlen);
 	b->name[b->idlen] = '\0';
 	if (memchr(b->name, '\0', b->idlen))
-		return bad(m, off + 1,
+		return bad(m, off,
 			   "block %u: a name without NUL bytes expected", i);
 	for (j = 1u + b->idlen; j < 256; j++)
 		if (e[j])
-			return bad(m, off + j,
+			return bad(m, off,
 				   "block %u '%s': zero padding after its "
-				   "name expected, found 0x%02x",
-				   i, dump_esc(b->name), e[j]);
+				   "name expected, found 0x%02x at entry "
+				   "byte %u",
+				   i, dump_esc(b->name), e[j], j);
 	for (j = 300; j < ENTRY_SIZE; j++)
 		if (e[j])
-			return bad(m, off + j,
+			return bad(m, off,
 				   "block %u '%s': zero bytes at the entry's "
-				   "end expected, found 0x%02x",
-				   i, dump_esc(b->name), e[j]);
+				   "end expected, found 0x%02x at entry byte "
+				   "%u",
+				   i, dump_esc(b->name), e[j], j);
 	for (j = 0; j < i; j++)
 		if (!strcmp(m->b[j].name, b->name))
-			return bad(m, off + 1,
+			return bad(m, off,
 				   "block %u: a name distinct from block %u's "
 				   "expected, found '%s' twice",
 				   i, j, dump_esc(b->name));
@@ -304,18 +306,18 @@ static int check_entry(struct dump_mapped *m, unsigned i, const uint8_t *e,
 			   dump_esc(b->name), m->page_size, b->used);
 	b->npages = b->used / m->page_size;
 	if (b->bitmap_off % META_ALIGN || b->crc_off % META_ALIGN)
-		return bad(m, off + (b->bitmap_off % META_ALIGN ? 264 : 272),
+		return bad(m, off + 264,
 			   "block '%s': bitmap and checksum offsets that are "
 			   "multiples of 4096 expected, found 0x%" PRIx64
 			   " and 0x%" PRIx64,
 			   dump_esc(b->name), b->bitmap_off, b->crc_off);
 	if (b->pages_off % DUMP_MAPPED_ALIGN)
-		return bad(m, off + 280,
+		return bad(m, off + 264,
 			   "block '%s': a pages offset that is a multiple of "
 			   "0x100000 expected, found 0x%" PRIx64,
 			   dump_esc(b->name), b->pages_off);
 	if (b->present > b->npages)
-		return bad(m, off + 292,
+		return bad(m, b->bitmap_off,
 			   "block '%s': at most %" PRIu64 " pages present "
 			   "expected, found %" PRIu64,
 			   dump_esc(b->name), b->npages, b->present);
@@ -330,7 +332,7 @@ static int check_entry(struct dump_mapped *m, unsigned i, const uint8_t *e,
 		goto out_order;
 	*end = b->pages_off + pgl;
 	if (*end > m->dev_off)
-		return bad(m, off + 280,
+		return bad(m, off + 264,
 			   "block '%s': its pages region [0x%" PRIx64
 			   ", 0x%" PRIx64 ") below the device stream at "
 			   "0x%" PRIx64 " expected",
@@ -393,7 +395,7 @@ int dump_mapped_open(struct dump_mapped *m, const char *file)
 		return io_fail(m, ret, HDR_SIZE, "the block table");
 	}
 	if (crc(t, tlen) != be32(h + 56)) {
-		ret = bad(m, 56,
+		ret = bad(m, HDR_SIZE,
 			  "table_crc 0x%08" PRIx32
 			  " (CRC-32 of the block table "
 			  "at 0x1000) expected, found 0x%08" PRIx32,
@@ -416,7 +418,7 @@ int dump_mapped_open(struct dump_mapped *m, const char *file)
 			   end, m->dev_off);
 	if (m->dev_len > m->file_size ||
 	    m->dev_off != m->file_size - m->dev_len)
-		return bad(m, 40,
+		return bad(m, 32,
 			   "dev_offset + dev_length == file_size 0x%" PRIx64
 			   " expected, found 0x%" PRIx64 " + 0x%" PRIx64,
 			   m->file_size, m->dev_off, m->dev_len);
@@ -463,19 +465,19 @@ int dump_mapped_meta(struct dump_mapped *m, unsigned i, uint8_t **bm,
 		(*crcs)[k] = be32(d + bml + 4 * k);
 	*bm = d;
 	if (c != b->meta_crc)
-		return bad(m, HDR_SIZE + (uint64_t)i * ENTRY_SIZE + 288,
+		return bad(m, b->bitmap_off,
 			   "block '%s': meta_crc 0x%08" PRIx32 " (CRC-32 of "
 			   "its bitmap at 0x%" PRIx64 " and checksums at "
 			   "0x%" PRIx64 ") expected, found 0x%08" PRIx32,
 			   dump_esc(b->name), c, b->bitmap_off, b->crc_off,
 			   b->meta_crc);
 	if (bml && (d[bml - 1] >> (b->npages % 8 ? b->npages % 8 : 8)))
-		return bad(m, b->bitmap_off + bml - 1,
+		return bad(m, b->bitmap_off,
 			   "block '%s': no bitmap bit past its %" PRIu64
 			   " pages expected, found 0x%02x",
 			   dump_esc(b->name), b->npages, d[bml - 1]);
 	if (pop != b->present)
-		return bad(m, HDR_SIZE + (uint64_t)i * ENTRY_SIZE + 292,
+		return bad(m, b->bitmap_off,
 			   "block '%s': present %" PRIu64 " (the bitmap's set "
 			   "bits) expected, found %" PRIu64,
 			   dump_esc(b->name), pop, b->present);

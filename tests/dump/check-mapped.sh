@@ -198,7 +198,7 @@ for e in ents:
 rnd = random.Random(14)
 cuts |= {rnd.randrange(1, len(base)) for _ in range(20)}
 for c in sorted(cuts):
-    case("cut-%x" % c, base[:c], 0 if c < 8 else min(c, len(base)))
+    case("cut-%x" % c, base[:c], 0 if c < 8 else 8 if c < 12 else 12 if c < 16 else min(c, len(base)))
 case("trailing", base + b"\0", len(base), "trailing")
 
 def mut(name, off, what, fn):
@@ -220,37 +220,37 @@ mut("nblocks-1025", 20, "blocks", lambda b: (struct.pack_into(">I", b, 20, 1025)
 mut("align", 24, "align", lambda b: (struct.pack_into(">Q", b, 24, 1 << 21), fix_header(b)))
 mut("file-size", be64(base, 48) - 4096, "file_size",
     lambda b: (struct.pack_into(">Q", b, 48, be64(b, 48) - 4096), fix_header(b)))
-mut("table", 56, "table_crc", flip(ents[1] + 5))
+mut("table", 4096, "table_crc", flip(ents[1] + 5))
 mut("idlen-0", ents[2], "idlen", lambda b: (b.__setitem__(ents[2], 0), fix_header(b)))
-mut("name-pad", ents[0] + 200, "padding", lambda b: (b.__setitem__(ents[0] + 200, 7), fix_header(b)))
-mut("entry-tail", ents[0] + 400, "zero", lambda b: (b.__setitem__(ents[0] + 400, 7), fix_header(b)))
-mut("dup-name", ents[1] + 1, "distinct",
+mut("name-pad", ents[0], "padding", lambda b: (b.__setitem__(ents[0] + 200, 7), fix_header(b)))
+mut("entry-tail", ents[0], "zero", lambda b: (b.__setitem__(ents[0] + 400, 7), fix_header(b)))
+mut("dup-name", ents[1], "distinct",
     lambda b: (b.__setitem__(slice(ents[1], ents[1] + 256), b[ents[0]:ents[0] + 256]), fix_header(b)))
 for v in (1 << 32, 1 << 63, (1 << 64) - 4096, 4097):
     mut("used-%x" % v, ents[0] + 256, "used_length",
         lambda b, v=v: (struct.pack_into(">Q", b, ents[0] + 256, v), fix_header(b)))
 mut("bitmap-unaligned", ents[1] + 264, "4096",
     lambda b: (struct.pack_into(">Q", b, ents[1] + 264, be64(b, ents[1] + 264) + 8), fix_header(b)))
-mut("pages-unaligned", ents[1] + 280, "0x100000",
+mut("pages-unaligned", ents[1] + 264, "0x100000",
     lambda b: (struct.pack_into(">Q", b, ents[1] + 280, be64(b, ents[1] + 280) + 4096), fix_header(b)))
 mut("overlap", ents[1] + 264, "overlap",
     lambda b: (struct.pack_into(">Q", b, ents[1] + 264, be64(b, ents[0] + 280)), fix_header(b)))
-mut("past-D", ents[5] + 280, "below the device stream",
+mut("past-D", ents[5] + 264, "below the device stream",
     lambda b: (struct.pack_into(">Q", b, 32, D - (1 << 20)),
                struct.pack_into(">Q", b, 40, L + (1 << 20)), fix_header(b)))
 mut("D-unaligned", 32, "dev_offset",
     lambda b: (struct.pack_into(">Q", b, 32, D + 4096), struct.pack_into(">Q", b, 40, L - 4096), fix_header(b)))
-mut("D+L", 40, "dev_length", lambda b: (struct.pack_into(">Q", b, 40, L + 1), fix_header(b)))
-mut("L-2^63", 40, "dev_length", lambda b: (struct.pack_into(">Q", b, 40, 1 << 63), fix_header(b)))
+mut("D+L", 32, "dev_length", lambda b: (struct.pack_into(">Q", b, 40, L + 1), fix_header(b)))
+mut("L-2^63", 32, "dev_length", lambda b: (struct.pack_into(">Q", b, 40, 1 << 63), fix_header(b)))
 # Bitmaps, checksum tables, pages.
 e = ents[2]  # pc.bios: pages that are not zero
 bm, cr, pg = be64(base, e + 264), be64(base, e + 272), be64(base, e + 280)
-mut("bitmap", e + 288, "meta_crc", flip(bm))
-mut("bitmap-fixed", e + 292, "present", lambda b: (b.__setitem__(bm, b[bm] ^ 1), fix_meta(b, e)))
+mut("bitmap", bm, "meta_crc", flip(bm))
+mut("bitmap-fixed", bm, "present", lambda b: (b.__setitem__(bm, b[bm] ^ 1), fix_meta(b, e)))
 e5 = ents[5]
 bm5 = be64(base, e5 + 264)
 mut("bitmap-past-end", bm5, "past", lambda b: (b.__setitem__(bm5, 3), fix_meta(b, e5)))
-mut("crc-table", e + 288, "meta_crc", flip(cr + 2))
+mut("crc-table", bm, "meta_crc", flip(cr + 2))
 # A page whose CRC is not the table's: the first page that is not zero.
 z = zlib.crc32(bytes(P))
 k = next(i for i in range(64) if be32(base, cr + 4 * i) != z)
