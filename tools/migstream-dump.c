@@ -164,11 +164,12 @@ static const struct command commands[] = {
 		.name = "convert",
 		.run = dump_convert_main,
 		.operands = "IN OUT",
-		.usage = "--to native|qemu [--compress[=LEVEL]] IN OUT",
+		.usage = "--to native|qemu|mapped [--compress[=LEVEL]] IN OUT",
 		.summary = "re-frame a stream in the other profile (OUT may be "
 			   "'-')",
-		.help = "  -t, --to native|qemu    the profile to write "
-			"(required)\n"
+		.help = "  -t, --to native|qemu|mapped  the profile to write, "
+			"or a mapped\n"
+			"                          snapshot file (required)\n"
 			"  -c, --compress[=LEVEL]  native: zlib per chunk, "
 			"LEVEL 1 to 9 (6)\n",
 		.own = {'t', 'c'},
@@ -231,11 +232,13 @@ static void usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "Usage: " PROG " COMMAND [OPTIONS] FILE\n"
-		   "Inspect a QEMU (\"QEVM\" v3) or migstream native migration "
-		   "stream; FILE may be '-'.\n"
-		   "\n"
-		   "Commands:\n");
+	fprintf(f,
+		"Usage: " PROG " COMMAND [OPTIONS] FILE\n"
+		"Inspect a QEMU (\"QEVM\" v3) or migstream native migration "
+		"stream, or a mapped\nsnapshot file (\"MSMAPPED\"); FILE may "
+		"be '-'.\n"
+		"\n"
+		"Commands:\n");
 	for (i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %s %s\n      %s\n", commands[i].name,
 			commands[i].usage, commands[i].summary);
