@@ -40,6 +40,10 @@
 /* The sync record's value (channel count in a START, round number in a
  * PART or END) sits above every page mask. */
 #define MS__RAM_SYNC_SHIFT 16
+/* The sync record's value in the START section of a mapped snapshot's
+ * device stream: the pages are in the file's regions, not in the stream
+ * (docs/FORMAT.md, "Mapped snapshot files"). */
+#define MS__RAM_SYNC_MAPPED 0xffffffffull
 /* Pages per stripe (a multiple of any word size's bits). */
 #define MS__RAM_STRIPE_PAGES 512u
 /* Bits per dirty-bitmap word. */

@@ -324,6 +324,132 @@ void ms_ram_get_stats(const ms_ram *ram, ms_ram_stats *st);
  */
 int ms_ram_load_check(ms_ram *ram);
 
+/*
+ * Mapped snapshot files (docs/FORMAT.md, "Mapped snapshot files").
+ *
+ * For file targets only: each block gets a region of the file, aligned to
+ * MS_RAM_MAPPED_ALIGN, with its pages at fixed offsets, so that a page
+ * sent again overwrites its own place and the file never grows beyond the
+ * RAM plus the device state, whatever the number of rounds.  Zero pages
+ * are holes.  The device state is a native-profile stream at the end of
+ * the file, whose "ram" sections hold the block list and no pages.  The
+ * header's COMPLETE mark is written last, after fsync(), so that a file
+ * whose save did not end is refused by every reader.
+ *
+ * Save: ms_ram_mapped_save_begin() on a file opened for writing gives the
+ * stream to run ms_save on (native profile); the pages go to their places
+ * with pwrite() from @threads writer threads in every round, the guest
+ * may run during the precopy rounds; after ms_save_complete(),
+ * ms_ram_mapped_save_commit() writes the bitmaps and page checksums, then
+ * the COMPLETE mark.
+ *
+ * Restore: ms_ram_mapped_restore() checks the header, the block table
+ * and the registered blocks, places the pages (MS_RAM_RESTORE_MMAP: maps
+ * each block's region MAP_PRIVATE|MAP_FIXED over the block's memory, so
+ * pages come in on first touch; MS_RAM_RESTORE_READ: pread() by @threads
+ * threads into the block's memory, checking every page's CRC-32) and
+ * gives the stream of the device state to run ms_load_run() on.
+ *
+ * Integrity: the header, the block table and each block's bitmap and
+ * checksum table carry CRC-32s, checked by both modes; the device records
+ * carry the native profile's.  Each page's CRC-32 is checked in read mode
+ * and by migstream-dump verify; a mapped page cannot be checked before
+ * the guest touches it, so mmap mode does not check pages (verify the
+ * file first where that matters).
+ */
+
+/* Alignment of every block's page region in a mapped file (as QEMU's
+ * mapped-ram, so that any host page size, huge pages included, maps). */
+#define MS_RAM_MAPPED_ALIGN ((uint64_t)1 << 20)
+
+/**
+ * enum ms_ram_restore_mode - How a mapped restore places the pages.
+ * @MS_RAM_RESTORE_MMAP: map each region over the block's memory
+ *                       (MAP_PRIVATE: guest writes stay in memory); the
+ *                       block's host address and used length must be
+ *                       multiples of the system page size.
+ * @MS_RAM_RESTORE_READ: read every page into the block's memory and check
+ *                       its CRC-32.
+ */
+typedef enum ms_ram_restore_mode {
+	MS_RAM_RESTORE_MMAP = 0,
+	MS_RAM_RESTORE_READ = 1
+} ms_ram_restore_mode;
+
+#define MS_RAM_MAPPED_OPTS_VERSION 1
+
+/**
+ * struct ms_ram_mapped_opts - Settings of a mapped save or restore.
+ * @version: must be MS_RAM_MAPPED_OPTS_VERSION.
+ * @threads: writer (save) or reader (read-mode restore) threads, 1 to
+ *           MS_RAM_MAX_CHANNELS; 0 for 1.
+ * @mode: restore only.
+ * @no_fsync: save only: skip the two fsync() calls (tests and
+ *            benchmarks; a crash may then leave a file marked complete
+ *            whose pages did not all reach the disk).
+ */
+typedef struct ms_ram_mapped_opts {
+	unsigned version;
+	unsigned threads;
+	ms_ram_restore_mode mode;
+	bool no_fsync;
+} ms_ram_mapped_opts;
+
+/**
+ * ms_ram_mapped_save_begin() - Start a mapped save into a file.
+ * @ram: an ms_ram with its blocks, no save or load running, no channels.
+ * @fd: a regular file open for reading and writing; truncated and
+ *      written from offset 0; borrowed, never closed.
+ * @opts: settings, or NULL.
+ * @device: receives a writer stream at the device state's offset: run
+ *          ms_save on it with the native profile; owned by @ram (do not
+ *          close it), valid until ms_ram_mapped_save_commit() or
+ *          ms_ram_free().
+ *
+ * Return: 0, -EINVAL (see ms_ram_errmsg()), -ENOMEM or a negative errno
+ * of the file.
+ */
+int ms_ram_mapped_save_begin(ms_ram *ram, int fd,
+			     const ms_ram_mapped_opts *opts,
+			     ms_stream **device);
+
+/**
+ * ms_ram_mapped_save_commit() - Complete a mapped save.
+ * @ram: an ms_ram whose mapped save's ms_save_complete() succeeded.
+ *
+ * Flushes the device stream, writes every block's bitmap and checksum
+ * table, fsync()s, writes the header with its COMPLETE mark and
+ * fsync()s again.  Without this call the file stays incomplete.
+ *
+ * Return: 0, -EINVAL (called out of order, see ms_ram_errmsg()) or the
+ * file's negative errno (ms_ram_errmsg() names the offset).
+ */
+int ms_ram_mapped_save_commit(ms_ram *ram);
+
+/**
+ * ms_ram_mapped_restore() - Restore the RAM of a mapped snapshot file.
+ * @ram: an ms_ram whose blocks have the file's names and used lengths, no
+ *       save or load running.
+ * @fd: the file, open for reading; borrowed (mappings keep their own
+ *      reference to it).
+ * @opts: settings, or NULL (mmap mode, one thread).
+ * @device: receives a reader stream over the device state: run
+ *          ms_load_run() on it, with @ram's handler registered; owned by
+ *          @ram, valid until the next save or restore or ms_ram_free().
+ *
+ * Refuses, naming the offset and what was expected and found: a file
+ * that is not a mapped snapshot, an incomplete one (its save never
+ * committed), a truncated one, a checksum that does not match, a block
+ * unknown here or of another size, a page that was never saved, and (read
+ * mode) a page whose CRC-32 does not match.  After the load,
+ * ms_ram_load_check() holds as for a stream.
+ *
+ * Return: 0, -EINVAL (see ms_ram_errmsg()), -EBADMSG, -ENODATA
+ * (incomplete), -ENOMEM or the file's negative errno.
+ */
+int ms_ram_mapped_restore(ms_ram *ram, int fd, const ms_ram_mapped_opts *opts,
+			  ms_stream **device);
+
 /**
  * ms_buffer_is_zero() - Whether a buffer holds only zero bytes.
  * @buf: the bytes; any alignment.
