@@ -318,6 +318,12 @@ static int tally_end(struct tally *t, const char *to)
 
 struct conv {
 	ms_profile to;
+	int dev_fd;		      /* --to mapped: the device stream */
+	bool to_mapped;		      /* --to mapped */
+	struct dump_mapped *min;      /* a mapped input, or NULL */
+	struct dump_mapped_out *mout; /* --to mapped */
+	const char *tmp;	      /* OUT.tmp */
+	bool ram;		      /* the record read is a RAM section */
 	int level;
 	int out_fd;
 	ms_stream *out;
@@ -376,6 +382,13 @@ static int conv_start(struct conv *c, struct dump_walk *w)
 	o.no_footers = w->profile == MS_PROFILE_NATIVE
 			       ? !(w->features & 0x0002u)
 			       : w->no_footers;
+	if (c->min || c->mout) {
+		/* The device stream as it is: same checksums, no zlib. */
+		if (w->profile == MS_PROFILE_NATIVE &&
+		    c->to == MS_PROFILE_NATIVE)
+			o.checksum = w->features & 0x0001u ? 0 : -1;
+		o.compress_level = 0;
+	}
 	ret = ms_writer_new(&c->wr, c->out, &o);
 	if (!ret)
 		ret = ms_writer_header(c->wr);
@@ -395,6 +408,8 @@ static int conv_begin(struct dump_walk *w, const ms_record *rec,
 		return c->e.code;
 	c->type = rec->type;
 	c->len = 0;
+	c->ram = (c->min || c->mout) && rec->type >= MS_REC_START &&
+		 rec->type <= MS_REC_FULL && !strcmp(rec->section.idstr, "ram");
 	tally_begin(&c->t, rec);
 	switch (rec->type) {
 	case MS_REC_START:
@@ -433,12 +448,24 @@ static int conv_bytes(struct dump_walk *w, const uint8_t *d, size_t n,
 	(void)w;
 	if (c->e.code)
 		return c->e.code;
+	if (c->ram)
+		return 0; /* its payload is written at its end */
 	tally_bytes(&c->t, d, n);
 	switch (c->type) {
 	case MS_REC_START:
 	case MS_REC_PART:
 	case MS_REC_END:
 	case MS_REC_FULL:
+		/* From or to a mapped file, in pieces below the writer's
+		 * zero-copy threshold: its DATA records are then cut at every
+		 * chunk_size bytes whatever the input's framing, and a mapped
+		 * file converted to a stream and back is byte-exact. */
+		while ((c->min || c->mout) && n > 4096) {
+			if (ms_put_buffer(c->payload, d, 4096))
+				break;
+			d += 4096;
+			n -= 4096;
+		}
 		return conv_check(c, ms_put_buffer(c->payload, d, n),
 				  "a section payload");
 	case MS_REC_CONFIGURATION:
@@ -472,7 +499,6 @@ static void conv_record(struct dump_walk *w, const ms_record *rec,
 	struct conv *c = opaque;
 	int ret = 0;
 
-	(void)w;
 	(void)plen;
 	if (c->e.code)
 		return;
@@ -486,8 +512,20 @@ static void conv_record(struct dump_walk *w, const ms_record *rec,
 	case MS_REC_PART:
 	case MS_REC_END:
 	case MS_REC_FULL:
+		if (c->ram && c->min)
+			ret = dump_mapped_ram_payload(c->min, rec->type,
+						      c->payload);
+		else if (c->ram)
+			ret = dump_mapped_out_ram(c->mout, w, rec->type,
+						  c->payload);
+		if (ret && c->mout && c->mout->e.code) {
+			conv_fail(c, ret, rec->offset, "%s", c->mout->e.msg);
+			return;
+		}
 		c->payload = NULL;
-		ret = ms_writer_end(c->wr);
+		if (!ret)
+			ret = ms_writer_end(c->wr);
+		c->ram = false;
 		break;
 	case MS_REC_CONFIGURATION:
 		ret = ms_writer_configuration(c->wr, rec->machine, c->buf,
@@ -506,6 +544,80 @@ static void conv_record(struct dump_walk *w, const ms_record *rec,
 	conv_check(c, ret, ms_record_type_name(rec->type));
 }
 
+/* --to mapped: each page at its place in OUT.tmp. */
+static int conv_page(struct dump_walk *w, unsigned blk, uint64_t addr,
+		     enum dump_page_kind kind, const uint8_t *data, size_t len,
+		     void *opaque)
+{
+	struct conv *c = opaque;
+
+	if (c->e.code)
+		return c->e.code;
+	if (dump_mapped_out_page(c->mout, w, blk, addr, kind, data, len))
+		return conv_fail(c, c->mout->e.code, DUMP_NO_OFFSET, "%s",
+				 c->mout->e.msg);
+	return 0;
+}
+
+/*
+ * The output of a conversion from or to a mapped file, read back: a
+ * mapped file checked whole by dump-mapped.c, or a stream walked strictly
+ * that holds every saved page of the input.  A DUMP_EXIT_* status.
+ */
+static int conv_verify_mapped(struct conv *c, const struct dump_walk *in,
+			      int fd)
+{
+	struct dump_mapped m;
+	struct dump_walk w;
+	uint64_t want = 0, got;
+	unsigned i;
+	int ret;
+
+	if (c->mout) {
+		ret = dump_mapped_open(&m, c->tmp);
+		if (!ret)
+			ret = dump_mapped_pages(&m, true);
+		memset(&w, 0, sizeof(w));
+		w.strict = true;
+		if (!ret)
+			ret = dump_mapped_walk(&m, &w);
+		if (ret)
+			fprintf(stderr,
+				PROG ": %s: the mapped output does not "
+				     "verify: %s: refused\n",
+				in->name, m.e.msg);
+		dump_walk_free(&w);
+		dump_mapped_close(&m);
+		return ret ? DUMP_EXIT_INVALID : DUMP_EXIT_OK;
+	}
+	for (i = 0; i < c->min->nblocks; i++)
+		want += c->min->b[i].present;
+	if (lseek(fd, 0, SEEK_SET)) {
+		fprintf(stderr, PROG ": reading the output back: %s\n",
+			strerror(errno));
+		return DUMP_EXIT_IO;
+	}
+	memset(&w, 0, sizeof(w));
+	w.name = "the converted output";
+	w.fd = fd;
+	w.strict = true;
+	ret = dump_walk_run(&w);
+	got = w.pages[0] + w.pages[1] + w.pages[2] + w.pages[3];
+	if (ret)
+		fprintf(stderr,
+			PROG ": %s: the output does not verify: %s: "
+			     "refused\n",
+			in->name, w.errmsg);
+	else if (got != want)
+		fprintf(stderr,
+			PROG ": %s: the output holds %llu pages, not the "
+			     "%llu saved ones: refused\n",
+			in->name, (unsigned long long)got,
+			(unsigned long long)want);
+	dump_walk_free(&w);
+	return ret || got != want ? DUMP_EXIT_INVALID : DUMP_EXIT_OK;
+}
+
 static int convert_usage(const char *fmt, ...)
 #if defined(__GNUC__)
 	__attribute__((format(printf, 1, 2)))
@@ -520,7 +632,7 @@ static int convert_usage(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nUsage: " PROG " convert --to native|qemu "
+	fprintf(stderr, "\nUsage: " PROG " convert --to native|qemu|mapped "
 			"[--compress[=LEVEL]] IN OUT\n");
 	return DUMP_EXIT_USAGE;
 }
@@ -689,9 +801,12 @@ static int convert_options(struct conv *c, int argc, char **argv, bool *done)
 				c->to = MS_PROFILE_NATIVE;
 			else if (!strcmp(optarg, "qemu"))
 				c->to = MS_PROFILE_QEMU;
+			else if (!strcmp(optarg, "mapped"))
+				c->to = MS_PROFILE_NATIVE, c->to_mapped = true;
 			else
-				return convert_usage("--to native or qemu "
-						     "expected, found '%s'",
+				return convert_usage("--to native, qemu or "
+						     "mapped expected, found "
+						     "'%s'",
 						     optarg);
 			break;
 		case 'c':
@@ -710,7 +825,8 @@ static int convert_options(struct conv *c, int argc, char **argv, bool *done)
 			}
 			break;
 		case 'h':
-			printf("Usage: " PROG " convert --to native|qemu "
+			printf("Usage: " PROG
+			       " convert --to native|qemu|mapped "
 			       "[--compress[=LEVEL]] IN OUT\n");
 			return DUMP_EXIT_OK;
 		default:
@@ -718,12 +834,46 @@ static int convert_options(struct conv *c, int argc, char **argv, bool *done)
 		}
 	}
 	if (c->to == MS_PROFILE_AUTO)
-		return convert_usage("%s", "--to native|qemu is required");
-	if (compress && c->to != MS_PROFILE_NATIVE)
+		return convert_usage("%s",
+				     "--to native|qemu|mapped is required");
+	if (compress && (c->to != MS_PROFILE_NATIVE || c->to_mapped))
 		return convert_usage("%s", "--compress needs --to native");
 	if (argc - optind != 2)
 		return convert_usage("%s", "IN and OUT expected");
+	if (c->to_mapped && !strcmp(argv[optind + 1], "-"))
+		return convert_usage("%s", "--to mapped writes pages at their "
+					   "offsets: OUT must be a file, not "
+					   "standard output ('-')");
 	*done = false;
+	return DUMP_EXIT_OK;
+}
+
+/*
+ * A mapped input, checked whole (layout, every page's CRC, the device
+ * stream); then positioned at its device stream.  A DUMP_EXIT_* status.
+ */
+static int conv_open_mapped(struct conv *c, struct dump_mapped *m,
+			    const char *in, struct dump_walk *w)
+{
+	struct dump_walk v;
+	int ret;
+
+	ret = dump_mapped_open(m, in);
+	if (!ret)
+		ret = dump_mapped_pages(m, true);
+	if (!ret) {
+		memset(&v, 0, sizeof(v));
+		v.strict = true;
+		ret = dump_mapped_walk(m, &v);
+		dump_walk_free(&v);
+	}
+	if (ret) {
+		fprintf(stderr, PROG ": %s: %s\n", dump_esc(m->name), m->e.msg);
+		dump_mapped_close(m);
+		return ret;
+	}
+	c->min = m;
+	w->name = m->name;
 	return DUMP_EXIT_OK;
 }
 
@@ -737,17 +887,34 @@ static int conv_run(struct conv *c, struct dump_walk *w, const char *out)
 	w->on_begin = conv_begin;
 	w->on_bytes = conv_bytes;
 	w->on_record = conv_record;
+	w->on_page = c->mout ? conv_page : NULL;
 	w->opaque = c;
-	ret = dump_walk_run(w);
+	if (c->min) {
+		ret = dump_mapped_walk(c->min, w);
+	} else {
+		ret = dump_walk_run(w);
+	}
+	if (!ret && c->mout && w->ram_broken) {
+		fprintf(stderr,
+			PROG ": %s: RAM could not be parsed (see the "
+			     "warnings): not converted to a mapped file\n",
+			w->name);
+		ret = DUMP_EXIT_INVALID;
+	}
 	if (!ret && !c->e.code && c->wr)
 		conv_check(c, ms_writer_finish(c->wr), "the end");
 	if (!ret && !c->e.code && !c->wr)
 		conv_fail(c, -EIO, DUMP_NO_OFFSET, "nothing to write");
 	if (c->e.code) {
 		fprintf(stderr, PROG ": %s: %s\n", out, c->e.msg);
-		ret = DUMP_EXIT_IO;
+		/* What a mapped file cannot hold is the input's fault. */
+		ret = c->mout && (c->e.code == -EBADMSG ||
+				  c->e.code == -ENOTSUP || c->e.code == -E2BIG)
+			      ? DUMP_EXIT_INVALID
+			      : DUMP_EXIT_IO;
 	} else if (ret) {
-		fprintf(stderr, PROG ": %s: %s\n", w->name, w->errmsg);
+		fprintf(stderr, PROG ": %s: %s\n", w->name,
+			c->min ? c->min->e.msg : w->errmsg);
 	}
 	ms_writer_free(c->wr);
 	c->wr = NULL;
@@ -756,7 +923,13 @@ static int conv_run(struct conv *c, struct dump_walk *w, const char *out)
 		ret = DUMP_EXIT_IO;
 	}
 	c->out = NULL;
-	if (!ret)
+	if (!ret && c->mout && dump_mapped_out_finish(c->mout, w, c->dev_fd)) {
+		fprintf(stderr, PROG ": %s: %s\n", out, c->mout->e.msg);
+		ret = DUMP_EXIT_IO;
+	}
+	if (!ret && (c->min || c->mout))
+		ret = conv_verify_mapped(c, w, c->out_fd);
+	else if (!ret)
 		ret = conv_verify(c, w, c->out_fd);
 	return ret;
 }
@@ -765,7 +938,9 @@ int dump_convert_main(int argc, char **argv)
 {
 	ms_stream_opts so = {.version = MS_STREAM_OPTS_VERSION,
 			     .buffer_size = OUT_BUFFER_SIZE};
-	struct conv c = {.to = MS_PROFILE_AUTO, .out_fd = -1};
+	struct conv c = {.to = MS_PROFILE_AUTO, .out_fd = -1, .dev_fd = -1};
+	struct dump_mapped_out mout;
+	struct dump_mapped min;
 	struct dump_source src;
 	struct dump_walk w;
 	const char *in, *out;
@@ -779,11 +954,29 @@ int dump_convert_main(int argc, char **argv)
 	in = argv[optind];
 	out = argv[optind + 1];
 	memset(&w, 0, sizeof(w));
-	/* Magic checked, gzip inflated (dump-input.c). */
-	ret = dump_source_open(&src, in);
-	if (ret)
-		return ret;
-	w.name = src.name;
+	memset(&src, 0, sizeof(src));
+	src.fd = -1;
+	memset(&min, 0, sizeof(min));
+	min.fd = -1;
+	memset(&mout, 0, sizeof(mout));
+	mout.fd = -1;
+	if (dump_is_mapped(in)) {
+		/* Checked whole before anything is written. */
+		ret = conv_open_mapped(&c, &min, in, &w);
+		if (ret)
+			return ret;
+	} else {
+		/* Magic checked, gzip inflated (dump-input.c). */
+		ret = dump_source_open(&src, in);
+		if (ret)
+			return ret;
+		w.name = src.name;
+	}
+	if (c.to_mapped && c.min) {
+		fprintf(stderr, PROG ": %s: a mapped file already\n", w.name);
+		ret = DUMP_EXIT_USAGE;
+		goto out_close_in;
+	}
 	sip_key(c.t.key);
 	spool = conv_tmpfile();
 	c.t.spool = spool >= 0 ? fdopen(spool, "w+") : NULL;
@@ -821,14 +1014,29 @@ int dump_convert_main(int argc, char **argv)
 			goto out_free_tmp;
 		}
 	}
-	ret = ms_stream_new_fd(&c.out, c.out_fd, MS_STREAM_WRITER, 0, &so);
+	if (c.to_mapped) {
+		mout.fd = c.out_fd;
+		c.mout = &mout;
+		c.tmp = tmp;
+		c.dev_fd = conv_tmpfile();
+		if (c.dev_fd < 0) {
+			fprintf(stderr, PROG ": a temporary file: %s\n",
+				strerror(errno));
+			ret = DUMP_EXIT_IO;
+			goto out_close_out;
+		}
+	}
+	ret = ms_stream_new_fd(&c.out, c.to_mapped ? c.dev_fd : c.out_fd,
+			       MS_STREAM_WRITER, 0, &so);
 	if (ret) {
 		fprintf(stderr, PROG ": %s: %s\n", out, ms_strerror(ret));
 		ret = DUMP_EXIT_IO;
 		goto out_close_out;
 	}
-	w.fd = src.fd;
-	w.src = &src;
+	if (!c.min) {
+		w.fd = src.fd;
+		w.src = &src;
+	}
 	ret = conv_run(&c, &w, out);
 	dump_walk_free(&w);
 	if (!ret && !tmp)
@@ -838,6 +1046,9 @@ int dump_convert_main(int argc, char **argv)
 		ret = DUMP_EXIT_IO;
 	}
 out_close_out:
+	if (c.dev_fd >= 0)
+		close(c.dev_fd);
+	dump_mapped_out_free(&mout);
 	if (close(c.out_fd) && tmp && !ret) {
 		fprintf(stderr, PROG ": %s: %s\n", tmp, strerror(errno));
 		ret = DUMP_EXIT_IO;
@@ -856,7 +1067,9 @@ out_free_tmp:
 out_close_spool:
 	fclose(c.t.spool);
 out_close_in:
-	dump_source_close(&src);
+	if (src.fd >= 0)
+		dump_source_close(&src);
+	dump_mapped_close(&min);
 	free(c.buf);
 	return ret;
 }

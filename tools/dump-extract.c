@@ -37,7 +37,7 @@
 #define PROG "migstream-dump"
 /* Longest file name made of a block's idstr, before its index suffix. */
 #define SAFE_NAME_MAX  200u
-#define SAFE_NAME_SIZE (SAFE_NAME_MAX + 16u)
+#define SAFE_NAME_SIZE DUMP_SAFE_NAME_SIZE
 /* Default of --max-bytes: the block files' sizes together, 1 TiB. */
 #define DEFAULT_MAX_BYTES (UINT64_C(1) << 40)
 #define EXTRACT_USAGE	  "Usage: " PROG " extract [--max-bytes=N] DIR FILE\n"
@@ -87,7 +87,7 @@ static int ex_fail(struct extract *x, int err, const char *fmt, ...)
  * name, so no two blocks get one file name.  The names desc.json and
  * state.json are reserved.
  */
-static void safe_name(char *dst, const char *src, unsigned idx)
+void dump_safe_name(char *dst, const char *src, unsigned idx)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *p = (const unsigned char *)src;
@@ -134,7 +134,7 @@ static int block_fd(struct extract *x, const struct dump_walk *w, unsigned blk)
 	if (x->cur_fd >= 0)
 		close(x->cur_fd);
 	x->cur = -1;
-	safe_name(name, b->name, blk);
+	dump_safe_name(name, b->name, blk);
 	if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
 		return ex_fail(x, -EINVAL, "RAM block '%s': unsafe name",
 			       b->name);
@@ -357,6 +357,73 @@ static void ex_record(struct dump_walk *w, const ms_record *rec, uint64_t plen,
 }
 
 /*
+ * A mapped file: checked whole first (dump-mapped.c), then each block's
+ * file made by copying its region; the walk that follows reads the device
+ * stream for desc.json and state.json.  Return: a DUMP_EXIT_* status.
+ */
+static int mapped_blocks(struct extract *x, struct dump_mapped *m)
+{
+	char name[SAFE_NAME_SIZE];
+	struct dump_walk v;
+	uint64_t total = 0;
+	unsigned i;
+	int ret;
+
+	ret = dump_mapped_pages(m, true);
+	if (!ret) {
+		memset(&v, 0, sizeof(v));
+		v.strict = true;
+		ret = dump_mapped_walk(m, &v);
+		dump_walk_free(&v);
+	}
+	if (ret) {
+		fprintf(stderr, PROG ": %s: %s\n", dump_esc(m->name), m->e.msg);
+		return ret;
+	}
+	for (i = 0; i < m->nblocks; i++) {
+		if (m->b[i].used > x->max_bytes - total) {
+			fprintf(stderr,
+				PROG ": %s: block '%s' of 0x%llx bytes after "
+				     "0x%llx: block files of at most %llu "
+				     "bytes in all expected (--max-bytes)\n",
+				dump_esc(m->name), dump_esc(m->b[i].name),
+				(unsigned long long)m->b[i].used,
+				(unsigned long long)total,
+				(unsigned long long)x->max_bytes);
+			return DUMP_EXIT_INVALID;
+		}
+		total += m->b[i].used;
+	}
+	for (i = 0; i < m->nblocks; i++) {
+		dump_safe_name(name, m->b[i].name, i);
+		if (strchr(name, '/') || !strcmp(name, ".") ||
+		    !strcmp(name, "..")) {
+			ex_fail(x, -EINVAL, "RAM block '%s': unsafe name",
+				dump_esc(m->b[i].name));
+			return DUMP_EXIT_IO;
+		}
+		ret = dump_mapped_block_file(m, i, x->dirfd, name);
+		if (ret > 0) {
+			fprintf(stderr, PROG ": %s: %s\n", dump_esc(m->name),
+				m->e.msg);
+			return ret;
+		}
+		if (ret) {
+			ex_fail(x, ret, "%s: %s%s", name, strerror(-ret),
+				ret == -EEXIST ? " (extract creates every "
+						 "block's file, into a new or "
+						 "empty DIR)"
+					       : "");
+			return DUMP_EXIT_IO;
+		}
+		x->made[i] = true;
+		x->files++;
+	}
+	return lseek(m->fd, (off_t)m->dev_off, SEEK_SET) < 0 ? DUMP_EXIT_IO
+							     : DUMP_EXIT_OK;
+}
+
+/*
  * DIR/state.json: what the state command prints, from a second pass over
  * the stream with the description the first one kept.
  */
@@ -482,6 +549,7 @@ int dump_extract_main(int argc, char **argv)
 {
 	struct extract x = {
 		.dirfd = -1, .cur = -1, .cur_fd = -1, .vmdesc_fd = -1};
+	struct dump_mapped m;
 	struct dump_walk w;
 	const char *dir, *in;
 	off_t start;
@@ -498,9 +566,24 @@ int dump_extract_main(int argc, char **argv)
 	memset(&w, 0, sizeof(w));
 	/* state.json needs a second pass: a pipe or gzip is spooled
 	 * (dump-input.c). */
-	ret = dump_open_file(in, &fd, &w.name, &owned);
-	if (ret)
-		return ret;
+	memset(&m, 0, sizeof(m));
+	m.fd = -1;
+	if (dump_is_mapped(in)) {
+		ret = dump_mapped_open(&m, in);
+		if (ret) {
+			fprintf(stderr, PROG ": %s: %s\n", dump_esc(m.name),
+				m.e.msg);
+			dump_mapped_close(&m);
+			return ret;
+		}
+		fd = m.fd;
+		w.name = m.name;
+		owned = false;
+	} else {
+		ret = dump_open_file(in, &fd, &w.name, &owned);
+		if (ret)
+			return ret;
+	}
 	if (mkdir(dir, 0755) && errno != EEXIST) {
 		fprintf(stderr, PROG ": %s: cannot create: %s\n", dir,
 			strerror(errno));
@@ -515,6 +598,13 @@ int dump_extract_main(int argc, char **argv)
 		ret = DUMP_EXIT_IO;
 		goto out_close_dir;
 	}
+	if (m.fd >= 0) {
+		ret = mapped_blocks(&x, &m);
+		if (ret && !x.e.code)
+			goto out_close_dir;
+		if (ret)
+			goto out_report;
+	}
 	start = lseek(fd, 0, SEEK_CUR);
 	w.fd = fd;
 	w.strict = true;
@@ -522,7 +612,7 @@ int dump_extract_main(int argc, char **argv)
 	w.progress = dump_progress(false);
 	w.on_begin = ex_begin;
 	w.on_bytes = ex_bytes;
-	w.on_page = ex_page;
+	w.on_page = m.fd >= 0 ? NULL : ex_page;
 	w.on_record = ex_record;
 	w.opaque = &x;
 	ret = dump_walk_run(&w);
@@ -539,6 +629,7 @@ int dump_extract_main(int argc, char **argv)
 		/* Its messages are printed already. */
 		sret = write_state(&x, &w, fd, start);
 	}
+out_report:
 	if (x.e.code) {
 		fprintf(stderr, PROG ": %s: %s\n", dir, x.e.msg);
 		ret = DUMP_EXIT_IO;
@@ -566,5 +657,6 @@ out_close_dir:
 out_close_in:
 	if (owned)
 		close(fd);
+	dump_mapped_close(&m);
 	return ret;
 }

@@ -429,8 +429,29 @@ static int spool(struct dump_source *s, int *out)
 int dump_open_file(const char *file, int *fd, const char **name, bool *owned)
 {
 	struct dump_source s;
+	struct dump_mapped m;
 	int ret;
 
+	if (dump_is_mapped(file)) {
+		/* A mapped file: its device stream, once the header, table
+		 * and regions are checked (offsets in messages are then the
+		 * device stream's). */
+		ret = dump_mapped_open(&m, file);
+		if (!ret && lseek(m.fd, (off_t)m.dev_off, SEEK_SET) < 0)
+			ret = DUMP_EXIT_IO;
+		if (ret) {
+			fprintf(stderr, PROG ": %s: %s\n", dump_esc(m.name),
+				m.e.code ? m.e.msg : strerror(errno));
+			dump_mapped_close(&m);
+			return ret;
+		}
+		*fd = m.fd;
+		*name = m.name;
+		*owned = true;
+		m.fd = -1;
+		dump_mapped_close(&m);
+		return DUMP_EXIT_OK;
+	}
 	ret = dump_source_open(&s, file);
 	if (ret)
 		return ret;

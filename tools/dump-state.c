@@ -591,6 +591,8 @@ static int vmdesc_get(struct input *in, char **json, size_t *len, uint64_t *at)
 	struct dump_walk w;
 	uint64_t pos = 0;
 	uint32_t l = 0;
+	/* The stream's start: a mapped file's device stream is not at 0. */
+	off_t start = lseek(in->fd, 0, SEEK_CUR);
 	int ret;
 
 	*at = 0;
@@ -614,7 +616,7 @@ static int vmdesc_get(struct input *in, char **json, size_t *len, uint64_t *at)
 		*len = w.vmdesc_len;
 		w.vmdesc = NULL;
 		dump_walk_free(&w);
-		if (lseek(in->fd, 0, SEEK_SET) < 0)
+		if (start < 0 || lseek(in->fd, start, SEEK_SET) < 0)
 			return err_io(in->name, "cannot seek", errno);
 		return 0;
 	}

@@ -453,4 +453,107 @@ int dump_desc_payload(struct dump_walk *w, const ms_record *rec, ms_stream *p,
 		      void *opaque);
 void dump_desc_free(struct dump_desc *d);
 
+/*
+ * Mapped snapshot files (dump-mapped.c): magic "MSMAPPED", read and
+ * written on their own (not with the library's ms_ram_mapped_*()).
+ */
+#define DUMP_MAPPED_MAGIC      "MSMAPPED"
+#define DUMP_MAPPED_COMPLETE   0x1u
+#define DUMP_MAPPED_ALIGN      ((uint64_t)1 << 20)
+#define DUMP_MAPPED_MAX_BLOCKS 1024u
+
+/* One block of a mapped file's table, as read (@zero: counted pages). */
+struct dump_mapped_block {
+	char name[MS_COUNTED_STRING_MAX + 1];
+	unsigned idlen;
+	uint64_t used, npages, bitmap_off, crc_off, pages_off, present, zero;
+	uint32_t meta_crc;
+};
+
+/* struct dump_mapped - A mapped file open for reading. */
+struct dump_mapped {
+	int fd;
+	const char *name;
+	uint64_t size; /* the file's */
+	uint32_t version, flags, page_size, nblocks, zero_crc;
+	uint64_t dev_off, dev_len, file_size;
+	struct dump_mapped_block *b;
+	struct dump_error e;
+};
+
+/* dump_is_mapped() - Whether @file ("-": stdin) is a regular file with the
+ * mapped magic. */
+bool dump_is_mapped(const char *file);
+
+/*
+ * dump_mapped_open() - Open @file and check its header, block table and
+ * regions.  dump_mapped_pages() - Check every block's bitmap and checksum
+ * table and count its zero pages; with @all, read every page and check its
+ * CRC.  dump_mapped_walk() - Walk the device stream with @w (its hooks are
+ * kept) and check its RAM section against the table.  Each returns a
+ * DUMP_EXIT_* status, the message in m->e.  dump_mapped_close() frees.
+ */
+int dump_mapped_open(struct dump_mapped *m, const char *file);
+int dump_mapped_pages(struct dump_mapped *m, bool all);
+int dump_mapped_walk(struct dump_mapped *m, struct dump_walk *w);
+void dump_mapped_close(struct dump_mapped *m);
+
+/* dump_mapped_meta() - Block @i's bitmap (*@bm) and checksums (*@crcs),
+ * both malloc'd, checked against meta_crc and present. */
+int dump_mapped_meta(struct dump_mapped *m, unsigned i, uint8_t **bm,
+		     uint32_t **crcs);
+
+/* dump_mapped_layout() - Print the layout (text lines, or a JSON object). */
+void dump_mapped_layout(const struct dump_mapped *m, bool json);
+
+/*
+ * dump_mapped_block_file() - extract: create block @i's file @name in
+ * @dirfd (O_EXCL) by copying its region's runs of saved non-zero pages;
+ * zero and unsaved pages stay holes.  Return: 0, a DUMP_EXIT_* status
+ * (m->e set), or a negative errno about the output.
+ */
+int dump_mapped_block_file(struct dump_mapped *m, unsigned i, int dirfd,
+			   const char *name);
+
+/*
+ * dump_mapped_ram_payload() - convert from a mapped file: the streaming
+ * form of a RAM section's payload of type @type (START: block list, EOS;
+ * PART: EOS; END: every saved page, EOS), to @s.  Return: 0 or -errno.
+ */
+int dump_mapped_ram_payload(struct dump_mapped *m, uint8_t type, ms_stream *s);
+
+/*
+ * struct dump_mapped_out - convert to a mapped file: OUT.tmp (@fd) takes
+ * each page at its offset as the walk goes; dump_mapped_out_ram() writes a
+ * RAM section's payload of the device stream (START: block list, MAPPED
+ * sync, EOS; PART and END: EOS); dump_mapped_out_finish() copies the
+ * device stream (@dev_fd) to D, writes the metadata, fsync()s and sets
+ * COMPLETE last.  Each returns 0 or a negative errno (the message in @e).
+ */
+#define DUMP_MAPPED_MAX_PAGES (UINT64_C(1) << 28)
+struct dump_mapped_out {
+	int fd;
+	uint32_t page_size, zero_crc;
+	unsigned nblocks;
+	bool laid;
+	uint64_t dev_off;
+	struct dump_mapped_block *b;
+	uint8_t **bm;
+	uint32_t **crc;
+	uint8_t *page;
+	struct dump_error e;
+};
+int dump_mapped_out_page(struct dump_mapped_out *o, struct dump_walk *w,
+			 unsigned blk, uint64_t addr, enum dump_page_kind kind,
+			 const uint8_t *data, size_t len);
+int dump_mapped_out_ram(struct dump_mapped_out *o, struct dump_walk *w,
+			uint8_t type, ms_stream *s);
+int dump_mapped_out_finish(struct dump_mapped_out *o, struct dump_walk *w,
+			   int dev_fd);
+void dump_mapped_out_free(struct dump_mapped_out *o);
+
+/* dump_safe_name() - A block's file name for extract (dump-extract.c). */
+#define DUMP_SAFE_NAME_SIZE 216u
+void dump_safe_name(char *dst, const char *src, unsigned idx);
+
 #endif /* MIGSTREAM_DUMP_H */

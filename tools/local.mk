@@ -17,6 +17,7 @@ tools_migstream_dump_SOURCES = \
 	tools/migstream-dump.c \
 	tools/dump-convert.c \
 	tools/dump-extract.c \
+	tools/dump-mapped.c \
 	$(DUMP_CORE_SOURCES)
 tools_migstream_dump_CFLAGS = $(AM_CFLAGS) $(ZLIB_CFLAGS) $(JANSSON_CFLAGS)
 tools_migstream_dump_LDADD = $(DUMP_LDADD)

@@ -164,11 +164,12 @@ static const struct command commands[] = {
 		.name = "convert",
 		.run = dump_convert_main,
 		.operands = "IN OUT",
-		.usage = "--to native|qemu [--compress[=LEVEL]] IN OUT",
+		.usage = "--to native|qemu|mapped [--compress[=LEVEL]] IN OUT",
 		.summary = "re-frame a stream in the other profile (OUT may be "
 			   "'-')",
-		.help = "  -t, --to native|qemu    the profile to write "
-			"(required)\n"
+		.help = "  -t, --to native|qemu|mapped  the profile to write, "
+			"or a mapped\n"
+			"                          snapshot file (required)\n"
 			"  -c, --compress[=LEVEL]  native: zlib per chunk, "
 			"LEVEL 1 to 9 (6)\n",
 		.own = {'t', 'c'},
@@ -231,11 +232,13 @@ static void usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "Usage: " PROG " COMMAND [OPTIONS] FILE\n"
-		   "Inspect a QEMU (\"QEVM\" v3) or migstream native migration "
-		   "stream; FILE may be '-'.\n"
-		   "\n"
-		   "Commands:\n");
+	fprintf(f,
+		"Usage: " PROG " COMMAND [OPTIONS] FILE\n"
+		"Inspect a QEMU (\"QEVM\" v3) or migstream native migration "
+		"stream, or a mapped\nsnapshot file (\"MSMAPPED\"); FILE may "
+		"be '-'.\n"
+		"\n"
+		"Commands:\n");
 	for (i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %s %s\n      %s\n", commands[i].name,
 			commands[i].usage, commands[i].summary);
@@ -374,7 +377,7 @@ static void info_text(const struct dump_walk *w)
 		       w->end, w->errmsg);
 }
 
-static void info_json(const struct dump_walk *w)
+static void info_json(const struct dump_walk *w, bool nested)
 {
 	const char *cs = checksum_name(w);
 	size_t i;
@@ -431,7 +434,7 @@ static void info_json(const struct dump_walk *w)
 		printf("null");
 	else
 		dump_json_str(stdout, w->errmsg);
-	printf("}\n");
+	printf(nested ? "}" : "}\n");
 }
 
 /*
@@ -441,6 +444,7 @@ static void info_json(const struct dump_walk *w)
 struct sections_ctx {
 	bool json;
 	uint64_t n;
+	uint64_t base; /* a mapped file's device stream offset */
 };
 
 static void sections_record(struct dump_walk *w, const ms_record *rec,
@@ -456,7 +460,7 @@ static void sections_record(struct dump_walk *w, const ms_record *rec,
 
 	(void)w;
 	if (!c->json) {
-		printf("0x%08" PRIx64 " %-13s ", rec->offset,
+		printf("0x%08" PRIx64 " %-13s ", c->base + rec->offset,
 		       ms_record_type_name(rec->type));
 		if (id)
 			printf("%5" PRIu32, h->section_id);
@@ -474,7 +478,8 @@ static void sections_record(struct dump_walk *w, const ms_record *rec,
 		return;
 	}
 	printf("%s\n  {\"offset\": %" PRIu64 ", \"type\": \"%s\"",
-	       c->n ? "," : "", rec->offset, ms_record_type_name(rec->type));
+	       c->n ? "," : "", c->base + rec->offset,
+	       ms_record_type_name(rec->type));
 	if (id)
 		printf(", \"section_id\": %" PRIu32, h->section_id);
 	if (*name) {
@@ -498,6 +503,8 @@ static void sections_record(struct dump_walk *w, const ms_record *rec,
 
 enum walk_command { CMD_INFO, CMD_SECTIONS, CMD_VERIFY };
 
+static int run_mapped(enum walk_command cmd, const char *file);
+
 static int run(enum walk_command cmd, const char *file)
 {
 	struct sections_ctx sc = {.json = dump_opts.json};
@@ -505,6 +512,8 @@ static int run(enum walk_command cmd, const char *file)
 	struct dump_walk w;
 	int ret;
 
+	if (dump_is_mapped(file))
+		return run_mapped(cmd, file);
 	memset(&w, 0, sizeof(w));
 	ret = dump_source_open(&src, file);
 	if (ret)
@@ -524,7 +533,7 @@ static int run(enum walk_command cmd, const char *file)
 	switch (cmd) {
 	case CMD_INFO:
 		if (dump_opts.json)
-			info_json(&w);
+			info_json(&w, false);
 		else
 			info_text(&w);
 		break;
@@ -555,6 +564,81 @@ static int run(enum walk_command cmd, const char *file)
 		report_error(&w);
 	dump_walk_free(&w);
 	dump_source_close(&src);
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, PROG ": writing the output: %s\n",
+			strerror(errno));
+		return DUMP_EXIT_IO;
+	}
+	return ret;
+}
+
+/*
+ * A mapped snapshot file (dump-mapped.c): its layout, then the device
+ * stream's walk.  info and sections check the header, the table and the
+ * regions (info also the bitmaps and checksum tables); verify checks all
+ * of it, every page's CRC included.
+ */
+static int run_mapped(enum walk_command cmd, const char *file)
+{
+	struct sections_ctx sc = {.json = dump_opts.json};
+	struct dump_mapped m;
+	struct dump_walk w;
+	uint64_t pages = 0;
+	unsigned i;
+	int ret;
+
+	memset(&w, 0, sizeof(w));
+	ret = dump_mapped_open(&m, file);
+	if (!ret && cmd != CMD_SECTIONS)
+		ret = dump_mapped_pages(&m, cmd == CMD_VERIFY);
+	if (ret) {
+		fprintf(stderr, PROG ": %s: %s\n", dump_esc(m.name), m.e.msg);
+		dump_mapped_close(&m);
+		return ret;
+	}
+	w.strict = cmd == CMD_VERIFY;
+	w.progress = dump_progress(cmd == CMD_SECTIONS);
+	sc.base = m.dev_off;
+	if (cmd == CMD_SECTIONS) {
+		w.on_record = sections_record;
+		w.opaque = &sc;
+		if (dump_opts.json)
+			printf("[");
+	}
+	ret = dump_mapped_walk(&m, &w);
+	for (i = 0; i < m.nblocks; i++)
+		pages += m.b[i].present;
+	if (cmd == CMD_INFO && dump_opts.json) {
+		printf("{\"file\": ");
+		dump_json_str(stdout, m.name);
+		printf(", \"profile\": \"mapped\", \"layout\": ");
+		dump_mapped_layout(&m, true);
+		printf(", \"device_stream\": ");
+		info_json(&w, true);
+		printf(", \"complete\": %s, \"error\": ",
+		       ret ? "false" : "true");
+		if (ret)
+			dump_json_str(stdout, m.e.msg);
+		else
+			printf("null");
+		printf("}\n");
+	} else if (cmd == CMD_INFO) {
+		printf("profile:    mapped (device stream below)\n");
+		dump_mapped_layout(&m, false);
+		info_text(&w);
+	} else if (cmd == CMD_SECTIONS && dump_opts.json) {
+		printf("%s]\n", sc.n ? "\n" : "");
+	} else if (cmd == CMD_VERIFY && !ret && !dump_opts.quiet) {
+		printf("%s: OK: mapped file, %" PRIu32 " blocks, %" PRIu64
+		       " pages saved, every page's CRC verified; device "
+		       "stream: %" PRIu64 " records, %" PRIu64 " bytes, every "
+		       "checksum verified\n",
+		       m.name, m.nblocks, pages, w.records, w.end);
+	}
+	if (ret)
+		fprintf(stderr, PROG ": %s: %s\n", dump_esc(m.name), m.e.msg);
+	dump_walk_free(&w);
+	dump_mapped_close(&m);
 	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, PROG ": writing the output: %s\n",
 			strerror(errno));

@@ -12,7 +12,8 @@ DUMP_TESTS = \
 	tests/dump/check-dump-rss.sh \
 	tests/dump/check-state-limits.sh \
 	tests/dump/check-verdicts.sh \
-	tests/dump/check-dump-options.sh
+	tests/dump/check-dump-options.sh \
+	tests/dump/check-mapped.sh
 TESTS += $(DUMP_TESTS)
 EXTRA_DIST += $(DUMP_TESTS)
 
