@@ -399,7 +399,8 @@ static const char *profile_name(const struct options *o)
 		 o->save.profile == MS_PROFILE_QEMU ? "QEMU profile"
 		 : o->save.compress		    ? "native profile, zlib"
 						    : "native profile",
-		 o->mapped ? ", mapped file" : "", o->nchan ? ", pages on " : "");
+		 o->mapped ? ", mapped file" : "",
+		 o->nchan ? ", pages on " : "");
 	if (o->nchan)
 		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
 			 "%u channel%s", o->nchan, o->nchan == 1 ? "" : "s");
