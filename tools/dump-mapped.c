@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -437,6 +438,14 @@ int dump_mapped_meta(struct dump_mapped *m, unsigned i, uint8_t **bm,
 
 	*bm = NULL;
 	*crcs = NULL;
+	if (b->npages > SIZE_MAX / 8) {
+		dump_error_set(&m->e, -E2BIG, b->bitmap_off, DUMP_NO_SECTION,
+			       NULL,
+			       "block '%s': %" PRIu64 " pages: more than this "
+			       "system can hold the checksums of",
+			       dump_esc(b->name), b->npages);
+		return DUMP_EXIT_INVALID;
+	}
 	d = malloc(bml + 4 * (size_t)b->npages + 1);
 	*crcs = malloc(4 * (size_t)b->npages + 1);
 	if (!d || !*crcs) {
