@@ -62,6 +62,35 @@ static inline void bench_ram_config_init(struct bench_ram_config *c, bool quick)
 }
 
 /**
+ * struct bench_snap_config - Sizes of the mapped snapshot cases.
+ * @bytes: bytes of the machine's RAM.
+ * @zero_pct: percentage of its pages that are zeros.
+ * @rate: guest page writes per second of the running-guest saves whose
+ *        file sizes snap-save-mapped prints.
+ */
+struct bench_snap_config {
+	size_t bytes;
+	unsigned zero_pct;
+	unsigned rate;
+};
+
+/**
+ * bench_snap_config_init() - Sizes for a full run or a --quick one.
+ * @c: receives the sizes.
+ * @quick: whether the run is --quick.
+ *
+ * A full run snapshots 1 GiB with half the pages zero, a quick one
+ * 32 MiB.
+ */
+static inline void bench_snap_config_init(struct bench_snap_config *c,
+					  bool quick)
+{
+	c->bytes = quick ? (size_t)32 << 20 : (size_t)1 << 30;
+	c->zero_pct = 50;
+	c->rate = 100000;
+}
+
+/**
  * struct bench_ext - Configuration of the cases in bench/case-*.c.
  * @dump: the dump tool's cases.
  * @demo: the end-to-end demo's cases.
@@ -71,6 +100,7 @@ struct bench_ext {
 	struct bench_dump_config dump;
 	struct bench_demo_config demo;
 	struct bench_ram_config ram;
+	struct bench_snap_config snap;
 };
 
 /**

@@ -54,7 +54,13 @@
 	/* ram-vs-qemu vs qemu-7.2-migrate (skipped under --quick) */          \
 	X(ram, ram_vs_qemu)                                                    \
 	/* ram-zero-scan vs memcmp-zero-page */                                \
-	X(ram, ram_zero_scan)
+	X(ram, ram_zero_scan)                                                  \
+	/* snap-resume-mmap vs stream-restore */                               \
+	X(snap, snap_resume_mmap)                                              \
+	/* snap-restore-read vs cat */                                         \
+	X(snap, snap_restore_read)                                             \
+	/* snap-save-mapped vs stream-save (information) */                    \
+	X(snap, snap_save_mapped)
 
 #define BENCH_DECLARE_GROUP(family, name)                                      \
 	extern const struct group bench_group_##name;

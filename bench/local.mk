@@ -17,6 +17,7 @@ bench_migstream_bench_SOURCES = \
 	bench/case-demo.c \
 	bench/case-demo.h \
 	bench/case-ram.c \
+	bench/case-snap.c \
 	$(DEMO_SOURCES)
 bench_migstream_bench_CFLAGS = $(AM_CFLAGS) $(ZLIB_CFLAGS)
 bench_migstream_bench_LDADD = $(LIBMS)

@@ -446,6 +446,7 @@ int main(int argc, char **argv)
 	bench_dump_config_init(&cfg.ext.dump, quick);
 	bench_demo_config_init(&cfg.ext.demo, quick);
 	bench_ram_config_init(&cfg.ext.ram, quick);
+	bench_snap_config_init(&cfg.ext.snap, quick);
 	if (!cfg.reps)
 		cfg.reps = quick ? REPS_QUICK : REPS_FULL;
 

@@ -342,7 +342,8 @@ static int ram_init(struct demo_vm *vm, bool blank)
 	if (p == MAP_FAILED)
 		return -ENOMEM;
 	vm->ram = p;
-	memset(vm->ram, 0, bytes);
+	if (!blank || !vm->cfg.untouched_ram)
+		memset(vm->ram, 0, bytes);
 	blk.host = vm->ram;
 	ret = ms_ram_new(&vm->ramh, NULL);
 	if (!ret)
@@ -1067,6 +1068,38 @@ static int read_ack(int fd, char *msg, size_t len)
 }
 
 /**
+ * mapped_begin() - Start a mapped save into a file.
+ * @vm: the machine.
+ * @fd: the file, open for reading and writing.
+ * @o: the save's settings (@o->threads, @o->no_fsync).
+ * @s: receives the device stream (the ms_ram's: not to be closed).
+ * @res: receives the message on failure.
+ *
+ * Return: 0 or a negative errno.
+ */
+static int mapped_begin(struct demo_vm *vm, int fd,
+			const struct demo_save_opts *o, ms_stream **s,
+			struct demo_result *res)
+{
+	ms_ram_mapped_opts mo = {.version = MS_RAM_MAPPED_OPTS_VERSION,
+				 .threads = o->threads,
+				 .no_fsync = o->no_fsync};
+	int ret;
+
+	if (o->profile != MS_PROFILE_NATIVE || o->nchan) {
+		snprintf(res->errmsg, sizeof(res->errmsg),
+			 "a mapped snapshot needs the native profile and no "
+			 "channels");
+		return -EINVAL;
+	}
+	ret = ms_ram_mapped_save_begin(vm->ramh, fd, &mo, s);
+	if (ret)
+		snprintf(res->errmsg, sizeof(res->errmsg), "mapped save: %s",
+			 ms_ram_errmsg(vm->ramh));
+	return ret;
+}
+
+/**
  * demo_save() - Migrate the machine into @fd.
  * @vm: the machine; its guest runs during precopy (started by the caller)
  *      and is stopped for stop-and-copy.
@@ -1093,6 +1126,8 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 	ms_save *sv = NULL;
 	double t0, tr, td = 0, bw;
 	uint64_t b0, pending;
+	/* Page bytes that do not go through the main stream. */
+	unsigned pages_aside = o->nchan + o->mapped;
 	char ack[DEMO_ACK_MAX];
 	int ret, more, cret;
 
@@ -1109,8 +1144,12 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 		goto out;
 	}
 	ret = demo_vm_registry(vm, &reg);
-	if (!ret)
+	if (!ret && o->mapped)
+		ret = mapped_begin(vm, fd, o, &s, res);
+	else if (!ret)
 		ret = ms_stream_new_fd(&s, fd, MS_STREAM_WRITER, 0, &so);
+	if (ret && *res->errmsg)
+		goto out;
 	if (!ret)
 		ret = ms_save_new(&sv, reg, s, &sv_opts);
 	if (ret) {
@@ -1123,7 +1162,7 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 	ret = ms_save_setup(sv);
 	for (more = 1; !ret && more;) {
 		tr = demo_now();
-		b0 = sent_bytes(vm, s, o->nchan);
+		b0 = sent_bytes(vm, s, pages_aside);
 		more = ms_save_iterate(sv);
 		if (more < 0) {
 			ret = more;
@@ -1131,14 +1170,15 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 		}
 		vm->rounds++;
 		tr = demo_now() - tr;
-		b0 = sent_bytes(vm, s, o->nchan) - b0;
+		b0 = sent_bytes(vm, s, pages_aside) - b0;
 		bw = (double)b0 / (tr > 1e-6 ? tr : 1e-6);
 		pending = ms_save_pending(sv);
 		if (vm->verbose)
 			round_line(vm, vm->rounds, b0, tr);
 		/* Stop when what is left fits in the downtime at the
 		 * throughput of the last round. */
-		if ((double)pending <= bw * o->downtime_ms / 1e3 ||
+		if (((double)pending <= bw * o->downtime_ms / 1e3 &&
+		     vm->rounds >= o->min_rounds) ||
 		    vm->rounds >= o->max_rounds)
 			break;
 	}
@@ -1147,10 +1187,12 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 		td = demo_now();
 		ret = ms_save_complete(sv);
 	}
-	cret = ms_stream_flush(s);
-	if (!ret)
-		ret = cret;
-	res->bytes = sent_bytes(vm, s, o->nchan);
+	if (!o->mapped) {
+		cret = ms_stream_flush(s);
+		if (!ret)
+			ret = cret;
+	}
+	res->bytes = sent_bytes(vm, s, pages_aside);
 	if (ret) {
 		int serr = ms_stream_error(s);
 
@@ -1160,6 +1202,15 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 			 *ms_save_errmsg(sv) ? ms_save_errmsg(sv)
 					     : ms_stream_errmsg(s));
 		goto out;
+	}
+	if (o->mapped) {
+		/* The bitmaps and checksums, then the COMPLETE mark. */
+		ret = ms_ram_mapped_save_commit(vm->ramh);
+		if (ret) {
+			snprintf(res->errmsg, sizeof(res->errmsg), "%s",
+				 ms_ram_errmsg(vm->ramh));
+			goto out;
+		}
 	}
 	if (o->wait_ack) {
 		/* The stream is complete: tell the destination, then wait
@@ -1185,7 +1236,8 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 	res->total_s = demo_now() - t0;
 out:
 	ms_save_free(sv);
-	cret = ms_stream_close(s);
+	/* A mapped save's stream is the ms_ram's. */
+	cret = o->mapped ? 0 : ms_stream_close(s);
 	if (!ret && cret)
 		ret = cret;
 	ms_registry_free(reg);
@@ -1214,11 +1266,12 @@ out:
  *
  * Return: 0 or a negative errno.
  */
+static int load_run(struct demo_vm *vm, ms_stream *in, unsigned nchan,
+		    double t0, struct demo_result *res);
+
 int demo_load(struct demo_vm *vm, ms_stream *in, const int *chan_fds,
 	      unsigned nchan, struct demo_result *res)
 {
-	ms_registry *reg = NULL;
-	ms_load *ld = NULL;
 	double t0 = demo_now();
 	int ret;
 
@@ -1229,6 +1282,26 @@ int demo_load(struct demo_vm *vm, ms_stream *in, const int *chan_fds,
 			 ms_ram_errmsg(vm->ramh));
 		return ret;
 	}
+	return load_run(vm, in, nchan, t0, res);
+}
+
+/**
+ * load_run() - Load the device state (and the pages it carries) from @in.
+ * @vm: the machine, its RAM's channels or mapped restore set up.
+ * @in: the stream; not closed.
+ * @nchan: the channels beside @in.
+ * @t0: when the load started (demo_now()).
+ * @res: receives the figures, or the error and its offset.
+ *
+ * Return: 0 or a negative errno.
+ */
+static int load_run(struct demo_vm *vm, ms_stream *in, unsigned nchan,
+		    double t0, struct demo_result *res)
+{
+	ms_registry *reg = NULL;
+	ms_load *ld = NULL;
+	int ret;
+
 	ret = demo_vm_registry(vm, &reg);
 	if (!ret)
 		ret = ms_load_new(&ld, reg, NULL);
@@ -1260,4 +1333,39 @@ out:
 	ms_load_free(ld);
 	ms_registry_free(reg);
 	return ret;
+}
+
+/**
+ * demo_load_mapped() - Restore a machine from a mapped snapshot file.
+ * @vm: a blank machine (its RAM mmap(2)'d, as ram_init() makes it).
+ * @fd: the file, open for reading; not closed.
+ * @mode: map the pages in, or read them and check their CRCs.
+ * @threads: reader threads of a read-mode restore (0 for 1).
+ * @res: receives the figures (@res->total_s: from the call to the end of
+ *       the device load, when the guest may run), or the error.
+ *
+ * The load succeeds only when ms_ram_load_check() says RAM is whole.
+ *
+ * Return: 0 or a negative errno.
+ */
+int demo_load_mapped(struct demo_vm *vm, int fd, ms_ram_restore_mode mode,
+		     unsigned threads, struct demo_result *res)
+{
+	ms_ram_mapped_opts mo = {.version = MS_RAM_MAPPED_OPTS_VERSION,
+				 .threads = threads,
+				 .mode = mode};
+	double t0 = demo_now();
+	ms_stream *in = NULL;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	ret = ms_ram_mapped_restore(vm->ramh, fd, &mo, &in);
+	res->restore_s = demo_now() - t0;
+	if (ret) {
+		snprintf(res->errmsg, sizeof(res->errmsg), "%s",
+			 ms_ram_errmsg(vm->ramh));
+		return ret;
+	}
+	/* The device stream is the ms_ram's: not closed here. */
+	return load_run(vm, in, 0, t0, res);
 }

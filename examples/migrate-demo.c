@@ -8,6 +8,8 @@
  *   migrate-demo --to tcp:127.0.0.1:4444              # the source
  *   migrate-demo --to file:vm.snap                    # a snapshot
  *   migrate-demo --from file:vm.snap                  # restore it
+ *   migrate-demo --to file:vm.msm --mapped            # a mapped snapshot
+ *   migrate-demo --from file:vm.msm --mapped --restore mmap
  *   migrate-demo --listen tcp:127.0.0.1:4444 --channels 2
  *   migrate-demo --to tcp:127.0.0.1:4444 --channels 2 # pages on 2 more
  *
@@ -73,6 +75,9 @@ _Static_assert(MS_RAM_MAX_CHANNELS == 64, "--channels says 0 to 64");
  * @nchan: RAM channels beside the main connection (--channels).
  * @timeout_s: destination and restore: give up (SIGALRM) after this many
  *             seconds; 0 waits forever.
+ * @mapped: --to/--from file: a mapped snapshot file.
+ * @restore: how a mapped restore places the pages (--restore).
+ * @threads: writer or reader threads of a mapped save or restore.
  * @quiet: print only the summary.
  */
 struct options {
@@ -89,6 +94,9 @@ struct options {
 	uint64_t drop_chan_after;
 	unsigned nchan;
 	unsigned timeout_s;
+	bool mapped;
+	ms_ram_restore_mode restore;
+	unsigned threads;
 	bool quiet;
 };
 
@@ -385,12 +393,13 @@ static int connect_all(const struct options *o, int *chan)
  */
 static const char *profile_name(const struct options *o)
 {
-	static char buf[64];
+	static char buf[96];
 
-	snprintf(buf, sizeof(buf), "%s%s",
+	snprintf(buf, sizeof(buf), "%s%s%s",
 		 o->save.profile == MS_PROFILE_QEMU ? "QEMU profile"
 		 : o->save.compress		    ? "native profile, zlib"
 						    : "native profile",
+		 o->mapped ? ", mapped file" : "",
 		 o->nchan ? ", pages on " : "");
 	if (o->nchan)
 		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
@@ -445,7 +454,8 @@ static void print_save_summary(const struct demo_vm *vm,
 	       (unsigned long long)st->zero_pages,
 	       (unsigned long long)st->resent, (double)r->bytes / (1 << 20),
 	       o->nchan ? "moved (main stream, and page bytes on the channels)"
-			: "written",
+	       : o->mapped ? "written (device state, and the pages in place)"
+			   : "written",
 	       (double)r->bytes / secs_of(r) / 1e6, r->downtime_s * 1e3,
 	       (unsigned long long)vm->cpu.pc);
 }
@@ -479,6 +489,11 @@ static int run_source(const struct options *o)
 			"destination (a file: snapshot is one stream)\n");
 		return 2;
 	}
+	if (o->mapped && (tcp || o->save.profile != MS_PROFILE_NATIVE)) {
+		fprintf(stderr, "migrate-demo: --mapped needs a file: target "
+				"and the native profile (no --qemu-profile)\n");
+		return 2;
+	}
 	ret = demo_vm_init(&vm, &o->cfg);
 	if (ret) {
 		fprintf(stderr, "migrate-demo: %s\n", strerror(-ret));
@@ -492,7 +507,9 @@ static int run_source(const struct options *o)
 		if (tcp)
 			fd = connect_all(o, chan);
 		else
-			fd = open(o->to + 5, O_WRONLY | O_CREAT | O_TRUNC,
+			fd = open(o->to + 5,
+				  (o->mapped ? O_RDWR : O_WRONLY) | O_CREAT |
+					  O_TRUNC,
 				  0644);
 		if (fd < 0) {
 			ret = tcp ? fd : -errno;
@@ -508,6 +525,8 @@ static int run_source(const struct options *o)
 			       o->save.downtime_ms);
 		so.chan_fds = chan;
 		so.nchan = tcp ? o->nchan : 0;
+		so.mapped = o->mapped;
+		so.threads = o->threads;
 		ret = demo_save(&vm, fd, &so, &res);
 		for (i = 0; i < so.nchan; i++)
 			close(chan[i]);
@@ -1002,6 +1021,58 @@ static int run_listen(const struct options *o)
 }
 
 /**
+ * run_restore_mapped() - Restore a mapped snapshot file and verify it.
+ * @o: the command line.
+ *
+ * Return: the exit status: 0 restored and verified, 1 otherwise.
+ */
+static int run_restore_mapped(const struct options *o)
+{
+	struct demo_config cfg = o->cfg;
+	struct demo_vm vm;
+	struct demo_result res;
+	double t0;
+	int fd, ret;
+
+	/* The pages come from the file: a blank RAM that was never touched
+	 * (an mmap-mode restore maps over it). */
+	cfg.untouched_ram = true;
+	ret = demo_vm_init_blank(&vm, &cfg);
+	if (ret) {
+		fprintf(stderr, "migrate-demo: %s\n", strerror(-ret));
+		demo_vm_free(&vm);
+		return 1;
+	}
+	print_machine(o, "restore");
+	t0 = demo_now();
+	fd = open(o->from + 5, O_RDONLY);
+	if (fd < 0) {
+		fprintf(stderr, "migrate-demo: %s: %s\n", o->from + 5,
+			strerror(errno));
+		demo_vm_free(&vm);
+		return 1;
+	}
+	ret = demo_load_mapped(&vm, fd, o->restore, o->threads, &res);
+	res.total_s = demo_now() - t0;
+	close(fd);
+	if (!ret) {
+		printf("guest may run after %.1f ms (mapped restore, %s mode: "
+		       "RAM %.1f ms, device state %.1f ms)\n",
+		       res.total_s * 1e3,
+		       o->restore == MS_RAM_RESTORE_MMAP ? "mmap" : "read",
+		       res.restore_s * 1e3,
+		       (res.total_s - res.restore_s) * 1e3);
+		print_load_summary(&vm, &res, o->from);
+		ret = verify(&vm, o);
+	} else {
+		load_failed(&res, ret);
+		ret = 1;
+	}
+	demo_vm_free(&vm);
+	return ret;
+}
+
+/**
  * run_restore() - Restore a snapshot (--from) and verify it.
  * @o: the command line.
  *
@@ -1027,6 +1098,8 @@ static int run_restore(const struct options *o)
 			o->from);
 		return 2;
 	}
+	if (o->mapped)
+		return run_restore_mapped(o);
 	fd = open(o->from + 5, O_RDONLY);
 	if (fd < 0) {
 		fprintf(stderr, "migrate-demo: %s: %s\n", o->from + 5,
@@ -1116,11 +1189,22 @@ static void usage(FILE *f)
 		"                       channel 0 connection there\n"
 		"  --timeout-s N        destination, restore: give up after N "
 		"seconds\n"
+		"  --mapped             --to/--from file: a mapped snapshot "
+		"file (pages at\n"
+		"                       fixed places, native profile only)\n"
+		"  --restore mmap|read  mapped restore: map the pages in "
+		"(default) or read\n"
+		"                       them and check every page's CRC\n"
+		"  --threads N          mapped save or read-mode restore: "
+		"threads (1 to %u)\n"
+		"  --min-rounds N       precopy rounds before stop-and-copy "
+		"(default 0)\n"
 		"  --quiet              print only the summary\n"
 		"  --help               this text\n"
 		"\n"
 		"Exit status: 0 done, 1 the migration failed, 2 usage.\n",
-		MS_RAM_MAX_CHANNELS, DEMO_MAX_ROUNDS, DEMO_DEFAULT_RATE);
+		MS_RAM_MAX_CHANNELS, DEMO_MAX_ROUNDS, DEMO_DEFAULT_RATE,
+		MS_RAM_MAX_CHANNELS);
 }
 
 /**
@@ -1168,6 +1252,10 @@ int main(int argc, char **argv)
 		OPT_DROP_CHAN,
 		OPT_CHANNELS,
 		OPT_TIMEOUT,
+		OPT_MAPPED,
+		OPT_RESTORE,
+		OPT_THREADS,
+		OPT_MIN_ROUNDS,
 		OPT_QUIET,
 		OPT_HELP,
 	};
@@ -1193,6 +1281,10 @@ int main(int argc, char **argv)
 		{"drop-channel-after", required_argument, NULL, OPT_DROP_CHAN},
 		{"channels", required_argument, NULL, OPT_CHANNELS},
 		{"timeout-s", required_argument, NULL, OPT_TIMEOUT},
+		{"mapped", no_argument, NULL, OPT_MAPPED},
+		{"restore", required_argument, NULL, OPT_RESTORE},
+		{"threads", required_argument, NULL, OPT_THREADS},
+		{"min-rounds", required_argument, NULL, OPT_MIN_ROUNDS},
 		{"quiet", no_argument, NULL, OPT_QUIET},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
@@ -1324,6 +1416,29 @@ int main(int argc, char **argv)
 						 "1 to 86400");
 			o.timeout_s = (unsigned)v;
 			break;
+		case OPT_MAPPED:
+			o.mapped = true;
+			break;
+		case OPT_RESTORE:
+			if (!strcmp(optarg, "mmap"))
+				o.restore = MS_RAM_RESTORE_MMAP;
+			else if (!strcmp(optarg, "read"))
+				o.restore = MS_RAM_RESTORE_READ;
+			else
+				return bad_value("restore", optarg,
+						 "mmap or read");
+			break;
+		case OPT_THREADS:
+			if (!v || v > MS_RAM_MAX_CHANNELS)
+				return bad_value("threads", optarg, "1 to 64");
+			o.threads = (unsigned)v;
+			break;
+		case OPT_MIN_ROUNDS:
+			if (v > 10000 || (!v && strcmp(optarg, "0")))
+				return bad_value("min-rounds", optarg,
+						 "0 to 10000");
+			o.save.min_rounds = (unsigned)v;
+			break;
 		case OPT_QUIET:
 			o.quiet = true;
 			break;
@@ -1340,6 +1455,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "migrate-demo: one of --to, --listen and "
 				"--from expected\n");
 		usage(stderr);
+		return 2;
+	}
+	if (o.mapped && (o.listen || o.nchan || o.save.compress ||
+			 o.save.profile != MS_PROFILE_NATIVE)) {
+		fprintf(stderr, "migrate-demo: --mapped needs --to or --from "
+				"file: with the native profile (no --listen, "
+				"--channels, --qemu-profile or --compress)\n");
 		return 2;
 	}
 	if (o.save.compress && o.save.profile == MS_PROFILE_QEMU) {

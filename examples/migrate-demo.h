@@ -103,6 +103,10 @@ struct demo_vdev {
  * @zero_pct: percentage of RAM pages that start as zeros.
  * @rate: guest steps (page writes) per second; 0 for an idle guest.
  * @nic_version: the NIC version this build saves and loads.
+ * @untouched_ram: a blank machine's RAM is left untouched (fresh
+ *                 anonymous memory reads as zeros), as a destination for
+ *                 an mmap-mode restore wants it: mapping over it then
+ *                 frees no pages.
  */
 struct demo_config {
 	size_t ram_size;
@@ -111,6 +115,7 @@ struct demo_config {
 	unsigned zero_pct;
 	unsigned rate;
 	uint32_t nic_version;
+	bool untouched_ram;
 };
 
 /**
@@ -173,6 +178,11 @@ int demo_vm_compare(const struct demo_vm *got, const struct demo_vm *want,
  * @chan_fds: @nchan connected sockets that carry the RAM pages beside
  *            the main stream (ms_ram_set_channels()); borrowed.
  * @nchan: 0 (pages in the main stream) to MS_RAM_MAX_CHANNELS.
+ * @min_rounds: precopy rounds before stop-and-copy may start (0: any).
+ * @mapped: @fd is a file open for reading and writing: save a mapped
+ *          snapshot (ms_ram_mapped_save_begin(), native profile only).
+ * @threads: writer threads of a mapped save (0 for 1).
+ * @no_fsync: a mapped save skips its fsync() calls (benchmarks).
  */
 struct demo_save_opts {
 	ms_profile profile;
@@ -182,6 +192,10 @@ struct demo_save_opts {
 	bool wait_ack;
 	const int *chan_fds;
 	unsigned nchan;
+	unsigned min_rounds;
+	bool mapped;
+	unsigned threads;
+	bool no_fsync;
 };
 
 /**
@@ -191,6 +205,7 @@ struct demo_save_opts {
  *           answer for TCP).
  * @downtime_s: seconds the guest was stopped, until the destination said
  *              it resumed (TCP) or until the stream was complete (file).
+ * @restore_s: a mapped restore: seconds of ms_ram_mapped_restore().
  * @err_offset: stream offset reached when the migration failed.
  * @errmsg: why it failed.
  */
@@ -198,6 +213,7 @@ struct demo_result {
 	uint64_t bytes;
 	double total_s;
 	double downtime_s;
+	double restore_s;
 	uint64_t err_offset;
 	char errmsg[768];
 };
@@ -212,6 +228,8 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 	      struct demo_result *res);
 int demo_load(struct demo_vm *vm, ms_stream *in, const int *chan_fds,
 	      unsigned nchan, struct demo_result *res);
+int demo_load_mapped(struct demo_vm *vm, int fd, ms_ram_restore_mode mode,
+		     unsigned threads, struct demo_result *res);
 void demo_ram_stats(const struct demo_vm *vm, ms_ram_stats *st);
 double demo_now(void);
 

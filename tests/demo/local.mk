@@ -5,6 +5,9 @@
 
 TESTS += tests/demo/check-demo.sh
 EXTRA_DIST += tests/demo/check-demo.sh
+# Mapped snapshot files: rounds, both restore modes, sizes, killed saves.
+TESTS += tests/demo/check-demo-mapped.sh
+EXTRA_DIST += tests/demo/check-demo-mapped.sh
 
 check_PROGRAMS += tests/demo/demo-embedding
 nodist_tests_demo_demo_embedding_SOURCES = tests/demo/demo-embedding.c
