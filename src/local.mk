@@ -31,7 +31,8 @@ src_libmigstream_a_SOURCES = \
 	src/ram-impl.h \
 	src/ram.c \
 	src/ram-load.c \
-	src/ram-channel.c
+	src/ram-channel.c \
+	src/ram-mapped.c
 
 migstreamincludedir = $(includedir)/migstream
 migstreaminclude_HEADERS = \

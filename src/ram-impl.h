@@ -119,6 +119,7 @@ struct ms__ram_dec {
 };
 
 struct ms__ram_chan;
+struct ms__ram_mapped;
 
 /**
  * struct ms_ram - The object.
@@ -139,6 +140,12 @@ struct ms__ram_chan;
  *         save: the END section was written (the cleanup then stops the
  *         channels without aborting them).
  * @st: the counters of the running or last save or load.
+ * @map: a mapped save's or restore's state (src/ram-mapped.c), or NULL.
+ * @map_save: the handler saves into a mapped file (its "ram" sections
+ *            hold the block list and the MAPPED mark, the pages go to
+ *            the file by the writer threads).
+ * @map_restored: the handler loads the device stream of a mapped file:
+ *                its START must carry the MAPPED mark, no section pages.
  * @err: the message of the last refused call (ms_ram_errmsg()).
  */
 struct ms_ram {
@@ -162,6 +169,9 @@ struct ms_ram {
 	bool started;
 	bool ended;
 	ms_ram_stats st;
+	struct ms__ram_mapped *map;
+	bool map_save;
+	bool map_restored;
 	ms__error err;
 };
 
@@ -260,5 +270,23 @@ int ms__ram_chan_load_start(ms_ram *ram, uint64_t n, ms_stream *main);
  * threads and add their counters to @ram->st. */
 int ms__ram_chan_load_sync(ms_ram *ram, uint64_t round, bool final,
 			   ms_stream *main);
+
+/*
+ * Mapped snapshot files (src/ram-mapped.c).
+ */
+
+/* Source, from the handler's setup in mapped mode: fail @s unless every
+ * block still has the used length the file's layout was made for. */
+int ms__ram_mapped_setup(ms_ram *ram, ms_stream *s);
+
+/* Source: write the dirty pages of every block to their places in the
+ * file with the writer threads, update the file's bitmap and checksum
+ * tables in memory and add the round's counters to @ram->st.  A writer's
+ * failure fails @s naming the block and the file offset. */
+int ms__ram_mapped_round(ms_ram *ram, ms_stream *s);
+
+/* Release what a mapped save or restore holds (tables, the device
+ * stream); @ram->map becomes NULL and both modes end.  Mappings stay. */
+void ms__ram_mapped_release(ms_ram *ram);
 
 #endif /* MIGSTREAM_RAM_IMPL_H */

@@ -295,8 +295,8 @@ static int record_allowed(const struct ms__ram_dec *d, ms_stream *s,
 	if (page && !d->allow_pages)
 		return dec_fail(d, s, -EBADMSG,
 				"no page record in the main stream of a "
-				"migration over RAM channels expected, found "
-				"one (flags 0x%x)",
+				"migration over RAM channels or of a mapped "
+				"snapshot expected, found one (flags 0x%x)",
 				flags);
 	if ((page || base == MS_QEMU_RAM_EOS ||
 	     base == MS_QEMU_RAM_MULTIFD_FLUSH) &&
@@ -348,6 +348,36 @@ int ms__ram_load_records(ms_ram *ram, struct ms__ram_dec *d, ms_stream *s)
  * The handler's load.
  */
 
+/* The MAPPED mark: wanted exactly when a mapped restore placed the pages;
+ * a mapped START then ends the section's work. */
+static int mapped_mark(ms_ram *ram, const struct ms__ram_dec *d, ms_stream *s)
+{
+	bool mark = d->have_sync && d->sync == MS__RAM_SYNC_MAPPED;
+	unsigned i;
+
+	if (mark && !ram->map_restored)
+		return ms_stream_set_error(
+			s, -EINVAL,
+			"the pages of this stream are in a mapped snapshot "
+			"file's regions: restore it with "
+			"ms_ram_mapped_restore()");
+	if (!ram->map_restored)
+		return 0;
+	if (!mark)
+		return ms_stream_set_error(
+			s, -EBADMSG,
+			"the MAPPED mark (sync value 0x%llx) after the block "
+			"list of a mapped snapshot's device stream expected, "
+			"found %s",
+			(unsigned long long)MS__RAM_SYNC_MAPPED,
+			d->have_sync ? "another sync value" : "none");
+	for (i = 0; i < ram->nblk; i++)
+		ram->blk[i].listed = ram->blk[i].used > 0;
+	ram->active = true;
+	ram->started = true;
+	return 0;
+}
+
 static int load_start(ms_ram *ram, ms_stream *s)
 {
 	struct ms__ram_dec *d = &ram->dec;
@@ -357,10 +387,15 @@ static int load_start(ms_ram *ram, ms_stream *s)
 	ram->started = false;
 	ram->ended = false;
 	ram->round = 0;
-	memset(&ram->st, 0, sizeof(ram->st));
-	ms__ram_dec_init(d, -1, true, ram->nch == 0);
+	/* A mapped restore counted its pages already. */
+	if (!ram->map_restored)
+		memset(&ram->st, 0, sizeof(ram->st));
+	ms__ram_dec_init(d, -1, true, ram->nch == 0 && !ram->map_restored);
 	ret = ms__ram_load_records(ram, d, s);
 	if (ret)
+		return ret;
+	ret = mapped_mark(ram, d, s);
+	if (ret || ram->map_restored)
 		return ret;
 	if (d->have_sync && !ram->nch)
 		return ms_stream_set_error(
@@ -405,13 +440,19 @@ static int load_part(ms_ram *ram, ms_stream *s, bool final)
 			"before a %s section, found none",
 			final ? "END" : "PART");
 	d->allow_list = false;
-	d->allow_pages = ram->nch == 0;
+	d->allow_pages = ram->nch == 0 && !ram->map_restored;
 	d->have_sync = false;
 	d->sync = 0;
 	memset(&d->st, 0, sizeof(d->st));
 	ret = ms__ram_load_records(ram, d, s);
 	if (ret)
 		return ret;
+	if (ram->map_restored && d->have_sync)
+		return ms_stream_set_error(
+			s, -EBADMSG,
+			"EOS alone in a %s section of a mapped snapshot's "
+			"device stream expected, found a sync point",
+			final ? "END" : "PART");
 	if (d->have_sync && !ram->nch)
 		return ms_stream_set_error(
 			s, -EINVAL,
@@ -446,6 +487,7 @@ static int load_part(ms_ram *ram, ms_stream *s, bool final)
 	if (final) {
 		ram->ended = true;
 		ram->active = false;
+		ram->map_restored = false;
 	}
 	return 0;
 }

@@ -137,6 +137,7 @@ void ms_ram_free(ms_ram *ram)
 		return;
 	a = ram_alloc(ram);
 	ms__ram_chan_stop(ram, true);
+	ms__ram_mapped_release(ram);
 	for (i = 0; i < ram->nblk; i++) {
 		ms__free(a, ram->blk[i].dirty);
 		ms__free(a, ram->blk[i].sent);
@@ -809,6 +810,12 @@ static int ram_save_setup(void *opaque, ms_stream *s)
 		}
 	}
 	atomic_thread_fence(memory_order_seq_cst);
+	if (ram->map_save) {
+		ret = ms__ram_mapped_setup(ram, s);
+		if (!ret)
+			ret = ms__ram_put_block_list(ram, s);
+		return ret ? ret : ms__ram_put_sync_eos(s, MS__RAM_SYNC_MAPPED);
+	}
 	ms__ram_put_block_list(ram, s);
 	if (!ram->nch) {
 		ms_put_be64(s, MS_QEMU_RAM_EOS);
@@ -838,6 +845,12 @@ static int ram_round(ms_ram *ram, ms_stream *s, bool final)
 	ram->st.rounds++;
 	ram->st.round_pages = 0;
 	ram->st.round_zero = 0;
+	if (ram->map_save) {
+		ret = ms__ram_mapped_round(ram, s);
+		if (!ret)
+			ms_put_be64(s, MS_QEMU_RAM_EOS);
+		return ret ? ret : ms_stream_error(s);
+	}
 	if (ram->nch) {
 		ret = ms__ram_chan_save_round(ram, final, s);
 		return ret ? ret : ms__ram_put_sync_eos(s, ram->round);

@@ -165,6 +165,10 @@ const char *ms_ram_opts_check(const ms_ram_opts *opts);
  * Stops and joins the channel threads of a save or load that did not end
  * (shutting their sockets down with shutdown(2) so that no thread stays
  * blocked); the registry that holds its handler must not run it again.
+ * Releases what a mapped save or restore holds (its tables and device
+ * stream; its threads never outlive a round or a restore).  The mappings
+ * of an mmap-mode restore stay: they are the guest's memory now, the
+ * emulator unmaps them with its blocks.
  */
 void ms_ram_free(ms_ram *ram);
 
@@ -339,9 +343,10 @@ int ms_ram_load_check(ms_ram *ram);
  * Save: ms_ram_mapped_save_begin() on a file opened for writing gives the
  * stream to run ms_save on (native profile); the pages go to their places
  * with pwrite() from @threads writer threads in every round, the guest
- * may run during the precopy rounds; after ms_save_complete(),
- * ms_ram_mapped_save_commit() writes the bitmaps and page checksums, then
- * the COMPLETE mark.
+ * may run during the precopy rounds (the migration thread is one of the
+ * writers); after ms_save_complete(), ms_ram_mapped_save_commit() writes
+ * the bitmaps and page checksums, then the COMPLETE mark.  A new mapped
+ * save or restore, or ms_ram_free(), releases what the last one held.
  *
  * Restore: ms_ram_mapped_restore() checks the header, the block table
  * and the registered blocks, places the pages (MS_RAM_RESTORE_MMAP: maps
@@ -442,7 +447,15 @@ int ms_ram_mapped_save_commit(ms_ram *ram);
  * committed), a truncated one, a checksum that does not match, a block
  * unknown here or of another size, a page that was never saved, and (read
  * mode) a page whose CRC-32 does not match.  After the load,
- * ms_ram_load_check() holds as for a stream.
+ * ms_ram_load_check() holds as for a stream, and ms_ram_get_stats()
+ * counts the pages the restore placed.
+ *
+ * In mmap mode every block's memory must be memory the emulator got from
+ * mmap(2) (anonymous, memfd or file mappings; never malloc()'s heap):
+ * MAP_FIXED replaces it with the file's region, which the emulator later
+ * unmaps as it would its own memory.  A restore that fails in mmap mode
+ * may leave blocks checked before the failure mapped already (with the
+ * file's contents).  SEEK_DATA and SEEK_HOLE may move @fd's file offset.
  *
  * Return: 0, -EINVAL (see ms_ram_errmsg()), -EBADMSG, -ENODATA
  * (incomplete), -ENOMEM or the file's negative errno.

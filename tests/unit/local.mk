@@ -12,7 +12,8 @@ UNIT_TESTS = \
 	tests/unit/check_qemu_samples \
 	tests/unit/check_vfio_user \
 	tests/unit/check_ram \
-	tests/unit/check_ram_channels
+	tests/unit/check_ram_channels \
+	tests/unit/check_ram_mapped
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -56,6 +57,11 @@ tests_unit_check_vfio_user_SOURCES = tests/unit/check_vfio_user.c \
 	tests/lib/mock/libvfio-user.h
 tests_unit_check_vfio_user_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_check_vfio_user_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_ram_mapped_SOURCES = tests/unit/check_ram_mapped.c \
+	tests/lib/ms-test.h
+tests_unit_check_ram_mapped_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_check_ram_mapped_LDADD = $(UNIT_LDADD)
 
 tests_unit_check_ram_SOURCES = tests/unit/check_ram.c tests/lib/ms-test.h
 tests_unit_check_ram_CFLAGS = $(UNIT_CFLAGS)
