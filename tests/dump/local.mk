@@ -13,7 +13,8 @@ DUMP_TESTS = \
 	tests/dump/check-state-limits.sh \
 	tests/dump/check-verdicts.sh \
 	tests/dump/check-dump-options.sh \
-	tests/dump/check-mapped.sh
+	tests/dump/check-mapped.sh \
+	tests/dump/check-mapped-lib.sh
 TESTS += $(DUMP_TESTS)
 EXTRA_DIST += $(DUMP_TESTS)
 
@@ -51,3 +52,9 @@ tests_dump_load_verdict_LDADD = $(DUMP_LDADD)
 
 # The generator of the state and no-footer cases under tests/data/invalid/.
 EXTRA_DIST += tests/dump/gen-state-cases.py
+
+# The library's side of the mapped files' differential test: a mapped
+# save, a streaming save and a mapped restore (check-mapped-lib.sh).
+check_PROGRAMS += tests/dump/mapped-lib
+tests_dump_mapped_lib_SOURCES = tests/dump/mapped-lib.c
+tests_dump_mapped_lib_LDADD = $(LIBMS)
