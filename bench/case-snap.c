@@ -4,8 +4,14 @@
  * snap-save-mapped); their groups are listed in bench/cases.h.  Each
  * group builds the migrate demo's machine (bench_snap_config.bytes of
  * RAM, half the pages zero, the devices and the vfio-user device) and
- * writes its files in a directory under $TMPDIR (default /tmp), removed
- * by its teardown.  The page cache is not dropped (that needs root): every
+ * writes its files in a directory of its own, removed by its teardown,
+ * under $MS_BENCH_DIR if set, else $TMPDIR (default /tmp); the save
+ * group, which writes and frees a mapped file per run, prefers /dev/shm
+ * when that file system has room for three copies of the RAM: on a disk
+ * file system mounted with discard, freeing a mapped file's many extents
+ * takes seconds per 32 MiB, and a full run of it there did not end.  The
+ * restores read from the disk's page cache, as a restore on a host does
+ * (a file in /dev/shm would make cat's baseline a copy from memory).  The page cache is not dropped (that needs root): every
  * file is read cache-warm, subject and baseline alike.  Each destination
  * machine is built before the clock starts; the first run of each
  * restore compares every byte with the source (an idle guest: the source
@@ -34,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -134,12 +141,34 @@ static int snap_save(const char *path, bool mapped, unsigned rounds,
 /**
  * snap_setup_common() - Build the source and the temporary directory.
  * @b: the bench; @b->units gets the RAM's bytes.
+ * @shm: prefer /dev/shm for the directory (see snap_base_dir()).
  *
  * Return: 0, or -1 after a message.
  */
-static int snap_setup_common(struct bench *b)
+/**
+ * snap_base_dir() - Where the case's temporary directory goes.
+ * @need: bytes the files need.
+ * @shm: prefer /dev/shm when it has room.
+ *
+ * Return: a directory name (static or from the environment).
+ */
+static const char *snap_base_dir(uint64_t need, bool shm)
 {
-	const char *tmpdir = getenv("TMPDIR");
+	const char *dir = getenv("MS_BENCH_DIR");
+	struct statvfs sv;
+
+	if (dir && *dir)
+		return dir;
+	if (shm && !access("/dev/shm", W_OK) && !statvfs("/dev/shm", &sv) &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize >= need)
+		return "/dev/shm";
+	dir = getenv("TMPDIR");
+	return dir && *dir ? dir : "/tmp";
+}
+
+static int snap_setup_common(struct bench *b, bool shm)
+{
+	const char *tmpdir;
 	struct demo_config cfg;
 	int ret;
 
@@ -150,12 +179,14 @@ static int snap_setup_common(struct bench *b)
 		fprintf(stderr, "snap: %s\n", strerror(-ret));
 		return -1;
 	}
+	tmpdir = snap_base_dir(3 * (uint64_t)cfg.ram_size, shm);
 	snprintf(snap_b.dir, sizeof(snap_b.dir), "%s/migstream-snap-XXXXXX",
-		 tmpdir && *tmpdir ? tmpdir : "/tmp");
+		 tmpdir);
 	if (!mkdtemp(snap_b.dir)) {
 		snap_b.dir[0] = '\0';
 		return sys_failed("snap: mkdtemp");
 	}
+	fprintf(stderr, "snap: files in %s\n", snap_b.dir);
 	snprintf(snap_b.mapped, sizeof(snap_b.mapped), "%s/vm.msm", snap_b.dir);
 	snprintf(snap_b.stream, sizeof(snap_b.stream), "%s/vm.snap",
 		 snap_b.dir);
@@ -266,7 +297,8 @@ static int snap_restore(bool mapped, ms_ram_restore_mode mode, unsigned threads,
 
 static int resume_setup(struct bench *b)
 {
-	if (snap_setup_common(b) || snap_save(snap_b.mapped, true, 0, NULL) ||
+	if (snap_setup_common(b, false) ||
+	    snap_save(snap_b.mapped, true, 0, NULL) ||
 	    snap_save(snap_b.stream, false, 0, NULL))
 		return -1;
 	return 0;
@@ -340,7 +372,8 @@ static int read_setup(struct bench *b)
 {
 	struct stat st;
 
-	if (snap_setup_common(b) || snap_save(snap_b.mapped, true, 0, NULL))
+	if (snap_setup_common(b, false) ||
+	    snap_save(snap_b.mapped, true, 0, NULL))
 		return -1;
 	snap_b.buf = malloc(SNAP_BUF);
 	if (!snap_b.buf)
@@ -438,7 +471,7 @@ static int print_sizes(unsigned rounds)
 
 static int save_setup(struct bench *b)
 {
-	return snap_setup_common(b);
+	return snap_setup_common(b, true);
 }
 
 static int save_teardown(struct bench *b)
