@@ -11,6 +11,8 @@ set -u
 . "${top_srcdir:-.}/tests/lib/dump-test-lib.sh"
 lib="$bld/tests/dump/mapped-lib"
 [ -x "$lib" ] || { echo "$lib not built" >&2; exit 99; }
+# Cross runs: the helper is the target's binary too.
+ms_wrap lib
 
 "$lib" save-mapped "$tmp/lib.map" || { ko "mapped-lib save-mapped: exit $?"; exit 1; }
 run verify "$tmp/lib.map"
