@@ -1008,17 +1008,21 @@ void demo_ram_stats(const struct demo_vm *vm, ms_ram_stats *st)
 	ms_ram_get_stats(vm->ramh, st);
 }
 
-static void round_line(const struct demo_vm *vm, unsigned round, uint64_t bytes,
-		       double secs)
+/* The line of one precopy round; @before: the counters before it. */
+static void round_line(const struct demo_vm *vm, unsigned round,
+		       const ms_ram_stats *before, uint64_t bytes, double secs)
 {
 	ms_ram_stats st;
 
+	/* From the totals: a round in which RAM had nothing dirty does not
+	 * run the handler, so its per-round counters are the last run's. */
 	ms_ram_get_stats(vm->ramh, &st);
 	printf("  round %u: %llu pages sent (%llu zero), %.1f MiB in %.3f s "
 	       "(%.0f MB/s), %llu dirty pages left\n",
-	       round, (unsigned long long)st.round_pages,
-	       (unsigned long long)st.round_zero, (double)bytes / (1 << 20),
-	       secs, secs > 0 ? (double)bytes / secs / 1e6 : 0.0,
+	       round, (unsigned long long)(st.pages - before->pages),
+	       (unsigned long long)(st.zero_pages - before->zero_pages),
+	       (double)bytes / (1 << 20), secs,
+	       secs > 0 ? (double)bytes / secs / 1e6 : 0.0,
 	       (unsigned long long)ms_ram_dirty_pages(vm->ramh));
 	fflush(stdout);
 }
@@ -1126,6 +1130,7 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 	ms_save *sv = NULL;
 	double t0, tr, td = 0, bw;
 	uint64_t b0, pending;
+	ms_ram_stats st0;
 	/* Page bytes that do not go through the main stream. */
 	unsigned pages_aside = o->nchan + o->mapped;
 	char ack[DEMO_ACK_MAX];
@@ -1160,9 +1165,13 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 
 	t0 = demo_now();
 	ret = ms_save_setup(sv);
-	for (more = 1; !ret && more;) {
+	/* A round that leaves nothing dirty ends precopy, unless fewer
+	 * than --min-rounds have run: the guest may dirty more meanwhile,
+	 * and the next round sends it. */
+	for (more = 1; !ret && (more || vm->rounds < o->min_rounds);) {
 		tr = demo_now();
 		b0 = sent_bytes(vm, s, pages_aside);
+		ms_ram_get_stats(vm->ramh, &st0);
 		more = ms_save_iterate(sv);
 		if (more < 0) {
 			ret = more;
@@ -1174,7 +1183,7 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 		bw = (double)b0 / (tr > 1e-6 ? tr : 1e-6);
 		pending = ms_save_pending(sv);
 		if (vm->verbose)
-			round_line(vm, vm->rounds, b0, tr);
+			round_line(vm, vm->rounds, &st0, b0, tr);
 		/* Stop when what is left fits in the downtime at the
 		 * throughput of the last round. */
 		if (((double)pending <= bw * o->downtime_ms / 1e3 &&
