@@ -127,6 +127,9 @@ struct ms__ram_mapped;
  * @blk: the blocks, @nblk of @cap.
  * @page_size: the page size; @page_bits its log2.
  * @sync: the sync callback and @sync_opaque.
+ * @sync_err: save: the errno of a sync call that failed in a pending
+ *            estimate, for the next round to report (0: none); @sync_ret
+ *            what the callback returned.
  * @nch: channels set for the next save or load; @fds their descriptors;
  *       @chan_codec their codec options (@have_codec false for NULL).
  * @ch: the running channels (src/ram-channel.c), or NULL.
@@ -157,6 +160,8 @@ struct ms_ram {
 	unsigned page_bits;
 	ms_ram_sync_fn sync;
 	void *sync_opaque;
+	int sync_err;
+	int sync_ret;
 	unsigned nch;
 	int fds[MS_RAM_MAX_CHANNELS];
 	ms_codec_opts chan_codec;

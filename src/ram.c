@@ -792,6 +792,7 @@ static int ram_save_setup(void *opaque, ms_stream *s)
 
 	ram->active = true;
 	ram->ended = false;
+	ram->sync_err = 0;
 	ram->round = 0;
 	memset(&ram->st, 0, sizeof(ram->st));
 	ms__ram_enc_init(&ram->enc);
@@ -825,12 +826,25 @@ static int ram_save_setup(void *opaque, ms_stream *s)
 	return ret ? ret : ms__ram_chan_save_start(ram, s);
 }
 
+/* Fail @s with the sync call that failed in a pending estimate. */
+static int sync_failed(ms_ram *ram, ms_stream *s)
+{
+	return ms_stream_set_error(
+		s, ram->sync_err,
+		"RAM sync callback: 0 expected, it returned %d (%s) when "
+		"asked for the pages left after round %llu",
+		ram->sync_ret, ms_strerror(ram->sync_err),
+		(unsigned long long)ram->round);
+}
+
 /* One round: the emulator's dirty log, then every dirty page. */
 static int ram_round(ms_ram *ram, ms_stream *s, bool final)
 {
 	unsigned i;
 	int ret;
 
+	if (ram->sync_err)
+		return sync_failed(ram, s);
 	if (ram->sync) {
 		ret = ram->sync(ram->sync_opaque, ram);
 		if (ret)
@@ -863,19 +877,49 @@ static int ram_round(ms_ram *ram, ms_stream *s, bool final)
 	return ms_stream_error(s);
 }
 
+/*
+ * The dirty pages left.  With a sync callback the bitmaps hold only what
+ * the last call handed over, so an empty bitmap asks the emulator's log
+ * again before it answers "nothing" (QEMU syncs when its estimate gets
+ * small, for the same reason): otherwise a save that found every page
+ * clean after its first round would skip the handler in every later one
+ * and leave the whole log to stop-and-copy.  A failed call is kept for
+ * the round that asked, or (from ms_save_pending()) the next one, to
+ * report.
+ */
+static uint64_t ram_dirty_left(ms_ram *ram)
+{
+	uint64_t n = ms_ram_dirty_pages(ram);
+	int ret;
+
+	if (n || !ram->sync || !ram->active || ram->ended || ram->sync_err)
+		return n;
+	ret = ram->sync(ram->sync_opaque, ram);
+	if (ret) {
+		ram->sync_err = ret < 0 ? ret : -EIO;
+		ram->sync_ret = ret;
+		return 1;
+	}
+	return ms_ram_dirty_pages(ram);
+}
+
 static int ram_save_iterate(void *opaque, ms_stream *s)
 {
 	ms_ram *ram = opaque;
 	int ret = ram_round(ram, s, false);
+	uint64_t left;
 
-	return ret ? ret : ms_ram_dirty_pages(ram) > 0;
+	if (ret)
+		return ret;
+	left = ram_dirty_left(ram);
+	return ram->sync_err ? sync_failed(ram, s) : left > 0;
 }
 
 static uint64_t ram_pending(void *opaque)
 {
 	ms_ram *ram = opaque;
 
-	return ms_ram_dirty_pages(ram) * ram->page_size;
+	return ram_dirty_left(ram) * ram->page_size;
 }
 
 static int ram_save_complete(void *opaque, ms_stream *s)

@@ -28,7 +28,8 @@
  * last round runs with the guest stopped, so the destination ends with
  * the last contents.  An emulator with its own dirty log (KVM's
  * KVM_GET_DIRTY_LOG) instead hands it over from a sync callback, called
- * at the start of every round, with ms_ram_dirty_log().
+ * at the start of every round and when the save asks what is left, with
+ * ms_ram_dirty_log().
  *
  * Parallel channels.  ms_ram_set_channels() spreads the page data over N
  * further streams (sockets or pipes), each written and read by a thread
@@ -79,7 +80,12 @@ typedef struct ms_ram ms_ram;
  *
  * Called on the migration thread at the start of every precopy round and
  * of stop-and-copy, before the bitmaps are scanned (not for the setup,
- * which marks every page).
+ * which marks every page), and whenever the save must know whether pages
+ * are left while no page is marked: after a round that leaves none, and
+ * from ms_save_pending().  So a guest that writes during a round keeps
+ * precopy going, as with ms_ram_mark_dirty(); the call must be cheap
+ * enough to make once more per round.  A failure there fails the next
+ * round (or stop-and-copy) with its errno.
  *
  * Return: 0, or a negative errno that fails the save.
  */
@@ -96,7 +102,8 @@ typedef int (*ms_ram_sync_fn)(void *opaque, ms_ram *ram);
  *             size per stream: a stream with another page size than 4096
  *             needs the configuration's target-page-bits for
  *             migstream-dump to read it.
- * @sync: called at the start of each round, or NULL.
+ * @sync: called at the start of each round (and see ms_ram_sync_fn),
+ *        or NULL.
  * @sync_opaque: passed to @sync.
  * @allocator: allocation hooks, or NULL.
  *

@@ -945,7 +945,8 @@ static int dirty_vram_page0(void *opaque, ms_ram *ram)
 {
 	int *calls = opaque;
 
-	/* Round 2 (stop-and-copy): the block of the last record. */
+	/* Call 2, when the one precopy round asks what is left: the block
+	 * of the last record, sent by stop-and-copy (call 3). */
 	if (++*calls == 2)
 		ms_ram_mark_dirty(ram, 1, 0, 1);
 	return 0;
@@ -970,7 +971,7 @@ START_TEST(test_ram_qemu_bytes)
 	xblock(ram, "pc.ram", ram0, 4 * PS, 0, 0);
 	xblock(ram, "vga.vram", vram, 2 * PS, 0, 0);
 	xblock(ram, "unused", NULL, 0, 0, 0);
-	sv = save_mem(ram, MS_PROFILE_QEMU, 0, 5);
+	sv = save_mem(ram, MS_PROFILE_QEMU, 0, 1);
 	ck_assert_uint_ge(sv.len, 8);
 	ck_assert(!memcmp(sv.data, "QEVM\0\0\0\3", 8));
 
@@ -1015,11 +1016,165 @@ START_TEST(test_ram_qemu_bytes)
 	/* Nothing between the sections. */
 	ck_assert(find(&sv, &start, sv.data) + start.n == at);
 	ck_assert_msg(at + part.n == find(&sv, &end, at), "END section");
-	ck_assert_int_eq(calls, 2);
+	ck_assert_int_eq(calls, 3);
 	saved_free(&sv);
 	ms_ram_free(ram);
 	free(ram0);
 	free(vram);
+}
+END_TEST
+
+/*
+ * An emulator with its own dirty log (KVM's shape): the guest's writes
+ * reach ms_ram only through the sync callback, so precopy goes on only if
+ * the save asks the log again when its bitmaps are empty.
+ */
+struct kvm_guest {
+	uint8_t *mem;
+	uint64_t log;		/* one bit per page of the 64-page block */
+	unsigned writes_left;	/* writes still to come, one per call */
+	unsigned calls;
+	unsigned fail_call;	/* the call that returns -EIO (0: none) */
+	bool stopped;
+};
+
+static int kvm_sync(void *opaque, ms_ram *ram)
+{
+	struct kvm_guest *g = opaque;
+	uint64_t page;
+
+	if (++g->calls == g->fail_call)
+		return -EIO;
+	ck_assert_int_eq(ms_ram_dirty_log(ram, 0, 0, &g->log, 64), 0);
+	g->log = 0;
+	/* The next write lands while the coming round runs. */
+	if (g->writes_left && !g->stopped) {
+		page = 5 + 7 * g->writes_left--;
+		ms_test_fill(g->mem + page * PS, PS, 900 + g->writes_left);
+		g->log |= 1ull << page;
+	}
+	return 0;
+}
+
+static ms_ram *kvm_ram(struct kvm_guest *g, unsigned writes,
+		       unsigned fail_call)
+{
+	ms_ram_opts o = {.version = MS_RAM_OPTS_VERSION,
+			 .sync = kvm_sync,
+			 .sync_opaque = g};
+	ms_ram *ram = NULL;
+
+	memset(g, 0, sizeof(*g));
+	g->mem = xalloc(64 * PS);
+	fill_mixed(g->mem, 64 * PS, 3);
+	g->writes_left = writes;
+	g->fail_call = fail_call;
+	ck_assert_int_eq(ms_ram_new(&ram, &o), 0);
+	xblock(ram, "pc.ram", g->mem, 64 * PS, 0, 0);
+	return ram;
+}
+
+START_TEST(test_ram_dirty_log_precopy)
+{
+	ms_codec_opts co = codec_of(MS_PROFILE_QEMU, 0);
+	ms_save_opts so = {.version = MS_SAVE_OPTS_VERSION, .codec = &co};
+	struct kvm_guest g;
+	ms_ram *ram = kvm_ram(&g, 3, 0), *dst = xram(0);
+	uint8_t *dmem = xalloc(64 * PS);
+	ms_registry *reg = NULL;
+	ms_stream *s = NULL;
+	ms_save *sv = NULL;
+	const uint8_t *d;
+	ms_ram_stats st;
+	char msg[1024];
+	size_t len;
+	int more, rounds = 0;
+
+	xblock(dst, "pc.ram", dmem, 64 * PS, 0, 0);
+	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
+	ck_assert_int_eq(ms_ram_register(ram, reg, NULL), 0);
+	ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
+	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
+	ck_assert_msg(!ms_save_setup(sv), "%s", ms_save_errmsg(sv));
+	ck_assert_uint_eq(ms_save_pending(sv), 64 * PS);
+	while ((more = ms_save_iterate(sv)) > 0) {
+		rounds++;
+		ck_assert_int_lt(rounds, 10);
+		/* Each write is seen once the round after it ended. */
+		ck_assert_uint_eq(ms_save_pending(sv), PS);
+	}
+	ck_assert_msg(more == 0, "%s", ms_save_errmsg(sv));
+	rounds++;
+	/* Round 1 sends every page, and the first write is handed over
+	 * when it ends; round 2 sends it and the second, round 3 the third,
+	 * and the log is empty when round 3 ends (with the old rule, that
+	 * an empty bitmap means no more, precopy ended after round 1). */
+	ck_assert_int_eq(rounds, 3);
+	ck_assert_uint_eq(ms_save_pending(sv), 0);
+	ck_assert_uint_eq(g.writes_left, 0);
+	g.stopped = true;
+	ck_assert_msg(!ms_save_complete(sv), "%s", ms_save_errmsg(sv));
+	ms_ram_get_stats(ram, &st);
+	ck_assert_uint_eq(st.round_pages, 0);
+	ck_assert_uint_eq(st.resent, 3);
+	ck_assert_uint_eq(st.rounds, 4);
+	ms_save_free(sv);
+	ck_assert_int_eq(ms_stream_mem_view(s, &d, &len), 0);
+	ck_assert_msg(!load_mem(dst, d, len, msg, sizeof(msg)), "%s", msg);
+	ck_assert(!memcmp(g.mem, dmem, 64 * PS));
+	ms_stream_close(s);
+	ms_registry_free(reg);
+	ms_ram_free(ram);
+	ms_ram_free(dst);
+	free(g.mem);
+	free(dmem);
+}
+END_TEST
+
+/* A sync call that fails when the save asks what is left fails the save
+ * with its errno and says when; from ms_save_pending(), the next step
+ * reports it. */
+START_TEST(test_ram_dirty_log_sync_fails)
+{
+	ms_codec_opts co = codec_of(MS_PROFILE_NATIVE, 0);
+	ms_save_opts so = {.version = MS_SAVE_OPTS_VERSION, .codec = &co};
+	unsigned via_pending;
+
+	for (via_pending = 0; via_pending < 2; via_pending++) {
+		struct kvm_guest g;
+		/* Call 1 starts round 1, call 2 asks what is left after it,
+		 * call 3 is ms_save_pending()'s. */
+		ms_ram *ram = kvm_ram(&g, 0, via_pending ? 3 : 2);
+		ms_registry *reg = NULL;
+		ms_stream *s = NULL;
+		ms_save *sv = NULL;
+		int ret;
+
+		ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
+		ck_assert_int_eq(ms_ram_register(ram, reg, NULL), 0);
+		ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
+		ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
+		ck_assert_int_eq(ms_save_setup(sv), 0);
+		/* The bitmap is full: no call. */
+		ck_assert_uint_eq(ms_save_pending(sv), 64 * PS);
+		ck_assert_uint_eq(g.calls, 0);
+		ret = ms_save_iterate(sv);
+		if (via_pending) {
+			ck_assert_int_eq(ret, 0);
+			ck_assert_uint_gt(ms_save_pending(sv), 0);
+			ck_assert_uint_eq(g.calls, 3);
+			ret = ms_save_complete(sv);
+		}
+		ck_assert_int_eq(ret, -EIO);
+		expect_msg(ms_save_errmsg(sv), "RAM sync callback");
+		expect_msg(ms_save_errmsg(sv), "after round 1");
+		ck_assert_int_eq(ms_save_iterate(sv), -EIO);
+		ms_save_free(sv);
+		ms_stream_close(s);
+		ms_registry_free(reg);
+		ms_ram_free(ram);
+		free(g.mem);
+	}
 }
 END_TEST
 
@@ -1595,6 +1750,8 @@ static Suite *ram_suite(void)
 	tcase_add_test(tc, test_ram_zeroed);
 	tcase_add_test(tc, test_ram_resize_migrate);
 	tcase_add_test(tc, test_ram_qemu_bytes);
+	tcase_add_test(tc, test_ram_dirty_log_precopy);
+	tcase_add_test(tc, test_ram_dirty_log_sync_fails);
 	tcase_add_loop_test(tc, test_ram_hostile, 0, (int)NHOSTILE);
 	tcase_add_test(tc, test_ram_hostile_control);
 	tcase_add_test(tc, test_ram_truncated_and_fed);
