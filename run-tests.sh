@@ -98,7 +98,8 @@ grep -E '^(PASS|FAIL|SKIP|XFAIL|XPASS|ERROR):' "$dir/check.out" || true
 sed -n '/^# TOTAL/,/^# ERROR/p' "$dir/check.out"
 # Each skipped test with its reason (the last line it printed).
 while read -r _ t; do
-	why=$(grep -v -E '^(SKIP|PASS|FAIL) ' "$dir/$t.log" 2>/dev/null | tail -n 1) || true
+	# automake names a script's log without its .sh.
+	why=$(grep -v -E '^(SKIP|PASS|FAIL) ' "$dir/${t%.sh}.log" 2>/dev/null | tail -n 1) || true
 	echo "skipped ($mode${arch:+ $arch}): $t: ${why:-no reason printed}"
 done < <(grep -E '^SKIP:' "$dir/check.out" || true)
 echo "$mode${arch:+ $arch}: make $target took $((SECONDS - start)) s"
