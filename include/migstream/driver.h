@@ -37,7 +37,11 @@ extern "C" {
  *                this handler has nothing left for now, or a negative
  *                errno.  Its presence makes the handler iterative.
  * @pending: iterative handlers: estimate of the bytes still to send, used
- *           to decide when to stop iterating.  Optional (0).
+ *           to decide when to stop iterating.  Optional (0).  After
+ *           save_iterate returned 0, ms_save_iterate() runs the handler
+ *           again only once this is non-zero, so a handler whose data
+ *           arrives from elsewhere (a dirty log) looks there before it
+ *           answers 0, as ms_ram does.
  * @save_complete: iterative handlers: write the END section's payload: all
  *                 that remains, with the guest stopped.  Optional.
  * @save_state: non-iterative handlers: write the whole state as one FULL

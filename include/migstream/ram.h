@@ -289,7 +289,8 @@ int ms_ram_dirty_log(ms_ram *ram, unsigned index, uint64_t first_page,
  * @ram: an ms_ram.
  *
  * Return: the number of set bits over the used pages of every block; the
- * handler's pending estimate is that times the page size.
+ * handler's pending estimate is that times the page size (with a sync
+ * callback, after asking it when no bit is set).
  */
 uint64_t ms_ram_dirty_pages(const ms_ram *ram);
 

@@ -1031,10 +1031,10 @@ END_TEST
  */
 struct kvm_guest {
 	uint8_t *mem;
-	uint64_t log;		/* one bit per page of the 64-page block */
-	unsigned writes_left;	/* writes still to come, one per call */
+	uint64_t log;	      /* one bit per page of the 64-page block */
+	unsigned writes_left; /* writes still to come, one per call */
 	unsigned calls;
-	unsigned fail_call;	/* the call that returns -EIO (0: none) */
+	unsigned fail_call; /* the call that returns -EIO (0: none) */
 	bool stopped;
 };
 
@@ -1056,8 +1056,7 @@ static int kvm_sync(void *opaque, ms_ram *ram)
 	return 0;
 }
 
-static ms_ram *kvm_ram(struct kvm_guest *g, unsigned writes,
-		       unsigned fail_call)
+static ms_ram *kvm_ram(struct kvm_guest *g, unsigned writes, unsigned fail_call)
 {
 	ms_ram_opts o = {.version = MS_RAM_OPTS_VERSION,
 			 .sync = kvm_sync,
