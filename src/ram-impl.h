@@ -127,9 +127,10 @@ struct ms__ram_mapped;
  * @blk: the blocks, @nblk of @cap.
  * @page_size: the page size; @page_bits its log2.
  * @sync: the sync callback and @sync_opaque.
- * @sync_err: save: the errno of a sync call that failed in a pending
- *            estimate, for the next round to report (0: none); @sync_ret
- *            what the callback returned.
+ * @sync_err: save: the errno of the sync call that failed, for
+ *            sync_failed() to report (0: none); @sync_ret what the
+ *            callback returned; @sync_asked: the call came from a pending
+ *            estimate, not from a round's start.
  * @nch: channels set for the next save or load; @fds their descriptors;
  *       @chan_codec their codec options (@have_codec false for NULL).
  * @ch: the running channels (src/ram-channel.c), or NULL.
@@ -162,6 +163,7 @@ struct ms_ram {
 	void *sync_opaque;
 	int sync_err;
 	int sync_ret;
+	bool sync_asked;
 	unsigned nch;
 	int fds[MS_RAM_MAX_CHANNELS];
 	ms_codec_opts chan_codec;

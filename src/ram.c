@@ -826,9 +826,33 @@ static int ram_save_setup(void *opaque, ms_stream *s)
 	return ret ? ret : ms__ram_chan_save_start(ram, s);
 }
 
-/* Fail @s with the sync call that failed in a pending estimate. */
+/*
+ * Call the sync callback.  A failure is kept in @sync_err (@sync_asked: it
+ * came from a pending estimate, not from a round's start) for
+ * sync_failed() to report: a pending estimate has no stream to fail.
+ */
+static int ram_sync(ms_ram *ram, bool asked)
+{
+	int ret = ram->sync(ram->sync_opaque, ram);
+
+	if (ret) {
+		ram->sync_err = ret < 0 ? ret : -EIO;
+		ram->sync_ret = ret;
+		ram->sync_asked = asked;
+	}
+	return ram->sync_err;
+}
+
+/* Fail @s with the sync call that failed. */
 static int sync_failed(ms_ram *ram, ms_stream *s)
 {
+	if (!ram->sync_asked)
+		return ms_stream_set_error(
+			s, ram->sync_err,
+			"RAM sync callback: 0 expected, it returned %d (%s) "
+			"in round %llu",
+			ram->sync_ret, ms_strerror(ram->sync_err),
+			(unsigned long long)ram->round + 1);
 	return ms_stream_set_error(
 		s, ram->sync_err,
 		"RAM sync callback: 0 expected, it returned %d (%s) when "
@@ -843,18 +867,8 @@ static int ram_round(ms_ram *ram, ms_stream *s, bool final)
 	unsigned i;
 	int ret;
 
-	if (ram->sync_err)
+	if (ram->sync_err || (ram->sync && ram_sync(ram, false)))
 		return sync_failed(ram, s);
-	if (ram->sync) {
-		ret = ram->sync(ram->sync_opaque, ram);
-		if (ret)
-			return ms_stream_set_error(
-				s, ret < 0 ? ret : -EIO,
-				"RAM sync callback: 0 expected, it returned %d "
-				"(%s) in round %llu",
-				ret, ms_strerror(ret < 0 ? ret : -EIO),
-				(unsigned long long)ram->round + 1);
-	}
 	ram->round++;
 	ram->st.rounds++;
 	ram->st.round_pages = 0;
@@ -890,17 +904,11 @@ static int ram_round(ms_ram *ram, ms_stream *s, bool final)
 static uint64_t ram_dirty_left(ms_ram *ram)
 {
 	uint64_t n = ms_ram_dirty_pages(ram);
-	int ret;
 
 	if (n || !ram->sync || !ram->active || ram->ended || ram->sync_err)
 		return n;
-	ret = ram->sync(ram->sync_opaque, ram);
-	if (ret) {
-		ram->sync_err = ret < 0 ? ret : -EIO;
-		ram->sync_ret = ret;
-		return 1;
-	}
-	return ms_ram_dirty_pages(ram);
+	/* On failure, 1: the handler runs again and reports it. */
+	return ram_sync(ram, true) ? 1 : ms_ram_dirty_pages(ram);
 }
 
 static int ram_save_iterate(void *opaque, ms_stream *s)

@@ -419,35 +419,63 @@ static ms_codec_opts codec_of(ms_profile profile, int level)
 	return co;
 }
 
+/* A save of one ms_ram into memory, step by step. */
+struct saving {
+	ms_registry *reg;
+	ms_stream *s;
+	ms_save *sv;
+};
+
+/* Register @ram alone and run the save's setup. */
+static void saving_start(struct saving *w, ms_ram *ram, ms_profile profile,
+			 int level)
+{
+	ms_codec_opts co = codec_of(profile, level);
+	ms_save_opts so = {.version = MS_SAVE_OPTS_VERSION, .codec = &co};
+
+	memset(w, 0, sizeof(*w));
+	ck_assert_int_eq(ms_registry_new(&w->reg, NULL), 0);
+	ck_assert_int_eq(ms_ram_register(ram, w->reg, NULL), 0);
+	ck_assert_int_eq(ms_stream_new_mem(&w->s, 0, NULL), 0);
+	ck_assert_int_eq(ms_save_new(&w->sv, w->reg, w->s, &so), 0);
+	ck_assert_msg(!ms_save_setup(w->sv), "%s", ms_save_errmsg(w->sv));
+}
+
+/* What the save wrote (after ms_save_complete()), copied. */
+static struct saved saving_bytes(const struct saving *w)
+{
+	const uint8_t *d;
+	struct saved out;
+
+	ck_assert_int_eq(ms_stream_mem_view(w->s, &d, &out.len), 0);
+	out.data = malloc(out.len);
+	memcpy(out.data, d, out.len);
+	return out;
+}
+
+static void saving_free(struct saving *w)
+{
+	ms_save_free(w->sv);
+	ms_stream_close(w->s);
+	ms_registry_free(w->reg);
+}
+
 /* A whole save of @ram into memory: setup, @rounds iterations (at most),
  * complete. */
 static struct saved save_mem(ms_ram *ram, ms_profile profile, int level,
 			     int rounds)
 {
-	ms_codec_opts co = codec_of(profile, level);
-	ms_save_opts so = {.version = MS_SAVE_OPTS_VERSION, .codec = &co};
-	ms_registry *reg = NULL;
-	ms_stream *s = NULL;
-	ms_save *sv = NULL;
-	const uint8_t *d;
+	struct saving w;
 	struct saved out;
 	int i;
 
-	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
-	ck_assert_int_eq(ms_ram_register(ram, reg, NULL), 0);
-	ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
-	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
-	ck_assert_msg(!ms_save_setup(sv), "%s", ms_save_errmsg(sv));
+	saving_start(&w, ram, profile, level);
 	for (i = 0; i < rounds; i++)
-		if (ms_save_iterate(sv) <= 0)
+		if (ms_save_iterate(w.sv) <= 0)
 			break;
-	ck_assert_msg(!ms_save_complete(sv), "%s", ms_save_errmsg(sv));
-	ms_save_free(sv);
-	ck_assert_int_eq(ms_stream_mem_view(s, &d, &out.len), 0);
-	out.data = malloc(out.len);
-	memcpy(out.data, d, out.len);
-	ms_stream_close(s);
-	ms_registry_free(reg);
+	ck_assert_msg(!ms_save_complete(w.sv), "%s", ms_save_errmsg(w.sv));
+	out = saving_bytes(&w);
+	saving_free(&w);
 	return out;
 }
 
@@ -1075,54 +1103,45 @@ static ms_ram *kvm_ram(struct kvm_guest *g, unsigned writes, unsigned fail_call)
 
 START_TEST(test_ram_dirty_log_precopy)
 {
-	ms_codec_opts co = codec_of(MS_PROFILE_QEMU, 0);
-	ms_save_opts so = {.version = MS_SAVE_OPTS_VERSION, .codec = &co};
 	struct kvm_guest g;
 	ms_ram *ram = kvm_ram(&g, 3, 0), *dst = xram(0);
 	uint8_t *dmem = xalloc(64 * PS);
-	ms_registry *reg = NULL;
-	ms_stream *s = NULL;
-	ms_save *sv = NULL;
-	const uint8_t *d;
+	struct saving w;
+	struct saved out;
 	ms_ram_stats st;
 	char msg[1024];
-	size_t len;
 	int more, rounds = 0;
 
 	xblock(dst, "pc.ram", dmem, 64 * PS, 0, 0);
-	ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
-	ck_assert_int_eq(ms_ram_register(ram, reg, NULL), 0);
-	ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
-	ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
-	ck_assert_msg(!ms_save_setup(sv), "%s", ms_save_errmsg(sv));
-	ck_assert_uint_eq(ms_save_pending(sv), 64 * PS);
-	while ((more = ms_save_iterate(sv)) > 0) {
+	saving_start(&w, ram, MS_PROFILE_QEMU, 0);
+	ck_assert_uint_eq(ms_save_pending(w.sv), 64 * PS);
+	while ((more = ms_save_iterate(w.sv)) > 0) {
 		rounds++;
 		ck_assert_int_lt(rounds, 10);
 		/* Each write is seen once the round after it ended. */
-		ck_assert_uint_eq(ms_save_pending(sv), PS);
+		ck_assert_uint_eq(ms_save_pending(w.sv), PS);
 	}
-	ck_assert_msg(more == 0, "%s", ms_save_errmsg(sv));
+	ck_assert_msg(more == 0, "%s", ms_save_errmsg(w.sv));
 	rounds++;
 	/* Round 1 sends every page, and the first write is handed over
 	 * when it ends; round 2 sends it and the second, round 3 the third,
 	 * and the log is empty when round 3 ends (with the old rule, that
 	 * an empty bitmap means no more, precopy ended after round 1). */
 	ck_assert_int_eq(rounds, 3);
-	ck_assert_uint_eq(ms_save_pending(sv), 0);
+	ck_assert_uint_eq(ms_save_pending(w.sv), 0);
 	ck_assert_uint_eq(g.writes_left, 0);
 	g.stopped = true;
-	ck_assert_msg(!ms_save_complete(sv), "%s", ms_save_errmsg(sv));
+	ck_assert_msg(!ms_save_complete(w.sv), "%s", ms_save_errmsg(w.sv));
 	ms_ram_get_stats(ram, &st);
 	ck_assert_uint_eq(st.round_pages, 0);
 	ck_assert_uint_eq(st.resent, 3);
 	ck_assert_uint_eq(st.rounds, 4);
-	ms_save_free(sv);
-	ck_assert_int_eq(ms_stream_mem_view(s, &d, &len), 0);
-	ck_assert_msg(!load_mem(dst, d, len, msg, sizeof(msg)), "%s", msg);
+	out = saving_bytes(&w);
+	saving_free(&w);
+	ck_assert_msg(!load_mem(dst, out.data, out.len, msg, sizeof(msg)), "%s",
+		      msg);
 	ck_assert(!memcmp(g.mem, dmem, 64 * PS));
-	ms_stream_close(s);
-	ms_registry_free(reg);
+	saved_free(&out);
 	ms_ram_free(ram);
 	ms_ram_free(dst);
 	free(g.mem);
@@ -1130,47 +1149,42 @@ START_TEST(test_ram_dirty_log_precopy)
 }
 END_TEST
 
-/* A sync call that fails when the save asks what is left fails the save
- * with its errno and says when; from ms_save_pending(), the next step
- * reports it. */
+/* A sync call that fails fails the save with its errno and says when: at
+ * a round's start, when a round asks what is left after it, or from
+ * ms_save_pending(), whose failure the next step reports. */
 START_TEST(test_ram_dirty_log_sync_fails)
 {
-	ms_codec_opts co = codec_of(MS_PROFILE_NATIVE, 0);
-	ms_save_opts so = {.version = MS_SAVE_OPTS_VERSION, .codec = &co};
-	unsigned via_pending;
+	/* Call 1 starts round 1, call 2 asks what is left after it, call
+	 * 3 is ms_save_pending()'s. */
+	static const struct {
+		unsigned fail_call;
+		const char *when;
+	} cases[] = {
+		{1, "in round 1"}, {2, "after round 1"}, {3, "after round 1"}};
+	unsigned c;
 
-	for (via_pending = 0; via_pending < 2; via_pending++) {
+	for (c = 0; c < 3; c++) {
 		struct kvm_guest g;
-		/* Call 1 starts round 1, call 2 asks what is left after it,
-		 * call 3 is ms_save_pending()'s. */
-		ms_ram *ram = kvm_ram(&g, 0, via_pending ? 3 : 2);
-		ms_registry *reg = NULL;
-		ms_stream *s = NULL;
-		ms_save *sv = NULL;
+		ms_ram *ram = kvm_ram(&g, 0, cases[c].fail_call);
+		struct saving w;
 		int ret;
 
-		ck_assert_int_eq(ms_registry_new(&reg, NULL), 0);
-		ck_assert_int_eq(ms_ram_register(ram, reg, NULL), 0);
-		ck_assert_int_eq(ms_stream_new_mem(&s, 0, NULL), 0);
-		ck_assert_int_eq(ms_save_new(&sv, reg, s, &so), 0);
-		ck_assert_int_eq(ms_save_setup(sv), 0);
+		saving_start(&w, ram, MS_PROFILE_NATIVE, 0);
 		/* The bitmap is full: no call. */
-		ck_assert_uint_eq(ms_save_pending(sv), 64 * PS);
+		ck_assert_uint_eq(ms_save_pending(w.sv), 64 * PS);
 		ck_assert_uint_eq(g.calls, 0);
-		ret = ms_save_iterate(sv);
-		if (via_pending) {
+		ret = ms_save_iterate(w.sv);
+		if (cases[c].fail_call == 3) {
 			ck_assert_int_eq(ret, 0);
-			ck_assert_uint_gt(ms_save_pending(sv), 0);
+			ck_assert_uint_gt(ms_save_pending(w.sv), 0);
 			ck_assert_uint_eq(g.calls, 3);
-			ret = ms_save_complete(sv);
+			ret = ms_save_complete(w.sv);
 		}
 		ck_assert_int_eq(ret, -EIO);
-		expect_msg(ms_save_errmsg(sv), "RAM sync callback");
-		expect_msg(ms_save_errmsg(sv), "after round 1");
-		ck_assert_int_eq(ms_save_iterate(sv), -EIO);
-		ms_save_free(sv);
-		ms_stream_close(s);
-		ms_registry_free(reg);
+		expect_msg(ms_save_errmsg(w.sv), "RAM sync callback");
+		expect_msg(ms_save_errmsg(w.sv), cases[c].when);
+		ck_assert_int_eq(ms_save_iterate(w.sv), -EIO);
+		saving_free(&w);
 		ms_ram_free(ram);
 		free(g.mem);
 	}
