@@ -10,6 +10,7 @@
  * channels, spreads the pages over further sockets.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1184,6 +1185,13 @@ int demo_save(struct demo_vm *vm, int fd, const struct demo_save_opts *o,
 		pending = ms_save_pending(sv);
 		if (vm->verbose)
 			round_line(vm, vm->rounds, &st0, b0, tr);
+		if (vm->rounds == o->kill_round) {
+			fprintf(stderr,
+				"migrate-demo: --kill-in-round %u: killing "
+				"the source\n",
+				o->kill_round);
+			raise(SIGKILL);
+		}
 		/* Stop when what is left fits in the downtime at the
 		 * throughput of the last round. */
 		if (((double)pending <= bw * o->downtime_ms / 1e3 &&

@@ -1199,6 +1199,8 @@ static void usage(FILE *f)
 		"threads (1 to %u)\n"
 		"  --min-rounds N       precopy rounds before stop-and-copy "
 		"(default 0)\n"
+		"  --kill-in-round N    source: die by SIGKILL once precopy "
+		"round N is sent\n"
 		"  --quiet              print only the summary\n"
 		"  --help               this text\n"
 		"\n"
@@ -1256,6 +1258,7 @@ int main(int argc, char **argv)
 		OPT_RESTORE,
 		OPT_THREADS,
 		OPT_MIN_ROUNDS,
+		OPT_KILL_ROUND,
 		OPT_QUIET,
 		OPT_HELP,
 	};
@@ -1285,6 +1288,7 @@ int main(int argc, char **argv)
 		{"restore", required_argument, NULL, OPT_RESTORE},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"min-rounds", required_argument, NULL, OPT_MIN_ROUNDS},
+		{"kill-in-round", required_argument, NULL, OPT_KILL_ROUND},
 		{"quiet", no_argument, NULL, OPT_QUIET},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
@@ -1439,6 +1443,12 @@ int main(int argc, char **argv)
 						 "0 to 10000");
 			o.save.min_rounds = (unsigned)v;
 			break;
+		case OPT_KILL_ROUND:
+			if (!v || v > 10000)
+				return bad_value("kill-in-round", optarg,
+						 "1 to 10000");
+			o.save.kill_round = (unsigned)v;
+			break;
 		case OPT_QUIET:
 			o.quiet = true;
 			break;
@@ -1462,6 +1472,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "migrate-demo: --mapped needs --to or --from "
 				"file: with the native profile (no --listen, "
 				"--channels, --qemu-profile or --compress)\n");
+		return 2;
+	}
+	if (o.save.kill_round && !o.to) {
+		fprintf(stderr, "migrate-demo: --kill-in-round needs --to (a "
+				"source)\n");
 		return 2;
 	}
 	if (o.save.compress && o.save.profile == MS_PROFILE_QEMU) {

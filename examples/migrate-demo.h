@@ -183,6 +183,8 @@ int demo_vm_compare(const struct demo_vm *got, const struct demo_vm *want,
  *          snapshot (ms_ram_mapped_save_begin(), native profile only).
  * @threads: writer threads of a mapped save (0 for 1).
  * @no_fsync: a mapped save skips its fsync() calls (benchmarks).
+ * @kill_round: die by SIGKILL once this precopy round is sent, before
+ *              stop-and-copy (0: never; crash tests).
  */
 struct demo_save_opts {
 	ms_profile profile;
@@ -196,6 +198,7 @@ struct demo_save_opts {
 	bool mapped;
 	unsigned threads;
 	bool no_fsync;
+	unsigned kill_round;
 };
 
 /**

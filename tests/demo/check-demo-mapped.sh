@@ -3,10 +3,11 @@
 # files: a save with a running guest and 4 precopy rounds restored in mmap
 # and read mode (every byte checked by the demo), the file no larger than
 # the RAM plus the device state plus the layout's metadata, each kind of
-# file refused by the other kind of restore, saves killed by SIGKILL at
-# random moments (every restore refuses the file as incomplete, or
-# restores it right when the kill came after the commit), a RAM of the
-# wrong size refused, and the usage errors of --mapped.
+# file refused by the other kind of restore, saves killed by SIGKILL in a
+# precopy round (refused as incomplete) and at random moments (refused
+# as incomplete, or restored right when the kill came after the commit),
+# a RAM of the wrong size refused, and the usage errors of --mapped and
+# --kill-in-round.
 set -u
 bld="${top_builddir:-.}"
 demo="$bld/examples/migrate-demo"
@@ -98,23 +99,42 @@ expect mapped-of-stream 1 "not a mapped snapshot"
 demo wrong-ram --from "file:$snap" --mapped --ram 8M
 expect wrong-ram 1 "used length"
 
-# Saves killed mid-way: the file is refused as incomplete by both
-# restores, or (the kill came after the commit) restored right.
+# Saves killed mid-way.  An odd-numbered save kills itself once its
+# precopy round R (1 to 20 of 30) is sent (--kill-in-round): before the
+# commit, so both restores must refuse the file as incomplete.  An
+# even-numbered one is killed at a random moment up to 1 s after its file
+# appears: the file is refused as incomplete, or (the kill came after the
+# commit) restored right.  (Random moments alone can all miss the save: a
+# guest starved of CPU dirties little, and the 30 rounds end early.)
 i=0
 refused=0
+early=0
 while [ $i -lt $kills ]; do
 	i=$((i + 1))
 	k="$tmp/kill$i.msm"
-	# shellcheck disable=SC2086
-	$wrap "$demo" $machine --ram $kill_ram --to "file:$k" --mapped \
-		--dirty-rate 1000000 --min-rounds 30 --max-rounds 30 --quiet \
-		>"$tmp/kill.out" 2>&1 &
-	bg=$!
-	n=0
-	while [ ! -s "$k" ] && [ $n -lt 500 ]; do sleep 0.01; n=$((n + 1)); done
-	sleep "0.$(od -An -tu2 -N2 /dev/urandom | awk '{ printf "%02d", $1 % 100 }')"
-	kill -9 $bg 2>/dev/null
-	wait $bg 2>/dev/null
+	r=$(($(od -An -tu2 -N2 /dev/urandom) % 20 + 1))
+	inround=""
+	[ $((i % 2)) = 1 ] && inround="--kill-in-round $r"
+	if [ -n "$inround" ]; then
+		# shellcheck disable=SC2086
+		$wrap "$demo" $machine --ram $kill_ram --to "file:$k" --mapped \
+			--dirty-rate 1000000 --min-rounds 30 --max-rounds 30 \
+			--quiet $inround >"$tmp/kill.out" 2>&1
+		krc=$?
+		[ $krc = 137 ] || ko "kill $i: $inround: exit $krc, expected 137 (SIGKILL): $(cat "$tmp/kill.out")"
+		early=$((early + 1))
+	else
+		# shellcheck disable=SC2086
+		$wrap "$demo" $machine --ram $kill_ram --to "file:$k" --mapped \
+			--dirty-rate 1000000 --min-rounds 30 --max-rounds 30 \
+			--quiet >"$tmp/kill.out" 2>&1 &
+		bg=$!
+		n=0
+		while [ ! -s "$k" ] && [ $n -lt 500 ]; do sleep 0.01; n=$((n + 1)); done
+		sleep "0.$(od -An -tu2 -N2 /dev/urandom | awk '{ printf "%02d", $1 % 100 }')"
+		kill -9 $bg 2>/dev/null
+		wait $bg 2>/dev/null
+	fi
 	bg=""
 	[ -e "$k" ] || { ko "kill $i: no file"; continue; }
 	for mode in mmap read; do
@@ -123,13 +143,15 @@ while [ $i -lt $kills ]; do
 		if [ $rc = 1 ]; then
 			expect "kill$i-$mode" 1 "incomplete"
 			refused=$((refused + 1))
+		elif [ -n "$inround" ]; then
+			ko "kill$i-$mode: killed in round $r of 30, exit $rc, not refused: $(cat "$tmp/kill$i-$mode.out")"
 		else
 			expect "kill$i-$mode" 0 "verified: "
 		fi
 	done
 done
-echo "killed saves: $refused of $((kills * 2)) restores refused as incomplete"
-[ $refused -gt 0 ] || ko "kills: no kill came before the commit"
+echo "killed saves: $refused of $((kills * 2)) restores refused as incomplete ($early saves killed in a precopy round)"
+[ $early -gt 0 ] || ko "kills: none in a precopy round"
 
 # Usage errors.
 demo use-tcp --to tcp:127.0.0.1:9 --mapped
@@ -142,5 +164,9 @@ demo use-listen --listen tcp:127.0.0.1:0 --mapped
 expect use-listen 2 "--mapped needs"
 demo use-restore --from "file:$snap" --mapped --restore copy
 expect use-restore 2 "mmap or read"
+demo use-kill --from "file:$snap" --mapped --kill-in-round 3
+expect use-kill 2 "--kill-in-round needs --to"
+demo use-kill0 --to "file:$tmp/k0.msm" --mapped --kill-in-round 0
+expect use-kill0 2 "1 to 10000"
 
 exit $fail
