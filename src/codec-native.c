@@ -735,7 +735,7 @@ static int nr_footer(ms_reader *r, ms_record *rec, struct nctx *x)
 					  "found one for section %u",
 					  r->cur.section_id,
 					  rec->section.section_id);
-	rec->section = r->cur;
+	ms__section_hdr_copy(&rec->section, &r->cur);
 	r->want_footer = false;
 	r->have_cur = false;
 	return 1;
@@ -991,7 +991,7 @@ static int nat_next(ms_reader *r, ms_record *rec)
 						  "stream truncated: it ends "
 						  "without a trailer record");
 	} while (x.h.type & MS__NREC_OPTIONAL);
-	memset(rec, 0, sizeof(*rec));
+	ms__record_clear(rec);
 	rec->offset = x.h.off;
 	rec->index = r->index - 1;
 	rec->type = x.h.type;

@@ -179,7 +179,7 @@ static int qr_footer(ms_reader *r, ms_record *rec)
 	r->want_footer = false;
 	r->index++;
 	rec->type = MS_REC_FOOTER;
-	rec->section = r->cur;
+	ms__section_hdr_copy(&rec->section, &r->cur);
 	/* Errors after a footer no longer name its section. */
 	r->have_cur = false;
 	return 1;
@@ -333,7 +333,7 @@ static int qemu_next(ms_reader *r, ms_record *rec)
 		r->open = MS__O_NONE;
 	}
 	off = ms_stream_tell(r->s);
-	memset(rec, 0, sizeof(*rec));
+	ms__record_clear(rec);
 	rec->offset = off;
 	rec->index = r->index;
 	if (r->want_footer)

@@ -742,6 +742,15 @@ static struct ms__sec *sec_add(ms_reader *r, uint32_t id, uint64_t off)
 	return sc;
 }
 
+/* Copy an idstr up to its NUL (at most MS_COUNTED_STRING_MAX bytes). */
+static void idstr_copy(char *dst, const char *src)
+{
+	size_t n = strnlen(src, MS_COUNTED_STRING_MAX);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* START or FULL: a new section, or a finished one started again. */
 static int section_start(ms_reader *r, struct ms__sec *sc,
 			 const ms_section_hdr *h, uint64_t off)
@@ -759,15 +768,39 @@ static int section_start(ms_reader *r, struct ms__sec *sc,
 	sc->live = h->type == MS_REC_START;
 	sc->instance_id = h->instance_id;
 	sc->version_id = h->version_id;
-	memcpy(sc->idstr, h->idstr, sizeof(sc->idstr));
+	idstr_copy(sc->idstr, h->idstr);
 	return 0;
+}
+
+void ms__record_clear(ms_record *rec)
+{
+	rec->type = 0;
+	rec->offset = 0;
+	rec->section.type = 0;
+	rec->section.section_id = 0;
+	rec->section.idstr[0] = '\0';
+	rec->section.instance_id = 0;
+	rec->section.version_id = 0;
+	rec->machine[0] = '\0';
+	rec->cmd = 0;
+	rec->length = 0;
+	rec->index = 0;
+}
+
+void ms__section_hdr_copy(ms_section_hdr *dst, const ms_section_hdr *src)
+{
+	dst->type = src->type;
+	dst->section_id = src->section_id;
+	idstr_copy(dst->idstr, src->idstr);
+	dst->instance_id = src->instance_id;
+	dst->version_id = src->version_id;
 }
 
 int ms__reader_section_seen(ms_reader *r, ms_section_hdr *h, uint64_t off)
 {
 	struct ms__sec *sc = sec_find(r, h->section_id);
 
-	r->cur = *h;
+	ms__section_hdr_copy(&r->cur, h);
 	r->have_cur = true;
 	if (h->type == MS_REC_START || h->type == MS_REC_FULL)
 		return section_start(r, sc, h, off);
@@ -778,10 +811,10 @@ int ms__reader_section_seen(ms_reader *r, ms_section_hdr *h, uint64_t off)
 					  "started",
 					  ms_record_type_name(h->type));
 	}
-	memcpy(h->idstr, sc->idstr, sizeof(h->idstr));
+	idstr_copy(h->idstr, sc->idstr);
 	h->instance_id = sc->instance_id;
 	h->version_id = sc->version_id;
-	r->cur = *h;
+	ms__section_hdr_copy(&r->cur, h);
 	if (h->type == MS_REC_END)
 		sc->live = false;
 	return 0;

@@ -204,6 +204,12 @@ int ms__reader_fail_at(ms_reader *r, int err, uint64_t off, const char *fmt,
 int ms__reader_stream_at(ms_reader *r, ms_stream *s, uint64_t off,
 			 const char *what);
 int ms__reader_stream(ms_reader *r, ms_stream *s, const char *what);
+/* Clear @rec for the next record: its numbers and empty strings.  (Not
+ * memset(): a record holds two 257-byte strings, and the reader clears
+ * one per record, many times the bytes of a small record.) */
+void ms__record_clear(ms_record *rec);
+/* Copy section header @src to @dst, its idstr up to the NUL only. */
+void ms__section_hdr_copy(ms_section_hdr *dst, const ms_section_hdr *src);
 /* Validate a section header against the table; fills in PART and END. */
 int ms__reader_section_seen(ms_reader *r, ms_section_hdr *h, uint64_t off);
 /* CONFIGURATION: read the machine name from @p into @rec; skip the
