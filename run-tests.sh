@@ -105,9 +105,7 @@ done < <(grep -E '^SKIP:' "$dir/check.out" || true)
 echo "$mode${arch:+ $arch}: make $target took $((SECONDS - start)) s"
 if [ "$status" -ne 0 ]; then
 	echo "test suite FAILED ($mode); details:" >&2
-	find "$dir/tests" "$dir/examples" -name '*.log' -newer "$dir/Makefile" \
-		-exec grep -l -E '^(FAIL|ERROR)' {} + 2>/dev/null |
-		while read -r log; do echo "== $log"; tail -n 40 "$log"; done >&2
+	ms_failed_logs "$dir" >&2
 	tail -n 20 "$dir/check.out" >&2
 fi
 exit "$status"

@@ -112,6 +112,21 @@ ms_build() {
 	)
 }
 
+# ms_failed_logs DIR: the end of each test log under DIR's tests/ and
+# examples/ written since its Makefile that holds a FAIL or ERROR line,
+# each after a "== LOG" line: what a failed test said.  Returns 0 when
+# there is none (a build that failed before its tests), so that set -e
+# callers go on to show make's output.
+ms_failed_logs() {
+	local log
+	{ find "$1/tests" "$1/examples" -name '*.log' -newer "$1/Makefile" \
+		-exec grep -l -E '^(FAIL|ERROR)' {} + 2>/dev/null || true; } |
+		while read -r log; do
+			echo "== $log"
+			tail -n 40 "$log"
+		done
+}
+
 # Cross runs (run-tests.sh --cross ARCH).  ms_cross_arch ARCH sets:
 # MS_X_TRIPLET (the cross compiler's --host), MS_X_DEBARCH (Debian's
 # architecture), MS_X_MULTIARCH (its library directory) and MS_X_QEMU

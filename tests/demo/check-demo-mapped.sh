@@ -108,26 +108,23 @@ expect wrong-ram 1 "used length"
 # guest starved of CPU dirties little, and the 30 rounds end early.)
 i=0
 refused=0
-early=0
 while [ $i -lt $kills ]; do
 	i=$((i + 1))
 	k="$tmp/kill$i.msm"
 	r=$(($(od -An -tu2 -N2 /dev/urandom) % 20 + 1))
 	inround=""
 	[ $((i % 2)) = 1 ] && inround="--kill-in-round $r"
+	# The save of 30 rounds that is killed (word-split: $tmp has no
+	# spaces).  In the background, a simple command: $! is its process.
+	save="$machine --ram $kill_ram --to file:$k --mapped --dirty-rate 1000000 --min-rounds 30 --max-rounds 30 --quiet"
 	if [ -n "$inround" ]; then
 		# shellcheck disable=SC2086
-		$wrap "$demo" $machine --ram $kill_ram --to "file:$k" --mapped \
-			--dirty-rate 1000000 --min-rounds 30 --max-rounds 30 \
-			--quiet $inround >"$tmp/kill.out" 2>&1
+		$wrap "$demo" $save $inround >"$tmp/kill.out" 2>&1
 		krc=$?
 		[ $krc = 137 ] || ko "kill $i: $inround: exit $krc, expected 137 (SIGKILL): $(cat "$tmp/kill.out")"
-		early=$((early + 1))
 	else
 		# shellcheck disable=SC2086
-		$wrap "$demo" $machine --ram $kill_ram --to "file:$k" --mapped \
-			--dirty-rate 1000000 --min-rounds 30 --max-rounds 30 \
-			--quiet >"$tmp/kill.out" 2>&1 &
+		$wrap "$demo" $save >"$tmp/kill.out" 2>&1 &
 		bg=$!
 		n=0
 		while [ ! -s "$k" ] && [ $n -lt 500 ]; do sleep 0.01; n=$((n + 1)); done
@@ -150,8 +147,7 @@ while [ $i -lt $kills ]; do
 		fi
 	done
 done
-echo "killed saves: $refused of $((kills * 2)) restores refused as incomplete ($early saves killed in a precopy round)"
-[ $early -gt 0 ] || ko "kills: none in a precopy round"
+echo "killed saves: $refused of $((kills * 2)) restores refused as incomplete ($(((kills + 1) / 2)) saves killed in a precopy round)"
 
 # Usage errors.
 demo use-tcp --to tcp:127.0.0.1:9 --mapped
