@@ -239,16 +239,24 @@ head -c $((qsize - 40)) "$qgood" >"$tmp/qtrunc.mig"
 demo qtrunc --from "file:$tmp/qtrunc.mig"
 [ $rc -eq 1 ] || ko "QEMU truncated: exit $rc, 1 expected"
 expect qtrunc err "refusing to start the guest: end of stream: offset 0x[0-9a-f]*: section [0-9]* '"
+# flip FILE OFFSET: invert every bit of the byte at OFFSET (writing a
+# fixed byte would change nothing where the file already holds it).
+flip() {
+	fb=$(od -An -tu1 -j"$2" -N1 "$1" | tr -d ' ')
+	# shellcheck disable=SC2059
+	printf "\\$(printf '%03o' $((fb ^ 255)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
 # One byte flipped inside a RAM page: the native checksum catches it.
 cp "$good" "$tmp/bad.mig"
-printf '\125' | dd of="$tmp/bad.mig" bs=1 seek=$((size / 3)) conv=notrunc 2>/dev/null
+flip "$tmp/bad.mig" $((size / 3))
 demo bad --from "file:$tmp/bad.mig"
 [ $rc -eq 1 ] || ko "corrupted: exit $rc, 1 expected"
 expect bad err "refusing to start the guest: checksum mismatch: offset 0x[0-9a-f]*: section 0 'ram': .*checksum"
 # QEMU's grammar has no checksums: only the destination's own check
 # sees the damage.
 cp "$qgood" "$tmp/qbad.mig"
-printf '\125' | dd of="$tmp/qbad.mig" bs=1 seek=$((qsize / 3)) conv=notrunc 2>/dev/null
+flip "$tmp/qbad.mig" $((qsize / 3))
 demo qbad --from "file:$tmp/qbad.mig"
 [ $rc -eq 1 ] || ko "QEMU corrupted: exit $rc, 1 expected"
 expect qbad err "state is not the source's: RAM page [0-9]* differs"
