@@ -182,4 +182,30 @@ struct ms_vfu_adapter;
 /* The same for the adapter's load in progress (0 without one). */
 size_t ms__vfu_max_fed(const struct ms_vfu_adapter *a);
 
+/*
+ * An arena of payloads (src/arena.c): a writer puts its bytes straight
+ * into it, and ms__arena_commit() keeps them there, unmoved, until their
+ * chunk is released.  Chunks of 2 MiB and more are huge pages where the
+ * system has them and @a is the C library's.
+ */
+struct ms__arena_chunk;
+struct ms__arena {
+	const ms_allocator *a;
+	struct ms__arena_chunk *head, *tail;
+	size_t next_cap; /* the next chunk's size */
+	size_t bytes;	 /* allocated in all chunks */
+};
+void ms__arena_init(struct ms__arena *ar, const ms_allocator *a);
+/* Free every chunk; the arena may be used again. */
+void ms__arena_free(struct ms__arena *ar);
+/* Free the chunks before @keep (all of them for NULL). */
+void ms__arena_release_before(struct ms__arena *ar,
+			      const struct ms__arena_chunk *keep);
+/* A writer of one payload into @ar; close it after ms__arena_commit(). */
+int ms__arena_writer(ms_stream **out, struct ms__arena *ar);
+/* The payload written to @s, kept in the arena: its bytes, their number
+ * and their chunk (NULL and 0 for none), or the writer's error. */
+int ms__arena_commit(ms_stream *s, const uint8_t **data, size_t *len,
+		     struct ms__arena_chunk **chunk);
+
 #endif /* MIGSTREAM_INTERNAL_H */

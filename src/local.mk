@@ -8,6 +8,7 @@ src_libmigstream_a_SOURCES = \
 	src/internal.h \
 	src/stream-impl.h \
 	src/alloc.c \
+	src/arena.c \
 	src/error.c \
 	src/version.c \
 	src/stream.c \

@@ -11,7 +11,10 @@
  * which each non-iterative handler's save_state hands back the payload
  * taken then (struct final), so the stream is the driver's, byte for
  * byte, and the device may change after the transition; memory grows by
- * those payloads.  v1 offers one window
+ * those payloads.  They are written straight into an arena
+ * (src/arena.c, huge pages where it can: the first touch of fresh memory
+ * cost the default more than the copy itself) and handed to the save
+ * from there, so a byte is copied as often as with lazy_final.  v1 offers one window
  * per iteration (prepare_data), lets the client read any part of it any
  * number of times (read_data), and drops it when the client asks for the
  * pending bytes again.  v2 hands out the bytes in order (read_data).
@@ -59,7 +62,11 @@ struct final {
 	const ms_handler_ops *ops; /* the device's */
 	void *opaque;
 	ms_handler_ops replay; /* @ops with save_state replaced */
-	ms_stream *taken;      /* the payload, or NULL */
+	struct ms__arena *arena;
+	bool taken;	     /* @data and @len hold the payload */
+	const uint8_t *data; /* in @arena, NULL for none */
+	size_t len;
+	struct ms__arena_chunk *chunk; /* @data's */
 };
 
 struct ms_vfu_adapter {
@@ -77,8 +84,9 @@ struct ms_vfu_adapter {
 	bool produced;	  /* the whole stream has been produced */
 	uint64_t offered; /* v1: bytes of the window offered */
 	int save_err;
-	ms_registry copy;    /* eager final state: the save's registry */
-	struct final *final; /* one per handler of @copy */
+	ms_registry copy;	/* eager final state: the save's registry */
+	struct final *final;	/* one per handler of @copy */
+	struct ms__arena arena; /* their payloads */
 	/* Load. */
 	ms_load *ld;
 	uint8_t *wroom; /* v1: the window written by the client, in the
@@ -265,6 +273,7 @@ int ms_vfu_adapter_new(ms_vfu_adapter **out, ms_registry *reg,
 	a->codec = codec;
 	a->o.codec = &a->codec;
 	a->a = codec.allocator;
+	ms__arena_init(&a->arena, a->a);
 	a->window = o.window ? o.window : MS_VFU_DEFAULT_WINDOW;
 	a->state = MS_VFU_MIGR_STATE_RUNNING;
 	*out = a;
@@ -277,9 +286,12 @@ static void final_drop(ms_vfu_adapter *a)
 	size_t i;
 
 	for (i = 0; a->final && i < a->copy.n; i++) {
-		ms_stream_close(a->final[i].taken);
-		a->final[i].taken = NULL;
+		a->final[i].taken = false;
+		a->final[i].data = NULL;
+		a->final[i].len = 0;
+		a->final[i].chunk = NULL;
 	}
+	ms__arena_free(&a->arena);
 }
 
 /* Abandon any save: handlers are cleaned up, buffers freed. */
@@ -361,16 +373,19 @@ static size_t held(const ms_vfu_adapter *a)
 static int final_replay(void *opaque, ms_stream *s)
 {
 	struct final *f = opaque;
-	const uint8_t *d;
-	size_t n;
 	int ret;
 
 	if (!f->taken)
 		return f->ops->save_state(f->opaque, s);
-	ms_stream_mem_view(f->taken, &d, &n);
-	ret = n ? ms_put_buffer(s, d, n) : 0;
-	ms_stream_close(f->taken);
-	f->taken = NULL;
+	/* The sections are replayed in the order they were taken, and each
+	 * is copied on by the time its put returns: the chunks before this
+	 * one's hold nothing more to send. */
+	if (f->chunk)
+		ms__arena_release_before(f->arena, f->chunk);
+	ret = f->len ? ms_put_buffer(s, f->data, f->len) : 0;
+	f->taken = false;
+	f->data = NULL;
+	f->len = 0;
 	return ret;
 }
 
@@ -402,6 +417,7 @@ static int copy_registry(ms_vfu_adapter *a)
 			continue;
 		f->ops = h->ops;
 		f->opaque = h->opaque;
+		f->arena = &a->arena;
 		f->replay = *h->ops;
 		f->replay.save_state = final_replay;
 		h->ops = &f->replay;
@@ -412,11 +428,12 @@ static int copy_registry(ms_vfu_adapter *a)
 
 /*
  * The transition into STOP_AND_COPY, eager: every non-iterative
- * save_state runs now, into a buffer of its own, which the save writes
- * when it reaches that section.  On failure nothing is kept.
+ * save_state runs now, into the arena, whose bytes the save writes when
+ * it reaches that section.  On failure nothing is kept.
  */
 static int take_final(ms_vfu_adapter *a)
 {
+	ms_stream *w;
 	size_t i;
 	int ret;
 
@@ -426,11 +443,16 @@ static int take_final(ms_vfu_adapter *a)
 
 		if (!f->ops)
 			continue;
-		ret = ms_stream_new_mem(&f->taken, 0, NULL);
+		ret = ms__arena_writer(&w, &a->arena);
 		if (!ret) {
-			ret = f->ops->save_state(f->opaque, f->taken);
-			if (ms_stream_error(f->taken))
-				ret = ms_stream_error(f->taken);
+			ret = f->ops->save_state(f->opaque, w);
+			if (ms_stream_error(w))
+				ret = ms_stream_error(w);
+			if (ret >= 0)
+				ret = ms__arena_commit(w, &f->data, &f->len,
+						       &f->chunk);
+			ms_stream_close(w);
+			f->taken = ret >= 0;
 		}
 		if (ret < 0) {
 			final_drop(a);

@@ -169,8 +169,12 @@ typedef void (*ms_vfu_log_fn)(void *opaque, int err, const char *msg);
  *              as the client reads, so their data must not change until
  *              the last read.  Memory: the window, plus every
  *              non-iterative section's payload (held from the transition
- *              until the client reads it), plus the largest iterative
- *              section.  true: every save_state runs at the client's
+ *              until the client reads it, in chunks that hold at most
+ *              twice the payloads plus one chunk of up to 32 MiB or twice
+ *              the largest payload; with the C library's allocator on
+ *              Linux, chunks of 2 MiB and more ask for huge pages, which
+ *              cut the cost of touching that fresh memory), plus the
+ *              largest iterative section.  true: every save_state runs at the client's
  *              reads, as before version 3, and the whole device must
  *              stay quiet until the last read; memory: the window plus
  *              the largest section.

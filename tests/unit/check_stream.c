@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <pthread.h>
 
+#include "internal.h"
 #include "ms-test.h"
 
 static ms_stream *new_writer(size_t bufsize)
@@ -1234,6 +1235,180 @@ START_TEST(test_stream_offsets_past_4gib)
 }
 END_TEST
 
+/*
+ * The arena of payloads (src/arena.c), which the vfio-user adapter takes
+ * the final device state into.
+ */
+
+/* Write payload @i of @len bytes into @ar with puts of every size, so
+ * that some straddle a chunk's end: a be32 of @i, the bytes, a u8. */
+static int arena_put(struct ms__arena *ar, uint32_t i, size_t len,
+		     const uint8_t *pat, const uint8_t **data, size_t *n,
+		     struct ms__arena_chunk **chunk)
+{
+	ms_stream *w;
+	int ret;
+
+	ret = ms__arena_writer(&w, ar);
+	if (ret)
+		return ret;
+	ms_put_be32(w, i);
+	if (len > 1000) {
+		ms_put_buffer(w, pat, 1000);
+		ms_put_buffer(w, pat + 1000, len - 1000);
+	} else {
+		ms_put_buffer(w, pat, len);
+	}
+	ms_put_u8(w, (uint8_t)i);
+	ret = ms__arena_commit(w, data, n, chunk);
+	ck_assert_int_eq(ms_stream_close(w), ret);
+	return ret;
+}
+
+static void arena_check(uint32_t i, size_t len, const uint8_t *pat,
+			const uint8_t *data, size_t n)
+{
+	ck_assert_uint_eq(n, len + 5);
+	ck_assert_uint_eq(ms__load_be32(data), i);
+	ck_assert_msg(!memcmp(data + 4, pat, len), "payload %u changed", i);
+	ck_assert_uint_eq(data[4 + len], (uint8_t)i);
+}
+
+/* Payloads of 0 bytes to 33 MiB, around every chunk size, stay where
+ * they were committed, unchanged, while more are written; the arena
+ * holds at most twice the payloads plus its last chunk. */
+START_TEST(test_stream_arena_payloads_stay_put)
+{
+	static const size_t sizes[] = {0,
+				       1,
+				       7,
+				       65531,
+				       65536,
+				       65537,
+				       300000,
+				       (size_t)1 << 20,
+				       (size_t)2 << 20,
+				       ((size_t)2 << 20) + 1,
+				       (size_t)5 << 20,
+				       1,
+				       (size_t)33 << 20,
+				       12345,
+				       3};
+	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+	const uint8_t *data[N];
+	struct ms__arena_chunk *chunk[N];
+	size_t n[N], i, j, sum = 0, largest = 0;
+	struct ms__arena ar;
+	uint8_t *pat = malloc((size_t)33 << 20);
+
+	ck_assert_ptr_nonnull(pat);
+	ms_test_fill(pat, (size_t)33 << 20, 77);
+	ms__arena_init(&ar, NULL);
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(arena_put(&ar, (uint32_t)i, sizes[i], pat,
+					   &data[i], &n[i], &chunk[i]),
+				 0);
+		sum += n[i];
+		largest = n[i] > largest ? n[i] : largest;
+		for (j = 0; j <= i; j++)
+			arena_check((uint32_t)j, sizes[j], pat, data[j], n[j]);
+	}
+	ck_assert_uint_le(ar.bytes, 2 * sum + (largest > ((size_t)16 << 20)
+						       ? 2 * largest
+						       : (size_t)32 << 20));
+	/* Releasing the chunks before a payload's keeps it and the later
+	 * ones. */
+	ms__arena_release_before(&ar, chunk[N - 3]);
+	for (j = N - 3; j < N; j++)
+		arena_check((uint32_t)j, sizes[j], pat, data[j], n[j]);
+	ms__arena_free(&ar);
+	ck_assert_uint_eq(ar.bytes, 0);
+	/* The arena may be used again. */
+	ck_assert_int_eq(
+		arena_put(&ar, 9, 100, pat, &data[0], &n[0], &chunk[0]), 0);
+	arena_check(9, 100, pat, data[0], n[0]);
+	ms__arena_free(&ar);
+	free(pat);
+}
+END_TEST
+
+/* A payload with nothing in it is committed as none; one written in tiny
+ * puts past several chunk sizes moves as it grows and keeps its bytes. */
+START_TEST(test_stream_arena_growing_payload)
+{
+	struct ms_test_alloc al;
+	struct ms__arena ar;
+	struct ms__arena_chunk *chunk;
+	const uint8_t *data;
+	ms_stream *w;
+	size_t n, i, len = 600000;
+
+	ms_test_alloc_init(&al, 0);
+	ms__arena_init(&ar, &al.a);
+	ck_assert_int_eq(ms__arena_writer(&w, &ar), 0);
+	ck_assert_int_eq(ms__arena_commit(w, &data, &n, &chunk), 0);
+	ck_assert_ptr_null(data);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_ptr_null(chunk);
+	ck_assert_int_eq(ms_stream_close(w), 0);
+
+	ck_assert_int_eq(ms__arena_writer(&w, &ar), 0);
+	for (i = 0; i < len / 4; i++)
+		ck_assert_int_eq(ms_put_be32(w, (uint32_t)i * 2654435761u), 0);
+	ck_assert_int_eq(ms__arena_commit(w, &data, &n, &chunk), 0);
+	ck_assert_int_eq(ms_stream_close(w), 0);
+	ck_assert_uint_eq(n, len);
+	for (i = 0; i < len / 4; i++)
+		ck_assert_uint_eq(ms__load_be32(data + 4 * i),
+				  (uint32_t)i * 2654435761u);
+	/* 64 KiB to 512 KiB, outgrown, then 1 MiB for the 600000 bytes. */
+	ck_assert_uint_le(ar.bytes, 4 * len);
+	ms__arena_free(&ar);
+	ck_assert_int_eq(al.live, 0);
+}
+END_TEST
+
+/* Every allocation of a run failing in turn: the writer fails with
+ * ENOMEM at its creation or at the commit, the payloads committed before
+ * stay intact, and nothing leaks. */
+START_TEST(test_stream_arena_out_of_memory)
+{
+	static const size_t sizes[] = {10, 70000, 200000, 3, 1 << 20, 5};
+	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+	uint8_t *pat = malloc(1 << 20);
+	struct ms_test_alloc al;
+	long fail_at;
+	bool clean = false;
+
+	ck_assert_ptr_nonnull(pat);
+	ms_test_fill(pat, 1 << 20, 5);
+	for (fail_at = 1; !clean; fail_at++) {
+		const uint8_t *data[N];
+		struct ms__arena_chunk *chunk[N];
+		struct ms__arena ar;
+		size_t n[N], i, j;
+		int ret = 0;
+
+		ck_assert_int_lt(fail_at, 200);
+		ms_test_alloc_init(&al, fail_at);
+		ms__arena_init(&ar, &al.a);
+		for (i = 0; i < N && !ret; i++) {
+			ret = arena_put(&ar, (uint32_t)i, sizes[i], pat,
+					&data[i], &n[i], &chunk[i]);
+			ck_assert(ret == 0 || ret == -ENOMEM);
+			for (j = 0; j < i + !ret; j++)
+				arena_check((uint32_t)j, sizes[j], pat, data[j],
+					    n[j]);
+		}
+		clean = !ret;
+		ms__arena_free(&ar);
+		ck_assert_int_eq(al.live, 0);
+	}
+	ck_assert_int_gt(fail_at, 3);
+	free(pat);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
 	Suite *s = suite_create("stream");
@@ -1275,6 +1450,13 @@ static Suite *stream_suite(void)
 	tcase_add_test(tc, test_stream_mem_discard_windows);
 	tcase_add_test(tc, test_stream_mem_growth_amortised);
 	tcase_add_test(tc, test_stream_set_error_and_offsets);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("arena");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_stream_arena_payloads_stay_put);
+	tcase_add_test(tc, test_stream_arena_growing_payload);
+	tcase_add_test(tc, test_stream_arena_out_of_memory);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("feed reader");

@@ -2714,26 +2714,36 @@ END_TEST
 
 /*
  * The final state is taken at the transition into STOP_AND_COPY: the
- * device changes its registers and timer right after that transition
- * returns, and the destination gets them as they were then; with
- * lazy_final, as they are at the client's first read.  Index: api (2) x
- * lazy (2).
+ * device changes its registers, blob and timer right after that
+ * transition returns, and the destination gets them as they were then;
+ * with lazy_final, as they are at the client's first read.  Index: api
+ * (2) x lazy (2) x the blob (3000 bytes; 3 MiB + 5, past a huge page, as
+ * the C library's memory and as an allocator's, which must get all of it
+ * back).
  */
 START_TEST(test_vfio_user_final_state_taken)
 {
 	int api = _i % 2 + 1;
-	bool lazy = _i / 2;
-	struct dev_cfg c = {64 * 256, 256, 8, 3000};
+	bool lazy = _i / 2 % 2;
+	int big = _i / 4;
+	struct dev_cfg c = {64 * 256, 256, 8, big ? 3 * MiB + 5 : 3000};
 	struct dev src, dst;
 	ms_registry *sreg, *dreg;
-	ms_vfu_opts o = vfu_opts(api, 4 * KiB, 0, NULL, NULL);
+	struct ms_test_alloc al;
+	ms_codec_opts codec;
+	ms_vfu_opts o = vfu_opts(api, 4 * KiB, 0, big == 2 ? &al.a : NULL,
+				 big == 2 ? &codec : NULL);
 	ms_vfu_adapter *sa, *da;
 	uint64_t regs[NREGS], timer;
+	uint8_t *blob;
 
+	ms_test_alloc_init(&al, 0);
 	dev_init_src(&src, &c, 181);
 	dev_init_dst(&dst, &c);
 	sreg = dev_registry(&src, 2, false, NULL);
 	dreg = dev_registry(&dst, 2, false, NULL);
+	blob = malloc(c.blob);
+	ck_assert_ptr_nonnull(blob);
 	o.lazy_final = lazy;
 	ck_assert_int_eq(ms_vfu_adapter_new(&sa, sreg, &o), 0);
 	ck_assert_int_eq(ms_vfu_adapter_new(&da, dreg, &o), 0);
@@ -2748,8 +2758,11 @@ START_TEST(test_vfio_user_final_state_taken)
 	ck_assert_uint_eq(src.saves_full, lazy ? 0 : 1);
 	ck_assert_uint_eq(src.saves_early, 0);
 	memcpy(regs, src.regs, sizeof(regs));
+	memcpy(blob, src.blob, c.blob);
 	timer = src.timer;
 	src.regs[3] ^= 0xffff;
+	src.blob[0] ^= 1;
+	src.blob[c.blob - 1] ^= 0x80;
 	src.timer++;
 	drain(api, sa, da);
 	ck_assert_uint_eq(src.saves_full, 1);
@@ -2760,6 +2773,8 @@ START_TEST(test_vfio_user_final_state_taken)
 		ck_assert(dev_equal(&src, &dst));
 	} else {
 		ck_assert(!memcmp(dst.regs, regs, sizeof(regs)));
+		ck_assert_uint_eq(dst.blob_len, c.blob);
+		ck_assert(!memcmp(dst.blob, blob, c.blob));
 		ck_assert_uint_eq(dst.timer, timer);
 		ck_assert(!memcmp(dst.ram, src.ram, c.ram));
 	}
@@ -2768,6 +2783,10 @@ START_TEST(test_vfio_user_final_state_taken)
 	src.a = NULL;
 	ms_vfu_adapter_free(sa);
 	ms_vfu_adapter_free(da);
+	ck_assert_int_eq(al.live, 0);
+	if (big == 2)
+		ck_assert_int_gt(al.calls, 0);
+	free(blob);
 	ms_registry_free(sreg);
 	ms_registry_free(dreg);
 	dev_free(&src);
@@ -3250,7 +3269,7 @@ static Suite *vfio_user_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_vfio_user_hook_failures, 0, 2);
 	tcase_add_loop_test(tc, test_vfio_user_hook_retry_library, 0, 2);
-	tcase_add_loop_test(tc, test_vfio_user_final_state_taken, 0, 4);
+	tcase_add_loop_test(tc, test_vfio_user_final_state_taken, 0, 12);
 	tcase_add_loop_test(tc, test_vfio_user_final_state_fails, 0, 2);
 	tcase_add_loop_test(tc, test_vfio_user_log_once, 0, 2);
 	suite_add_tcase(s, tc);
