@@ -15,9 +15,10 @@
  *
  * Bounds: a payload that does not fit in the rest of the last chunk
  * moves, with the bytes it already has, to a new chunk of at least twice
- * that size; the rest is left unused.  So every byte is copied O(1)
- * times amortised, and the arena holds at most twice the payloads plus
- * one chunk.
+ * that size; the rest is left unused, and is smaller than the payload.
+ * A chunk the payload outgrows again held nothing else and is freed.  So
+ * every byte is copied O(1) times amortised, and the arena holds at most
+ * twice the payloads plus its last chunk.
  */
 #include "config.h"
 
@@ -37,7 +38,7 @@
 #define ARENA_MAX   ((size_t)32 << 20)
 
 struct ms__arena_chunk {
-	struct ms__arena_chunk *next;
+	struct ms__arena_chunk *prev, *next;
 	uint8_t *mem;
 	size_t cap;
 	size_t used;
@@ -122,6 +123,7 @@ static struct ms__arena_chunk *chunk_new(struct ms__arena *ar, size_t need)
 	}
 	c->cap = cap;
 	ar->bytes += cap;
+	c->prev = ar->tail;
 	if (ar->tail)
 		ar->tail->next = c;
 	else
@@ -138,7 +140,9 @@ void ms__arena_release_before(struct ms__arena *ar,
 		struct ms__arena_chunk *c = ar->head;
 
 		ar->head = c->next;
-		if (ar->tail == c)
+		if (ar->head)
+			ar->head->prev = NULL;
+		else
 			ar->tail = NULL;
 		chunk_free(ar, c);
 	}
@@ -171,6 +175,19 @@ static int arena_make_room(ms_stream *s, size_t want)
 				       held + want);
 	if (held)
 		memcpy(c->mem, s->buf, held);
+	if (w->chunk && !w->chunk->used) {
+		/* The payload had that chunk to itself: nothing is left in it.
+		 * It is the one before the new last chunk. */
+		struct ms__arena_chunk *old = w->chunk;
+
+		assert(c->prev == old);
+		c->prev = old->prev;
+		if (old->prev)
+			old->prev->next = c;
+		else
+			w->ar->head = c;
+		chunk_free(w->ar, old);
+	}
 	w->chunk = c;
 	s->buf = c->mem;
 	s->buf_cap = c->cap;
@@ -193,13 +210,10 @@ int ms__arena_writer(ms_stream **out, struct ms__arena *ar)
 {
 	struct arena_writer *w;
 	struct ms__arena_chunk *c = ar->tail;
-	ms_stream_opts so;
+	ms_stream_opts so = {MS_STREAM_OPTS_VERSION, ar->a, 0, 0, 0};
 	ms_stream *s;
 	int ret;
 
-	memset(&so, 0, sizeof(so));
-	so.version = MS_STREAM_OPTS_VERSION;
-	so.allocator = ar->a;
 	ret = ms__stream_create(&s, MS_STREAM_WRITER, &arena_writer_transport,
 				sizeof(*w), &so);
 	if (ret)

@@ -14,10 +14,10 @@
  * those payloads.  They are written straight into an arena
  * (src/arena.c, huge pages where it can: the first touch of fresh memory
  * cost the default more than the copy itself) and handed to the save
- * from there, so a byte is copied as often as with lazy_final.  v1 offers one window
- * per iteration (prepare_data), lets the client read any part of it any
- * number of times (read_data), and drops it when the client asks for the
- * pending bytes again.  v2 hands out the bytes in order (read_data).
+ * from there, so a byte is copied as often as with lazy_final.  v1
+ * offers one window per iteration (prepare_data), lets the client read
+ * any part of it any number of times (read_data), and drops it when the
+ * client asks for the pending bytes again.  v2 hands out the bytes in order (read_data).
  *
  * Resuming: v1 writes land in a window-sized room reserved at the end of
  * the incremental load's buffer, at the offsets the client gives;

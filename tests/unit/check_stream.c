@@ -1363,8 +1363,41 @@ START_TEST(test_stream_arena_growing_payload)
 				  (uint32_t)i * 2654435761u);
 	/* 64 KiB to 512 KiB, outgrown, then 1 MiB for the 600000 bytes. */
 	ck_assert_uint_le(ar.bytes, 4 * len);
+	/* The chunks it outgrew held nothing else and are gone: one chunk
+	 * (its header and its memory) is left. */
+	ck_assert_uint_eq(ar.bytes, (size_t)1 << 20);
+	ck_assert_int_eq(al.live, 2);
 	ms__arena_free(&ar);
 	ck_assert_int_eq(al.live, 0);
+
+	/* After a committed payload, the chunk it shares is kept (with the
+	 * tail the next payload left), the ones that payload outgrew then
+	 * are not: 64 KiB + 512 KiB for 10 + 300000 bytes. */
+	{
+		const uint8_t *first;
+		size_t nfirst;
+		uint8_t *pat = malloc(300000);
+
+		ck_assert_ptr_nonnull(pat);
+		ms_test_fill(pat, 300000, 3);
+		ck_assert_int_eq(
+			arena_put(&ar, 1, 10, pat, &first, &nfirst, &chunk), 0);
+		ck_assert_int_eq(ms__arena_writer(&w, &ar), 0);
+		for (i = 0; i < 300; i++)
+			ck_assert_int_eq(ms_put_buffer(w, pat + 1000 * i, 1000),
+					 0);
+		ck_assert_int_eq(ms__arena_commit(w, &data, &n, &chunk), 0);
+		ck_assert_int_eq(ms_stream_close(w), 0);
+		ck_assert_uint_eq(n, 300000);
+		ck_assert(!memcmp(data, pat, n));
+		arena_check(1, 10, pat, first, nfirst);
+		ck_assert_uint_eq(ar.bytes, ((size_t)64 << 10) + (512 << 10));
+		ck_assert_uint_le(ar.bytes, 2 * (nfirst + n) + (512 << 10));
+		ck_assert_int_eq(al.live, 4);
+		ms__arena_free(&ar);
+		ck_assert_int_eq(al.live, 0);
+		free(pat);
+	}
 }
 END_TEST
 
